@@ -1,0 +1,259 @@
+"""The event vocabulary: the one contract between engine, store, reducer and UI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+def new_id() -> str:
+    """64 random bits as hex: unique across processes, and any few leading characters tell ids apart."""
+    return os.urandom(8).hex()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """Common envelope; `parent_id` links sub-LLM batches, calls and tool calls into a tree."""
+
+    kind: ClassVar[str] = "event"
+    run_id: str
+    rollout_id: str | None = None
+    id: str = field(default_factory=new_id)
+    parent_id: str | None = None
+    ts: float = field(default_factory=time.time)
+
+    def payload(self) -> dict[str, Any]:
+        """The kind-specific fields, as stored in the `data` column."""
+        names = _PAYLOAD_FIELDS.get(type(self))
+        if names is None:
+            names = tuple(f.name for f in dataclasses.fields(self) if f.name not in _ENVELOPE)
+            _PAYLOAD_FIELDS[type(self)] = names
+        return {name: getattr(self, name) for name in names}
+
+
+_ENVELOPE = frozenset({"run_id", "rollout_id", "id", "parent_id", "ts"})
+_PAYLOAD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    env: str
+    mode: str
+    model: str
+    sub_model: str
+    num_rollouts: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+    status: str  # done | failed | killed
+    error: str | None = None
+
+
+# --- rollouts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutQueued(Event):
+    kind: ClassVar[str] = "rollout_queued"
+    index: int
+    example_id: str
+    info: dict[str, Any] = field(default_factory=dict)
+    target: Any = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutStarted(Event):
+    kind: ClassVar[str] = "rollout_started"
+    system_prompt: str
+    user_prompt: str
+    context_chars: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutFinished(Event):
+    kind: ClassVar[str] = "rollout_finished"
+    status: str  # done | failed | killed
+    stop_reason: str  # answer_ready | max_turns | no_tool_call | context_length | error | killed
+    answer: dict[str, Any]
+    reward: float | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# --- model calls (main and sub) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelCallStarted(Event):
+    kind: ClassVar[str] = "model_call_started"
+    role: str  # main | sub
+    model: str
+    turn: int
+    messages: int  # how many messages were sent; the full request is reconstructible from events
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelCallFinished(Event):
+    """`parent_id` is the ModelCallStarted id."""
+
+    kind: ClassVar[str] = "model_call_finished"
+    role: str
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # {id, name, arguments}
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    tokens_estimated: bool = False  # True when counted with tiktoken, not reported by the server
+    latency_s: float = 0.0
+    outcome: str = "ok"  # ok | context_length | error
+    error: str | None = None
+
+
+# --- REPL cells -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CellStarted(Event):
+    kind: ClassVar[str] = "cell_started"
+    turn: int
+    code: str
+    source: str = "model"  # model | operator
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CellFinished(Event):
+    """`parent_id` is the CellStarted id. `output` is the full stored output (capped), `shown` what the model saw."""
+
+    kind: ClassVar[str] = "cell_finished"
+    turn: int
+    output: str
+    shown: str
+    output_chars: int  # length of the full output before the storage cap
+    truncated: bool  # the model saw less than the full output
+    elapsed_s: float
+    error: str | None = None  # exception summary, "timeout", or "crash"
+    answer: dict[str, Any] = field(default_factory=dict)
+    source: str = "model"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnswerUpdated(Event):
+    kind: ClassVar[str] = "answer_updated"
+    content: str
+    ready: bool
+    source: str = "model"  # model | operator
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SandboxRestarted(Event):
+    kind: ClassVar[str] = "sandbox_restarted"
+    reason: str  # timeout | crash
+    lost: str  # what the model was told it lost
+
+
+# --- sub-LLM batches ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SubBatchStarted(Event):
+    """`parent_id` is the CellStarted id of the cell that called llm_batch."""
+
+    kind: ClassVar[str] = "sub_batch_started"
+    batch: int
+    size: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SubBatchFinished(Event):
+    kind: ClassVar[str] = "sub_batch_finished"
+    batch: int
+    elapsed_s: float
+    errors: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SubCallStarted(Event):
+    """`parent_id` is the SubBatchStarted id."""
+
+    kind: ClassVar[str] = "sub_call_started"
+    batch: int
+    index: int
+    prompt: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SubCallFinished(Event):
+    """`parent_id` is the SubCallStarted id; token totals over every model call the sub-LLM made."""
+
+    kind: ClassVar[str] = "sub_call_finished"
+    batch: int
+    index: int
+    response: str
+    turns: int = 0
+    tool_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCalled(Event):
+    """A sub-LLM's tool call (or the root's, in llm mode); `parent_id` is the caller's event id."""
+
+    kind: ClassVar[str] = "tool_called"
+    name: str
+    arguments: dict[str, Any]
+    result: str
+    elapsed_s: float = 0.0
+    error: str | None = None
+
+
+# --- the operator ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OperatorAction(Event):
+    """A command the engine took from the operator; rollout_id is None for the whole run."""
+
+    kind: ClassVar[str] = "operator_action"
+    action: str  # pause | resume | step | inject | exec | edit_answer | finish | kill
+    text: str = ""  # the injected message, the code, or the new answer
+    command_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutPaused(Event):
+    """The rollout stopped at a safe point (paused=True) or went on from one (paused=False)."""
+
+    kind: ClassVar[str] = "rollout_paused"
+    paused: bool
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted, RunFinished, RolloutQueued, RolloutStarted, RolloutFinished,
+        ModelCallStarted, ModelCallFinished, CellStarted, CellFinished, AnswerUpdated,
+        SandboxRestarted, SubBatchStarted, SubBatchFinished, SubCallStarted, SubCallFinished,
+        ToolCalled, OperatorAction, RolloutPaused,
+    )
+}
+
+
+def from_row(kind: str, envelope: dict[str, Any], data: dict[str, Any]) -> Event:
+    """Rebuild an event from its stored parts; unknown fields from newer writers are dropped."""
+    cls = EVENT_TYPES[kind]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**envelope, **{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,34 @@
+"""The SQLite event store: schema and migrations, the batched writer, readers and tail."""
+
+from .reader import (
+    get_rollout,
+    get_run,
+    latest_run_id,
+    list_rollouts,
+    list_runs,
+    read_events,
+    resolve_rollout_id,
+    resolve_run_id,
+    tail_events,
+)
+from .commands import send_command, take_commands
+from .schema import StoreError, default_db_path, open_db
+from .writer import EventWriter
+
+__all__ = [
+    "EventWriter",
+    "StoreError",
+    "default_db_path",
+    "get_rollout",
+    "get_run",
+    "latest_run_id",
+    "list_rollouts",
+    "list_runs",
+    "open_db",
+    "read_events",
+    "resolve_rollout_id",
+    "resolve_run_id",
+    "send_command",
+    "take_commands",
+    "tail_events",
+]

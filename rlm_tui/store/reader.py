@@ -1,0 +1,185 @@
+"""Reading runs, rollouts and events back; each function takes a Database or a path."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from rlm_tui.events import EVENT_TYPES, Event, from_row
+
+from .schema import StoreError, open_db
+
+DB = sqlite_utils.Database | str | Path
+TAIL_BATCH = 2000
+
+_RUN_JSON = ("config",)
+_ROLLOUT_JSON = ("info", "target", "answer", "metrics")
+
+_RUNS_SQL = """
+SELECT runs.*,
+    count(r.id) AS rollouts,
+    coalesce(sum(r.status NOT IN ('queued', 'running')), 0) AS ended,
+    coalesce(sum(r.status = 'done'), 0) AS done,
+    avg(r.reward) AS mean_reward
+FROM runs LEFT JOIN rollouts AS r ON r.run_id = runs.id
+{where}
+GROUP BY runs.id
+ORDER BY runs.started DESC, runs.rowid DESC
+"""
+
+# Kinds from a newer writer are skipped in SQL, so that seq still advances past them
+_KNOWN_KINDS = tuple(EVENT_TYPES)
+_KIND_FILTER = f"kind IN ({', '.join('?' * len(_KNOWN_KINDS))})"
+
+
+@contextmanager
+def _opened(db: DB) -> Iterator[sqlite_utils.Database]:
+    if isinstance(db, sqlite_utils.Database):
+        yield db
+        return
+    with closing(open_db(db, create=False)) as opened:
+        yield opened
+
+
+def _decode(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    for column in columns:
+        if row.get(column) is not None:
+            row[column] = json.loads(row[column])
+    return row
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _status(status: str, pid: int | None, hostname: str | None) -> str:
+    """The stored status, or 'interrupted' when its writer on this host is gone."""
+    if status == "running" and pid and hostname == socket.gethostname() and not _pid_alive(pid):
+        return "interrupted"
+    return status
+
+
+def _run(row: dict[str, Any]) -> dict[str, Any]:
+    row["status"] = _status(row["status"], row["pid"], row["hostname"])
+    return _decode(row, _RUN_JSON)
+
+
+def list_runs(db: DB) -> list[dict[str, Any]]:
+    """Every run, newest first, with rollouts (total), ended (no longer queued or running), done and mean_reward."""
+    with _opened(db) as d:
+        return [_run(row) for row in d.query(_RUNS_SQL.format(where=""))]
+
+
+def get_run(db: DB, run_id: str) -> dict[str, Any] | None:
+    """One run with the same counts as list_runs, or None."""
+    with _opened(db) as d:
+        rows = [_run(row) for row in d.query(_RUNS_SQL.format(where="WHERE runs.id = ?"), [run_id])]
+    return rows[0] if rows else None
+
+
+def latest_run_id(db: DB) -> str | None:
+    with _opened(db) as d:
+        row = d.execute("SELECT id FROM runs ORDER BY started DESC, rowid DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def _resolve(db: DB, table: str, noun: str, prefix: str, hint: str) -> str:
+    prefix = prefix.strip()
+    if not prefix:
+        raise StoreError(f"no {noun} id given; {hint}")
+    with _opened(db) as d:
+        sql = f"SELECT id FROM {table} WHERE substr(id, 1, ?) = ? ORDER BY id"
+        ids = [row[0] for row in d.execute(sql, [len(prefix), prefix]).fetchall()]
+    # an exact id wins over the longer ids it is a prefix of
+    if prefix in ids:
+        return prefix
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise StoreError(f"no {noun} id starts with {prefix!r}; {hint}")
+    shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+    raise StoreError(f"{prefix!r} matches {len(ids)} {noun}s ({shown}); type more of the id")
+
+
+def resolve_run_id(db: DB, prefix: str) -> str:
+    """The one run id starting with `prefix`; StoreError when none or several do."""
+    return _resolve(db, "runs", "run", prefix, "`rlm-tui runs` lists them")
+
+
+def resolve_rollout_id(db: DB, prefix: str) -> str:
+    """The one rollout id starting with `prefix`; StoreError when none or several do."""
+    return _resolve(db, "rollouts", "rollout", prefix, "`rlm-tui show RUN` lists a run's rollouts")
+
+
+def list_rollouts(db: DB, run_id: str) -> list[dict[str, Any]]:
+    """A run's rollouts in queue order."""
+    with _opened(db) as d:
+        rows = d.query("SELECT * FROM rollouts WHERE run_id = ? ORDER BY idx, rowid", [run_id])
+        return [_decode(row, _ROLLOUT_JSON) for row in rows]
+
+
+def get_rollout(db: DB, rollout_id: str) -> dict[str, Any] | None:
+    with _opened(db) as d:
+        rows = list(d.query("SELECT * FROM rollouts WHERE id = ?", [rollout_id]))
+    return _decode(rows[0], _ROLLOUT_JSON) if rows else None
+
+
+def read_events(
+    db: DB, *, run_id: str | None = None, rollout_id: str | None = None, after_seq: int = 0, limit: int | None = None
+) -> list[tuple[int, Event]]:
+    """Stored events as (seq, event), ordered by seq."""
+    where, params = ["seq > ?", _KIND_FILTER], [after_seq, *_KNOWN_KINDS]
+    if run_id is not None:
+        where.append("run_id = ?")
+        params.append(run_id)
+    if rollout_id is not None:
+        where.append("rollout_id = ?")
+        params.append(rollout_id)
+    sql = f"SELECT seq, kind, run_id, rollout_id, id, parent_id, ts, data FROM events WHERE {' AND '.join(where)} ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    with _opened(db) as d:
+        rows = d.execute(sql, params).fetchall()
+    return [
+        (seq, from_row(kind, {"run_id": run, "rollout_id": rollout, "id": id_, "parent_id": parent, "ts": ts}, json.loads(data)))
+        for seq, kind, run, rollout, id_, parent, ts, data in rows
+    ]
+
+
+def _run_over(db: sqlite_utils.Database, run_id: str) -> bool:
+    row = db.execute("SELECT status, pid, hostname FROM runs WHERE id = ?", [run_id]).fetchone()
+    return row is not None and _status(*row) != "running"
+
+
+def tail_events(path: str | Path, *, run_id: str, after_seq: int = 0, poll: float = 0.1) -> Iterator[list[tuple[int, Event]]]:
+    """Yield each new batch of a run's events as another process commits them.
+
+    Ends once every event is yielded and the run is over: finished, or its writer on this host is gone.
+    """
+    with closing(open_db(path, create=False)) as db:
+        while True:
+            # checked before reading: run_finished commits with the final status, so nothing can follow it
+            over = _run_over(db, run_id)
+            batch = read_events(db, run_id=run_id, after_seq=after_seq, limit=TAIL_BATCH)
+            if batch:
+                after_seq = batch[-1][0]
+                yield batch
+            elif over:
+                return
+            else:
+                time.sleep(poll)

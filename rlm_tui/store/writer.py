@@ -1,0 +1,189 @@
+"""The batched event writer: append from any thread, one background thread commits."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from rlm_tui.events import Event
+
+from .schema import StoreError, open_db
+
+_INSERT_EVENT = "INSERT INTO events (id, run_id, rollout_id, parent_id, kind, ts, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_STOP = object()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _event_row(e: Event) -> tuple:
+    return (e.id, e.run_id, e.rollout_id, e.parent_id, e.kind, e.ts, _json(e.payload()))
+
+
+def _run_started(e: Any) -> tuple[str, tuple]:
+    return (
+        "INSERT INTO runs (id, env, mode, model, sub_model, num_rollouts, config, started, status, pid, hostname)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+        (e.run_id, e.env, e.mode, e.model, e.sub_model, e.num_rollouts, _json(e.config), e.ts,
+         os.getpid(), socket.gethostname()),
+    )
+
+
+def _run_finished(e: Any) -> tuple[str, tuple]:
+    return "UPDATE runs SET status = ?, finished = ?, error = ? WHERE id = ?", (e.status, e.ts, e.error, e.run_id)
+
+
+def _rollout_queued(e: Any) -> tuple[str, tuple]:
+    return (
+        "INSERT INTO rollouts (id, run_id, idx, example_id, info, target, status) VALUES (?, ?, ?, ?, ?, ?, 'queued')",
+        (e.rollout_id, e.run_id, e.index, e.example_id, _json(e.info), _json(e.target)),
+    )
+
+
+def _rollout_started(e: Any) -> tuple[str, tuple]:
+    return "UPDATE rollouts SET status = 'running', started = ? WHERE id = ?", (e.ts, e.rollout_id)
+
+
+def _rollout_finished(e: Any) -> tuple[str, tuple]:
+    return (
+        "UPDATE rollouts SET status = ?, stop_reason = ?, reward = ?, answer = ?, metrics = ?, error = ?, finished = ?"
+        " WHERE id = ?",
+        (e.status, e.stop_reason, e.reward, _json(e.answer), _json(e.metrics), e.error, e.ts, e.rollout_id),
+    )
+
+
+# Events that also keep the one-row-per-run and per-rollout tables current
+_ROW_UPKEEP = {
+    "run_started": _run_started,
+    "run_finished": _run_finished,
+    "rollout_queued": _rollout_queued,
+    "rollout_started": _rollout_started,
+    "rollout_finished": _rollout_finished,
+}
+
+
+class EventWriter:
+    """Commits appended events in batches, every `flush_interval` seconds or `max_batch` events."""
+
+    def __init__(self, path: str | Path, *, flush_interval: float = 0.05, max_batch: int = 5000) -> None:
+        self.path = Path(path)
+        self.flush_interval = flush_interval
+        self.max_batch = max_batch
+        self.last_error: str | None = None
+        self._unreported = False
+        # deque.append is atomic, so append() needs no lock; items are events, flush markers or _STOP
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Check and migrate the database here, so errors raise now, then start the writing thread."""
+        if self._thread is not None:
+            return
+        try:
+            open_db(self.path).close()
+        except StoreError:
+            self._closed = True
+            raise
+        self._thread = threading.Thread(target=self._run, name="rlm-tui-store-writer", daemon=True)
+        self._thread.start()
+        # a daemon thread dies silently at exit; this still commits what was appended
+        atexit.register(self.close)
+
+    def append(self, event: Event) -> None:
+        """Queue an event; never blocks."""
+        if self._closed:
+            raise StoreError(f"event writer for {self.path} is closed; events appended now are not stored")
+        self._queue.append(event)
+
+    def flush(self) -> None:
+        """Block until every event appended before this call is committed."""
+        if self._thread is None:
+            raise StoreError("event writer was never started; call start() before flush()")
+        if self._closed:
+            self._raise_unreported()
+            return
+        done = threading.Event()
+        self._queue.append(done)
+        self._wake.set()
+        while not done.wait(0.5):
+            if not self._thread.is_alive():
+                raise StoreError(f"event writer for {self.path} stopped; {self.last_error or 'events were lost'}")
+        self._raise_unreported()
+
+    def close(self) -> None:
+        """Commit what is queued and stop the thread; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        if self._thread is not None:
+            self._queue.append(_STOP)
+            self._wake.set()
+            self._thread.join()
+        self._raise_unreported()
+
+    def _raise_unreported(self) -> None:
+        # each failure is raised once, so a close() after a failed flush() does not repeat it
+        if self._unreported:
+            self._unreported = False
+            raise StoreError(f"writing events to {self.path} failed: {self.last_error}")
+
+    def _fail(self, exc: BaseException, lost: int) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc} ({lost} events not stored)"
+        self._unreported = True
+
+    def _run(self) -> None:
+        try:
+            db = open_db(self.path)
+        except StoreError as exc:
+            self._fail(exc, len(self._queue))
+            return
+        try:
+            while True:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                if self._drain(db):
+                    return
+        finally:
+            db.close()
+
+    def _drain(self, db: Any) -> bool:
+        """Commit everything queued; True once _STOP is reached."""
+        batch: list[Event] = []
+        while self._queue:
+            item = self._queue.popleft()
+            if item is _STOP or isinstance(item, threading.Event):
+                self._write(db, batch)
+                batch = []
+                if item is _STOP:
+                    return True
+                item.set()
+                continue
+            batch.append(item)
+            if len(batch) >= self.max_batch:
+                self._write(db, batch)
+                batch = []
+        self._write(db, batch)
+        return False
+
+    def _write(self, db: Any, batch: list[Event]) -> None:
+        if not batch:
+            return
+        try:
+            with db.atomic():
+                db.conn.executemany(_INSERT_EVENT, [_event_row(e) for e in batch])
+                for e in batch:
+                    upkeep = _ROW_UPKEEP.get(e.kind)
+                    if upkeep is not None:
+                        db.conn.execute(*upkeep(e))
+        except Exception as exc:
+            self._fail(exc, len(batch))
