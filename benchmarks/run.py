@@ -1,0 +1,11 @@
+"""Run every benchmark: `python benchmarks/run.py`."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for script in ("bench_sandbox.py", "bench_engine.py", "bench_store.py"):
+    print(f"== {script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -1,0 +1,254 @@
+"""The `rlm-tui` command: run, runs, show, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+from rlm_tui.env import MODES, EnvError, load_environment
+
+
+class UserError(Exception):
+    """Reported as one line on stderr, with a non-zero exit."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {raw}")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {raw}")
+    return value
+
+
+def _env_arg(raw: str) -> tuple[str, str]:
+    key, sep, value = raw.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {raw!r}")
+    return key.strip(), value.strip()
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="rlm-tui", description="Run, watch and steer Recursive Language Model rollouts.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="SQLite database (default: $RLM_TUI_DB or ./rlm-tui.db)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", parents=[common], help="run rollouts of an environment",
+                         epilog="environments and their knobs: see `rlm-tui envs`")
+    run.add_argument("env", help="environment, e.g. verbatim-copy")
+    run.add_argument("--headless", action="store_true", help="no app: a progress bar, then a summary table")
+    run.add_argument("--mode", choices=MODES, default="rlm", help="rlm, rlm-tips or llm (default rlm)")
+    run.add_argument("--model", help="root model (default: gpt-5-mini with OPENAI_API_KEY, else scripted)")
+    run.add_argument("--sub-model", help="model of the sub-LLMs (default: the root model)")
+    run.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI)")
+    run.add_argument("-n", "--num-examples", type=_positive_int, default=5, help="rollouts to run (default 5)")
+    run.add_argument("--concurrency", type=_positive_int, default=8, help="rollouts at once (default 8)")
+    run.add_argument("--sub-concurrency", type=_positive_int, default=16, help="sub-LLM calls at once per rollout (default 16)")
+    run.add_argument("--max-turns", type=_positive_int, default=30, help="root model calls per rollout (default 30)")
+    run.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds per REPL cell (default 120)")
+    run.add_argument("--max-output-chars", type=_positive_int, default=8192, help="cell output the model sees (default 8192)")
+    run.add_argument("--seed", type=int, default=0, help="example seed (default 0)")
+    run.add_argument("--env-arg", type=_env_arg, action="append", default=[], metavar="KEY=VALUE",
+                     help="environment knob, repeatable")
+    run.add_argument("--scripted-delay", type=float, default=0.0, help="seconds per scripted model call (default 0)")
+    run.add_argument("--run-id", help=argparse.SUPPRESS)  # set by the app when it starts the engine
+
+    sub.add_parser("runs", parents=[common], help="list the runs in the database")
+    sub.add_parser("envs", help="list the environments and their knobs (--env-arg key=value)")
+
+    show = sub.add_parser("show", parents=[common], help="print one rollout's transcript")
+    show.add_argument("rollout_id", help="rollout id (a unique prefix is enough)")
+    show.add_argument("--full", action="store_true", help="full cell outputs, not what the model saw")
+
+    export = sub.add_parser("export", parents=[common], help="write one JSON object per rollout")
+    export.add_argument("run_id", nargs="?", help="run id or prefix (default: the latest run)")
+    export.add_argument("--format", choices=("jsonl",), default="jsonl")
+    export.add_argument("-o", "--out", help="file to write (default: stdout)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rlm_tui.store import StoreError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UserError, EnvError, StoreError) as exc:
+        print(f"rlm-tui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rlm-tui: stopped", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _db_path(args: argparse.Namespace):
+    from rlm_tui.store import default_db_path
+
+    return args.db or default_db_path()
+
+
+# --- run ------------------------------------------------------------------------------------------
+
+
+def _resolve_model(args: argparse.Namespace) -> str:
+    if args.model:
+        return args.model
+    if os.environ.get("OPENAI_API_KEY"):
+        return "gpt-5-mini"
+    print("rlm-tui: OPENAI_API_KEY is not set; using the offline scripted model", file=sys.stderr)
+    return "scripted"
+
+
+def make_client(env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0) -> Any:
+    """The scripted model, or an OpenAI-compatible client after checking its key and that the server answers."""
+    from rlm_tui.engine.clients import OpenAIClient
+    from rlm_tui.engine.scripted import ScriptedClient
+
+    if model == "scripted":
+        return ScriptedClient(env, delay=scripted_delay)
+    key = os.environ.get("OPENAI_API_KEY")
+    if not key and not base_url:
+        raise UserError(f"model {model!r} needs OPENAI_API_KEY (or --base-url for a local server); "
+                        "use --model scripted to run offline")
+    _check_reachable(base_url or "https://api.openai.com/v1")
+    return OpenAIClient(base_url=base_url, api_key=key)
+
+
+def _check_reachable(base_url: str) -> None:
+    import httpx
+
+    try:
+        httpx.get(base_url.rstrip("/") + "/models", timeout=10)
+    except httpx.HTTPError as exc:
+        raise UserError(f"cannot reach {base_url} ({type(exc).__name__}); check --base-url and the network") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rlm_tui.engine.rollout import RolloutSettings
+    from rlm_tui.engine.run import Run, RunConfig
+    from rlm_tui.store import EventWriter, open_db
+
+    env_args = dict(args.env_arg)
+    env = load_environment(args.env, env_args)
+    model = _resolve_model(args)
+    sub_model = args.sub_model or model
+    if (model == "scripted") != (sub_model == "scripted"):
+        raise UserError("the scripted model plays both root and sub-LLMs; use it for both or for neither")
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    client = make_client(env, model, base_url, args.scripted_delay)
+    settings = RolloutSettings(mode=args.mode, model=model, sub_model=sub_model, max_turns=args.max_turns,
+                               timeout=args.timeout, max_output_chars=args.max_output_chars,
+                               sub_concurrency=args.sub_concurrency)
+    config = RunConfig(env=args.env, env_args=env_args, num_examples=args.num_examples, seed=args.seed,
+                       concurrency=args.concurrency, base_url=base_url, rollout=settings)
+    path = _db_path(args)
+    db = open_db(path)
+    writer = EventWriter(path)
+    writer.start()
+    from rlm_tui.headless import print_summary, run_headless
+
+    try:
+        run = Run(config, env, client, sinks=[writer.append], commands=lambda run_id: _commands(db, run_id),
+                  run_id=args.run_id)
+        state = run_headless(run, client)
+    finally:
+        writer.close()
+    print_summary(state)
+    if state.status == "failed":
+        print(f"rlm-tui: error: {run.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _commands(db: Any, run_id: str) -> list[Any]:
+    from rlm_tui.engine.control import Command, ControlError
+    from rlm_tui.store import take_commands
+
+    commands = []
+    for row in take_commands(db, run_id):
+        try:
+            commands.append(Command(row["action"], row["rollout_id"], row["text"] or "", row["id"]))
+        except ControlError:
+            pass  # the sender validated it; a malformed row changes nothing
+    return commands
+
+
+# --- reading the store --------------------------------------------------------------------------
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rlm_tui.headless import print_runs
+    from rlm_tui.store import list_runs, open_db
+
+    print_runs(list_runs(open_db(_db_path(args), create=False)))
+    return 0
+
+
+def _load_run(db: Any, run_id: str):
+    from rlm_tui.state import fold
+    from rlm_tui.store import read_events
+
+    return fold([e for _, e in read_events(db, run_id=run_id)], run_id)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rlm_tui.headless import print_transcript
+    from rlm_tui.store import get_rollout, open_db, resolve_rollout_id
+
+    db = open_db(_db_path(args), create=False)
+    rollout_id = resolve_rollout_id(db, args.rollout_id)
+    run = _load_run(db, get_rollout(db, rollout_id)["run_id"])
+    print_transcript(run, run.rollouts[rollout_id], full=args.full)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from rlm_tui.export import run_records
+    from rlm_tui.store import latest_run_id, open_db, resolve_run_id
+
+    db = open_db(_db_path(args), create=False)
+    run_id = resolve_run_id(db, args.run_id) if args.run_id else latest_run_id(db)
+    if run_id is None:
+        raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
+    lines = [json.dumps(record, default=str) for record in run_records(_load_run(db, run_id))]
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        print(f"wrote {len(lines)} rollouts of run {run_id} to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write("".join(line + "\n" for line in lines))
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from rlm_tui.env import ENVIRONMENTS, load_environment
+
+    for name in ENVIRONMENTS:
+        env = load_environment(name)
+        print(name)
+        for knob in env.knobs:
+            print(f"  {knob.name:<22} default {knob.default!s:<10} {knob.help}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "runs": cmd_runs, "envs": cmd_envs, "show": cmd_show, "export": cmd_export}
+
+if __name__ == "__main__":
+    sys.exit(main())

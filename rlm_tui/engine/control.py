@@ -1,0 +1,50 @@
+"""Operator commands: queued per rollout, applied by the rollout loop at its safe points."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from rlm_tui.events import new_id
+
+ACTIONS = ("pause", "resume", "step", "inject", "exec", "edit_answer", "finish", "kill")
+RUN_ACTIONS = ("pause", "resume", "kill")  # what may target the whole run
+
+
+class ControlError(Exception):
+    """A command that cannot be carried out; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Command:
+    action: str
+    rollout_id: str | None = None  # None: the whole run
+    text: str = ""  # the message, the code, or the new answer
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ControlError(f"unknown action {self.action!r}; choose one of: {', '.join(ACTIONS)}")
+        if self.rollout_id is None and self.action not in RUN_ACTIONS:
+            raise ControlError(f"{self.action} needs a rollout; only {', '.join(RUN_ACTIONS)} apply to a whole run")
+
+
+class RolloutControl:
+    """What the operator asked of one rollout and it has not yet acted on."""
+
+    def __init__(self, paused: bool = False) -> None:
+        self.paused = paused
+        self.steps = 0  # turns to run while paused
+        self.queue: deque[Command] = deque()
+        self._wake = asyncio.Event()
+
+    def submit(self, command: Command) -> None:
+        self.queue.append(command)
+        self._wake.set()
+
+    async def wait(self) -> None:
+        """Sleep until a command arrives."""
+        self._wake.clear()
+        if not self.queue:
+            await self._wake.wait()

@@ -1,0 +1,85 @@
+"""What the root model is told: the system prompts, the REPL tool, and the shape of each cell's output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+REPL_TOOL_NAME = "call_python_repl"
+
+REPL_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": REPL_TOOL_NAME,
+        "description": "Run Python code in your persistent REPL and see its output (stdout, stderr, the value "
+                       "of a trailing expression, tracebacks). Variables persist between calls.",
+        "parameters": {
+            "type": "object",
+            "properties": {"code": {"type": "string", "description": "Python code to run"}},
+            "required": ["code"],
+        },
+    },
+}
+
+
+PYTHON_TOOL_NAME = "python"
+
+PYTHON_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": PYTHON_TOOL_NAME,
+        "description": "Run Python code in a persistent sandboxed interpreter without network (numpy, scipy and "
+                       "sympy are installed) and see its output. Variables persist between calls.",
+        "parameters": REPL_TOOL["function"]["parameters"],
+    },
+}
+
+
+def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, max_output_chars: int,
+                      sub_tools: list[str], tips: str = "") -> str:
+    context = (
+        f"- `context`: the input data for this task ({context_chars:,} characters when printed). It is too large "
+        "to read at once: inspect it with code.\n" if has_context else ""
+    )
+    tools = f" Sub-LLMs can use these tools: {', '.join(sub_tools)}." if sub_tools else ""
+    text = (
+        "You solve the task by writing Python in a persistent REPL, through the `call_python_repl` tool. "
+        "The REPL holds:\n"
+        f"{context}"
+        "- `llm_batch(prompts: list[str]) -> list[str]`: ask sub-LLMs, one per prompt, all in parallel; the "
+        f"responses come back in the same order. A sub-LLM sees only its prompt.{tools}\n"
+        '- `answer = {"content": "", "ready": False}`: write your final answer into answer["content"]. The task '
+        'ends as soon as you set answer["ready"] = True, so check the content first.\n'
+        "numpy, scipy and sympy are installed. There is no network in the REPL.\n"
+        f"Each cell may run for at most {timeout:g} seconds; a cell that runs longer is interrupted. You see at "
+        f"most {max_output_chars:,} characters of each cell's output, and a note says how much was cut; print "
+        "summaries, not whole data. Each output ends with the time the cell took."
+    )
+    return f"{text}\n\n{tips}" if tips else text
+
+
+def llm_system_prompt(tools: list[str]) -> str:
+    if tools:
+        return f"Answer the user's task. You can call these tools: {', '.join(tools)}. Reply with your final answer."
+    return "Answer the user's task. Reply with your final answer only."
+
+
+def truncate(output: str, limit: int, total: int) -> tuple[str, bool]:
+    """What the model sees of an output of `total` characters: the head, and a marker of what was cut."""
+    if total <= limit and len(output) <= limit:
+        return output, False
+    return output[:limit] + f"\n[output truncated: showing {limit:,} of {total:,} characters; {total - limit:,} cut]", True
+
+
+def cell_report(shown: str, *, elapsed_s: float, error: str | None, lost: str | None) -> str:
+    """The tool message the model receives after a cell."""
+    parts = []
+    if lost:
+        parts.append(f"[REPL restarted] {lost}")
+    if shown:
+        parts.append(shown)
+    elif not error:
+        parts.append("(no output)")
+    if error == "timeout":
+        parts.append("[the cell ran past the time limit and was interrupted]")
+    parts.append(f"[cell took {elapsed_s:.2f} s]")
+    return "\n".join(parts)

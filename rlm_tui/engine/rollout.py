@@ -1,0 +1,261 @@
+"""One rollout: ask the root model, run its cells in the sandbox, feed back the output, score."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AsyncExitStack
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rlm_tui import events as ev
+from rlm_tui.engine import prompts
+from rlm_tui.engine.control import Command, RolloutControl
+from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments, tool_call_message
+from rlm_tui.engine.sub_llm import SubLLMs, run_tool
+from rlm_tui.env import Environment, Example
+from rlm_tui.sandbox import Limits, Sandbox, SandboxError
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    mode: str = "rlm"
+    model: str = "scripted"
+    sub_model: str = "scripted"
+    max_turns: int = 30
+    timeout: float = 120.0
+    max_output_chars: int = 8192
+    output_cap: int = 1_000_000
+    sub_concurrency: int = 16
+    limits: Limits = Limits()
+
+
+class FatalRunError(Exception):
+    """A failure that stops the whole run (the sandbox cannot start, say); the message is one line."""
+
+
+class _Stop(Exception):
+    def __init__(self, status: str, reason: str, error: str | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.error = status, reason, error
+
+
+class Rollout:
+    def __init__(self, *, run_id: str, rollout_id: str, example: Example, env: Environment, client: ModelClient,
+                 settings: RolloutSettings, emit: Callable[[ev.Event], None], metrics: Callable[[], dict[str, Any]],
+                 control: RolloutControl | None = None, state: Callable[[], Any] = lambda: None) -> None:
+        self.run_id, self.id, self.example, self.env = run_id, rollout_id, example, env
+        self.client, self.settings, self._emit, self._metrics = client, settings, emit, metrics
+        self.control = control or RolloutControl()
+        self.subs: SubLLMs | None = None
+        self._state = state
+        self.answer: dict[str, Any] = {"content": "", "ready": False}
+        self.turn = 0
+
+    def emit(self, cls: type[ev.Event], **fields: Any) -> ev.Event:
+        event = cls(run_id=self.run_id, rollout_id=self.id, **fields)
+        self._emit(event)
+        return event
+
+    async def run(self) -> None:
+        mode = self.settings.mode
+        status, reason, error = "done", "answer_ready", None
+        try:
+            if mode == "llm":
+                await self._llm_loop()
+            else:
+                await self._rlm_loop()
+        except _Stop as stop:
+            status, reason, error = stop.status, stop.reason, stop.error
+        except SandboxError as exc:
+            await self._finish("failed", "error", str(exc))
+            raise FatalRunError(str(exc)) from None
+        await self._finish(status, reason, error)
+
+    async def _finish(self, status: str, reason: str, error: str | None) -> None:
+        reward, metrics = None, dict(self._metrics())
+        if status == "done":
+            try:
+                score = await self.env.score_async(self.example, self.answer.get("content", ""), self._state())
+            except Exception as exc:  # a scorer that fails (a judge that is down) must not lose the rollout
+                status, reason, error = "failed", "error", f"scoring failed: {type(exc).__name__}: {exc}"
+            else:
+                reward = score.reward
+                metrics.update(score.metrics)
+        self.emit(ev.RolloutFinished, status=status, stop_reason=reason, answer=dict(self.answer), reward=reward,
+                  metrics=metrics, error=error)
+
+    # --- model calls --------------------------------------------------------------------------
+
+    async def _call_model(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> tuple[ModelReply, str]:
+        if self.turn >= self.settings.max_turns:
+            raise _Stop("done", "max_turns")
+        self.turn += 1
+        started = self.emit(ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn,
+                            messages=len(messages))
+        try:
+            reply = await self.client.complete(self.settings.model, messages, tools)
+        except ModelError as exc:
+            outcome = "context_length" if exc.kind == "context_length" else "error"
+            self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome=outcome, error=str(exc))
+            if exc.kind == "context_length":
+                raise _Stop("done", "context_length", str(exc)) from None
+            raise _Stop("failed", "error", str(exc)) from None
+        self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", text=reply.text, reasoning=reply.reasoning,
+                  tool_calls=reply.tool_calls, prompt_tokens=reply.prompt_tokens,
+                  completion_tokens=reply.completion_tokens, reasoning_tokens=reply.reasoning_tokens,
+                  cached_tokens=reply.cached_tokens, tokens_estimated=reply.tokens_estimated, latency_s=reply.latency_s)
+        return reply, started.id
+
+    # --- llm mode -----------------------------------------------------------------------------
+
+    async def _llm_loop(self) -> None:
+        tools = {t.name: t for t in self.env.llm_tools()}
+        python = self.env.python_tool_in_llm_mode
+        system = prompts.llm_system_prompt(list(tools) + (["python"] if python else []))
+        user = self.env.user_prompt(self.example, "llm")
+        self.emit(ev.RolloutStarted, system_prompt=system, user_prompt=user)
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        schemas = [t.schema() for t in tools.values()] + ([prompts.PYTHON_TOOL] if python else [])
+        async with AsyncExitStack() as stack:
+            sandbox = None
+            if python:
+                sandbox = await stack.enter_async_context(self._sandbox())
+                await sandbox.start(answer=self.answer)
+            while True:
+                await self._checkpoint(messages, sandbox)
+                reply, call_id = await self._call_model(messages, schemas or None)
+                if not reply.tool_calls:
+                    self._set_answer(reply.text, True)
+                    return
+                messages.append(tool_call_message(reply))
+                for call in reply.tool_calls:
+                    if sandbox is not None and call["name"] == prompts.PYTHON_TOOL_NAME:
+                        content = await self._tool_call(sandbox, call, prompts.PYTHON_TOOL_NAME)
+                    else:
+                        content = await run_tool(tools, call, self._emit, self.run_id, self.id, call_id)
+                    messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
+
+    def _sandbox(self) -> Sandbox:
+        s = self.settings
+        return Sandbox(limits=s.limits, timeout=s.timeout, output_cap=s.output_cap)
+
+    # --- rlm modes ----------------------------------------------------------------------------
+
+    async def _rlm_loop(self) -> None:
+        s = self.settings
+        context = self.example.context
+        context_chars = len(context if isinstance(context, str) else json.dumps(context)) if context is not None else 0
+        sub_tools = self.env.sub_tools()
+        system = prompts.rlm_system_prompt(
+            has_context=context is not None, context_chars=context_chars, timeout=s.timeout,
+            max_output_chars=s.max_output_chars, sub_tools=[t.name for t in sub_tools],
+            tips=self.env.tips if s.mode == "rlm-tips" else "",
+        )
+        user = self.env.user_prompt(self.example, s.mode)
+        self.emit(ev.RolloutStarted, system_prompt=system, user_prompt=user, context_chars=context_chars)
+        self.subs = SubLLMs(client=self.client, model=s.sub_model, tools=sub_tools, concurrency=s.sub_concurrency,
+                            emit=self._emit, run_id=self.run_id, rollout_id=self.id)
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        async with self._sandbox() as sandbox:
+            await sandbox.start(context=context, answer=self.answer)
+            while not self.answer["ready"]:
+                await self._checkpoint(messages, sandbox)
+                if self.answer["ready"]:
+                    break
+                reply, _ = await self._call_model(messages, [prompts.REPL_TOOL])
+                messages.append(tool_call_message(reply))
+                if not reply.tool_calls:
+                    raise _Stop("done", "no_tool_call")
+                for call in reply.tool_calls:
+                    content = await self._tool_call(sandbox, call, prompts.REPL_TOOL_NAME)
+                    messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
+                    if self.answer["ready"]:
+                        break
+
+    # --- the operator -------------------------------------------------------------------------
+
+    async def _checkpoint(self, messages: list[dict[str, Any]], sandbox: Sandbox | None) -> None:
+        """The safe point before each model call: apply operator commands, and wait here while paused."""
+        control, stopped = self.control, False
+        while True:
+            while control.queue:
+                await self._apply(control.queue.popleft(), messages, sandbox)
+            if not control.paused:
+                break
+            if control.steps:
+                control.steps -= 1
+                break
+            if not stopped:
+                stopped = True
+                self.emit(ev.RolloutPaused, paused=True)
+            await control.wait()
+        if stopped:
+            self.emit(ev.RolloutPaused, paused=False)
+
+    async def _apply(self, command: Command, messages: list[dict[str, Any]], sandbox: Sandbox | None) -> None:
+        self.emit(ev.OperatorAction, action=command.action, text=command.text, command_id=command.id)
+        control, action = self.control, command.action
+        if action == "pause":
+            control.paused = True
+        elif action == "resume":
+            control.paused, control.steps = False, 0
+        elif action == "step":
+            control.paused, control.steps = True, control.steps + 1
+        elif action == "inject":
+            messages.append({"role": "user", "content": command.text})
+        elif action == "exec":
+            if sandbox is None:
+                self._no_repl(command.text)
+            else:
+                await self.run_cell(sandbox, command.text, "operator")
+        elif action == "edit_answer":
+            if sandbox is None:
+                self._set_answer(command.text, self.answer["ready"], "operator")
+            else:
+                await self.run_cell(sandbox, f'answer["content"] = {command.text!r}', "operator")
+        elif action == "finish":
+            raise _Stop("done", "operator_finished")
+        elif action == "kill":
+            raise _Stop("killed", "killed")
+
+    def _no_repl(self, code: str) -> None:
+        started = self.emit(ev.CellStarted, turn=self.turn, code=code, source="operator")
+        note = "there is no REPL in llm mode"
+        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=note, shown=note, output_chars=len(note),
+                  truncated=False, elapsed_s=0.0, error=note, answer=dict(self.answer), source="operator")
+
+    # --- cells --------------------------------------------------------------------------------
+
+    async def _tool_call(self, sandbox: Sandbox, call: dict[str, Any], tool: str) -> str:
+        """Run one code-tool call; a malformed call is answered with what to fix."""
+        if call["name"] != tool:
+            return f"[error] there is no tool named {call['name']!r}; call {tool} with {{\"code\": \"...\"}}"
+        try:
+            code = parse_arguments(call["arguments"]).get("code")
+        except ValueError as exc:
+            return f"[error] malformed {tool} call: {exc}; send {{\"code\": \"...\"}}"
+        if not isinstance(code, str):
+            return f"[error] {tool} needs a string argument \"code\""
+        return await self.run_cell(sandbox, code, "model")
+
+    async def run_cell(self, sandbox: Sandbox, code: str, source: str) -> str:
+        s = self.settings
+        started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source)
+        batch = (lambda ps: self.subs.batch(ps, started.id)) if self.subs else None
+        result = await sandbox.run(code, batch)
+        shown, truncated = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
+        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=result.output, shown=shown,
+                  output_chars=result.output_chars, truncated=truncated, elapsed_s=result.elapsed_s,
+                  error=result.error, answer=dict(result.answer), source=source)
+        if result.restarted:
+            reason = "timeout" if result.error and result.error.startswith("timeout") else "crash"
+            self.emit(ev.SandboxRestarted, parent_id=started.id, reason=reason, lost=result.lost or "")
+        self._set_answer(str(result.answer.get("content", "")), bool(result.answer.get("ready", False)), source)
+        return prompts.cell_report(shown, elapsed_s=result.elapsed_s, error=result.error, lost=result.lost)
+
+    def _set_answer(self, content: str, ready: bool, source: str = "model") -> None:
+        if content != self.answer["content"] or ready != self.answer["ready"]:
+            self.answer = {"content": content, "ready": ready}
+            self.emit(ev.AnswerUpdated, content=content, ready=ready, source=source)
+

@@ -1,0 +1,105 @@
+"""Sub-LLM batches: the host side of `llm_batch`, with tool loops and a concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rlm_tui import events as ev
+from rlm_tui.engine.clients import ModelClient, ModelError, parse_arguments, tool_call_message
+from rlm_tui.env import Tool
+
+MAX_TOOL_TURNS = 5
+TOOL_OUTPUT_CHARS = 20_000
+
+
+async def run_tool(tools: dict[str, Tool], call: dict[str, Any], emit: Callable[[ev.Event], None],
+                   run_id: str, rollout_id: str, parent_id: str) -> str:
+    """Run one tool call and log it; every failure becomes text the model can read."""
+    start = time.perf_counter()
+    arguments: dict[str, Any] = {}
+    error = None
+    tool = tools.get(call["name"])
+    try:
+        if tool is None:
+            raise ValueError(f"there is no tool named {call['name']!r}; the tools are: {', '.join(tools)}")
+        arguments = parse_arguments(call["arguments"])
+        result = await tool.run(**arguments)
+    except TypeError as exc:
+        error = f"bad arguments for {call['name']}: {exc}"
+    except Exception as exc:  # a tool's failure is the model's to read, never the rollout's end
+        error = f"{type(exc).__name__}: {exc}"
+    if error is not None:
+        result = f"[tool error] {error}"
+    if len(result) > TOOL_OUTPUT_CHARS:
+        result = result[:TOOL_OUTPUT_CHARS] + f"\n[truncated: showing {TOOL_OUTPUT_CHARS:,} of {len(result):,} characters]"
+    emit(ev.ToolCalled(run_id=run_id, rollout_id=rollout_id, parent_id=parent_id, name=call["name"],
+                       arguments=arguments, result=result, elapsed_s=time.perf_counter() - start, error=error))
+    return result
+
+
+class SubLLMs:
+    """Runs the batches of one rollout: each prompt is its own sub-LLM, at most `concurrency` at a time."""
+
+    def __init__(self, *, client: ModelClient, model: str, tools: list[Tool], concurrency: int,
+                 emit: Callable[[ev.Event], None], run_id: str, rollout_id: str) -> None:
+        self.client, self.model, self.emit = client, model, emit
+        self.tools = {t.name: t for t in tools}
+        self.schemas = [t.schema() for t in tools]
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.run_id, self.rollout_id = run_id, rollout_id
+        self.batches = 0
+
+    async def batch(self, prompts: list[str], parent_id: str | None) -> list[str]:
+        number = self.batches
+        self.batches += 1
+        started = ev.SubBatchStarted(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=parent_id,
+                                     batch=number, size=len(prompts))
+        self.emit(started)
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(self._call(number, i, str(p), started.id) for i, p in enumerate(prompts)))
+        errors = sum(1 for _, failed in results if failed)
+        self.emit(ev.SubBatchFinished(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=started.id,
+                                      batch=number, elapsed_s=time.perf_counter() - t0, errors=errors))
+        return [text for text, _ in results]
+
+    async def _call(self, batch: int, index: int, prompt: str, parent_id: str) -> tuple[str, bool]:
+        async with self.semaphore:
+            started = ev.SubCallStarted(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=parent_id,
+                                        batch=batch, index=index, prompt=prompt)
+            self.emit(started)
+            stats = {"turns": 0, "tool_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+            t0 = time.perf_counter()
+            error = None
+            try:
+                response = await self._loop(prompt, started.id, stats)
+            except ModelError as exc:
+                error = str(exc)
+                response = f"[sub-LLM error] {exc}"
+            self.emit(ev.SubCallFinished(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=started.id,
+                                         batch=batch, index=index, response=response, latency_s=time.perf_counter() - t0,
+                                         error=error, **stats))
+            return response, error is not None
+
+    async def _loop(self, prompt: str, call_id: str, stats: dict[str, int]) -> str:
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        for _ in range(MAX_TOOL_TURNS if self.tools else 1):
+            reply = await self._complete(messages, self.schemas or None, stats)
+            if not reply.tool_calls or not self.tools:
+                return reply.text
+            messages.append(tool_call_message(reply))
+            for call in reply.tool_calls:
+                stats["tool_calls"] += 1
+                result = await run_tool(self.tools, call, self.emit, self.run_id, self.rollout_id, call_id)
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        messages.append({"role": "user", "content": "Give your final answer now, without calling tools."})
+        return (await self._complete(messages, None, stats)).text
+
+    async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stats: dict[str, int]):
+        reply = await self.client.complete(self.model, messages, tools)
+        stats["turns"] += 1
+        stats["prompt_tokens"] += reply.prompt_tokens
+        stats["completion_tokens"] += reply.completion_tokens
+        return reply

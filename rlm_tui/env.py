@@ -1,0 +1,137 @@
+"""The one interface every environment implements, and the registry that finds them."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MODES = ("rlm", "rlm-tips", "llm")
+
+
+class EnvError(Exception):
+    """A user-facing problem with an environment or its knobs; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    question: str  # what the model is asked; always in the prompt
+    target: Any  # the gold answer
+    context: Any = None  # extra input data: in the prompt in llm mode, only in the REPL otherwise
+    info: dict[str, Any] = field(default_factory=dict)  # fields to slice results by
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool a sub-LLM (or the root model in llm mode) may call."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]  # JSON schema of the arguments
+    run: Callable[..., Awaitable[str]]
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+@dataclass(frozen=True)
+class Score:
+    reward: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+class Environment:
+    """Base class: subclasses set `name`, `knobs`, `tips` and implement the methods below."""
+
+    name: str = ""
+    knobs: tuple[Knob, ...] = ()
+    tips: str = ""
+
+    def __init__(self, **args: str) -> None:
+        known = {k.name: k for k in self.knobs}
+        unknown = sorted(set(args) - set(known))
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise EnvError(f"{self.name} has no knob {unknown[0]!r}; its knobs are: {names}")
+        self.args: dict[str, Any] = {}
+        for knob in self.knobs:
+            raw = args.get(knob.name)
+            try:
+                self.args[knob.name] = knob.default if raw is None else knob.parse(raw)
+            except (TypeError, ValueError) as exc:
+                raise EnvError(f"bad value {raw!r} for {self.name} knob {knob.name}: {exc}") from None
+
+    def examples(self, n: int, seed: int) -> list[Example]:
+        raise NotImplementedError
+
+    def user_prompt(self, example: Example, mode: str) -> str:
+        """The user message; in llm mode it carries the context, in the RLM modes only the question."""
+        if mode == "llm" and example.context is not None:
+            return f"{example.question}\n\n<context>\n{example.context}\n</context>"
+        return example.question
+
+    def sub_tools(self) -> list[Tool]:
+        return []
+
+    def llm_tools(self) -> list[Tool]:
+        """Tools the root model calls directly in llm mode; by default the sub-LLMs' tools."""
+        return self.sub_tools()
+
+    def score(self, example: Example, answer: str) -> Score:
+        raise NotImplementedError
+
+    async def score_async(self, example: Example, answer: str, rollout: Any = None) -> Score:
+        """What the engine calls: override for a scorer that awaits (an LLM judge) or reads the rollout's
+        folded state (`rlm_tui.state.RolloutState`, e.g. its tool calls); by default `score`."""
+        return self.score(example, answer)
+
+    python_tool_in_llm_mode: bool = False  # in llm mode, give the root a `python` tool that runs in the sandbox
+
+    # --- the offline scripted model plays these ------------------------------------------------
+
+    def scripted_cells(self, example: Example, mode: str) -> list[str]:
+        """Code cells the scripted root model runs, one per turn, in the RLM modes."""
+        return ['answer["content"] = ""\nanswer["ready"] = True']
+
+    def scripted_text(self, example: Example) -> str:
+        """The scripted root model's final reply in llm mode."""
+        return ""
+
+    def scripted_sub_reply(self, prompt: str) -> str:
+        """The scripted sub-LLM's reply to one prompt."""
+        return ""
+
+    def scripted_sub_turn(self, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        """One scripted sub-LLM model call: (text, tool calls as (name, arguments)); a sub-LLM with tools
+        sees its earlier tool results in `messages`. By default a single reply to the first prompt."""
+        return self.scripted_sub_reply(messages[0]["content"] or ""), []
+
+    def scripted_llm_turn(self, example: Example, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        """One scripted root call in llm mode, where the root may call tools directly; by default the final text."""
+        return self.scripted_text(example), []
+
+
+ENVIRONMENTS = {
+    "verbatim-copy": "environments.verbatim_copy",
+    "deepdive": "environments.deepdive",
+    "math-python": "environments.math_python",
+    "oolong": "environments.oolong",
+}
+
+
+def load_environment(name: str, args: dict[str, str] | None = None) -> Environment:
+    module_name = ENVIRONMENTS.get(name)
+    if module_name is None:
+        raise EnvError(f"unknown environment {name!r}; choose one of: {', '.join(ENVIRONMENTS)}")
+    module = importlib.import_module(module_name)
+    return module.ENVIRONMENT(**(args or {}))

@@ -1,0 +1,60 @@
+"""One JSON object per rollout, folded from the event log (format in docs/export.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlm_tui.state import Cell, RolloutState, RunState, Turn
+
+
+def rollout_record(run: RunState, r: RolloutState) -> dict[str, Any]:
+    metrics = dict(r.final_metrics) if r.final_metrics else r.metrics()
+    return {
+        "run_id": run.id,
+        "rollout_id": r.id,
+        "env": run.env,
+        "mode": run.mode,
+        "model": run.model,
+        "sub_model": run.sub_model,
+        "example_id": r.example_id,
+        "info": r.info,
+        "target": r.target,
+        "status": r.status,
+        "stop_reason": r.stop_reason,
+        "error": r.error,
+        "reward": r.reward,
+        "answer": r.answer,
+        "turns": [_turn(turn, cell) for turn in r.turns for cell in (turn.cells or [None])],
+        "sub_llm_calls": [
+            {
+                "batch": call.batch,
+                "index": call.index,
+                "prompt": call.prompt,
+                "response": call.response,
+                "prompt_tokens": call.prompt_tokens,
+                "completion_tokens": call.completion_tokens,
+                "tool_calls": [{"name": t.name, "arguments": t.arguments, "result": t.result} for t in call.tools],
+            }
+            for batch in r.batches
+            for call in sorted(batch.calls, key=lambda c: c.index)
+        ],
+        "metrics": metrics,
+    }
+
+
+def _turn(turn: Turn, cell: Cell | None) -> dict[str, Any]:
+    """One cell of a turn; a turn that ran no cell (a final text reply) has no code."""
+    return {
+        "index": turn.index,
+        "text": turn.text,
+        "code": cell.code if cell else None,
+        "output": cell.shown if cell else None,
+        "output_chars": cell.output_chars if cell else 0,
+        "truncated": cell.truncated if cell else False,
+        "elapsed_s": cell.elapsed_s if cell else None,
+        "error": (cell.error if cell else turn.error),
+    }
+
+
+def run_records(run: RunState) -> list[dict[str, Any]]:
+    return [rollout_record(run, r) for r in sorted(run.rollouts.values(), key=lambda r: r.index)]

@@ -1,0 +1,125 @@
+"""Terminal output without the app: the progress bar, summary, runs table and transcripts."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from rlm_tui import events as ev
+from rlm_tui.state import RolloutState, RunState
+
+# Piped output is read by programs and people alike: do not squeeze it to 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False)
+
+
+def run_headless(run: Any, client: Any) -> RunState:
+    """Execute `run` with a progress bar on stderr; the run's own events drive the bar."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(), console=err, transient=True)
+    task = progress.add_task(escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples, reward="-")
+
+    def on_event(event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            progress.update(task, total=event.num_rollouts)
+        elif isinstance(event, ev.RolloutFinished):
+            mean = run.state.mean_reward
+            progress.update(task, advance=1, reward="-" if mean is None else f"{mean:.3f}")
+
+    run.sinks.append(on_event)
+
+    async def main() -> RunState:
+        try:
+            return await run.execute()
+        finally:
+            await client.close()
+
+    with progress:
+        return asyncio.run(main())
+
+
+def _tokens(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
+
+
+def print_summary(state: RunState) -> None:
+    table = Table(title=escape(f"{state.env} [{state.mode}] · {state.model}"), title_justify="left")
+    for name in ("#", "example", "status", "reward", "turns", "main tok", "sub calls", "sub tok", "repl s", "wall s"):
+        table.add_column(name, justify="right" if name not in ("example", "status") else "left")
+    rollouts = sorted(state.rollouts.values(), key=lambda r: r.index)
+    for r in rollouts[:30]:
+        m = r.final_metrics or r.metrics(time.time())
+        table.add_row(str(r.index), r.example_id, r.status if r.status != "done" else r.stop_reason or "done",
+                      "-" if r.reward is None else f"{r.reward:.3f}", str(m["main_rlm_turns"]),
+                      _tokens(r.main_tokens), str(m["sub_llm_call_count"]), _tokens(r.sub_tokens),
+                      f"{m['repl_total_time_seconds']:.2f}", f"{m['wall_time_seconds']:.2f}")
+    if len(rollouts) > 30:
+        table.add_row("…", f"{len(rollouts) - 30} more", *[""] * 8)
+    mean = state.mean_reward
+    table.add_section()
+    table.add_row("", "all", f"{len(state.done)}/{len(rollouts)}", "-" if mean is None else f"{mean:.3f}",
+                  str(sum(len(r.turns) for r in rollouts)), _tokens(sum(r.main_tokens for r in rollouts)),
+                  str(sum(r.sub_calls for r in rollouts)), _tokens(sum(r.sub_tokens for r in rollouts)),
+                  f"{sum(r.repl_time_s for r in rollouts):.2f}",
+                  f"{(state.finished or time.time()) - (state.started or time.time()):.2f}")
+    console.print(table)
+    console.print(f"run {state.id} {state.status}")
+    console.print(state.id)
+
+
+def print_runs(runs: list[dict[str, Any]]) -> None:
+    if not runs:
+        console.print("no runs yet: start one with `rlm-tui run verbatim-copy`")
+        return
+    table = Table()
+    for name in ("run", "env", "mode", "model", "started", "done", "mean reward", "status"):
+        table.add_column(name, no_wrap=name in ("run", "started"))
+    for r in runs:
+        started = datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M") if r.get("started") else "-"
+        reward = r.get("mean_reward")
+        table.add_row(r["id"], r["env"], r["mode"], r["model"], started, f"{r['ended']}/{r['rollouts']}",
+                      "-" if reward is None else f"{reward:.3f}", r["status"])
+    console.print(table)
+
+
+def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> None:
+    head = (f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}"
+            f" ({r.stop_reason}) · reward {'-' if r.reward is None else f'{r.reward:.3f}'}")
+    console.print(Text(head, style="bold"))
+    console.print(Panel(r.user_prompt, title="prompt", title_align="left", border_style="dim"))
+    batches_by_cell: dict[str | None, list] = {}
+    for batch in r.batches:
+        batches_by_cell.setdefault(batch.cell_id, []).append(batch)
+    for turn in r.turns:
+        tokens = f"{turn.prompt_tokens}+{turn.completion_tokens} tok, {turn.latency_s or 0:.2f} s"
+        console.print(Text(f"── turn {turn.index} · {tokens}", style="cyan"))
+        if turn.error:
+            console.print(Text(f"model error: {turn.error}", style="red"))
+        if turn.text:
+            console.print(turn.text)
+        for cell in turn.cells:
+            console.print(Syntax(cell.code, "python", theme="ansi_dark", line_numbers=False))
+            for batch in batches_by_cell.get(cell.id, ()):
+                console.print(Text(f"  llm_batch #{batch.batch}: {batch.size} prompts, "
+                                   f"{batch.elapsed_s or 0:.2f} s, {batch.errors} errors", style="magenta"))
+            text = cell.output if full else cell.shown
+            note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {min(len(cell.shown or ''), cell.output_chars):,} of "
+                                                     f"{cell.output_chars:,} chars" if cell.truncated else "")
+            style = "red" if cell.error else "dim"
+            console.print(Panel(text or "(no output)", title=f"output · {note}", title_align="left", border_style=style))
+    for restart in r.restarts:
+        console.print(Text(f"sandbox restarted ({restart.reason}): {restart.lost}", style="yellow"))
+    ready = "ready" if r.answer.get("ready") else "not ready"
+    console.print(Panel(Group(Text(r.answer.get("content", ""))), title=f"answer · {ready}", title_align="left",
+                        border_style="green"))

@@ -1,0 +1,319 @@
+"""The pure reducer: fold events into RunState / RolloutState; no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlm_tui import events as ev
+
+
+@dataclass
+class Cell:
+    id: str
+    turn: int
+    code: str
+    source: str = "model"
+    output: str | None = None
+    shown: str | None = None
+    output_chars: int = 0
+    truncated: bool = False
+    elapsed_s: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Turn:
+    """One main-model call and the cells it asked for."""
+
+    index: int
+    call_id: str
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float | None = None
+    outcome: str | None = None
+    error: str | None = None
+    cells: list[Cell] = field(default_factory=list)
+    started: float | None = None  # when the call was made, to place operator actions between turns
+
+
+@dataclass
+class SubCall:
+    id: str
+    batch: int
+    index: int
+    prompt: str
+    response: str | None = None
+    turns: int = 0
+    tool_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float | None = None
+    error: str | None = None
+    tools: list[ev.ToolCalled] = field(default_factory=list)
+
+
+@dataclass
+class SubBatch:
+    id: str
+    batch: int
+    size: int
+    cell_id: str | None
+    calls: list[SubCall] = field(default_factory=list)
+    elapsed_s: float | None = None
+    errors: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.elapsed_s is not None
+
+
+@dataclass
+class RolloutState:
+    id: str
+    index: int = 0
+    example_id: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    target: Any = None
+    status: str = "queued"
+    stop_reason: str | None = None
+    reward: float | None = None
+    error: str | None = None
+    system_prompt: str = ""
+    user_prompt: str = ""
+    started: float | None = None
+    finished: float | None = None
+    answer: dict[str, Any] = field(default_factory=lambda: {"content": "", "ready": False})
+    answer_history: list[tuple[str, bool, str]] = field(default_factory=list)  # (content, ready, source)
+    turns: list[Turn] = field(default_factory=list)
+    batches: list[SubBatch] = field(default_factory=list)
+    restarts: list[ev.SandboxRestarted] = field(default_factory=list)
+    paused: bool = False  # stopped at a safe point, waiting for the operator
+    operator: list[ev.OperatorAction] = field(default_factory=list)
+    operator_cells: list[Cell] = field(default_factory=list)  # code the operator ran; `turn` says where
+    final_metrics: dict[str, Any] = field(default_factory=dict)
+    # counters the metrics are computed from
+    main_prompt_tokens: int = 0
+    main_completion_tokens: int = 0
+    main_reasoning_tokens: int = 0
+    main_cached_tokens: int = 0
+    model_time_s: float = 0.0
+    repl_calls: int = 0
+    repl_time_s: float = 0.0
+    sub_calls: int = 0
+    sub_turns: int = 0
+    sub_tool_calls: int = 0
+    sub_prompt_tokens: int = 0
+    sub_completion_tokens: int = 0
+    _cells: dict[str, Cell] = field(default_factory=dict, repr=False)
+    _calls: dict[str, SubCall] = field(default_factory=dict, repr=False)
+    _batches: dict[str, SubBatch] = field(default_factory=dict, repr=False)
+    _turns: dict[str, Turn] = field(default_factory=dict, repr=False)
+
+    @property
+    def main_tokens(self) -> int:
+        return self.main_prompt_tokens + self.main_completion_tokens
+
+    @property
+    def sub_tokens(self) -> int:
+        return self.sub_prompt_tokens + self.sub_completion_tokens
+
+    def metrics(self, now: float | None = None) -> dict[str, float]:
+        """The per-rollout metrics, named as in verifiers' RLMEnv."""
+        sizes = [b.size for b in self.batches]
+        end = self.finished if self.finished is not None else now
+        return {
+            "main_rlm_turns": len(self.turns),
+            "main_rlm_prompt_tokens": self.main_prompt_tokens,
+            "main_rlm_completion_tokens": self.main_completion_tokens,
+            "sub_llm_call_count": self.sub_calls,
+            "sub_llm_total_turns": self.sub_turns,
+            "sub_llm_prompt_tokens": self.sub_prompt_tokens,
+            "sub_llm_completion_tokens": self.sub_completion_tokens,
+            "sub_llm_total_tool_calls": self.sub_tool_calls,
+            "sub_llm_batch_count": len(sizes),
+            "sub_llm_max_batch_size": max(sizes, default=0),
+            "sub_llm_mean_batch_size": sum(sizes) / len(sizes) if sizes else 0.0,
+            "repl_call_count": self.repl_calls,
+            "repl_total_time_seconds": self.repl_time_s,
+            "repl_mean_time_seconds": self.repl_time_s / self.repl_calls if self.repl_calls else 0.0,
+            "wall_time_seconds": (end - self.started) if self.started is not None and end is not None else 0.0,
+            "model_time_seconds": self.model_time_s,
+        }
+
+    def apply(self, e: ev.Event) -> None:
+        handler = _ROLLOUT_HANDLERS.get(type(e))
+        if handler is not None:
+            handler(self, e)
+
+
+def _queued(s: RolloutState, e: ev.RolloutQueued) -> None:
+    s.index, s.example_id, s.info, s.target = e.index, e.example_id, e.info, e.target
+
+
+def _started(s: RolloutState, e: ev.RolloutStarted) -> None:
+    s.status, s.started = "running", e.ts
+    s.system_prompt, s.user_prompt = e.system_prompt, e.user_prompt
+
+
+def _finished(s: RolloutState, e: ev.RolloutFinished) -> None:
+    s.status, s.stop_reason, s.reward, s.error, s.finished = e.status, e.stop_reason, e.reward, e.error, e.ts
+    s.answer = dict(e.answer)
+    s.final_metrics = dict(e.metrics)
+
+
+def _call_started(s: RolloutState, e: ev.ModelCallStarted) -> None:
+    if e.role == "main":
+        turn = Turn(index=e.turn, call_id=e.id, started=e.ts)
+        s.turns.append(turn)
+        s._turns[e.id] = turn
+
+
+def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
+    turn = s._turns.get(e.parent_id or "")
+    if turn is None:
+        return
+    turn.text, turn.reasoning, turn.tool_calls = e.text, e.reasoning, e.tool_calls
+    turn.prompt_tokens, turn.completion_tokens = e.prompt_tokens, e.completion_tokens
+    turn.latency_s, turn.outcome, turn.error = e.latency_s, e.outcome, e.error
+    s.main_prompt_tokens += e.prompt_tokens
+    s.main_completion_tokens += e.completion_tokens
+    s.main_reasoning_tokens += e.reasoning_tokens
+    s.main_cached_tokens += e.cached_tokens
+    s.model_time_s += e.latency_s
+
+
+def _cell_started(s: RolloutState, e: ev.CellStarted) -> None:
+    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source)
+    s._cells[e.id] = cell
+    if e.source == "operator":
+        s.operator_cells.append(cell)
+    elif s.turns:
+        s.turns[-1].cells.append(cell)
+
+
+def _cell_finished(s: RolloutState, e: ev.CellFinished) -> None:
+    cell = s._cells.get(e.parent_id or "")
+    if cell is not None:
+        cell.output, cell.shown, cell.output_chars = e.output, e.shown, e.output_chars
+        cell.truncated, cell.elapsed_s, cell.error = e.truncated, e.elapsed_s, e.error
+    if e.source == "model":
+        s.repl_calls += 1
+        s.repl_time_s += e.elapsed_s
+
+
+def _answer(s: RolloutState, e: ev.AnswerUpdated) -> None:
+    s.answer = {"content": e.content, "ready": e.ready}
+    s.answer_history.append((e.content, e.ready, e.source))
+
+
+def _restarted(s: RolloutState, e: ev.SandboxRestarted) -> None:
+    s.restarts.append(e)
+
+
+def _batch_started(s: RolloutState, e: ev.SubBatchStarted) -> None:
+    batch = SubBatch(id=e.id, batch=e.batch, size=e.size, cell_id=e.parent_id)
+    s.batches.append(batch)
+    s._batches[e.id] = batch
+
+
+def _batch_finished(s: RolloutState, e: ev.SubBatchFinished) -> None:
+    batch = s._batches.get(e.parent_id or "")
+    if batch is not None:
+        batch.elapsed_s, batch.errors = e.elapsed_s, e.errors
+
+
+def _sub_started(s: RolloutState, e: ev.SubCallStarted) -> None:
+    call = SubCall(id=e.id, batch=e.batch, index=e.index, prompt=e.prompt)
+    s._calls[e.id] = call
+    batch = s._batches.get(e.parent_id or "")
+    if batch is not None:
+        batch.calls.append(call)
+
+
+def _sub_finished(s: RolloutState, e: ev.SubCallFinished) -> None:
+    call = s._calls.get(e.parent_id or "")
+    if call is not None:
+        call.response, call.turns, call.tool_calls = e.response, e.turns, e.tool_calls
+        call.prompt_tokens, call.completion_tokens = e.prompt_tokens, e.completion_tokens
+        call.latency_s, call.error = e.latency_s, e.error
+    s.sub_calls += 1
+    s.sub_turns += e.turns
+    s.sub_tool_calls += e.tool_calls
+    s.sub_prompt_tokens += e.prompt_tokens
+    s.sub_completion_tokens += e.completion_tokens
+
+
+def _operator(s: RolloutState, e: ev.OperatorAction) -> None:
+    s.operator.append(e)
+
+
+def _paused(s: RolloutState, e: ev.RolloutPaused) -> None:
+    s.paused = e.paused
+
+
+def _tool(s: RolloutState, e: ev.ToolCalled) -> None:
+    call = s._calls.get(e.parent_id or "")
+    if call is not None:
+        call.tools.append(e)
+
+
+_ROLLOUT_HANDLERS: dict[type, Any] = {
+    ev.RolloutQueued: _queued, ev.RolloutStarted: _started, ev.RolloutFinished: _finished,
+    ev.ModelCallStarted: _call_started, ev.ModelCallFinished: _call_finished,
+    ev.CellStarted: _cell_started, ev.CellFinished: _cell_finished, ev.AnswerUpdated: _answer,
+    ev.SandboxRestarted: _restarted, ev.SubBatchStarted: _batch_started, ev.SubBatchFinished: _batch_finished,
+    ev.SubCallStarted: _sub_started, ev.SubCallFinished: _sub_finished, ev.ToolCalled: _tool,
+    ev.OperatorAction: _operator, ev.RolloutPaused: _paused,
+}
+
+
+@dataclass
+class RunState:
+    id: str
+    env: str = ""
+    mode: str = ""
+    model: str = ""
+    sub_model: str = ""
+    num_rollouts: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    paused: bool = False  # the operator paused the whole run
+    rollouts: dict[str, RolloutState] = field(default_factory=dict)
+
+    def apply(self, e: ev.Event) -> None:
+        if isinstance(e, ev.RunStarted):
+            self.env, self.mode, self.model, self.sub_model = e.env, e.mode, e.model, e.sub_model
+            self.num_rollouts, self.config, self.started = e.num_rollouts, e.config, e.ts
+        elif isinstance(e, ev.RunFinished):
+            self.status, self.error, self.finished = e.status, e.error, e.ts
+        elif isinstance(e, ev.OperatorAction) and e.rollout_id is None:
+            if e.action in ("pause", "resume"):
+                self.paused = e.action == "pause"
+        elif e.rollout_id is not None:
+            rollout = self.rollouts.get(e.rollout_id)
+            if rollout is None:
+                rollout = self.rollouts[e.rollout_id] = RolloutState(id=e.rollout_id)
+            rollout.apply(e)
+
+    @property
+    def done(self) -> list[RolloutState]:
+        return [r for r in self.rollouts.values() if r.status in ("done", "failed", "killed")]
+
+    @property
+    def mean_reward(self) -> float | None:
+        rewards = [r.reward for r in self.rollouts.values() if r.reward is not None]
+        return sum(rewards) / len(rewards) if rewards else None
+
+
+def fold(events: list[ev.Event], run_id: str) -> RunState:
+    state = RunState(id=run_id)
+    for e in events:
+        state.apply(e)
+    return state

@@ -1,0 +1,135 @@
+"""A real local HTTP server that speaks the OpenAI chat-completions API, scripted by a Python function."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    content: str = ""
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)  # (name, raw JSON arguments)
+    usage: dict[str, Any] | None = None  # None: the server reports no usage
+    reasoning: str | None = None
+
+
+@dataclass
+class Fail:
+    status: int
+    message: str
+    code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Responder = Callable[[dict[str, Any]], Reply | Fail]
+
+
+class FakeOpenAI:
+    """Serves /v1/chat/completions from `respond(request_body)`; records every request body."""
+
+    def __init__(self, respond: Responder, *, latency: float = 0.0) -> None:
+        self.respond, self.latency = respond, latency
+        self.requests: list[dict[str, Any]] = []
+        self._ids = itertools.count()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        port = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _start(self) -> int:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=2048)
+        await site.start()
+        return site._server.sockets[0].getsockname()[1]
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        result = self.respond(body)
+        if isinstance(result, Fail):
+            error = {"error": {"message": result.message, "type": "invalid_request_error", "code": result.code}}
+            return web.json_response(error, status=result.status, headers=result.headers)
+        message: dict[str, Any] = {"role": "assistant", "content": result.content or None}
+        if result.reasoning is not None:
+            message["reasoning_content"] = result.reasoning
+        if result.tool_calls:
+            message["tool_calls"] = [
+                {"id": f"call_{next(self._ids)}", "type": "function", "function": {"name": name, "arguments": args}}
+                for name, args in result.tool_calls
+            ]
+        payload: dict[str, Any] = {
+            "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if result.tool_calls else "stop"}],
+        }
+        if result.usage is not None:
+            payload["usage"] = {"total_tokens": 0, **result.usage}
+        return web.json_response(payload)
+
+
+class FakeOpenAIProcess:
+    """The same server in a forked process, so that a benchmark's client does not share its GIL."""
+
+    def __init__(self, respond: Responder, *, latency: float = 0.0) -> None:
+        self.respond, self.latency = respond, latency
+        self.base_url = ""
+
+    def __enter__(self) -> FakeOpenAIProcess:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        parent, child = context.Pipe()
+        self._process = context.Process(target=self._serve, args=(child,), daemon=True)
+        self._process.start()
+        self.base_url = parent.recv()
+        return self
+
+    def _serve(self, pipe) -> None:
+        with FakeOpenAI(self.respond, latency=self.latency) as server:
+            pipe.send(server.base_url)
+            pipe.recv()  # blocks until the parent goes away
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()
+        self._process.join(10)
+
+
+def code_call(code: str) -> Reply:
+    return Reply(tool_calls=[("call_python_repl", json.dumps({"code": code}))])
+
+
+def is_root(body: dict[str, Any]) -> bool:
+    return any(t["function"]["name"] == "call_python_repl" for t in body.get("tools") or ())
+
+
+def root_turn(body: dict[str, Any]) -> int:
+    """How many assistant turns the root has taken before this request."""
+    return sum(1 for m in body["messages"] if m["role"] == "assistant")

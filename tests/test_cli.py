@@ -1,0 +1,106 @@
+"""The installed `rlm-tui` command, run as a user runs it, from a directory outside the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
+
+RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
+FIELDS = {"run_id", "rollout_id", "env", "mode", "model", "example_id", "info", "target", "status", "reward",
+          "answer", "turns", "sub_llm_calls", "metrics"}
+METRICS = {"main_rlm_turns", "main_rlm_prompt_tokens", "main_rlm_completion_tokens", "sub_llm_call_count",
+           "sub_llm_total_turns", "sub_llm_prompt_tokens", "sub_llm_completion_tokens", "sub_llm_total_tool_calls",
+           "sub_llm_batch_count", "sub_llm_max_batch_size", "sub_llm_mean_batch_size", "repl_call_count",
+           "repl_total_time_seconds", "repl_mean_time_seconds", "wall_time_seconds", "model_time_seconds"}
+
+
+def cli(tmp_path, *args, env=None, check=True):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+    environ.update(env or {})
+    proc = subprocess.run([RLM_TUI, *args], cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_offline_run_then_runs_show_export(tmp_path):
+    proc = cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "3", "--env-arg", "target_length=300")
+    assert "OPENAI_API_KEY is not set; using the offline scripted model" in proc.stderr
+    run_id = proc.stdout.strip().splitlines()[-1]
+    assert (tmp_path / "rlm-tui.db").exists()
+
+    runs = cli(tmp_path, "runs").stdout
+    assert run_id in runs and "verbatim-copy" in runs and "3/3" in runs and "1.000" in runs
+
+    exported = cli(tmp_path, "export", "--format", "jsonl").stdout.splitlines()
+    records = [json.loads(line) for line in exported]
+    assert len(records) == 3
+    for record in records:
+        assert FIELDS <= set(record) and METRICS <= set(record["metrics"])
+        assert record["run_id"] == run_id and record["reward"] == 1.0 and record["answer"]["ready"] is True
+        assert record["info"]["target_length"] == 300 and len(record["target"]) == 300
+        turn = record["turns"][0]
+        assert {"index", "code", "output", "output_chars", "truncated", "elapsed_s", "error"} <= set(turn)
+        call = record["sub_llm_calls"][0]
+        assert {"batch", "prompt", "response", "prompt_tokens", "completion_tokens", "tool_calls"} <= set(call)
+        assert record["metrics"]["sub_llm_call_count"] == len(record["sub_llm_calls"]) >= 3
+
+    shown = cli(tmp_path, "show", records[0]["rollout_id"]).stdout
+    assert "llm_batch #0" in shown and "answer · ready" in shown and "turn 1" in shown
+
+    out = tmp_path / "out.jsonl"
+    cli(tmp_path, "export", run_id[:8], "-o", str(out))
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_run_against_a_local_server_with_the_real_client(tmp_path):
+    def respond(body):
+        if is_root(body):
+            cells = ['r = llm_batch(["a", "b"])\nanswer["content"] = "".join(r)', 'answer["ready"] = True']
+            return code_call(cells[root_turn(body)])
+        return Reply(content=body["messages"][0]["content"] * 2, usage={"prompt_tokens": 5, "completion_tokens": 2})
+
+    with FakeOpenAI(respond) as server:
+        cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "2", "--model", "root-m", "--sub-model", "sub-m",
+            "--base-url", server.base_url, "--db", "x.db")
+    (record, _) = [json.loads(line) for line in cli(tmp_path, "export", "--db", "x.db").stdout.splitlines()]
+    assert record["answer"]["content"] == "aabb" and record["model"] == "root-m"
+    assert record["metrics"]["sub_llm_call_count"] == 2 and record["metrics"]["sub_llm_prompt_tokens"] == 10
+    assert {b["model"] for b in server.requests if not is_root(b)} == {"sub-m"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "nope", "--headless"], "unknown environment 'nope'"),
+    (["run", "verbatim-copy", "--headless", "--bogus"], "unrecognized arguments: --bogus"),
+    (["run", "verbatim-copy", "--headless", "-n", "0"], "must be at least 1"),
+    (["run", "verbatim-copy", "--headless", "--env-arg", "content_type=xml"], "content_type"),
+    (["run", "verbatim-copy", "--headless", "--model", "gpt-5-mini"], "needs OPENAI_API_KEY"),
+    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"], "cannot reach"),
+    (["show", "zzz"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message):
+    proc = cli(tmp_path, *args, check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_database_that_is_not_ours(tmp_path):
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite at all" * 100)
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("create table invoices (id integer)")
+    other.commit()
+    other.close()
+    for name in ("junk.db", "other.db"):
+        proc = cli(tmp_path, "runs", "--db", name, check=False)
+        assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+        assert "not an rlm-tui database" in proc.stderr
+    assert (tmp_path / "junk.db").read_bytes().startswith(b"this is not sqlite")  # nothing was overwritten

@@ -1,0 +1,156 @@
+"""Operator controls on a live engine: real sandbox, real openai client, real local server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
+from rlm_tui import events as ev
+from rlm_tui.engine.clients import OpenAIClient
+from rlm_tui.engine.control import Command
+from rlm_tui.engine.rollout import RolloutSettings
+from rlm_tui.engine.run import Run, RunConfig
+from rlm_tui.env import load_environment
+from rlm_tui.store import EventWriter, open_db, send_command
+
+
+class Live:
+    """A run on a task of its own, with a way to await the first event that matches."""
+
+    def __init__(self, server, n=1, db=None, commands=None, max_turns=30):
+        env = load_environment("verbatim-copy", {"target_length": "100"})
+        self.client = OpenAIClient(base_url=server.base_url, api_key="k", max_retries=0)
+        settings = RolloutSettings(model="root", sub_model="sub", timeout=10, max_turns=max_turns)
+        sinks = [self._see]
+        self.writer = None
+        if db is not None:
+            self.writer = EventWriter(db)
+            self.writer.start()
+            sinks.append(self.writer.append)
+        self.run = Run(RunConfig(env="verbatim-copy", num_examples=n, rollout=settings), env, self.client, sinks,
+                       commands=commands)
+        self.events: list[ev.Event] = []
+        self.waiters: list[tuple] = []
+
+    def _see(self, e: ev.Event) -> None:
+        self.events.append(e)
+        for waiter in list(self.waiters):
+            if waiter[0](e):
+                waiter[1].set_result(e)
+                self.waiters.remove(waiter)
+
+    async def until(self, predicate, timeout=20):
+        for e in self.events:
+            if predicate(e):
+                return e
+        future = asyncio.get_running_loop().create_future()
+        self.waiters.append((predicate, future))
+        return await asyncio.wait_for(future, timeout)
+
+    async def start(self):
+        self.task = asyncio.create_task(self.run.execute())
+        await self.until(lambda e: isinstance(e, ev.RolloutStarted))
+        return self
+
+    async def finish(self):
+        state = await asyncio.wait_for(self.task, 30)
+        await self.client.close()
+        if self.writer:
+            self.writer.close()
+        return state
+
+    @property
+    def rollout_id(self):
+        return next(iter(self.run.controls))
+
+
+def paused(e):
+    return isinstance(e, ev.RolloutPaused) and e.paused
+
+
+def looping(body):
+    """A root model that prints its turn number until told to stop through an injected message."""
+    if is_root(body):
+        said = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        if any("please finish" in s for s in said):
+            return code_call('answer.update(content="stopped on request", ready=True)')
+        return code_call(f"print('turn {root_turn(body)}')")
+    return Reply(content="sub")
+
+
+async def test_pause_stops_model_calls_and_inspect_runs_in_the_sandbox():
+    with FakeOpenAI(looping) as server:
+        live = await Live(server).start()
+        await live.until(lambda e: isinstance(e, ev.CellFinished))
+        live.run.submit(Command("pause", live.rollout_id))
+        await live.until(paused)
+        calls = len(server.requests)
+        live.run.submit(Command("exec", live.rollout_id, "secret = 6 * 7\nprint(secret, answer)"))
+        cell = await live.until(lambda e: isinstance(e, ev.CellFinished) and e.source == "operator")
+        assert "42 {'content': '', 'ready': False}" in cell.output
+        assert len(server.requests) == calls  # paused: the operator's cell ran, the model was not called
+        live.run.submit(Command("exec", live.rollout_id, "secret + 1"))
+        cell = await live.until(lambda e: isinstance(e, ev.CellFinished) and e.source == "operator" and "43" in e.output)
+        live.run.submit(Command("inject", live.rollout_id, "please finish now"))
+        live.run.submit(Command("resume", live.rollout_id))
+        state = await live.finish()
+    r = state.rollouts[live.rollout_id]
+    assert r.answer == {"content": "stopped on request", "ready": True}
+    after = server.requests[calls]
+    assert after["messages"][-1] == {"role": "user", "content": "please finish now"}
+    assert all("secret" not in str(m.get("content")) for m in after["messages"])  # the model never saw the inspect cells
+    assert r.repl_calls == len([c for t in r.turns for c in t.cells])  # operator cells are not the model's
+    assert [a.action for a in r.operator] == ["pause", "exec", "exec", "inject", "resume"]
+
+
+async def test_step_runs_one_turn_then_pauses_again():
+    with FakeOpenAI(looping) as server:
+        live = await Live(server).start()
+        live.run.submit(Command("pause", live.rollout_id))
+        await live.until(paused)
+        before = len(server.requests)
+        live.run.submit(Command("step", live.rollout_id))
+        await live.until(lambda e: isinstance(e, ev.RolloutPaused) and e.paused and e is not live.events[0]
+                         and sum(isinstance(x, ev.RolloutPaused) and x.paused for x in live.events) == 2)
+        assert len(server.requests) == before + 1
+        live.run.submit(Command("finish", live.rollout_id))
+        state = await live.finish()
+    assert state.rollouts[live.rollout_id].stop_reason == "operator_finished"
+
+
+async def test_edit_answer_reaches_the_sandbox_and_kill_ends_the_rollout():
+    with FakeOpenAI(looping) as server:
+        live = await Live(server).start()
+        live.run.submit(Command("pause", live.rollout_id))
+        await live.until(paused)
+        live.run.submit(Command("edit_answer", live.rollout_id, "edited by hand"))
+        update = await live.until(lambda e: isinstance(e, ev.AnswerUpdated))
+        assert (update.content, update.source) == ("edited by hand", "operator")
+        live.run.submit(Command("exec", live.rollout_id, "answer['content']"))
+        cell = await live.until(lambda e: isinstance(e, ev.CellFinished) and "Out[" in e.output)
+        assert "'edited by hand'" in cell.output
+        live.run.submit(Command("kill", live.rollout_id))
+        state = await live.finish()
+    r = state.rollouts[live.rollout_id]
+    assert (r.status, r.stop_reason, r.reward) == ("killed", "killed", None)
+    assert r.answer["content"] == "edited by hand" and state.status == "killed"
+
+
+async def test_run_pause_holds_every_rollout_and_commands_arrive_through_the_store(tmp_path):
+    db_path = tmp_path / "c.db"
+    db = open_db(db_path)
+    from rlm_tui.cli import _commands
+
+    with FakeOpenAI(looping) as server:
+        live = await Live(server, n=3, db=db_path, commands=lambda run_id: _commands(db, run_id)).start()
+        send_command(db, live.run.id, "pause")
+        for rid in live.run.controls:
+            await live.until(lambda e, rid=rid: paused(e) and e.rollout_id == rid)
+        calls = len(server.requests)
+        for rid in live.run.controls:
+            send_command(db, live.run.id, "inject", rid, "please finish")
+        send_command(db, live.run.id, "resume")
+        state = await live.finish()
+    assert len(server.requests) == calls + 3
+    assert all(r.answer["content"] == "stopped on request" for r in state.rollouts.values())
+    assert state.paused is False and state.status == "done"
