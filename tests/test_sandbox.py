@@ -197,6 +197,19 @@ async def test_timeout_interrupts_and_keeps_state(make):
     assert box.restarts == 0
 
 
+async def test_time_waiting_on_sub_llms_does_not_count_toward_the_timeout(make):
+    box = await make(timeout=0.5)
+
+    async def slow(prompts):
+        await asyncio.sleep(0.8)
+        return [p.upper() for p in prompts]
+
+    result = await box.run("r = llm_batch(['a'])\nr += llm_batch(['b'])\nr", slow)
+    assert result.error is None and result.out == "Out[1]: ['A', 'B']" and result.elapsed_s > 1.5
+    spent = await box.run("import time\nr = llm_batch(['c'])\ntime.sleep(0.7)", slow)
+    assert spent.error == "timeout"  # the code's own 0.7 s still counts
+
+
 async def test_timeout_swallowing_interrupt_restarts_and_restores(make):
     box = await make(context={"k": "v"}, timeout=0.5, interrupt_grace=0.3)
     await box.run("answer['content'] = 'kept'\ny = 1")

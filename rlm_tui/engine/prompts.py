@@ -50,7 +50,8 @@ def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, 
         '- `answer = {"content": "", "ready": False}`: write your final answer into answer["content"]. The task '
         'ends as soon as you set answer["ready"] = True, so check the content first.\n'
         "numpy, scipy and sympy are installed. There is no network in the REPL.\n"
-        f"Each cell may run for at most {timeout:g} seconds; a cell that runs longer is interrupted. You see at "
+        f"Each cell may run for at most {timeout:g} seconds (time spent waiting on llm_batch does not count); a "
+        "cell that runs longer is interrupted. You see at "
         f"most {max_output_chars:,} characters of each cell's output, and a note says how much was cut; print "
         "summaries, not whole data. Each output ends with the time the cell took."
     )

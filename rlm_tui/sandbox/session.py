@@ -63,6 +63,22 @@ class _Cell:
     done: asyncio.Future
     frame: dict | None = None  # the result, kept even if it lands just as the timer fires
     tasks: set[asyncio.Task] = field(default_factory=set)
+    waiting_since: float | None = None  # an llm_batch is in flight since then
+    waited: float = 0.0  # seconds spent waiting on sub-LLMs, which the timeout does not count
+
+    def batch_started(self) -> None:
+        if not self.tasks:
+            self.waiting_since = time.perf_counter()
+
+    def batch_ended(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not self.tasks and self.waiting_since is not None:
+            self.waited += time.perf_counter() - self.waiting_since
+            self.waiting_since = None
+
+    def sub_llm_seconds(self) -> float:
+        running = time.perf_counter() - self.waiting_since if self.waiting_since is not None else 0.0
+        return self.waited + running
 
 
 def _settle(fut: asyncio.Future, value: Any) -> None:
@@ -167,9 +183,10 @@ class Sandbox:
                 repl.send({"t": "llm_batch_result", "id": call_id,
                            "error": "llm_batch is not available: this REPL was given no sub-LLM to call"})
             else:
+                cell.batch_started()
                 task = asyncio.ensure_future(self._llm_batch(cell.llm, repl, call_id, prompts))
                 cell.tasks.add(task)
-                task.add_done_callback(cell.tasks.discard)
+                task.add_done_callback(cell.batch_ended)
 
     async def _llm_batch(self, llm: LlmBatch, repl: Jail, call_id: int, prompts: list[str]) -> None:
         try:
@@ -186,8 +203,21 @@ class Sandbox:
             return "result", cell.frame
         if repl.ended.done():
             return "died", repl.ended.result()
-        cell.done = asyncio.get_running_loop().create_future()
-        timer = asyncio.get_running_loop().call_later(seconds, _settle, cell.done, ("timeout", None))
+        loop = asyncio.get_running_loop()
+        cell.done = loop.create_future()
+        start, timer = time.perf_counter(), None
+
+        def check() -> None:
+            # Time spent waiting on llm_batch is the sub-LLMs', not the code's: it does not count.
+            nonlocal timer
+            used = time.perf_counter() - start - (cell.sub_llm_seconds() - waited_before)
+            if used >= seconds:
+                _settle(cell.done, ("timeout", None))
+            else:
+                timer = loop.call_later(max(seconds - used, 0.05), check)
+
+        waited_before = cell.sub_llm_seconds()
+        timer = loop.call_later(seconds, check)
         try:
             return await cell.done
         finally:
