@@ -37,19 +37,33 @@ def wide(body):
     return Reply(content="ok", usage=USAGE)
 
 
-async def one_rollout(base_url: str, db: Path, sub_concurrency: int) -> Run:
+async def one_rollout(client: OpenAIClient, writer: EventWriter, sub_concurrency: int) -> Run:
+    """One run of one rollout; the client and the writer are per endpoint and per database, as in a real run."""
     env = load_environment("verbatim-copy", {"target_length": "100"})
-    client = OpenAIClient(base_url=base_url, api_key="k")
-    writer = EventWriter(db)
-    writer.start()
     settings = RolloutSettings(mode="rlm", model="m", sub_model="m", sub_concurrency=sub_concurrency)
     run = Run(RunConfig(env="verbatim-copy", num_examples=1, rollout=settings), env, client, [writer.append])
-    try:
-        await run.execute()
-    finally:
-        await client.close()
-        writer.close()
+    await run.execute()
     return run
+
+
+def rollouts(base_url: str, db: Path, count: int, sub_concurrency: int) -> list[tuple[float, Run]]:
+    """Time `count` rollouts in one loop, sharing one client and one writer."""
+    async def main():
+        client = OpenAIClient(base_url=base_url, api_key="k")
+        writer = EventWriter(db)
+        writer.start()
+        out = []
+        try:
+            for _ in range(count):
+                t0 = time.perf_counter()
+                run = await one_rollout(client, writer, sub_concurrency)
+                out.append((time.perf_counter() - t0, run))
+        finally:
+            await client.close()
+            writer.close()
+        return out
+
+    return asyncio.run(main())
 
 
 async def raw_requests(base_url: str, bodies: list[list[dict]]) -> None:
@@ -90,15 +104,15 @@ def batch_seconds(run: Run) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with FakeOpenAIProcess(two_turn) as server:
-            asyncio.run(one_rollout(server.base_url, Path(tmp) / "warm.db", 16))
-            rollout = median_of(10, lambda: asyncio.run(one_rollout(server.base_url, Path(tmp) / "a.db", 16)))
+            timed = rollouts(server.base_url, Path(tmp) / "a.db", 21, 16)[1:]  # the first warms the connections
+            rollout = statistics.median(t for t, _ in timed)
             waves = [[root_body(0)], [sub_body(i) for i in range(8)], [root_body(1)]]
             floor = median_of(10, lambda: asyncio.run(raw_requests(server.base_url, waves)))
         print(f"whole 2-turn rollout, 8-prompt batch:  {rollout * 1000:7.1f} ms   "
               f"floor (raw aiohttp, same requests, no sandbox) {floor * 1000:6.1f} ms   ratio {rollout / floor:5.1f}x")
 
         with FakeOpenAIProcess(wide, latency=0.05) as server:
-            runs = [asyncio.run(one_rollout(server.base_url, Path(tmp) / "b.db", 512)) for _ in range(3)]
+            runs = [run for _, run in rollouts(server.base_url, Path(tmp) / "b.db", 4, 512)[1:]]
             batch = statistics.median(batch_seconds(r) for r in runs)
             floor = median_of(3, lambda: asyncio.run(raw_requests(server.base_url, [[sub_body(i) for i in range(512)]])))
         print(f"llm_batch of 512 prompts, 50 ms server: {batch * 1000:7.1f} ms   "
