@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rlm_tui.state import Cell, RolloutState, RunState, Turn
@@ -58,3 +59,22 @@ def _turn(turn: Turn, cell: Cell | None) -> dict[str, Any]:
 
 def run_records(run: RunState) -> list[dict[str, Any]]:
     return [rollout_record(run, r) for r in sorted(run.rollouts.values(), key=lambda r: r.index)]
+
+
+CSV_FIRST = ["run_id", "rollout_id", "env", "mode", "model", "sub_model", "example_id", "status", "stop_reason",
+             "reward", "answer_ready", "error"]
+
+
+def csv_table(records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One flat row per rollout: the fixed fields, then `info.*` and `metrics.*` columns."""
+    rows, extra = [], {}
+    for record in records:
+        row = {k: record.get(k) for k in CSV_FIRST if k != "answer_ready"}
+        row["answer_ready"] = record["answer"].get("ready")
+        for prefix in ("info", "metrics"):
+            for key, value in (record.get(prefix) or {}).items():
+                column = f"{prefix}.{key}"
+                extra[column] = None
+                row[column] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        rows.append(row)
+    return CSV_FIRST + sorted(extra, key=lambda c: (not c.startswith("info."), c)), rows

@@ -29,6 +29,9 @@ class RunConfig:
     concurrency: int = 8
     base_url: str | None = None
     rollout: RolloutSettings = RolloutSettings()
+    example_ids: tuple[str, ...] | None = None  # run only these examples (a resumed grid cell)
+    grid: str | None = None  # the grid (rlm-tui ablate) this run belongs to
+    cell: dict[str, Any] | None = None  # its cell in that grid
 
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
@@ -58,6 +61,8 @@ class Run:
     async def execute(self) -> RunState:
         c, s = self.config, self.config.rollout
         examples = self.env.examples(c.num_examples, c.seed)
+        if c.example_ids is not None:
+            examples = [e for e in examples if e.id in set(c.example_ids)]
         self.emit(ev.RunStarted(run_id=self.id, env=c.env, mode=s.mode, model=s.model, sub_model=s.sub_model,
                                 num_rollouts=len(examples), config=c.describe()))
         rollouts = []

@@ -138,3 +138,9 @@ def m003_commands(db: sqlite_utils.Database) -> None:
         pk="id",
     )
     db["commands"].create_index(["run_id", "taken"])
+
+
+@migration
+def m004_grids(db: sqlite_utils.Database) -> None:
+    # A grid (rlm-tui ablate) groups runs; its spec lets an interrupted grid resume
+    db["grids"].create({"name": str, "created": float, "spec": str}, pk="name")

@@ -1,0 +1,130 @@
+"""`rlm-tui ablate`: run a grid cell by cell, skipping rollouts a previous attempt finished."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from rlm_tui.grid import GridError, GridSpec, load_spec, missing_examples, save_spec
+
+
+def _split(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def spec_from_args(args: argparse.Namespace, model: str, sub_model: str, base_url: str | None) -> GridSpec:
+    sweeps: dict[str, list[str]] = {}
+    for key, value in args.env_arg:
+        sweeps.setdefault(key, []).extend(_split(value))
+    try:
+        timeouts = tuple(float(t) for t in _split(args.timeout))
+    except ValueError:
+        raise GridError(f"--timeout takes seconds, or a comma list of them; got {args.timeout!r}") from None
+    if not args.envs:
+        raise GridError("name at least one environment, or --resume a grid")
+    return GridSpec(
+        envs=tuple(args.envs), modes=tuple(_split(args.modes)), num_examples=args.num_examples, seed=args.seed,
+        env_args=sweeps, timeouts=timeouts,
+        options={"model": model, "sub_model": sub_model, "base_url": base_url, "concurrency": args.concurrency,
+                 "sub_concurrency": args.sub_concurrency, "max_turns": args.max_turns,
+                 "max_output_chars": args.max_output_chars},
+    )
+
+
+def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
+    """Run every cell's missing examples; returns the number of runs started."""
+    from rlm_tui.cli import _commands, make_client
+    from rlm_tui.engine.rollout import RolloutSettings
+    from rlm_tui.engine.run import Run, RunConfig
+    from rlm_tui.env import load_environment
+    from rlm_tui.headless import console, err, run_headless
+    from rlm_tui.store import EventWriter, open_db
+
+    db = open_db(db_path)
+    cells = spec.cells()
+    if not resume:
+        save_spec(db, name, spec)
+    o = spec.options
+    writer = EventWriter(db_path)
+    writer.start()
+    started = 0
+    try:
+        for number, cell in enumerate(cells, start=1):
+            label = f"[{number}/{len(cells)}] {cell.env} {cell.mode} {cell.env_args or ''} timeout {cell.timeout:g}s"
+            missing = missing_examples(db, name, spec, cell)
+            if not missing:
+                err.print(f"{label}: done already", markup=False)
+                continue
+            env = load_environment(cell.env, cell.env_args)
+            client = make_client(env, o["model"], o["base_url"])
+            settings = RolloutSettings(mode=cell.mode, model=o["model"], sub_model=o["sub_model"],
+                                       max_turns=o["max_turns"], timeout=cell.timeout,
+                                       max_output_chars=o["max_output_chars"], sub_concurrency=o["sub_concurrency"])
+            config = RunConfig(env=cell.env, env_args=cell.env_args, num_examples=spec.num_examples, seed=spec.seed,
+                               concurrency=o["concurrency"], base_url=o["base_url"], rollout=settings,
+                               example_ids=tuple(missing), grid=name, cell=cell.describe())
+            run = Run(config, env, client, sinks=[writer.append], commands=lambda run_id: _commands(db, run_id))
+            t0 = time.time()
+            state = run_headless(run, client)
+            started += 1
+            mean = state.mean_reward
+            err.print(f"{label}: {len(missing)} rollouts, mean reward {'-' if mean is None else f'{mean:.3f}'}, "
+                      f"{time.time() - t0:.1f}s", markup=False)
+            if state.status != "done":
+                raise GridError(f"run {run.id} {state.status}: {run.error}; resume with `rlm-tui ablate --resume {name}`")
+    finally:
+        writer.close()
+    console.print(f"grid {name}: {len(cells)} cells, {started} runs started; `rlm-tui report {name}` compares them")
+    return started
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from rlm_tui.cli import UserError, _db_path, _resolve_model
+    from rlm_tui.store import open_db
+
+    path = Path(_db_path(args))
+    try:
+        if args.resume:
+            spec = load_spec(open_db(path, create=False), args.resume)
+            run_grid(path, args.resume, spec, resume=True)
+            return 0
+        model = _resolve_model(args)
+        sub_model = args.sub_model or model
+        if (model == "scripted") != (sub_model == "scripted"):
+            raise UserError("the scripted model plays both root and sub-LLMs; use it for both or for neither")
+        base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        spec = spec_from_args(args, model, sub_model, base_url)
+        name = args.name or f"grid-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_grid(path, name, spec, resume=False)
+    except GridError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, positive_int) -> None:
+    p = sub.add_parser("ablate", parents=[common], help="run environments x modes x settings on the same examples")
+    p.add_argument("envs", nargs="*", help="environments, e.g. verbatim-copy oolong")
+    p.add_argument("--modes", default="llm,rlm,rlm-tips", help="comma list (default llm,rlm,rlm-tips)")
+    p.add_argument("-n", "--num-examples", type=positive_int, default=5, help="examples per cell (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="example seed, the same in every cell (default 0)")
+    p.add_argument("--env-arg", type=_env_sweep, action="append", default=[], metavar="KEY=V1,V2",
+                   help="environment knob; a comma list sweeps it, one cell per value (repeatable)")
+    p.add_argument("--timeout", default="120", help="seconds per REPL cell; a comma list sweeps it (default 120)")
+    p.add_argument("--model", help="root model (default: gpt-5-mini with OPENAI_API_KEY, else scripted)")
+    p.add_argument("--sub-model", help="model of the sub-LLMs (default: the root model)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI)")
+    p.add_argument("--concurrency", type=positive_int, default=8, help="rollouts at once (default 8)")
+    p.add_argument("--sub-concurrency", type=positive_int, default=16, help="sub-LLM calls at once per rollout")
+    p.add_argument("--max-turns", type=positive_int, default=30, help="root model calls per rollout (default 30)")
+    p.add_argument("--max-output-chars", type=positive_int, default=8192, help="cell output the model sees")
+    p.add_argument("--name", help="the grid's name (default: grid-DATE-TIME)")
+    p.add_argument("--resume", metavar="NAME", help="finish an interrupted grid with its own settings")
+
+
+def _env_sweep(raw: str) -> tuple[str, str]:
+    key, sep, value = raw.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value or key=v1,v2, got {raw!r}")
+    return key.strip(), value.strip()

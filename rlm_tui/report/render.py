@@ -1,0 +1,103 @@
+"""`rlm-tui report`: the comparison tables in the terminal, and the figures on disk."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rlm_tui.report import stats
+from rlm_tui.report.data import ReportError, Row, load_rows, resolve
+
+
+def _f(value: float, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=escape(title), title_justify="left")
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def tables(rows: list[Row]) -> list[Table]:
+    out = [
+        _table("Mean reward (± standard error)", ["env", "mode", "n", "reward", "± se"],
+               [[r["env"], r["mode"], str(r["n"]), _f(r["reward"]), _f(r["se"])] for r in stats.reward_table(rows)]),
+        _table("Lift over the plain LLM", ["env", "mode", "lift", "± se"],
+               [[r["env"], r["mode"], _f(r["lift"]), _f(r["se"])] for r in stats.lift_table(rows)]),
+        _table("Tokens per rollout (mean)", ["env", "mode", "main prompt", "main completion", "sub prompt",
+                                             "sub completion"],
+               [[r["env"], r["mode"], _f(r["main_prompt"], 0), _f(r["main_completion"], 0), _f(r["sub_prompt"], 0),
+                 _f(r["sub_completion"], 0)] for r in stats.token_table(rows)]),
+        _table("Main-model token efficiency", ["env", "mode", "reward / 1k main tokens", "relative to llm"],
+               [[r["env"], r["mode"], _f(r["reward_per_1k_main_tokens"], 4), _f(r["relative_to_llm"], 2)]
+                for r in stats.efficiency_table(rows)]),
+        _table("Time per rollout (mean seconds)", ["env", "mode", "wall", "main model", "REPL", "other"],
+               [[r["env"], r["mode"], _f(r["wall"], 2), _f(r["model"], 2), _f(r["repl"], 2), _f(r["other"], 2)]
+                for r in stats.timing_table(rows)]),
+        _table("Sub-LLM calls per rollout", ["env", "mode", "mean", "median", "max", "rollouts with calls"],
+               [[r["env"], r["mode"], _f(r["mean"], 1), _f(r["median"], 1), _f(r["max"], 0),
+                 f"{r['share_with_calls']:.0%}"] for r in stats.sub_call_table(rows)]),
+    ]
+    for title, env, value in _slices(rows):
+        table = stats.by_value(rows, env, value)
+        if table:
+            out.append(_table(f"{env}: reward by {title}", [title, "mode", "n", "reward", "± se"],
+                              [[str(r["value"]), r["mode"], str(r["n"]), _f(r["mean"]), _f(r["se"])] for r in table]))
+    return out
+
+
+def _slices(rows: list[Row]) -> list[tuple[str, str, Any]]:
+    return [
+        ("content type", "verbatim-copy", lambda r: r.info.get("content_type")),
+        ("target length", "verbatim-copy", lambda r: r.info.get("target_length")),
+        ("fragment length", "verbatim-copy", lambda r: _fragment(r)),
+        ("subset", "oolong", lambda r: r.info.get("subset")),
+        ("context length", "oolong", lambda r: stats.power_of_two_bin(r.info.get("context_len"))),
+        ("timeout (s)", "math-python", lambda r: r.timeout),
+    ]
+
+
+def _fragment(row: Row) -> Any:
+    if "mean_fragment_length" not in row.info:
+        return None
+    return row.info["mean_fragment_length"] or "none"
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rlm_tui.cli import UserError, _db_path
+    from rlm_tui.store import open_db
+
+    db = open_db(_db_path(args), create=False)
+    try:
+        title, run_ids = resolve(db, args.names)
+        rows = load_rows(db, run_ids)
+        if not rows:
+            raise ReportError(f"{title} has no finished rollouts yet")
+    except ReportError as exc:
+        raise UserError(str(exc)) from None
+    console = Console(highlight=False)
+    console.print(f"report on {escape(title)}: {len(rows)} rollouts in {len(set(r.run_id for r in rows))} runs")
+    for table in tables(rows):
+        console.print(table)
+    if args.out:
+        from rlm_tui.report.figures import write_all
+
+        paths = write_all(rows, Path(args.out))
+        console.print(f"wrote {len(paths)} files ({len(paths) // 2} figures as PNG and SVG) to {escape(args.out)}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("report", parents=[common], help="compare modes and environments: tables, and figures with --out")
+    p.add_argument("names", nargs="*", metavar="GRID_OR_RUN", help="grids or run ids (default: the newest grid)")
+    p.add_argument("--out", metavar="DIR", help="write PNG and SVG figures here")

@@ -1,0 +1,209 @@
+"""Reports over a fixture database whose numbers are worked out by hand, and grids run end to end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fake_openai import FakeOpenAI, Reply, code_call, is_root
+from rlm_tui import events as ev
+from rlm_tui.report import stats
+from rlm_tui.report.data import load_rows, resolve
+from rlm_tui.store import EventWriter, open_db
+
+RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
+
+# (env, mode) -> per rollout: (reward, main prompt, main completion, sub prompt, sub completion, sub calls, wall, model, repl, info)
+FIXTURE = {
+    ("verbatim-copy", "llm"): [(1.0, 100, 50, 0, 0, 0, 2.0, 1.5, 0.0, {"content_type": "json"}),
+                               (0.0, 300, 50, 0, 0, 0, 4.0, 3.5, 0.0, {"content_type": "csv"})],
+    ("verbatim-copy", "rlm"): [(1.0, 1000, 100, 400, 40, 4, 10.0, 5.0, 3.0, {"content_type": "json"}),
+                               (1.0, 1400, 100, 600, 60, 6, 12.0, 6.0, 5.0, {"content_type": "csv"})],
+    ("oolong", "llm"): [(0.75, 5000, 10, 0, 0, 0, 3.0, 3.0, 0.0, {"subset": "synth", "context_len": 4096}),
+                        (0.25, 9000, 10, 0, 0, 0, 5.0, 5.0, 0.0, {"subset": "synth", "context_len": 8192}),
+                        (0.5, 7000, 10, 0, 0, 0, 4.0, 4.0, 0.0, {"subset": "real", "context_len": 8000})],
+    ("oolong", "rlm-tips"): [(1.0, 2000, 200, 3000, 300, 8, 20.0, 8.0, 10.0, {"subset": "synth", "context_len": 4096}),
+                             (0.5, 2000, 200, 5000, 500, 12, 30.0, 9.0, 18.0, {"subset": "synth", "context_len": 8192}),
+                             (0.0, 2000, 200, 1000, 100, 4, 25.0, 7.0, 15.0, {"subset": "real", "context_len": 8000})],
+}
+
+
+def metrics(pp, pc, sp, sc, calls, wall, model, repl):
+    return {"main_rlm_prompt_tokens": pp, "main_rlm_completion_tokens": pc, "sub_llm_prompt_tokens": sp,
+            "sub_llm_completion_tokens": sc, "sub_llm_call_count": calls, "wall_time_seconds": wall,
+            "model_time_seconds": model, "repl_total_time_seconds": repl}
+
+
+@pytest.fixture
+def fixture_db(tmp_path):
+    path = tmp_path / "fixture.db"
+    writer = EventWriter(path)
+    writer.start()
+    for (env, mode), rollouts in FIXTURE.items():
+        run_id = f"{env}-{mode}"
+        writer.append(ev.RunStarted(run_id=run_id, env=env, mode=mode, model="m", sub_model="m",
+                                    num_rollouts=len(rollouts), config={"grid": "fixture"}))
+        for i, (reward, *numbers, info) in enumerate(rollouts):
+            rid = f"{run_id}-{i}"
+            writer.append(ev.RolloutQueued(run_id=run_id, rollout_id=rid, index=i, example_id=f"ex{i}", info=info))
+            writer.append(ev.RolloutFinished(run_id=run_id, rollout_id=rid, status="done", stop_reason="answer_ready",
+                                             answer={"content": "", "ready": True}, reward=reward,
+                                             metrics=metrics(*numbers)))
+        writer.append(ev.RunFinished(run_id=run_id, status="done"))
+    writer.close()
+    return path
+
+
+def rows_of(path):
+    db = open_db(path)
+    return load_rows(db, resolve(db, ["fixture"])[1])
+
+
+def cell(table, env, mode):
+    (row,) = [r for r in table if r["env"] == env and r["mode"] == mode]
+    return row
+
+
+def test_reward_and_lift_by_hand(fixture_db):
+    rows = rows_of(fixture_db)
+    rewards = stats.reward_table(rows)
+    assert [(r["env"], r["mode"]) for r in rewards] == [("oolong", "llm"), ("oolong", "rlm-tips"),
+                                                      ("verbatim-copy", "llm"), ("verbatim-copy", "rlm")]
+    llm = cell(rewards, "oolong", "llm")
+    assert llm["reward"] == pytest.approx(0.5) and llm["n"] == 3
+    assert llm["se"] == pytest.approx(0.25 / math.sqrt(3))  # sample sd of .75, .25, .5 is .25
+    vc = cell(rewards, "verbatim-copy", "llm")
+    assert (vc["reward"], vc["se"]) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert cell(rewards, "verbatim-copy", "rlm")["se"] == 0.0
+    lift = stats.lift_table(rows)
+    assert cell(lift, "verbatim-copy", "rlm")["lift"] == pytest.approx(0.5)
+    assert cell(lift, "oolong", "rlm-tips")["lift"] == pytest.approx(0.0)
+    assert cell(lift, "oolong", "rlm-tips")["se"] == pytest.approx(math.hypot(0.5 / math.sqrt(3), 0.25 / math.sqrt(3)))
+
+
+def test_tokens_efficiency_timing_and_sub_calls_by_hand(fixture_db):
+    rows = rows_of(fixture_db)
+    tokens = cell(stats.token_table(rows), "verbatim-copy", "rlm")
+    assert (tokens["main_prompt"], tokens["main_completion"], tokens["sub_prompt"], tokens["sub_completion"]) == \
+        (1200, 100, 500, 50)
+    eff = stats.efficiency_table(rows)
+    # verbatim-copy: llm 0.5 reward / 250 tokens; rlm 1.0 / 1300 -> (1/1300) / (0.5/250) = 250/650
+    assert cell(eff, "verbatim-copy", "rlm")["relative_to_llm"] == pytest.approx(250 / 650)
+    assert cell(eff, "verbatim-copy", "llm")["reward_per_1k_main_tokens"] == pytest.approx(2.0)
+    timing = cell(stats.timing_table(rows), "oolong", "rlm-tips")
+    assert (timing["wall"], timing["model"], timing["repl"], timing["other"]) == \
+        (pytest.approx(25.0), pytest.approx(8.0), pytest.approx(43 / 3), pytest.approx(25 - 8 - 43 / 3))
+    subs = cell(stats.sub_call_table(rows), "oolong", "rlm-tips")
+    assert (subs["mean"], subs["median"], subs["max"], subs["share_with_calls"]) == (8, 8, 12, 1.0)
+    assert cell(stats.sub_call_table(rows), "oolong", "llm")["share_with_calls"] == 0.0
+
+
+def test_slices_by_info(fixture_db):
+    rows = rows_of(fixture_db)
+    by_subset = stats.by_value(rows, "oolong", lambda r: r.info["subset"])
+    real_tips = [r for r in by_subset if r["value"] == "real" and r["mode"] == "rlm-tips"][0]
+    assert (real_tips["n"], real_tips["mean"]) == (1, 0.0)
+    by_len = stats.by_value(rows, "oolong", lambda r: stats.power_of_two_bin(r.info["context_len"]))
+    assert {r["value"] for r in by_len} == {4096, 8192}  # 8000 tokens falls in the 8192 bin
+    assert [r["mean"] for r in by_len if r["value"] == 8192 and r["mode"] == "llm"] == [pytest.approx(0.375)]
+
+
+def test_report_command_prints_tables_and_writes_figures(fixture_db, tmp_path):
+    out = tmp_path / "figures"
+    proc = subprocess.run([RLM_TUI, "report", "fixture", "--db", str(fixture_db), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "Mean reward" in text and "Lift over the plain LLM" in text and "0.38" in text  # 250/650 efficiency
+    assert "oolong: reward by subset" in text and "verbatim-copy: reward by content type" in text
+    names = {p.name for p in out.iterdir()}
+    for name in ("reward", "lift", "tokens", "efficiency", "timing", "sub_calls", "scatter", "oolong_by_subset",
+                 "oolong_synth_by_context_len", "verbatim_copy_by_content_type"):
+        assert f"{name}.png" in names and f"{name}.svg" in names
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = (out / f"{name}.svg").read_text()
+        assert "<svg" in svg
+
+
+def test_unknown_grid_is_one_line(fixture_db, tmp_path):
+    proc = subprocess.run([RLM_TUI, "report", "nope", "--db", str(fixture_db)], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "neither a grid nor a run" in proc.stderr
+
+
+def cli(tmp_path, *args, check=True):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+    proc = subprocess.run([RLM_TUI, *args], cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def run_count(db_path):
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("select count(*) from runs").fetchone()[0]
+
+
+def test_ablate_sweeps_and_resumes_without_redoing(tmp_path):
+    cli(tmp_path, "ablate", "verbatim-copy", "--modes", "llm,rlm", "-n", "2", "--env-arg", "target_length=100,300",
+        "--name", "g", "--db", "g.db")
+    assert run_count(tmp_path / "g.db") == 4
+    db = open_db(tmp_path / "g.db")
+    rows = load_rows(db, resolve(db, ["g"])[1])
+    assert len(rows) == 8 and {r.info["target_length"] for r in rows} == {100, 300}
+    assert {(r.example_id, r.mode) for r in rows if r.info["target_length"] == 100} == \
+        {(e, m) for e in ("vc-0-0", "vc-0-1") for m in ("llm", "rlm")}  # the same examples in every mode
+    again = cli(tmp_path, "ablate", "--resume", "g", "--db", "g.db")
+    assert run_count(tmp_path / "g.db") == 4 and "done already" in again.stderr
+    clash = cli(tmp_path, "ablate", "verbatim-copy", "--modes", "llm", "--name", "g", "--db", "g.db", check=False)
+    assert clash.returncode == 2 and "exists with other settings" in clash.stderr
+    table = cli(tmp_path, "export", "--format", "csv", "--db", "g.db").stdout
+    records = list(csv.DictReader(io.StringIO(table)))
+    assert len(records) == 2 and "metrics.sub_llm_call_count" in records[0] and "info.content_type" in records[0]
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path):
+    def respond(body):
+        if is_root(body):
+            return code_call('answer.update(content="x", ready=True)')
+        return Reply(content="x")
+
+    db_path = tmp_path / "i.db"
+    with FakeOpenAI(respond, latency=0.3) as server:
+        args = [RLM_TUI, "ablate", "verbatim-copy", "--modes", "llm,rlm", "-n", "4", "--concurrency", "1",
+                "--model", "m", "--base-url", server.base_url, "--name", "i", "--db", str(db_path)]
+        proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait for the second cell to have finished one rollout
+            with sqlite3.connect(db_path) as conn:
+                try:
+                    done = conn.execute("select count(*) from rollouts r join runs on runs.id = r.run_id "
+                                        "where runs.mode = 'rlm' and r.status = 'done'").fetchone()[0]
+                except sqlite3.OperationalError:
+                    done = 0
+            if done >= 1:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with sqlite3.connect(db_path) as conn:
+            finished = {(m, e) for m, e in conn.execute(
+                "select runs.mode, r.example_id from rollouts r join runs on runs.id = r.run_id where r.status = 'done'")}
+        assert ("rlm", "vc-0-0") in finished and len(finished) < 8
+        before = len(server.requests)
+        cli(tmp_path, "ablate", "--resume", "i", "--db", str(db_path))
+        redone = len(server.requests) - before
+    db = open_db(db_path)
+    rows = load_rows(db, resolve(db, ["i"])[1])
+    assert {(r.mode, r.example_id) for r in rows} == {(m, f"vc-0-{i}") for m in ("llm", "rlm") for i in range(4)}
+    assert redone == 8 - len(finished)  # one model call per rollout here: only the unfinished ones ran again
