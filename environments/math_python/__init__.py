@@ -1,0 +1,158 @@
+"""math-python: exact-answer math problems solved with Python, answered in \\boxed{}."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from rlm_tui.env import Environment, Example, Knob, Score
+
+from . import hf
+from .generate import DIFFICULTIES, generate, to_latex
+from .grade import check_bounded, last_boxed
+from .problems import TOPICS
+
+BOX = hf.BOX
+TIPS = (
+    "Tips for this task: do every calculation in Python, not in your head. sympy is installed (Rational, solve, "
+    "integrate, limit, summation, factorint, binomial), and fractions.Fraction keeps probabilities exact. Check "
+    "the result a second way (substitute it back, brute-force a small case, or compute it by another method) "
+    "before you write answer['content'] = '\\\\boxed{...}' with the exact answer and set answer['ready'] = True."
+)
+SUB_LLM_TIPS = TIPS + (
+    " Sub-LLMs can check your work independently: give llm_batch a few prompts, each with the problem and the "
+    "step or final answer to check, and compare their verdicts with your own result before you finish."
+)
+
+
+@dataclass(frozen=True)
+class MathExample(Example):
+    code: str = ""  # Python that computes the answer (offline problems); the scripted model runs it
+
+
+def _topics(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+    if names == ("all",):
+        return tuple(TOPICS)
+    bad = [t for t in names if t not in TOPICS]
+    if bad or not names:
+        raise ValueError(f"choose all or a comma list of {', '.join(TOPICS)}")
+    return names
+
+
+def _choice(*options: str):
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"choose one of {', '.join(options)}")
+        return raw
+    return parse
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+class MathPython(Environment):
+    name = "math-python"
+    knobs = (
+        Knob("num_examples", None, "how many examples (default: -n)", _positive),
+        Knob("topics", "all", f"all, or a comma list of {', '.join(TOPICS)}", _topics),
+        Knob("difficulty", "all", "easy|medium|hard, or all (a mix)", _choice(*DIFFICULTIES, "all")),
+        Knob("tips", "default", "default, or sub_llms (also suggests checking with llm_batch)",
+             _choice("default", "sub_llms")),
+        Knob("source", "offline", "offline (generated problems) or hf (PrimeIntellect/INTELLECT-3-RL, math)",
+             _choice("offline", "hf")),
+    )
+    python_tool_in_llm_mode = True
+
+    def __init__(self, **args: str) -> None:
+        super().__init__(**args)
+        if self.args["topics"] == "all":  # the default, unparsed
+            self.args["topics"] = tuple(TOPICS)
+        self.tips = SUB_LLM_TIPS if self.args["tips"] == "sub_llms" else TIPS
+
+    def examples(self, n: int, seed: int) -> list[Example]:
+        count = self.args["num_examples"] or n
+        if self.args["source"] == "hf":
+            return hf.to_examples(hf.load_rows(), count, seed, self.args["difficulty"])
+        rng = random.Random(f"math-python:{seed}")
+        topics, seen, out = self.args["topics"], set(), []
+        for i in range(count):
+            topic = topics[i % len(topics)]
+            level = self.args["difficulty"]
+            if level == "all":
+                level = DIFFICULTIES[(i // len(topics)) % len(DIFFICULTIES)]
+            for _ in range(50):  # a template with few numbers to draw can repeat itself
+                problem = generate(rng, topic, level)
+                if problem.question not in seen:
+                    break
+            seen.add(problem.question)
+            info = {"topic": topic, "difficulty": level, "template": problem.template, "source": "offline"}
+            out.append(MathExample(id=f"mp-{seed}-{i}", question=f"{problem.question}\n\n{BOX}",
+                                   target=problem.answer, info=info, code=problem.code))
+        return out
+
+    def score(self, example: Example, answer: str) -> Score:
+        reward = 1.0 if check_bounded(answer, str(example.target)) else 0.0
+        return Score(reward=reward, metrics={"boxed": float(last_boxed(answer) is not None)})
+
+    async def score_async(self, example: Example, answer: str, rollout: Any = None) -> Score:
+        return await asyncio.to_thread(self.score, example, answer)  # sympy work stays off the event loop
+
+    # --- the scripted model ---------------------------------------------------------------------
+
+    def scripted_cells(self, example: Example, mode: str) -> list[str]:
+        code = getattr(example, "code", "")
+        if not code:  # an online problem: the stand-in model cannot solve it, it only asks and answers
+            return [f"problem = {example.question!r}\nprint(problem)",
+                    "replies = llm_batch([problem + '\\nGive only the final answer in \\\\boxed{}.'] * 3)\n"
+                    "print(replies)\nanswer['content'] = replies[0]",
+                    "answer['ready'] = True"]
+        return [
+            f"{code}\nprint(result)",
+            f"{inspect.getsource(to_latex)}\n"
+            "answer['content'] = '\\\\boxed{' + to_latex(result) + '}'\nprint(answer['content'])",
+            f"problem = {example.question!r}\n"
+            "checks = llm_batch([\n"
+            "    f'{problem}\\nProposed answer: {answer[\"content\"]}\\nSolve it yourself and give only your final "
+            "answer in \\\\boxed{{}}.',\n"
+            "    f'{problem}\\nProposed answer: {answer[\"content\"]}\\nIs the answer in the exact form the problem "
+            "asks for? Reply OK or say what to change.',\n"
+            "    f'{problem}\\nProposed answer: {answer[\"content\"]}\\nEstimate the answer roughly: is the "
+            "proposed one plausible?',\n"
+            "])\n"
+            "for c in checks:\n    print('-', c)",
+            "agree = sum(answer['content'] in c for c in checks)\n"
+            "print(f'{agree} of {len(checks)} checks repeat the answer')\nanswer['ready'] = True",
+        ]
+
+    def scripted_sub_reply(self, prompt: str) -> str:
+        line = prompt.split("Proposed answer:")[-1].split("\n")[0] if "Proposed answer:" in prompt else ""
+        proposed = last_boxed(line)
+        if proposed is None:
+            return "I cannot solve this one reliably."
+        if "Solve it yourself" in prompt:
+            return f"Working it through again I get \\boxed{{{proposed}}}."
+        if "exact form" in prompt:
+            return "OK: it is exact and in the requested form."
+        return f"Plausible: a rough estimate agrees with \\boxed{{{proposed}}}."
+
+    def scripted_llm_turn(self, example: Example, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, dict]]]:
+        code = getattr(example, "code", "")
+        results = [m["content"] for m in messages if m["role"] == "tool"]
+        if code and not results:
+            program = f"{code}\n{inspect.getsource(to_latex)}\nprint('\\\\boxed{{' + to_latex(result) + '}}')"
+            return "Let me compute this exactly in Python.", [("python", {"code": program})]
+        boxed = last_boxed(results[-1]) if results else None
+        if boxed is None:
+            return "I could not compute this offline, so this is a guess: \\boxed{0}", []
+        return f"Python gives the exact value, so the answer is $\\boxed{{{boxed}}}$.", []
+
+
+ENVIRONMENT = MathPython

@@ -1,0 +1,216 @@
+"""math-python: generation by seed, the scorer, the online mapping, and scripted runs in every mode."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import types
+
+import pytest
+
+from environments.math_python import grade, hf
+from environments.math_python.generate import compute, to_latex
+from environments.math_python.problems import TOPICS
+from rlm_tui.engine.rollout import RolloutSettings
+from rlm_tui.engine.run import Run, RunConfig
+from rlm_tui.engine.scripted import ScriptedClient
+from rlm_tui.env import EnvError, Example, load_environment
+from rlm_tui.export import rollout_record
+from rlm_tui.state import fold
+from rlm_tui.store import EventWriter, open_db, read_events
+
+
+def execute(tmp_path, env_args, *, mode, n=2):
+    env = load_environment("math-python", env_args)
+    db = tmp_path / "t.db"
+    writer = EventWriter(db)
+    writer.start()
+    config = RunConfig(env="math-python", env_args=env_args, num_examples=n,
+                       rollout=RolloutSettings(mode=mode, model="scripted", sub_model="scripted", timeout=30))
+    client = ScriptedClient(env)
+    run = Run(config, env, client, [writer.append])
+    asyncio.run(run.execute())
+    writer.close()
+    return fold([e for _, e in read_events(open_db(db), run_id=run.id)], run.id)
+
+
+# --- generation -------------------------------------------------------------------------------
+
+
+def test_examples_are_deterministic_by_seed():
+    env = load_environment("math-python")
+    first = env.examples(10, seed=3)
+    assert [(e.question, e.target) for e in first] == [(e.question, e.target) for e in env.examples(10, seed=3)]
+    assert [e.question for e in first] != [e.question for e in env.examples(10, seed=4)]
+
+
+def test_two_hundred_problems_whose_answers_are_computed():
+    examples = load_environment("math-python").examples(200, seed=0)
+    assert len({e.question for e in examples}) == 200
+    assert {e.info["topic"] for e in examples} == set(TOPICS)
+    assert {e.info["difficulty"] for e in examples} == {"easy", "medium", "hard"}
+    assert len({e.info["template"] for e in examples}) >= 30
+    for e in examples:
+        assert e.target == to_latex(compute(e.code))  # the gold is what the problem's own code computes
+        assert grade.check(f"so \\boxed{{{e.target}}}", e.target), e.target
+        assert e.question.endswith("Put your final answer in \\boxed{}.")
+
+
+def test_knobs_pick_topics_difficulty_and_count():
+    env = load_environment("math-python", {"topics": "calculus, probability", "difficulty": "hard", "num_examples": "6"})
+    examples = env.examples(2, seed=1)
+    assert len(examples) == 6
+    assert {e.info["topic"] for e in examples} == {"calculus", "probability"}
+    assert {e.info["difficulty"] for e in examples} == {"hard"}
+    assert set(examples[0].info) == {"topic", "difficulty", "template", "source"}
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"topics": "geometry"}, "topics"),
+    ({"topics": ""}, "topics"),
+    ({"difficulty": "extreme"}, "difficulty"),
+    ({"tips": "loud"}, "tips"),
+    ({"source": "web"}, "source"),
+    ({"num_examples": "0"}, "num_examples"),
+    ({"level": "1"}, "no knob 'level'"),
+])
+def test_bad_knobs_are_one_line_errors(args, fragment):
+    with pytest.raises(EnvError) as info:
+        load_environment("math-python", args)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_tips_knob():
+    default = load_environment("math-python").tips
+    assert "Python" in default and "sympy" in default and "llm_batch" not in default
+    assert "llm_batch" in load_environment("math-python", {"tips": "sub_llms"}).tips
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("response, gold, reward", [
+    (r"\boxed{0.5}", r"\frac{1}{2}", 1),
+    (r"\boxed{1/2}", r"\frac{1}{2}", 1),
+    (r"\boxed{\dfrac{1}{2}}", "0.5", 1),
+    (r"\boxed{\frac12}", r"\frac{1}{2}", 1),
+    (r"The answer is $\boxed{\frac{\sqrt{3}}{2}}$.", r"\frac{\sqrt{3}}{2}", 1),
+    (r"\boxed{2\sqrt{2}}", r"\sqrt{8}", 1),
+    (r"\boxed{7 + \sqrt{38}}", r"\sqrt{38} + 7", 1),
+    (r"\boxed{\pi/4}", r"\frac{\pi}{4}", 1),
+    (r"\boxed{\frac{1}{9} + \frac{2e^3}{9}}", r"\frac{1}{9} + \frac{2 e^{3}}{9}", 1),
+    (r"\boxed{e^{32}}", r"e^{32}", 1),
+    (r"\boxed{1,000}", "1000", 1),
+    (r"\boxed{x = 12}", "12", 1),
+    (r"\boxed{(3, -\frac{1}{2})}", r"\left(3, - \frac{1}{2}\right)", 1),
+    (r"\boxed{\{3, -2, 1\}}", r"\{-2, 1, 3\}", 1),
+    (r"\boxed{x=1, x=3, x=-2}", r"\{-2, 1, 3\}", 1),
+    (r"\boxed{\frac{\frac{1}{2}}{3}}", r"\frac{1}{6}", 1),
+    (r"\boxed{12 \text{ ways}}", "12", 1),
+    (r"\boxed{3} no wait \boxed{4}", "4", 1),
+    (r"\boxed{\text{Yes}}", "yes", 1),
+    (r"\boxed{0.33}", r"\frac{1}{3}", 0),
+    (r"\boxed{(-\frac{1}{2}, 3)}", r"\left(3, - \frac{1}{2}\right)", 0),
+    (r"\boxed{\{1, 2\}}", r"\{-2, 1, 3\}", 0),
+    (r"\boxed{13}", "12", 0),
+    ("12", "12", 0),
+    (r"\boxed{}", "12", 0),
+    (r"\boxed{12", "12", 0),
+    (r"\boxed{#$%@}", "12", 0),
+    (r"\boxed{9^{9^{9^{9}}}}", "12", 0),
+    (r"\boxed{" + "(" * 400 + "1" + ")" * 400 + "}", "1", 0),
+    ("", "12", 0),
+])
+def test_scorer_table(response, gold, reward):
+    example = Example(id="x", question="q", target=gold)
+    assert load_environment("math-python").score(example, response).reward == reward
+
+
+def test_last_boxed_handles_nesting():
+    assert grade.last_boxed(r"a \boxed{1} b \boxed{\frac{1}{\sqrt{2}}} c") == r"\frac{1}{\sqrt{2}}"
+    assert grade.last_boxed("no box") is None
+    assert grade.last_boxed(r"\fbox{7}") == "7"
+
+
+def test_a_slow_check_is_cut_off(monkeypatch):
+    monkeypatch.setattr(grade, "check", lambda a, b: time.sleep(5) or True)
+    start = time.perf_counter()
+    assert grade.check_bounded(r"\boxed{1}", "1", timeout=0.2) is False
+    assert time.perf_counter() - start < 1
+
+
+# --- online -----------------------------------------------------------------------------------
+
+ROWS = [
+    {"question": "What is 1+1?", "answer": "2", "avg@8_qwen3_4b_instruct_2507": 1.0},
+    {"question": "Find x if 2x = 1.", "answer": "\\frac{1}{2}", "avg@8_qwen3_4b_instruct_2507": 0.5},
+    {"question": "Hard one, answer in \\boxed{}.", "answer": "\\sqrt{2}", "avg@8_qwen3_4b_instruct_2507": 0.0},
+    {"question": "No answer", "answer": "", "avg@8_qwen3_4b_instruct_2507": 0.0},
+    {"question": "No rate", "answer": "3"},
+]
+
+
+def test_online_rows_map_to_examples():
+    examples = hf.to_examples(ROWS, 10, seed=0, difficulty="all")
+    assert len(examples) == 4  # the row without an answer is dropped
+    by_id = {e.id: e for e in examples}
+    assert by_id["mp-hf-0"].question == "What is 1+1?\n\nPut your final answer in \\boxed{}."
+    assert by_id["mp-hf-2"].question == "Hard one, answer in \\boxed{}."
+    assert by_id["mp-hf-1"].target == "\\frac{1}{2}" and by_id["mp-hf-1"].info["difficulty"] == "medium"
+    assert by_id["mp-hf-4"].info["difficulty"] == "unknown"
+    assert [e.id for e in hf.to_examples(ROWS, 2, 5, "all")] == [e.id for e in hf.to_examples(ROWS, 2, 5, "all")]
+    assert [e.id for e in hf.to_examples(ROWS, 10, 0, "hard")] == ["mp-hf-2"]
+    with pytest.raises(EnvError):
+        hf.to_examples(ROWS[3:4], 1, 0, "all")
+
+
+def test_online_source_loads_the_math_subset(monkeypatch):
+    calls = []
+    fake = types.SimpleNamespace(load_dataset=lambda *a, **kw: calls.append((a, kw)) or ROWS)
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    examples = load_environment("math-python", {"source": "hf"}).examples(2, seed=0)
+    assert calls == [(("PrimeIntellect/INTELLECT-3-RL", "math"), {"split": "train"})]
+    assert len(examples) == 2 and all(e.info["source"] == "hf" for e in examples)
+
+
+def test_online_rows_run_through_the_scripted_model(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda *a, **kw: ROWS))
+    stored = execute(tmp_path, {"source": "hf"}, mode="rlm", n=1)
+    (r,) = stored.rollouts.values()
+    assert r.status == "done" and r.answer["ready"] and r.reward == 0.0  # the stand-in cannot solve online rows
+
+
+def test_online_source_failures_are_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import fails
+    with pytest.raises(EnvError, match="needs the `datasets` package"):
+        load_environment("math-python", {"source": "hf"}).examples(1, 0)
+
+    def offline(*a, **kw):
+        raise ConnectionError("no network\nsecond line")
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
+    with pytest.raises(EnvError) as info:
+        load_environment("math-python", {"source": "hf"}).examples(1, 0)
+    assert "could not load PrimeIntellect/INTELLECT-3-RL" in str(info.value) and "\n" not in str(info.value)
+
+
+# --- scripted runs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["rlm", "rlm-tips", "llm"])
+def test_scripted_runs_in_every_mode(tmp_path, mode):
+    stored = execute(tmp_path, {"tips": "sub_llms"}, mode=mode)
+    assert stored.status == "done" and len(stored.rollouts) == 2
+    for r in stored.rollouts.values():
+        assert (r.stop_reason, r.reward) == ("answer_ready", 1.0)
+        record = rollout_record(stored, r)
+        assert {"topic", "difficulty", "template", "source"} <= set(record["info"])
+        assert "\\boxed{" in record["answer"]["content"]
+        cells = [c for t in r.turns for c in t.cells]
+        if mode == "llm":
+            assert len(cells) == 1 and "\\boxed{" in cells[0].output  # one call of the python tool
+        else:
+            assert len(cells) == 4 and r.batches and r.batches[0].size == 3
+            assert r.answer_history[-1][1] is True
+    prompt = next(iter(stored.rollouts.values())).system_prompt
+    assert ("Sub-LLMs can check your work" in prompt) == (mode == "rlm-tips")

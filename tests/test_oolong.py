@@ -1,0 +1,287 @@
+"""oolong: generation by seed and size, gold answers, the scorers, the online mapping, and scripted runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import types
+
+import pytest
+
+from environments.oolong import hf, real, synth
+from environments.oolong.score import candidate, score_real, score_synth
+from environments.oolong.solve import sub_reply
+from rlm_tui.engine.rollout import RolloutSettings
+from rlm_tui.engine.run import Run, RunConfig
+from rlm_tui.engine.scripted import ScriptedClient
+from rlm_tui.env import EnvError, load_environment
+from rlm_tui.export import rollout_record
+from rlm_tui.state import fold
+from rlm_tui.store import EventWriter, open_db, read_events
+
+INFO = {"subset", "context_len", "question_type", "answer_type", "dataset", "source"}
+
+
+def execute(tmp_path, env_args, *, mode, n=2):
+    env = load_environment("oolong", env_args)
+    db = tmp_path / "t.db"
+    writer = EventWriter(db)
+    writer.start()
+    config = RunConfig(env="oolong", env_args=env_args, num_examples=n,
+                       rollout=RolloutSettings(mode=mode, model="scripted", sub_model="scripted", timeout=30))
+    run = Run(config, env, ScriptedClient(env), [writer.append])
+    asyncio.run(run.execute())
+    writer.close()
+    return fold([e for _, e in read_events(open_db(db), run_id=run.id)], run.id)
+
+
+# --- generation -------------------------------------------------------------------------------
+
+
+def test_examples_are_deterministic_by_seed():
+    env = load_environment("oolong", {"context_len": "2048"})
+    first = env.examples(3, seed=1)
+    again = env.examples(3, seed=1)
+    assert [(e.question, e.target, e.context) for e in first] == [(e.question, e.target, e.context) for e in again]
+    assert [e.context for e in first] != [e.context for e in env.examples(3, seed=2)]
+    assert env.examples(1, seed=1)[0].context == first[0].context  # example i does not depend on n
+
+
+@pytest.mark.parametrize("subset", ["synth", "synth_with_labels", "real"])
+@pytest.mark.parametrize("context_len", [1024, 8192, 65536])
+def test_context_fills_its_length(subset, context_len):
+    (example,) = load_environment("oolong", {"subset": subset, "context_len": str(context_len)}).examples(1, 0)
+    tokens = len(example.context) / 4
+    assert 0.9 * context_len <= tokens <= context_len
+    assert set(example.info) == INFO and example.info["context_len"] == context_len
+
+
+@pytest.mark.parametrize("subset", ["synth", "real"])
+def test_four_million_tokens_in_seconds(subset):
+    start = time.perf_counter()
+    (example,) = load_environment("oolong", {"subset": subset, "context_len": "4194304"}).examples(1, 0)
+    assert time.perf_counter() - start < 10
+    assert len(example.context) > 0.99 * 4 * 4194304
+
+
+def test_records_show_labels_only_with_labels():
+    plain = load_environment("oolong", {"context_len": "1024", "dataset": "reviews"}).examples(1, 0)[0]
+    labelled = load_environment("oolong", {"context_len": "1024", "dataset": "reviews",
+                                           "subset": "synth_with_labels"}).examples(1, 0)[0]
+    rows = plain.context.splitlines()
+    assert rows[0].startswith("The following lines contain") and "positive, negative, neutral" in rows[0]
+    assert all(r.startswith("Date: ") and " || User: " in r and " || Instance: " in r for r in rows[1:])
+    assert "|| Label:" not in plain.context
+    assert all(r.endswith((" || Label: positive", " || Label: negative", " || Label: neutral"))
+               for r in labelled.context.splitlines()[1:])
+
+
+def test_count_gold_matches_the_shown_labels():
+    env = load_environment("oolong", {"subset": "synth_with_labels", "question_type": "count", "context_len": "4096"})
+    for e in env.examples(4, seed=0):
+        label = e.question.split("label '")[1].split("'")[0]
+        assert e.target == str(e.context.count(f" || Label: {label}\n") + e.context.endswith(f" || Label: {label}"))
+
+
+@pytest.mark.parametrize("qtype", synth.QUESTION_TYPES + real.QUESTION_TYPES)
+def test_every_question_type_is_answered_from_the_text(qtype):
+    subset = "real" if qtype in real.QUESTION_TYPES else "synth"
+    env = load_environment("oolong", {"subset": subset, "question_type": qtype, "context_len": "4096"})
+    for e in env.examples(3, seed=7):
+        assert e.info["question_type"] == qtype and e.info["answer_type"] in ("numeric", "label", "comparison", "user",
+                                                                               "date", "string", "list")
+        # the stand-in reads the rendered context, the gold comes from the generator's own records
+        assert env.score(e, env.scripted_text(e)).reward == 1.0, (e.question, e.target, env.scripted_text(e))
+
+
+def test_the_stand_in_sub_counts_its_chunk():
+    (e,) = load_environment("oolong", {"context_len": "2048", "question_type": "count"}).examples(1, 0)
+    rows = e.context.splitlines()[1:]
+    prompt = f"{e.context.splitlines()[0]}\nCount the records per label and reply with only a JSON object.\n" \
+             f"<records>\n" + "\n".join(rows[:10]) + "\n</records>"
+    counts = json.loads(sub_reply(prompt))
+    assert sum(counts.values()) == 10
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"context_len": "1000"}, "context_len"),
+    ({"context_len": "8388608"}, "context_len"),
+    ({"subset": "fake"}, "subset"),
+    ({"dataset": "tweets"}, "dataset"),
+    ({"question_type": "nope"}, "question_type"),
+    ({"subset": "real", "question_type": "count"}, "question_type"),
+    ({"question_type": "total_rolls"}, "question_type"),
+    ({"split": "train"}, "split"),
+])
+def test_bad_knobs_are_one_line_errors(args, fragment):
+    with pytest.raises(EnvError) as info:
+        load_environment("oolong", args)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer, gold, kind, reward", [
+    ("Answer: 12", "12", "numeric", 1.0),
+    ("**Answer: 12**", "12", "numeric", 1.0),
+    ("Answer: [12]", "12", "numeric", 1.0),
+    ("Answer: 10", "12", "numeric", 0.75 ** 2),
+    ("Answer: 15", "12", "numeric", 0.75 ** 3),
+    ("Answer: twelve", "12", "numeric", 0.0),
+    ("12", "12", "numeric", 1.0),
+    ("After counting every chunk the total comes to 11", "12", "numeric", 0.75),
+    ("Label: positive", "positive", "label", 1.0),
+    ("Label: 'Positive'", "positive", "label", 1.0),
+    ("Label: negative", "positive", "label", 0.0),
+    ("Answer: positive is more common than negative", "more common than", "comparison", 1.0),
+    ("Answer: positive is **more common than** negative", "more common than", "comparison", 1.0),
+    ("Answer: positive is less common than negative", "more common than", "comparison", 0.0),
+    ("Answer: same frequency as", "same frequency as", "comparison", 1.0),
+    ("User: 41190", "41190", "user", 1.0),
+    ("User: 41191", "41190", "user", 0.0),
+    ("Date: 03/14/2023", "03/14/2023", "date", 1.0),
+    ("Date: 2023-03-14", "03/14/2023", "date", 1.0),
+    ("Date: Mar 14, 2023", "03/14/2023", "date", 1.0),
+    ("Date: 03/15/2023", "03/14/2023", "date", 0.0),
+    ("", "0", "numeric", 0.0),
+    ("", "more common than", "comparison", 0.0),
+])
+def test_synth_scorer_table(answer, gold, kind, reward):
+    assert score_synth(answer, gold, kind) == pytest.approx(reward)
+
+
+@pytest.mark.parametrize("answer, gold, reward", [
+    ("\\boxed{12}", "12", 1.0),
+    ("so \\boxed{10}", "12", 0.75 ** 2),
+    ("\\boxed{\\text{Laura}}", "Laura", 1.0),
+    ("\\boxed{laura}", "Laura", 1.0),
+    ("\\boxed{Sam}", "Laura", 0.0),
+    ("\\boxed{Laura, Sam}", "Laura, Sam", 1.0),
+    ("\\boxed{Sam}", "Laura, Sam", 0.0),
+    ("\\boxed{Laura, Liam}", "Laura, Sam", 0.5),
+    ("\\boxed{Laura, Sam, Liam}", "Laura, Sam, Travis, Ashley", 0.5),
+    ("I think 12", "12", 0.0),
+    ("12", "12", 1.0),
+    ("", "12", 0.0),
+    ("", "Laura", 0.0),
+])
+def test_real_scorer_table(answer, gold, reward):
+    assert score_real(answer, gold) == pytest.approx(reward)
+
+
+def test_candidate_takes_the_text_after_the_last_colon():
+    assert candidate("Thinking: a lot. Label: *spam*.") == "spam"
+    assert candidate("short") == "short"
+    assert candidate("I looked at every line and I believe it is spam") == "spam"
+
+
+def test_environment_score_dispatches_on_subset():
+    env = load_environment("oolong", {"context_len": "1024"})
+    e = env.examples(1, 0)[0]
+    assert env.score(e, "").reward == 0.0 and env.score(e, "").metrics == {"exact": 0.0}
+
+
+# --- online -----------------------------------------------------------------------------------
+
+
+def synth_row(i, context_len=1024, answer="[3]", kind="ANSWER_TYPE.NUMERIC"):
+    line = f"Date: Jan 01, 2023 || User: 1 || Instance: hi {i}"
+    return {"id": i, "context_len": context_len, "dataset": "spam", "context_window_text": line,
+            "context_window_text_with_labels": f"{line} || Label: ham",
+            "question": f"Question {i}?", "task_group": "counting", "task": "TASK_TYPE.NUMERIC_ONE_CLASS",
+            "answer": answer, "answer_type": kind, "input_subset": "False", "num_labels": 2, "context_window_id": 7}
+
+
+@pytest.mark.parametrize("raw, gold", [
+    ("[47]", "47"), ("['spam']", "spam"), ("['more common than']", "more common than"),
+    ("[datetime.date(2023, 1, 5)]", "01/05/2023"), ("[12345]", "12345"), ("not a literal", "not a literal"),
+])
+def test_synth_gold_literals(raw, gold):
+    assert hf.synth_gold(raw) == gold
+
+
+def test_synth_rows_map_to_examples():
+    rows = [synth_row(1), synth_row(2, context_len=2048), synth_row(3, answer="['ham']", kind="ANSWER_TYPE.LABEL")]
+    examples = hf.synth_examples(rows, "synth_with_labels", 1024, 5, seed=0)
+    assert sorted(e.id for e in examples) == ["ool-hf-1", "ool-hf-3"]
+    by_id = {e.id: e for e in examples}
+    assert by_id["ool-hf-1"].context.endswith("|| Label: ham") and by_id["ool-hf-1"].target == "3"
+    assert by_id["ool-hf-3"].info["answer_type"] == "label" and by_id["ool-hf-3"].target == "ham"
+    assert set(by_id["ool-hf-1"].info) == INFO | {"task_group"}
+    plain = hf.synth_examples(rows, "synth", 1024, 1, seed=0)[0]
+    assert "Label" not in plain.context
+    with pytest.raises(EnvError):
+        hf.synth_examples(rows, "synth", 4096, 1, seed=0)
+
+
+def test_real_rows_map_to_examples():
+    rows = [{"id": "a", "context_window_id": 1, "context_window_text": "x" * 400, "question": "How many rolls?",
+             "answer": "12"},
+            {"id": "b", "context_window_id": 1, "context_window_text": "x" * 400,
+             "question": "Who cast spells? Answer in \\boxed{}.", "answer": "Laura, Sam"}]
+    examples = {e.id: e for e in hf.real_examples(rows, 5, seed=0)}
+    assert examples["ool-real-a"].question.endswith("\\boxed{}.")
+    assert examples["ool-real-a"].info["answer_type"] == "numeric"
+    assert examples["ool-real-b"].info["answer_type"] == "list" and examples["ool-real-b"].info["context_len"] == 100
+    assert set(examples["ool-real-a"].info) == INFO
+
+
+def test_online_source_streams_and_filters(monkeypatch):
+    calls = []
+
+    def load_dataset(*args, **kwargs):
+        calls.append((args, kwargs))
+        return iter([synth_row(i, context_len=1024 if i % 2 else 2048) for i in range(100)])
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    env = load_environment("oolong", {"source": "hf", "context_len": "1024"})
+    examples = env.examples(3, seed=0)
+    assert calls == [(("oolongbench/oolong-synth",), {"split": "test", "streaming": True})]
+    assert len(examples) == 3 and all(e.info["context_len"] == 1024 and e.info["source"] == "hf" for e in examples)
+    load_environment("oolong", {"source": "hf", "subset": "real", "split": "validation"}).examples(1, 0)
+    assert calls[-1] == (("oolongbench/oolong-real", "dnd"), {"split": "validation", "streaming": True})
+
+
+@pytest.mark.parametrize("subset", ["synth", "real"])
+def test_online_rows_run_through_the_scripted_model(tmp_path, monkeypatch, subset):
+    row = dict(synth_row(1), context_window_text="Intro\nLaura: That's a 12.\nDM: Roll.\nSam: Natural 20!\n" * 5)
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda *a, **kw: iter([row])))
+    stored = execute(tmp_path, {"source": "hf", "subset": subset, "context_len": "1024"}, mode="rlm", n=1)
+    (r,) = stored.rollouts.values()
+    assert r.status == "done" and r.answer["ready"] and r.reward is not None  # the stand-in cannot solve online rows
+
+
+def test_online_source_failures_are_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(EnvError, match="needs the `datasets` package"):
+        load_environment("oolong", {"source": "hf"}).examples(1, 0)
+
+    def offline(*a, **kw):
+        raise OSError("no network\nmore")
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
+    with pytest.raises(EnvError) as info:
+        load_environment("oolong", {"source": "hf"}).examples(1, 0)
+    assert "could not load oolongbench/oolong-synth" in str(info.value) and "\n" not in str(info.value)
+
+
+# --- scripted runs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode, subset", [("rlm", "synth"), ("rlm-tips", "synth"), ("llm", "synth"),
+                                          ("rlm", "synth_with_labels"), ("rlm", "real"), ("llm", "real")])
+def test_scripted_runs(tmp_path, mode, subset):
+    stored = execute(tmp_path, {"subset": subset, "context_len": "2048"}, mode=mode)
+    assert stored.status == "done" and len(stored.rollouts) == 2
+    for r in stored.rollouts.values():
+        assert (r.stop_reason, r.reward) == ("answer_ready", 1.0)
+        record = rollout_record(stored, r)
+        assert set(record["info"]) == INFO and record["info"]["subset"] == subset
+        if mode == "llm":
+            assert "<context>" in r.user_prompt and not r.batches
+        else:
+            assert "<context>" not in r.user_prompt and r.batches[0].size >= 4
+            assert len([c for t in r.turns for c in t.cells]) == 5 and r.answer_history[-1][1] is True
+    prompt = next(iter(stored.rollouts.values())).system_prompt
+    assert ("single llm_batch call" in prompt) == (mode == "rlm-tips")
