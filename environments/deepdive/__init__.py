@@ -1,0 +1,151 @@
+"""deepdive: multi-hop questions answered with web search, online (Serper) or in a generated offline world."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rlm_tui.env import EnvError, Environment, Example, Knob, Score, Tool
+
+from . import scripted
+from .dataset import examples_from_rows, load_rows
+from .index import offline_web
+from .online import OnlineWeb
+from .questions import make_questions
+from .scoring import judge_prompt, matches, redundancy, search_queries, verdict
+from .tools import format_hits, make_tools
+
+SOURCES = ("auto", "offline", "online")
+
+
+def _choice(*options: str):
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"choose one of {', '.join(options)}")
+        return raw
+    return parse
+
+
+def _between(low: int, high: int):
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low:,} to {high:,}")
+        return value
+    return parse
+
+
+def hop_range(raw: str) -> tuple[int, int]:
+    low, _, high = raw.partition("-")
+    span = (int(low), int(high or low))
+    if not 1 <= span[0] <= span[1] <= 6:
+        raise ValueError("give N or N-M with 1 <= N <= M <= 6")
+    return span
+
+
+def _hops(raw: str) -> str:
+    hop_range(raw)
+    return raw
+
+
+class DeepDive(Environment):
+    name = "deepdive"
+    knobs = (
+        Knob("source", "auto", "offline (a generated world), online (DeepDive data, Serper, the live web), "
+             "or auto: online when SERPER_API_KEY is set", _choice(*SOURCES)),
+        Knob("num_entities", 2000, "offline: entities (and pages) in the generated world", _between(100, 200_000)),
+        Knob("world_seed", 0, "offline: which generated world", int),
+        Knob("hops", "2-4", "offline: hops per question, N or N-M", _hops),
+        Knob("results", 5, "search results shown per query", _between(1, 20)),
+        Knob("judge_model", "", "score with this LLM judge (yes/no) instead of normalised exact match"),
+        Knob("judge_base_url", "", "the judge's OpenAI-compatible endpoint (default: OPENAI_BASE_URL)"),
+        Knob("split", "eval", "online: eval (held out) or train", _choice("eval", "train")),
+        Knob("eval_size", 200, "online: questions held out for the eval split", _between(1, 2000)),
+    )
+    tips = (
+        "Tips for this task: the question chains several facts. Decompose it into sub-questions, one per hop, and "
+        "research them with llm_batch: sub-LLMs can search and open pages, so give each a focused prompt and run "
+        "independent prompts in parallel (for example the same hop phrased two ways). Cross-check what they "
+        "return, follow the chain hop by hop, and iterate where answers disagree or come back empty. Write the "
+        "answer into answer['content'], print it, correct it to just the answer, then set answer['ready'] = True."
+    )
+
+    def __init__(self, **args: str) -> None:
+        super().__init__(**args)
+        self.http = None  # an httpx.AsyncClient for the online web; tests give one with a mock transport
+        if self.args["source"] == "online" and not os.environ.get("SERPER_API_KEY"):
+            raise EnvError("deepdive source=online needs SERPER_API_KEY for web search")
+
+    @property
+    def source(self) -> str:
+        if self.args["source"] == "auto":
+            return "online" if os.environ.get("SERPER_API_KEY") else "offline"
+        return self.args["source"]
+
+    def web(self):
+        return offline_web(self.args["world_seed"], self.args["num_entities"])
+
+    def examples(self, n: int, seed: int) -> list[Example]:
+        if self.source == "online":
+            return examples_from_rows(load_rows(), n, seed, self.args["split"], self.args["eval_size"])
+        try:
+            questions = make_questions(self.web().world, n, seed, *hop_range(self.args["hops"]))
+        except ValueError as exc:
+            raise EnvError(f"deepdive: {exc}; use a larger num_entities or a wider hops range") from None
+        return [Example(id=f"dd-{seed}-{i}", question=q.text, target={"answer": q.answer, "aliases": list(q.aliases)},
+                        info={"source": "offline", "hops": len(q.phrases), "question_type": q.kind,
+                              "path": " > ".join(q.phrases)})
+                for i, q in enumerate(questions)]
+
+    def sub_tools(self) -> list[Tool]:
+        k = self.args["results"]
+        if self.source == "online":
+            web = OnlineWeb(os.environ.get("SERPER_API_KEY", ""), client=self.http, k=k)
+            return make_tools(web.search, web.open)
+        offline = self.web()
+
+        async def search(query: str) -> str:
+            return format_hits(query, offline.search(query, k))
+
+        async def open_page(url: str) -> str:
+            return offline.open(url)
+
+        return make_tools(search, open_page)
+
+    def score(self, example: Example, answer: str) -> Score:
+        exact = float(matches(example.target, answer))
+        return Score(reward=exact, metrics={"exact_match": exact})
+
+    async def score_async(self, example: Example, answer: str, rollout: Any = None) -> Score:
+        queries = search_queries(rollout) if rollout is not None else []
+        exact = float(matches(example.target, answer))
+        metrics = {"exact_match": exact, "search_count": float(len(queries)),
+                   "search_query_redundancy": redundancy(queries)}
+        reward = exact
+        if self.args["judge_model"] and answer.strip():
+            reward = 1.0 if await self._judge(example, answer) else 0.0
+        return Score(reward=reward, metrics=metrics)
+
+    async def _judge(self, example: Example, answer: str) -> bool:
+        from rlm_tui.engine.clients import OpenAIClient
+
+        base_url = self.args["judge_base_url"] or os.environ.get("OPENAI_BASE_URL") or None
+        client = OpenAIClient(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"), max_retries=2)
+        try:
+            prompt = judge_prompt(example.question, example.target, answer)
+            reply = await client.complete(self.args["judge_model"], [{"role": "user", "content": prompt}], None)
+        finally:
+            await client.close()
+        return verdict(reply.text)
+
+    def scripted_cells(self, example: Example, mode: str) -> list[str]:
+        return scripted.cells(example)
+
+    def scripted_sub_turn(self, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        return scripted.sub_turn(messages)
+
+    def scripted_llm_turn(self, example: Example, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        return scripted.llm_turn(example, messages)
+
+
+ENVIRONMENT = DeepDive
