@@ -37,6 +37,7 @@ class Turn:
     outcome: str | None = None
     error: str | None = None
     cells: list[Cell] = field(default_factory=list)
+    tools: list[ev.ToolCalled] = field(default_factory=list)  # the root's own tool calls, in llm mode
     started: float | None = None  # when the call was made, to place operator actions between turns
 
 
@@ -256,9 +257,9 @@ def _paused(s: RolloutState, e: ev.RolloutPaused) -> None:
 
 
 def _tool(s: RolloutState, e: ev.ToolCalled) -> None:
-    call = s._calls.get(e.parent_id or "")
-    if call is not None:
-        call.tools.append(e)
+    owner = s._calls.get(e.parent_id or "") or s._turns.get(e.parent_id or "")
+    if owner is not None:
+        owner.tools.append(e)
 
 
 _ROLLOUT_HANDLERS: dict[type, Any] = {

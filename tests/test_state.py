@@ -84,3 +84,10 @@ def test_mean_reward_ignores_unscored():
     state.apply(ev.RolloutQueued(run_id=R, rollout_id="ro2", index=1, example_id="e1"))
     assert state.mean_reward == pytest.approx(1.0)
     assert len(state.done) == 1
+
+
+def test_root_tool_calls_hang_under_their_turn():
+    call = ev.ModelCallStarted(run_id=R, rollout_id=X, role="main", model="m", turn=1, messages=2)
+    tool = ev.ToolCalled(run_id=R, rollout_id=X, parent_id=call.id, name="search", arguments={"query": "q"}, result="r")
+    r = fold(_events()[:3] + [call, tool], R).rollouts[X]
+    assert r.turns[0].tools == [tool] and r.sub_tool_calls == 0
