@@ -1,4 +1,4 @@
-"""The `rlm-tui` command: run, runs, show, export."""
+"""The `rlm-tui` command: run, attach, replay, runs, show, export."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import sys
 from typing import Any, NoReturn
 
 from rlm_tui.env import MODES, EnvError, load_environment
+
+
+APP_SCRIPTED_DELAY = 0.4  # seconds per scripted call in the app, so that a person can watch
 
 
 class UserError(Exception):
@@ -65,20 +68,38 @@ def build_parser() -> Parser:
     run.add_argument("--seed", type=int, default=0, help="example seed (default 0)")
     run.add_argument("--env-arg", type=_env_arg, action="append", default=[], metavar="KEY=VALUE",
                      help="environment knob, repeatable")
-    run.add_argument("--scripted-delay", type=float, default=0.0, help="seconds per scripted model call (default 0)")
+    run.add_argument("--scripted-delay", type=float, default=None,
+                     help=f"seconds per scripted model call (default 0 headless, {APP_SCRIPTED_DELAY} in the app)")
+    run.add_argument("--context-limit", type=_positive_int, default=128_000,
+                     help="the root model's context, for the app's gauge (default 128000)")
     run.add_argument("--run-id", help=argparse.SUPPRESS)  # set by the app when it starts the engine
+
+    attach = sub.add_parser("attach", parents=[common], help="follow and steer a run another process is executing")
+    attach.add_argument("run_id", nargs="?", help="run id or prefix (default: the newest running run)")
+    attach.add_argument("--context-limit", type=_positive_int, default=128_000, help="for the context gauge")
+
+    replay = sub.add_parser("replay", parents=[common], help="open the runs view, or replay a run or rollout")
+    replay.add_argument("id", nargs="?", help="run or rollout id or prefix (default: the runs view)")
+    replay.add_argument("--context-limit", type=_positive_int, default=128_000, help="for the context gauge")
 
     sub.add_parser("runs", parents=[common], help="list the runs in the database")
     sub.add_parser("envs", help="list the environments and their knobs (--env-arg key=value)")
 
-    show = sub.add_parser("show", parents=[common], help="print one rollout's transcript")
-    show.add_argument("rollout_id", help="rollout id (a unique prefix is enough)")
-    show.add_argument("--full", action="store_true", help="full cell outputs, not what the model saw")
+    show = sub.add_parser("show", parents=[common], help="print one rollout's transcript, or list a run's rollouts")
+    show.add_argument("rollout_id", metavar="ID", help="rollout or run id (a unique prefix is enough)")
+    show.add_argument("--full", action="store_true",
+                      help="full cell outputs, not what the model saw, and every sub-LLM call")
 
     export = sub.add_parser("export", parents=[common], help="write one JSON object per rollout")
     export.add_argument("run_id", nargs="?", help="run id or prefix (default: the latest run)")
-    export.add_argument("--format", choices=("jsonl",), default="jsonl")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                        help="jsonl: one object per rollout; csv: one row per rollout, every metric a column")
     export.add_argument("-o", "--out", help="file to write (default: stdout)")
+    from rlm_tui import ablate
+    from rlm_tui.report import render
+
+    ablate.add_parser(sub, common, _positive_int)
+    render.add_parser(sub, common)
     return parser
 
 
@@ -141,6 +162,10 @@ def _check_reachable(base_url: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.scripted_delay is None:
+        args.scripted_delay = 0.0 if args.headless else APP_SCRIPTED_DELAY
+    if not args.headless:
+        return _run_in_app(args)
     from rlm_tui.engine.rollout import RolloutSettings
     from rlm_tui.engine.run import Run, RunConfig
     from rlm_tui.store import EventWriter, open_db
@@ -209,11 +234,19 @@ def _load_run(db: Any, run_id: str):
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from rlm_tui.headless import print_transcript
-    from rlm_tui.store import get_rollout, open_db, resolve_rollout_id
+    from rlm_tui.headless import print_rollouts, print_transcript
+    from rlm_tui.store import StoreError, get_rollout, open_db, resolve_rollout_id, resolve_run_id
 
     db = open_db(_db_path(args), create=False)
-    rollout_id = resolve_rollout_id(db, args.rollout_id)
+    try:
+        rollout_id = resolve_rollout_id(db, args.rollout_id)
+    except StoreError:
+        try:
+            run_id = resolve_run_id(db, args.rollout_id)
+        except StoreError:
+            raise UserError(f"no rollout or run id starts with {args.rollout_id!r}; `rlm-tui runs` lists the runs") from None
+        print_rollouts(_load_run(db, run_id))  # a run id: list its rollouts
+        return 0
     run = _load_run(db, get_rollout(db, rollout_id)["run_id"])
     print_transcript(run, run.rollouts[rollout_id], full=args.full)
     return 0
@@ -227,13 +260,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     run_id = resolve_run_id(db, args.run_id) if args.run_id else latest_run_id(db)
     if run_id is None:
         raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
-    lines = [json.dumps(record, default=str) for record in run_records(_load_run(db, run_id))]
+    records = run_records(_load_run(db, run_id))
+    out = open(args.out, "w", newline="") if args.out else sys.stdout
+    try:
+        if args.format == "csv":
+            import csv
+
+            from rlm_tui.export import csv_table
+
+            header, rows = csv_table(records)
+            writer = csv.DictWriter(out, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            out.write("".join(json.dumps(record, default=str) + "\n" for record in records))
+    finally:
+        if args.out:
+            out.close()
     if args.out:
-        with open(args.out, "w") as f:
-            f.write("".join(line + "\n" for line in lines))
-        print(f"wrote {len(lines)} rollouts of run {run_id} to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write("".join(line + "\n" for line in lines))
+        print(f"wrote {len(records)} rollouts of run {run_id} to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -244,11 +289,128 @@ def cmd_envs(args: argparse.Namespace) -> int:
         env = load_environment(name)
         print(name)
         for knob in env.knobs:
-            print(f"  {knob.name:<22} default {knob.default!s:<10} {knob.help}")
+            default = "-n" if knob.default is None else repr(knob.default) if knob.default == "" else knob.default
+            print(f"  {knob.name:<22} default {default!s:<10} {knob.help}")
     return 0
 
 
-COMMANDS = {"run": cmd_run, "runs": cmd_runs, "envs": cmd_envs, "show": cmd_show, "export": cmd_export}
+# --- the app ----------------------------------------------------------------------------------
+
+
+def _run_in_app(args: argparse.Namespace) -> int:
+    """Check the arguments as the headless path does, start it as a subprocess, and open the app on its run."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from rlm_tui.events import new_id
+
+    env_args = dict(args.env_arg)
+    env = load_environment(args.env, env_args)
+    model = _resolve_model(args)
+    sub_model = args.sub_model or model
+    if (model == "scripted") != (sub_model == "scripted"):
+        raise UserError("the scripted model plays both root and sub-LLMs; use it for both or for neither")
+    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    asyncio.run(make_client(env, model, base_url, args.scripted_delay).close())
+    path = Path(_db_path(args)).resolve()
+    from rlm_tui.store import open_db
+
+    open_db(path).close()  # a bad --db fails here, as one line, before any app opens
+    run_id = args.run_id or new_id()
+    argv = [sys.executable, "-m", "rlm_tui.cli", "run", args.env, "--headless", "--run-id", run_id, "--db", str(path),
+            "--mode", args.mode, "--model", model, "--sub-model", sub_model, "-n", str(args.num_examples),
+            "--concurrency", str(args.concurrency), "--sub-concurrency", str(args.sub_concurrency),
+            "--max-turns", str(args.max_turns), "--timeout", str(args.timeout),
+            "--max-output-chars", str(args.max_output_chars), "--seed", str(args.seed),
+            "--scripted-delay", str(args.scripted_delay)]
+    argv += ["--base-url", base_url] if base_url else []
+    for key, value in args.env_arg:
+        argv += ["--env-arg", f"{key}={value}"]
+    log = Path(tempfile.mkstemp(prefix=f"rlm-tui-{run_id[:8]}-", suffix=".log")[1])
+    with open(log, "wb") as out:
+        # a session of its own: the terminal's ctrl+c goes to the app, which decides what the run gets
+        engine = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    from rlm_tui.tui.app import RlmApp, last_line
+
+    app = RlmApp(path, run_id=run_id, follow=True, engine=engine, engine_log=log, context_limit=args.context_limit)
+    try:
+        app.run()
+    finally:
+        if app.return_code != 0 and engine.poll() is None:  # the app crashed: do not leave the run behind
+            import signal
+
+            engine.send_signal(signal.SIGINT)
+    rc = engine.poll()
+    if rc is None:
+        print(f"run {run_id} goes on in the background (pid {engine.pid}); follow it with "
+              f"`rlm-tui attach {run_id[:8]}`; engine log: {log}", file=sys.stderr)
+        return 0
+    if rc != 0 and not app.stopping:
+        print(f"rlm-tui: error: {last_line(log) or f'the engine exited with status {rc}'} (log: {log})", file=sys.stderr)
+        return 1
+    print(run_id)
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from rlm_tui.store import list_runs, open_db, resolve_run_id
+
+    path = _db_path(args)
+    db = open_db(path, create=False)
+    if args.run_id:
+        run_id = resolve_run_id(db, args.run_id)
+    else:
+        running = [r["id"] for r in list_runs(db) if r["status"] == "running"]
+        if not running:
+            raise UserError("no run is running; `rlm-tui replay` opens finished ones")
+        run_id = running[0]
+    db.close()
+    return _open_app(path, args, run_id=run_id, follow=True)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rlm_tui.store import StoreError, get_rollout, open_db, resolve_rollout_id, resolve_run_id
+
+    path = _db_path(args)
+    db = open_db(path, create=False)
+    run_id = rollout_id = None
+    if args.id:
+        try:
+            run_id = resolve_run_id(db, args.id)
+        except StoreError as run_error:
+            try:
+                rollout_id = resolve_rollout_id(db, args.id)
+            except StoreError:
+                if "matches" in str(run_error):
+                    raise run_error from None
+                raise StoreError(f"no run or rollout id starts with {args.id!r}; `rlm-tui runs` lists the runs, "
+                                 "`rlm-tui show RUN` a run's rollouts") from None
+            run_id = get_rollout(db, rollout_id)["run_id"]
+    db.close()
+    return _open_app(path, args, run_id=run_id, rollout_id=rollout_id, follow=False if run_id else None)
+
+
+def _open_app(path: Any, args: argparse.Namespace, **kwargs: Any) -> int:
+    from rlm_tui.tui.app import RlmApp
+
+    RlmApp(path, context_limit=args.context_limit, **kwargs).run()
+    return 0
+
+
+def _lazy(module: str, name: str):
+    """A command whose module is imported only when it runs (matplotlib is slow to import)."""
+    def command(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(args)
+
+    return command
+
+
+COMMANDS = {"run": cmd_run, "runs": cmd_runs, "envs": cmd_envs, "show": cmd_show, "export": cmd_export,
+            "attach": cmd_attach, "replay": cmd_replay, "ablate": _lazy("rlm_tui.ablate", "cmd_ablate"),
+            "report": _lazy("rlm_tui.report.render", "cmd_report")}
 
 if __name__ == "__main__":
     sys.exit(main())

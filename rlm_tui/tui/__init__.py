@@ -1,0 +1,1 @@
+"""The Textual app: runs, run and rollout views over events folded by the reducer."""

@@ -1,0 +1,46 @@
+"""Small formatting helpers shared by the views."""
+
+from __future__ import annotations
+
+from rlm_tui.state import RolloutState
+
+STATUS_STYLE = {
+    "queued": "dim", "running": "cyan", "paused": "bold yellow", "done": "green", "failed": "bold red",
+    "killed": "magenta", "interrupted": "bold red",
+}
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+def tokens(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.2f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n:,}"
+
+
+def seconds(s: float | None) -> str:
+    """A short duration: 0.12 s, 12.3 s, 4:05, 1:02:03."""
+    if s is None:
+        return "-"
+    if s < 60:
+        return f"{s:.2f} s" if s < 10 else f"{s:.1f} s"
+    m, sec = divmod(int(s), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def reward(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def status(r: RolloutState, interrupted: bool = False) -> str:
+    """What the operator cares about: a running rollout stopped at a safe point is paused."""
+    if r.status in ("queued", "running") and interrupted:
+        return "interrupted"
+    return "paused" if r.paused and r.status == "running" else r.status
+
+
+def one_line(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,1 @@
+"""The app's screens: runs, run, rollout, and the modals over them."""

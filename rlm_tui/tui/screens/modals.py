@@ -1,0 +1,285 @@
+"""Modal screens: the inspect console, text entry, confirmations, help, and one sub-LLM call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Static, TextArea
+
+from rlm_tui.state import Cell, SubCall
+from rlm_tui.tui import fmt
+from rlm_tui.tui.widgets.lines import RichBlock, TextBlock
+from rlm_tui.tui.widgets.subtree import tool_label
+from rlm_tui.tui.widgets.timeline import Timeline
+
+SHARE_LIMIT = 8192  # characters of an inspect output shared with the model
+
+
+def share_message(cell: Cell) -> str:
+    output = cell.shown if cell.shown is not None else cell.output or ""
+    if len(output) > SHARE_LIMIT:
+        output = output[:SHARE_LIMIT] + f"\n[... {len(output) - SHARE_LIMIT:,} more characters not shown]"
+    return (f"The operator ran this code in your REPL:\n```python\n{cell.code}\n```\n"
+            f"Output:\n```\n{output or '(no output)'}\n```")
+
+
+class Console(Timeline):
+    """The inspect console's history: the operator's cells of this session, oldest first."""
+
+    def show_cells(self, cells: list[Cell]) -> None:
+        blocks = []
+        for cell in cells:
+            blocks += self._cell(cell, {}, {}, 0)
+        if not blocks:
+            blocks = [self._line("hint", "Type Python below and press ctrl+r. The namespace is the rollout's own: "
+                                 "`answer`, `context` and whatever the model defined. The model never sees this.",
+                                 "dim")]
+        self.set_blocks(blocks)
+
+
+class InspectScreen(ModalScreen):
+    """A console over a paused rollout's live REPL, through the exec command."""
+
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [
+        Binding("ctrl+r", "run", "Run", id="inspect.run", tooltip="Run the code in the rollout's REPL"),
+        Binding("ctrl+s", "share", "Share with model", id="inspect.share",
+                tooltip="Send the last cell and its output to the model as a message"),
+        Binding("escape", "close", "Close", id="inspect.close", priority=True),
+    ]
+
+    def __init__(self, rollout_id: str) -> None:
+        super().__init__()
+        self.rollout_id = rollout_id
+        self.sent: list[tuple[str, int]] = []  # (code, operator cells before it was sent)
+        self.ready = False
+        self._fp: Any = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static("", id="inspect-title")
+            yield Console(id="console")
+            yield TextArea(id="code", soft_wrap=True, tab_behavior="indent", show_line_numbers=False)
+            yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).focus()
+        self.ready = True
+        self.refresh_view()
+
+    def _rollout(self) -> Any:
+        feed = self.app.feed
+        return feed.state.rollouts.get(self.rollout_id) if feed else None
+
+    def cells(self) -> list[Cell]:
+        """The cells this console sent, matched by code in the order they ran."""
+        r = self._rollout()
+        if r is None:
+            return []
+        out, taken = [], set()
+        for code, before in self.sent:
+            match = next((c for i, c in enumerate(r.operator_cells)
+                          if i >= before and i not in taken and c.code == code), None)
+            if match is None:
+                out.append(Cell(id=f"pending-{len(out)}", turn=0, code=code, source="operator"))
+            else:
+                taken.add(r.operator_cells.index(match))
+                out.append(match)
+        return out
+
+    def refresh_view(self) -> None:
+        r = self._rollout()
+        if r is None:
+            return
+        cells = self.cells()
+        fp = tuple((c.id, c.output is not None) for c in cells) + (r.paused, r.status)
+        if fp == self._fp:
+            return
+        self._fp = fp
+        state = "paused" if r.paused else r.status
+        note = "" if r.paused else " · [yellow]not paused: code runs at its next safe point[/]"
+        self.query_one("#inspect-title", Static).update(
+            f"[b]inspect[/b] rollout #{r.index} · [yellow]{state}[/]{note} · "
+            "[dim]ctrl+r run · ctrl+s share the last cell with the model · escape close[/]")
+        self.query_one(Console).show_cells(cells)
+
+    def action_run(self) -> None:
+        area = self.query_one(TextArea)
+        code = area.text.strip("\n")
+        r = self._rollout()
+        if not code.strip() or r is None:
+            return
+        self.sent.append((code, len(r.operator_cells)))
+        self.app.send("exec", self.rollout_id, code)
+        area.clear()
+        self._fp = None
+        self.refresh_view()
+
+    def action_share(self) -> None:
+        done = [c for c in self.cells() if c.output is not None]
+        if not done:
+            self.notify("run a cell first: its code and output are what the model gets", severity="warning")
+            return
+        self.app.send("inject", self.rollout_id, share_message(done[-1]),
+                      note="the model gets the last cell and its output before its next turn")
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+
+class TextScreen(ModalScreen[str | None]):
+    """Multi-line text: an injected message, or a new answer."""
+
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [
+        Binding("ctrl+s", "submit", "Send", id="text.submit"),
+        Binding("escape", "cancel", "Cancel", id="text.cancel", priority=True),
+    ]
+
+    def __init__(self, title: str, text: str, verb: str) -> None:
+        super().__init__()
+        self.title_text, self.text, self.verb = title, text, verb
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="-small"):
+            yield Static(f"[b]{self.title_text}[/b] [dim]· ctrl+s {self.verb.lower()} · escape cancel[/]")
+            yield TextArea(self.text, id="text", soft_wrap=True)
+            with Horizontal(classes="buttons"):
+                yield Button(self.verb, variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        area = self.query_one(TextArea)
+        area.focus()
+        area.move_cursor(area.document.end)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_submit() if event.button.id == "ok" else self.action_cancel()
+
+    def action_submit(self) -> None:
+        self.dismiss(self.query_one(TextArea).text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm.yes"),
+                Binding("n,escape", "answer(False)", "No", id="confirm.no")]
+
+    def __init__(self, question: str, verb: str) -> None:
+        super().__init__()
+        self.question, self.verb = question, verb
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="-tiny"):
+            yield Static(self.question)
+            with Horizontal(classes="buttons"):
+                yield Button(f"{self.verb} (y)", variant="error", id="yes")
+                yield Button("Cancel (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class QuitScreen(ModalScreen[str | None]):
+    """Quitting while the run this app started is still going."""
+
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [Binding("s", "answer('stop')", "Stop run", id="quit.stop"),
+                Binding("l", "answer('leave')", "Leave running", id="quit.leave"),
+                Binding("escape,n", "answer(None)", "Cancel", id="quit.cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="-tiny"):
+            yield Static("The run this app started is still going. Stop it (it is recorded as killed), "
+                         "or leave it running and follow it later with [b]rlm-tui attach[/b]?")
+            with Horizontal(classes="buttons"):
+                yield Button("Stop and quit (s)", variant="error", id="stop")
+                yield Button("Leave running (l)", id="leave")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+    def action_answer(self, answer: str | None) -> None:
+        self.dismiss(answer)
+
+
+class HelpScreen(ModalScreen):
+    """The keys of the view below, grouped as in the command palette."""
+
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help.close")]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        groups: dict[str, list[tuple[str, str]]] = {}
+        seen = set()
+        for active in self.under.active_bindings.values():
+            b = active.binding
+            if not b.id or "." not in b.id or b.action in seen:
+                continue  # the widgets' own scrolling keys are not ours to explain
+            seen.add(b.action)
+            groups.setdefault(b.id.split(".")[0], []).append((self.app.get_key_display(b), b.tooltip or b.description))
+        groups.setdefault("app", []).extend([("ctrl+p", "Every action, by name"), ("j / k", "Down / up"),
+                                             ("tab", "Next pane"), ("enter", "Open the highlighted row or node")])
+        text = Text()
+        for group, rows in groups.items():
+            text.append(f"{group}\n", style="bold cyan")
+            for key, what in rows:
+                text.append(f"  {key:>10}  ", style="bold")
+                text.append(f"{what}\n")
+        with Vertical(id="dialog", classes="-small"):
+            yield Static("[b]keys[/b] [dim]· escape closes[/]")
+            with VerticalScroll(id="help-scroll"):
+                yield Static(text, id="help-text")
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+
+class CallScreen(ModalScreen):
+    """One sub-LLM call in full: prompt, tool calls, response."""
+
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [Binding("escape,q", "close", "Close", id="call.close")]
+
+    def __init__(self, call: SubCall) -> None:
+        super().__init__()
+        self.call = call
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Console(id="console", follow=False)
+            yield Footer()
+
+    def on_mount(self) -> None:
+        c = self.call
+        head = Text(f"sub-LLM call #{c.index} of batch #{c.batch}", style="bold")
+        head.append(f" · {c.turns} turns · {c.prompt_tokens:,}+{c.completion_tokens:,} tok · {fmt.seconds(c.latency_s)}",
+                    style="dim")
+        blocks = [RichBlock("head", 0, head), RichBlock("p", 0, Text("prompt", style="bold cyan")),
+                  TextBlock("prompt", 0, c.prompt, indent=2)]
+        for i, tool in enumerate(c.tools):
+            blocks.append(RichBlock(("tool", i), 0, tool_label(tool)))
+        blocks.append(RichBlock("r", 0, Text("error" if c.error else "response", style="bold red" if c.error else "bold green")))
+        blocks.append(TextBlock("response", 0, c.error or c.response or "(still running)", indent=2))
+        view = self.query_one(Console)
+        view.set_blocks(blocks)
+        view.focus()
+
+    def action_close(self) -> None:
+        self.dismiss()

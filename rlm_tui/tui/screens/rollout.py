@@ -1,0 +1,137 @@
+"""One rollout: the root model's turns, the sub-LLM tree, the answer, and the context gauge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Static, Tree
+
+from rlm_tui.state import RolloutState
+from rlm_tui.tui import fmt
+from rlm_tui.tui.screens.base import RunBase
+from rlm_tui.tui.widgets.answer import AnswerView
+from rlm_tui.tui.widgets.subtree import SubTree
+from rlm_tui.tui.widgets.timeline import Timeline
+
+
+def gauge(used: int, limit: int, width: int = 20) -> str:
+    """The root model's context against its limit, as markup."""
+    ratio = used / limit if limit else 0.0
+    filled = min(width, round(width * ratio))
+    color = "green" if ratio < 0.5 else "yellow" if ratio < 0.8 else "red"
+    return (f"context [b]{fmt.tokens(used)}[/b] / {fmt.tokens(limit)} [{color}]{'█' * filled}[/]"
+            f"[dim]{'░' * (width - filled)}[/] {ratio:.1%}")
+
+
+class RolloutScreen(RunBase):
+    CSS_PATH = "rollout.tcss"
+    BINDINGS = [
+        Binding("o", "full", "Full output", id="timeline.full_output",
+                tooltip="Show full cell outputs instead of what the model saw"),
+        Binding("r", "reasoning", "Reasoning", id="timeline.reasoning", tooltip="Expand or collapse reasoning"),
+    ]
+    turns_of_target = True
+
+    def __init__(self, rollout_id: str) -> None:
+        super().__init__()
+        self.rollout_id = rollout_id
+        self._version: Any = None
+        self._frame = -1
+        self._head = ""
+        self._turn_of: dict[str, int] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="ro-title")
+        yield Static("", id="ro-gauge")
+        with Horizontal(id="ro-body"):
+            yield Timeline(id="timeline")
+            with Vertical(id="ro-side"):
+                yield SubTree(id="subtree")
+                yield AnswerView(id="answer")
+        yield Static("", id="replay-bar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(Timeline).border_title = "turns"
+        self.query_one(SubTree).border_title = "sub-LLM calls"
+        self.query_one(AnswerView).border_title = "answer"
+        self.query_one(Timeline).focus()
+        self.ready = True
+        self.refresh_view()
+
+    def target(self) -> RolloutState | None:
+        feed = self.app.feed
+        return feed.state.rollouts.get(self.rollout_id) if feed else None
+
+    def action_full(self) -> None:
+        timeline = self.query_one(Timeline)
+        timeline.full = not timeline.full
+        self.notify("full outputs" if timeline.full else "outputs as the model saw them", timeout=2)
+        self._version = None
+        self.refresh_view()
+
+    def action_reasoning(self) -> None:
+        timeline = self.query_one(Timeline)
+        timeline.reasoning = not timeline.reasoning
+        self._version = None
+        self.refresh_view()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        from rlm_tui.tui.screens.modals import CallScreen
+
+        call = self.query_one(SubTree).calls.get(event.node.data or "")
+        if call is not None:
+            self.app.push_screen(CallScreen(call))
+
+    def refresh_view(self) -> None:
+        app: Any = self.app
+        feed = app.feed
+        r = self.target()
+        self._update_head(r)
+        self.show_replay_bar()
+        timeline = self.query_one(Timeline)
+        timeline.border_subtitle = "" if timeline.following or not timeline.unseen else \
+            f"↓ {timeline.unseen:,} new lines · end follows"
+        if feed is None:
+            return
+        version = (feed.generation, feed.versions.get(self.rollout_id, 0))
+        live = r is not None and r.status in ("queued", "running") and not r.paused
+        frame = int(app.now() * 8) if live else 0  # from the view's clock: replays and snapshots stay still
+        if version == self._version and frame == self._frame:
+            return
+        changed = version != self._version
+        self._version, self._frame = version, frame
+        if changed and r is not None:
+            self._turn_of = {c.id: t.index for t in r.turns for c in t.cells}
+        timeline.show(r, frame)
+        tree = self.query_one(SubTree)
+        tree.show(r, self._turn_of, frame, key=feed.generation)
+        tree.border_subtitle = "no llm_batch calls yet" if r is not None and not r.batches else ""
+        if changed:
+            self.query_one(AnswerView).show(r)
+
+    def _update_head(self, r: RolloutState | None) -> None:
+        app: Any = self.app
+        if r is None:
+            head = "[dim]loading…[/]" if app.loading else f"[dim]rollout {self.rollout_id}: no events yet[/]"
+            gauge_line = ""
+        else:
+            status = fmt.status(r, app.interrupted)
+            if r.id in app.pausing and not r.paused and r.status == "running":
+                status = "pausing"
+            end = r.finished if r.finished is not None else app.now()
+            elapsed = fmt.seconds(end - r.started) if r.started is not None else "-"
+            head = (f"[b]rollout #{r.index}[/b] · {r.example_id} · [{fmt.STATUS_STYLE.get(status, 'yellow')}]{status}[/]"
+                    f" · turn {len(r.turns)} · reward [b]{fmt.reward(r.reward)}[/b] · {elapsed}"
+                    f" · [dim]{r.id} · {app.mode}[/]")
+            last = next((t.prompt_tokens for t in reversed(r.turns) if t.outcome is not None), 0)
+            gauge_line = (f"{gauge(last, app.context_limit_for_run)} · main [b]{fmt.tokens(r.main_tokens)}[/b] tok"
+                          f" · sub [b]{fmt.tokens(r.sub_tokens)}[/b] tok · {r.sub_calls:,} sub calls"
+                          f" · {len(r.batches)} batches")
+        if head + gauge_line != self._head:
+            self._head = head + gauge_line
+            self.query_one("#ro-title", Static).update(head)
+            self.query_one("#ro-gauge", Static).update(gauge_line)

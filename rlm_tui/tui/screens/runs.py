@@ -1,0 +1,109 @@
+"""The runs in the database: pick one to replay it, or to attach when it is still running."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from rlm_tui.store import list_runs, open_db
+from rlm_tui.tui import fmt
+
+COLUMNS = ("run", "env", "mode", "model", "started", "done", "mean reward", "status")
+POLL_SECONDS = 1.0
+
+
+class VimTable(DataTable):
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open", id="view.open", tooltip="Open the highlighted row"),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+
+class RunsRead(Message):
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+def run_cells(row: dict[str, Any]) -> tuple:
+    started = datetime.fromtimestamp(row["started"]).strftime("%Y-%m-%d %H:%M:%S") if row.get("started") else "-"
+    status = row["status"]
+    return (row["id"], row["env"], row["mode"], row["model"], started, f"{row['ended']}/{row['rollouts']}",
+            fmt.reward(row.get("mean_reward")), Text(status, style=fmt.STATUS_STYLE.get(status, "")))
+
+
+class RunsScreen(Screen):
+    CSS_PATH = "runs.tcss"
+    def compose(self) -> ComposeResult:
+        yield Static("[b]runs[/b]", id="runs-title")
+        yield VimTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="runs-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(VimTable)
+        for name in COLUMNS:
+            table.add_column(name, key=name)
+        path = self.app.db_path.resolve()
+        shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+        self.query_one("#runs-title", Static).update(f"[b]runs[/b] [dim]· {shown}[/]")
+        self._ids: list[str] = []
+        self._rows: dict[str, tuple] = {}
+        self._read()
+        self.set_interval(POLL_SECONDS, self._poll)
+
+    def _poll(self) -> None:
+        if self.is_current:  # covered by a run's view: nobody is looking
+            self._read()
+
+    @work(thread=True, exclusive=True, group="runs")
+    def _read(self) -> None:
+        db = open_db(self.app.db_path, create=False)
+        try:
+            self.post_message(RunsRead(list_runs(db)))
+        finally:
+            db.close()
+
+    def on_runs_read(self, message: RunsRead) -> None:
+        table = self.query_one(VimTable)
+        ids = [row["id"] for row in message.rows]
+        cells = {row["id"]: run_cells(row) for row in message.rows}
+        if ids != self._ids:
+            current = self._ids[table.cursor_row] if self._ids and table.cursor_row < len(self._ids) else None
+            table.clear()
+            for run_id in ids:
+                table.add_row(*cells[run_id], key=run_id)
+            if current in ids:
+                table.move_cursor(row=ids.index(current), animate=False)
+        else:
+            for run_id in ids:
+                old = self._rows.get(run_id)
+                for column, value in zip(COLUMNS, cells[run_id]):
+                    if old is None or old[COLUMNS.index(column)] != value:
+                        table.update_cell(run_id, column, value)
+        self._ids, self._rows = ids, cells
+        empty = self.query_one("#runs-empty", Static)
+        empty.display = not ids
+        empty.update("no runs yet: start one with [b]rlm-tui run verbatim-copy[/b]")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.open(str(event.row_key.value))
+
+    def open(self, run_id: str) -> None:
+        from rlm_tui.tui.screens.run import RunScreen
+
+        app: Any = self.app
+        if app.feed is None or app.feed.run_id != run_id or app.scope is not None:
+            app.open_run(run_id)
+        app.push_screen(RunScreen(run_id))

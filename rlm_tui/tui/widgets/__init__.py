@@ -1,0 +1,1 @@
+"""Widgets that render folded state; none of them fetch it."""

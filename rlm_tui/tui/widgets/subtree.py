@@ -1,0 +1,137 @@
+"""The sub-LLM batches of one rollout as a live tree: batch -> calls -> tool calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from rlm_tui import events as ev
+from rlm_tui.state import RolloutState, SubBatch, SubCall
+from rlm_tui.tui import fmt
+
+CHUNK = 300  # children added per refresh, so a 1,000-prompt batch never stalls a frame
+
+
+@dataclass
+class _Shown:
+    batch: SubBatch
+    node: TreeNode
+    added: int = 0
+    collapsed: bool = False  # collapsed once on finishing; after that the user decides
+    label: Any = None
+    pending: dict[str, tuple[SubCall, TreeNode, int]] = field(default_factory=dict)  # unfinished calls
+
+
+def _done(call: SubCall) -> bool:
+    return call.response is not None or call.error is not None
+
+
+def call_label(call: SubCall) -> Text:
+    text = Text(f"#{call.index} ", style="bold")
+    if call.error:
+        text.append(f"✗ {fmt.one_line(call.error, 40)}", style="red")
+    elif call.response is None:
+        text.append("◌ running", style="cyan")
+    else:
+        text.append("✓", style="green")
+        text.append(f" {call.prompt_tokens + call.completion_tokens:,} tok · {fmt.seconds(call.latency_s)}", style="dim")
+        if call.tool_calls:
+            text.append(f" · {call.tool_calls} tools", style="dim")
+    text.append(f"  {fmt.one_line(call.prompt, 50)}", style="dim italic")
+    return text
+
+
+def tool_label(tool: ev.ToolCalled) -> Text:
+    args = ", ".join(f"{k}={fmt.one_line(repr(v), 24)}" for k, v in tool.arguments.items())
+    text = Text(f"{tool.name}({args})", style="yellow")
+    text.append(f" · {fmt.seconds(tool.elapsed_s)}", style="dim")
+    if tool.error:
+        text.append(f" ✗ {fmt.one_line(tool.error, 40)}", style="red")
+    else:
+        text.append(f" → {fmt.one_line(tool.result, 40)}", style="dim")
+    return text
+
+
+class SubTree(Tree[str]):
+    """Adds nodes in chunks, relabels only what changed, collapses batches as they finish."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("sub-LLM calls", **kwargs)
+        self.show_root = False
+        self.guide_depth = 2
+        self._key: tuple = ()
+        self._shown: list[_Shown] = []
+        self.calls: dict[str, SubCall] = {}  # node data -> call, for the detail view
+
+    def show(self, r: RolloutState | None, turn_of: dict[str, int], frame: int, key: Any = None) -> None:
+        """`key` changes when the state object itself was replaced (a replay went back)."""
+        if (r.id if r else None, key) != self._key:
+            self.clear()
+            self._shown, self.calls = [], {}
+            self._key = (r.id if r else None, key)
+        if r is None:
+            return
+        for batch in r.batches[len(self._shown):]:
+            node = self.root.add(Text(""), data=batch.id, expand=not batch.finished)
+            self._shown.append(_Shown(batch, node))
+        budget = CHUNK
+        for shown in self._shown:
+            budget -= self._update(shown, turn_of, frame, budget)
+
+    def _update(self, s: _Shown, turn_of: dict[str, int], frame: int, budget: int) -> int:
+        batch, node = s.batch, s.node
+        if batch.finished and not s.collapsed:
+            node.collapse()
+            s.collapsed = True
+        done = s.label[2] if s.label and s.label[0] else sum(1 for c in batch.calls if _done(c))
+        fp = (batch.finished, len(batch.calls), done, None if batch.finished else frame)
+        if fp != s.label:
+            s.label = fp
+            node.set_label(self._batch_label(batch, turn_of, done, frame))
+        used = 0
+        if node.is_expanded and s.added < len(batch.calls) and budget > 0:
+            for call in batch.calls[s.added:s.added + budget]:
+                child = node.add(call_label(call), data=call.id, allow_expand=bool(call.tools))
+                self.calls[call.id] = call
+                for tool in call.tools:
+                    child.add_leaf(tool_label(tool))
+                if not _done(call):
+                    s.pending[call.id] = (call, child, len(call.tools))
+                used += 1
+            s.added += used
+        for cid, (call, child, tools) in list(s.pending.items()):
+            if len(call.tools) > tools:
+                for tool in call.tools[tools:]:
+                    child.add_leaf(tool_label(tool))
+                child.allow_expand = True
+                s.pending[cid] = (call, child, len(call.tools))
+            if _done(call):
+                child.set_label(call_label(call))
+                del s.pending[cid]
+        return used
+
+    def _batch_label(self, batch: SubBatch, turn_of: dict[str, int], done: int, frame: int) -> Text:
+        turn = turn_of.get(batch.cell_id or "")
+        text = Text()
+        if batch.finished:
+            text.append("✓ " if not batch.errors else "✗ ", style="green" if not batch.errors else "red")
+        else:
+            text.append(f"{fmt.SPINNER[frame % len(fmt.SPINNER)]} ", style="cyan")
+        text.append(f"turn {turn} · " if turn else "", style="bold")
+        text.append(f"batch #{batch.batch}", style="bold magenta")
+        text.append(f" · {done:,}/{batch.size:,} done")
+        if batch.errors:
+            text.append(f" · {batch.errors} errors", style="red")
+        if batch.finished:
+            text.append(f" · {fmt.seconds(batch.elapsed_s)}", style="dim")
+        return text

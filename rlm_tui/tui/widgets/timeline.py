@@ -1,0 +1,200 @@
+"""The root model's turns as blocks of lines: text, code, what the model saw of each output."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Any
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.syntax import Syntax
+from rich.text import Text
+
+from rlm_tui import events as ev
+from rlm_tui.state import Cell, RolloutState, SubBatch, Turn
+from rlm_tui.tui import fmt
+from rlm_tui.tui.widgets.lines import Block, LineView, RichBlock, TextBlock
+
+BIG = 20_000  # longer text skips word wrapping and highlighting, and is folded instead
+PROMPT_LINES = 8  # lines of the prompt shown until full text is asked for
+NOTES = {"pause": "paused", "resume": "resumed", "step": "asked for one turn", "inject": "sent a message",
+         "finish": "forced the finish", "kill": "killed the rollout", "edit_answer": "edited the answer"}
+
+
+def _marker_free(shown: str) -> int:
+    """How many characters of output the model saw, without the truncation marker."""
+    cut = shown.rfind("\n[output truncated:")
+    return cut if cut >= 0 else len(shown)
+
+
+class Timeline(LineView):
+    """Builds blocks from a RolloutState, reusing every block whose fingerprint did not change."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.full = False  # full outputs and prompt, not only what the model saw
+        self.reasoning = False  # expand reasoning
+        self._made: dict[Any, Block] = {}
+
+    def _block(self, kind: type[Block], key: Any, fp: Any, *args: Any, **kw: Any) -> Block:
+        block = self._made.get(key)
+        if block is None or block.fp != fp or type(block) is not kind:
+            block = self._made[key] = kind(key, fp, *args, **kw)
+        return block
+
+    def _text(self, key: Any, text: str, style: str = "", indent: int = 0) -> Block:
+        """Word-wrapped rich text when small, folded plain text when large."""
+        fp = (len(text), hash(text), style)
+        if len(text) > BIG or indent:
+            return self._block(TextBlock, key, fp, text, style, indent)
+        return self._block(RichBlock, key, fp, Text(text, style=style))
+
+    def _line(self, key: Any, text: Text | str, style: str = "") -> Block:
+        text = Text(text, style=style) if isinstance(text, str) else text
+        return self._block(RichBlock, key, (text.plain, str(style), tuple(map(str, text.spans))), text)
+
+    def show(self, r: RolloutState | None, frame: int = 0) -> None:
+        if r is None:
+            self.set_blocks([])
+            return
+        blocks: list[Block] = []
+        add = blocks.append
+        add(self._line("prompt-h", Text("prompt", style="bold")))
+        prompt = r.user_prompt
+        if not self.full:
+            lines = prompt.split("\n")
+            if len(lines) > PROMPT_LINES:
+                prompt = "\n".join(lines[:PROMPT_LINES]) + f"\n… {len(lines) - PROMPT_LINES:,} more lines (o shows all)"
+        blocks.append(self._text(("prompt", self.full), prompt, "dim"))
+        by_cell: dict[str | None, list[SubBatch]] = {}
+        for batch in r.batches:
+            by_cell.setdefault(batch.cell_id, []).append(batch)
+        restarts = {e.parent_id: e for e in r.restarts}
+        placed = _place_operator(r)
+        running = r.status in ("queued", "running") and not r.paused
+        blocks += self._operator(placed.get(0, ()), by_cell, restarts, frame)
+        for i, turn in enumerate(r.turns):
+            last = i == len(r.turns) - 1
+            blocks += self._turn(turn, by_cell, restarts, frame if last and running else 0)
+            blocks += self._operator(placed.get(i + 1, ()), by_cell, restarts, frame)
+        if r.status in ("done", "failed", "killed"):
+            style = {"done": "bold green", "failed": "bold red"}.get(r.status, "bold magenta")
+            end = Text(f"■ {r.status} · {r.stop_reason or '-'} · reward {fmt.reward(r.reward)}", style=style)
+            if r.error:
+                end.append(f"\n{r.error}", style="red")
+            add(self._line("end", end))
+        elif r.paused:
+            add(self._line("end", Text("⏸ paused before the next model call", style="bold yellow")))
+        self.set_blocks(blocks)
+
+    def _turn(self, t: Turn, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
+        key = t.call_id
+        head = Text(f"── turn {t.index} ", style="bold cyan")
+        if t.outcome is None:
+            head.append(f"{fmt.SPINNER[frame % len(fmt.SPINNER)]} waiting for the model", style="cyan")
+        else:
+            head.append(f"· {t.prompt_tokens:,} → {t.completion_tokens:,} tok · {fmt.seconds(t.latency_s)}", style="cyan")
+        out = [self._line(("turn", key), head)]
+        if t.error:
+            out.append(self._text(("terr", key), f"model error ({t.outcome}): {t.error}", "bold red"))
+        if t.reasoning:
+            if self.reasoning:
+                out.append(self._text(("reason", key), t.reasoning, "italic dim", indent=2))
+            else:
+                out.append(self._line(("reason", key), f"▸ reasoning · {len(t.reasoning):,} chars (r expands)", "dim italic"))
+        if t.text:
+            out.append(self._text(("text", key), t.text))
+        for tool in t.tools:  # the root's own tool calls, in llm mode
+            head = Text(f"  ⚙ {tool.name}(", style="yellow")
+            head.append(", ".join(f"{k}={v!r}" for k, v in tool.arguments.items()), style="yellow")
+            head.append(f") · {fmt.seconds(tool.elapsed_s)}", style="yellow")
+            out.append(self._line(("tool", tool.id), head))
+            result = tool.error or tool.result
+            out.append(self._block(TextBlock, ("tool-r", tool.id), len(result), result, "red" if tool.error else "", 4))
+        for cell in t.cells:
+            out += self._cell(cell, by_cell, restarts, frame)
+        return out
+
+    def _cell(self, cell: Cell, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
+        key = cell.id
+        out: list[Block] = []
+        if cell.source == "operator":
+            out.append(self._line(("op-h", key), "▍ operator cell · the model does not see it", "bold yellow"))
+        gutter = Segment("▎ ", Style.parse("yellow" if cell.source == "operator" else "blue"))
+        if len(cell.code) > BIG:
+            out.append(self._text(("code", key), cell.code, indent=2))
+        else:
+            syntax = Syntax(cell.code, "python", theme="ansi_dark", word_wrap=True, background_color="default")
+            out.append(self._block(RichBlock, ("code", key), hash(cell.code), syntax, gutter))
+        for batch in by_cell.get(cell.id, ()):
+            line = Text(f"  ↳ llm_batch #{batch.batch} · {batch.size:,} prompts", style="magenta")
+            if batch.finished:
+                line.append(f" · {fmt.seconds(batch.elapsed_s)}" + (f" · {batch.errors} errors" if batch.errors else ""))
+            else:
+                line.append(f" · {fmt.SPINNER[frame % len(fmt.SPINNER)]} {len(batch.calls):,} started")
+            out.append(self._line(("batch", batch.id), line))
+        if cell.output is None:
+            spin = fmt.SPINNER[frame % len(fmt.SPINNER)] if frame else "…"
+            out.append(self._line(("out-h", key), f"  {spin} running", "dim"))
+            return out
+        out.append(self._line(("out-h", key), self._output_head(cell)))
+        text = cell.output if self.full else cell.shown
+        if text:
+            style = "red" if cell.error else ""
+            out.append(self._block(TextBlock, ("out", key, self.full), (len(text), style), text, style, 2))
+        restart = restarts.get(cell.id)
+        if restart is not None:
+            out.append(self._text(("restart", key), f"⟳ sandbox restarted ({restart.reason}): {restart.lost}", "bold yellow"))
+        return out
+
+    def _output_head(self, cell: Cell) -> Text:
+        head = Text("  ")
+        if cell.error:
+            label = "timeout" if cell.error.startswith("timeout") else "error"
+            head.append(f"✗ {label}: {fmt.one_line(cell.error, 80)}", style="bold red")
+        else:
+            head.append("output", style="green")
+        head.append(f" · {fmt.seconds(cell.elapsed_s)}", style="dim")
+        if self.full:
+            head.append(f" · full output, {cell.output_chars:,} chars", style="dim")
+            if cell.output_chars > len(cell.output or ""):
+                head.append(f" (stored {len(cell.output or ''):,})", style="dim")
+        elif cell.truncated:
+            seen = _marker_free(cell.shown or "")
+            head.append(f" · model saw {seen:,} of {cell.output_chars:,} chars (o: full)", style="yellow")
+        return head
+
+    def _operator(self, items: Any, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
+        out: list[Block] = []
+        for item in items:
+            if isinstance(item, Cell):
+                out += self._cell(item, by_cell, restarts, frame)
+            else:
+                note = NOTES.get(item.action, item.action)
+                line = Text(f"⚑ operator {note}", style="bold yellow")
+                if item.text:
+                    line.append(f": {item.text}", style="yellow")
+                out.append(self._line(("note", item.id), line))
+        return out
+
+
+def _place_operator(r: RolloutState) -> dict[int, list[Cell | ev.OperatorAction]]:
+    """Operator actions and cells by how many turns had started when they happened."""
+    starts = [t.started or 0.0 for t in r.turns]
+    cells = list(r.operator_cells)
+    placed: dict[int, list[Cell | ev.OperatorAction]] = {}
+    for action in r.operator:
+        at = bisect_right(starts, action.ts)
+        if action.action in ("exec", "edit_answer"):
+            code = action.text if action.action == "exec" else f'answer["content"] = {action.text!r}'
+            match = next((c for c in cells if c.code == code), None)
+            if match is not None:
+                cells.remove(match)
+                placed.setdefault(match.turn, []).append(match)
+                continue
+            if action.action == "exec":
+                continue  # its cell has not started yet
+        placed.setdefault(at, []).append(action)
+    for cell in cells:
+        placed.setdefault(cell.turn, []).append(cell)
+    return placed

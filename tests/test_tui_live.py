@@ -1,0 +1,222 @@
+"""The app's controls against a real engine running in another process, as `rlm-tui attach` sees it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
+from rlm_tui import events as ev
+from rlm_tui.events import new_id
+from rlm_tui.store import open_db, read_events
+from rlm_tui.tui.app import RlmApp
+from rlm_tui.tui.screens.modals import ConfirmScreen, InspectScreen, QuitScreen, TextScreen
+from rlm_tui.tui.screens.rollout import RolloutScreen
+from rlm_tui.tui.screens.run import RunScreen
+from textual.widgets import TextArea
+
+RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
+SIZE = (150, 45)
+
+
+class Engine:
+    """`rlm-tui run verbatim-copy --headless` in a subprocess, writing to a temporary database."""
+
+    def __init__(self, tmp_path, *args, env=None, delay="0.3"):
+        self.db = tmp_path / "live.db"
+        open_db(self.db).close()
+        self.run_id = new_id()
+        self.log = tmp_path / "engine.log"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+        environ.update(env or {})
+        argv = [RLM_TUI, "run", "verbatim-copy", "--headless", "--run-id", self.run_id, "--db", str(self.db),
+                "-n", "1", *args]
+        if delay is not None:
+            argv += ["--scripted-delay", delay]
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=environ)
+
+    def events(self):
+        return [e for _, e in read_events(open_db(self.db), run_id=self.run_id)]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+async def until(pilot, predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.02)
+
+
+def rollout(app):
+    rollouts = list(app.feed.state.rollouts.values()) if app.feed else []
+    return rollouts[0] if rollouts else None
+
+
+async def open_rollout(app, pilot):
+    await until(pilot, lambda: rollout(app) is not None and rollout(app).status == "running")
+    await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready and app.screen.target())
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.ready)
+    return rollout(app)
+
+
+async def pause(app, pilot, r):
+    await pilot.press("space")
+    await until(pilot, lambda: r.paused)
+
+
+def main_calls_after(events, rollout_id, start):
+    return [e for e in events[start:] if isinstance(e, ev.ModelCallStarted) and e.rollout_id == rollout_id]
+
+
+async def test_pause_holds_model_calls_step_runs_one_and_inspect_runs_in_the_sandbox(tmp_path):
+    engine = Engine(tmp_path)
+    app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            r = await open_rollout(app, pilot)
+            await pause(app, pilot, r)
+            await pilot.press("i")
+            await until(pilot, lambda: isinstance(app.screen, InspectScreen) and app.screen.ready)
+            console = app.screen
+            console.query_one(TextArea).load_text("secret = 6 * 7\nprint(secret, sorted(answer))")
+            await pilot.press("ctrl+r")
+            await until(pilot, lambda: console.cells() and console.cells()[-1].output is not None)
+            assert "42 ['content', 'ready']" in console.cells()[-1].output
+            await pilot.press("ctrl+s")  # share it with the model
+            await pilot.press("escape")
+            assert isinstance(app.screen, RolloutScreen)
+            events = engine.events()
+            paused_at = max(i for i, e in enumerate(events) if isinstance(e, ev.RolloutPaused) and e.paused)
+            assert main_calls_after(events, r.id, paused_at) == []  # the operator's cell ran; the model did not
+            turns = len(r.turns)
+            await pilot.press("s")
+            await until(pilot, lambda: sum(isinstance(a, ev.OperatorAction) and a.action == "step" for a in r.operator)
+                        and r.paused and len(r.turns) == turns + 1)
+            await pilot.press("space")  # resume
+            await until(pilot, lambda: r.status == "done", timeout=60)
+        events = engine.events()
+        shared = [e for e in events if isinstance(e, ev.OperatorAction) and e.action == "inject"]
+        assert "secret = 6 * 7" in shared[0].text and "42 ['content', 'ready']" in shared[0].text
+        pauses = [i for i, e in enumerate(events) if isinstance(e, ev.RolloutPaused)]
+        for start, end in zip(pauses[::2], pauses[1::2]):
+            assert events[start].paused and not events[end].paused
+            assert main_calls_after(events[:end], r.id, start) == []  # nothing between a pause and its release
+    finally:
+        engine.stop()
+
+
+def looping(body):
+    """A root model that prints its turn number until told to stop through an injected message."""
+    if is_root(body):
+        said = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        if any("please finish" in s for s in said):
+            return code_call('answer.update(content="stopped on request", ready=True)')
+        return code_call(f"print('turn {root_turn(body)}')")
+    return Reply(content="sub")
+
+
+async def test_an_injected_message_reaches_the_models_next_request(tmp_path):
+    with FakeOpenAI(looping, latency=0.2) as server:
+        engine = Engine(tmp_path, "--model", "root", "--sub-model", "sub", "--base-url", server.base_url,
+                        env={"OPENAI_API_KEY": "k"}, delay=None)
+        app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                r = await open_rollout(app, pilot)
+                await pause(app, pilot, r)
+                asked = len(server.requests)
+                await pilot.press("m")
+                await until(pilot, lambda: isinstance(app.screen, TextScreen))
+                app.screen.query_one(TextArea).load_text("please finish now")
+                await pilot.press("ctrl+s")
+                await until(pilot, lambda: any(a.action == "inject" for a in r.operator))
+                await pilot.press("space")
+                await until(pilot, lambda: r.status == "done", timeout=60)
+                assert r.answer == {"content": "stopped on request", "ready": True}
+        finally:
+            engine.stop()
+    assert server.requests[asked]["messages"][-1] == {"role": "user", "content": "please finish now"}
+
+
+async def test_edit_answer_then_finish_scores_the_edited_answer(tmp_path):
+    engine = Engine(tmp_path)
+    app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            r = await open_rollout(app, pilot)
+            await pause(app, pilot, r)
+            await pilot.press("e")
+            await until(pilot, lambda: isinstance(app.screen, TextScreen))
+            assert app.screen.query_one(TextArea).text == r.answer["content"]  # prefilled
+            app.screen.query_one(TextArea).load_text("edited by hand")
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: r.answer["content"] == "edited by hand")
+            assert r.answer_history[-1][2] == "operator"
+            await pilot.press("f")
+            await until(pilot, lambda: r.status == "done")
+            assert r.stop_reason == "operator_finished" and r.reward is not None and r.reward < 1.0
+    finally:
+        engine.stop()
+
+
+async def test_kill_asks_first_then_ends_the_rollout(tmp_path):
+    engine = Engine(tmp_path)
+    app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            r = await open_rollout(app, pilot)
+            await pause(app, pilot, r)  # so that it cannot finish on its own meanwhile
+            names = {c.title for c in app.get_system_commands(app.screen)}
+            assert {"rollout: resume", "rollout: kill", "rollout: inspect", "run: pause"} <= names
+            await pilot.press("K")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("n")
+            assert r.status == "running" and isinstance(app.screen, RolloutScreen)
+            await pilot.press("K")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await until(pilot, lambda: r.status == "killed" and app.run_over)
+            assert r.reward is None and app.feed.state.status == "killed"
+            assert not app.screen.check_action("pause", ())  # a finished run takes no more commands
+    finally:
+        engine.stop()
+
+
+async def test_quitting_the_app_that_started_the_run_stops_it_as_killed(tmp_path):
+    engine = Engine(tmp_path, delay="1")
+    app = RlmApp(engine.db, run_id=engine.run_id, follow=True, engine=engine.proc, engine_log=engine.log)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: rollout(app) is not None and rollout(app).status == "running")
+            assert app.mode == "live"
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+            await pilot.press("s")
+            await until(pilot, lambda: engine.proc.poll() is not None and app.return_code is not None)
+        assert app.return_code == 0
+        states = [e for e in engine.events() if isinstance(e, ev.RunFinished)]
+        assert [e.status for e in states] == ["killed"]
+    finally:
+        engine.stop()
+
+
+async def test_an_engine_that_fails_shows_its_last_line(tmp_path):
+    engine = Engine(tmp_path, "--env-arg", "content_type=xml")
+    app = RlmApp(engine.db, run_id=engine.run_id, follow=True, engine=engine.proc, engine_log=engine.log)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.engine_rc is not None)
+            messages = [n.message for n in app._notifications]
+            assert any("content_type" in m and m.startswith("rlm-tui: error:") for m in messages), messages
+            assert engine.proc.returncode != 0
+    finally:
+        engine.stop()
