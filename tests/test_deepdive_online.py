@@ -1,11 +1,10 @@
-"""deepdive online: Serper results and fetched pages through a mock HTTP transport, and the dataset rows."""
+"""deepdive online: Serper results and fetched pages through a mock HTTP transport, and the rows from a local Hub."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
-import types
+from dataclasses import asdict
 
 import httpx
 import pytest
@@ -15,8 +14,9 @@ from environments.deepdive.dataset import examples_from_rows, question_type, row
 from environments.deepdive.html_text import html_to_text
 from environments.deepdive.online import SERPER_URL, format_serper
 from environments.deepdive.tools import PAGE_CHARS, parse_hits
+from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
 from rlm_tui.engine.sub_llm import run_tool
-from rlm_tui.env import EnvError, load_environment
+from rlm_tui.env import load_environment
 
 # The shape of a /search response from google.serper.dev (the fields this environment reads, plus a few others).
 SERPER = {
@@ -170,36 +170,35 @@ def test_the_eval_split_is_held_out_and_fixed():
     assert {"deepdive-98", "deepdive-99"}.isdisjoint(held | train)
 
 
-@pytest.fixture
-def fresh_rows():
-    dataset.load_rows.cache_clear()
-    yield
-    dataset.load_rows.cache_clear()
+def test_rows_are_read_from_the_qa_rl_split(tmp_path):
+    rows = ROWS + [{"id": 98, "question": "", "answer": "x", "conversations": []},
+                   {"id": 99, "question": "q", "answer": None, "conversations": []}]
+    other = [{"id": 500, "question": "Other?", "answer": "Other", "conversations": []}]
+    args = {"source": "online", "eval_size": "10"}
+    with FakeHub({dataset.DATASET: {"default": {"qa_rl": rows, "sft": other}}}) as hub:
+        held, train = load_examples(hub, tmp_path, [("deepdive", {**args, "split": "eval"}, 100, 0),
+                                                    ("deepdive", {**args, "split": "train"}, 100, 3)],
+                                    SERPER_API_KEY="test-key")
+    assert held == [asdict(e) for e in examples_from_rows(rows, 100, 0, "eval", 10)]
+    assert train == [asdict(e) for e in examples_from_rows(rows, 100, 3, "train", 10)]
+    assert len(held) == 10 and len(train) == 30 and not {e["id"] for e in held} & {e["id"] for e in train}
 
 
-def test_a_missing_datasets_package_is_one_clear_line(monkeypatch, fresh_rows):
-    monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(EnvError, match=r"needs the `datasets` package \(pip install datasets\)"):
-        dataset.load_rows()
+@pytest.mark.parametrize("errors, reason", [
+    pytest.param({"/": 404}, "FileNotFoundError: ", id="404"),
+    pytest.param({"/api/": 500}, "HfHubHTTPError: Server error '500", id="500"),
+])
+def test_a_failed_download_is_one_clear_line(tmp_path, errors, reason):
+    with FakeHub({dataset.DATASET: {"default": {"qa_rl": ROWS}}}, errors=errors) as hub:
+        proc = rlm_tui(hub, tmp_path, "run", "deepdive", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db",
+                       "--env-arg", "source=online", SERPER_API_KEY="test-key")
+    (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
+    assert proc.returncode == 2
+    assert line.startswith(f"rlm-tui: error: could not load zai-org/DeepDive (qa_rl): {reason}")
 
 
-def test_a_failed_download_is_one_clear_line(monkeypatch, fresh_rows):
-    def load_dataset(name, split):
-        raise ConnectionError("Couldn't reach 'zai-org/DeepDive' on the Hub\nTraceback details")
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    with pytest.raises(EnvError) as info:
-        dataset.load_rows()
-    assert str(info.value) == "cannot load zai-org/DeepDive (qa_rl): ConnectionError: Couldn't reach 'zai-org/DeepDive' on the Hub"
-
-
-def test_rows_are_read_from_the_qa_rl_split(monkeypatch, fresh_rows):
-    asked = []
-
-    def load_dataset(name, split):
-        asked.append((name, split))
-        return ROWS[:3]
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    assert dataset.load_rows() == [{"id": i, "question": f"Question {i}?", "answer": f"Answer {i}"} for i in range(3)]
-    assert asked == [("zai-org/DeepDive", "qa_rl")]
+def test_a_missing_datasets_package_is_one_clear_line(tmp_path):
+    proc = rlm_tui_without_datasets(tmp_path, "run", "deepdive", "--headless", "-n", "1", "--model", "scripted",
+                                    "--env-arg", "source=online", "--db", "t.db", SERPER_API_KEY="test-key")
+    assert (proc.returncode, proc.stderr.strip()) == (
+        2, "rlm-tui: error: loading zai-org/DeepDive needs the `datasets` package: pip install 'rlm-tui[online]'")

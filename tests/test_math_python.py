@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-import types
+from dataclasses import asdict
 
 import pytest
 
 from environments.math_python import grade, hf
 from environments.math_python.generate import compute, to_latex
 from environments.math_python.problems import TOPICS
+from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
 from rlm_tui.engine.rollout import RolloutSettings
 from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
@@ -165,33 +165,49 @@ def test_online_rows_map_to_examples():
         hf.to_examples(ROWS[3:4], 1, 0, "all")
 
 
-def test_online_source_loads_the_math_subset(monkeypatch):
-    calls = []
-    fake = types.SimpleNamespace(load_dataset=lambda *a, **kw: calls.append((a, kw)) or ROWS)
-    monkeypatch.setitem(sys.modules, "datasets", fake)
-    examples = load_environment("math-python", {"source": "hf"}).examples(2, seed=0)
-    assert calls == [(("PrimeIntellect/INTELLECT-3-RL", "math"), {"split": "train"})]
-    assert len(examples) == 2 and all(e.info["source"] == "hf" for e in examples)
+def test_online_source_loads_the_math_subset(tmp_path):
+    other = [{"question": "Not math", "answer": "1", "avg@8_qwen3_4b_instruct_2507": 1.0}]
+    with FakeHub({hf.DATASET: {"math": {"train": ROWS, "test": other}, "code": {"train": other}}}) as hub:
+        (loaded,) = load_examples(hub, tmp_path, [("math-python", {"source": "hf"}, 10, 0)])
+    assert loaded == [asdict(e) for e in hf.to_examples(ROWS, 10, 0, "all")]  # the rows came through unchanged
+    assert len(loaded) == 4 and all(e["info"]["source"] == "hf" for e in loaded)
 
 
-def test_online_rows_run_through_the_scripted_model(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda *a, **kw: ROWS))
-    stored = execute(tmp_path, {"source": "hf"}, mode="rlm", n=1)
+def test_online_rows_run_through_the_scripted_model(tmp_path):
+    with FakeHub({hf.DATASET: {"math": {"train": ROWS}}}) as hub:
+        proc = rlm_tui(hub, tmp_path, "run", "math-python", "--headless", "-n", "1", "--model", "scripted",
+                       "--env-arg", "source=hf", "--db", "t.db")
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.strip().splitlines()[-1]
+    stored = fold([e for _, e in read_events(open_db(tmp_path / "t.db"), run_id=run_id)], run_id)
     (r,) = stored.rollouts.values()
     assert r.status == "done" and r.answer["ready"] and r.reward == 0.0  # the stand-in cannot solve online rows
+    assert r.example_id.startswith("mp-hf-")
 
 
-def test_online_source_failures_are_one_line(monkeypatch):
-    monkeypatch.setitem(sys.modules, "datasets", None)  # import fails
-    with pytest.raises(EnvError, match="needs the `datasets` package"):
-        load_environment("math-python", {"source": "hf"}).examples(1, 0)
+@pytest.mark.parametrize("repos, errors, reason", [
+    pytest.param({hf.DATASET: {"math": {"train": ROWS}}}, {"/": 404}, "FileNotFoundError: ", id="404"),
+    pytest.param({hf.DATASET: {"math": {"train": ROWS}}}, {"/api/": 500}, "HfHubHTTPError: Server error '500",
+                 id="500"),
+    pytest.param({}, {}, "DatasetNotFoundError: Dataset 'PrimeIntellect/INTELLECT-3-RL' doesn't exist on the Hub",
+                 id="no-repo"),
+    pytest.param({hf.DATASET: {"code": {"train": ROWS}}}, {}, "ValueError: BuilderConfig 'math' not found",
+                 id="no-config"),
+])
+def test_online_source_failures_are_one_line(tmp_path, repos, errors, reason):
+    with FakeHub(repos, errors=errors) as hub:
+        proc = rlm_tui(hub, tmp_path, "run", "math-python", "--headless", "-n", "1", "--model", "scripted",
+                       "--env-arg", "source=hf", "--db", "t.db")
+    (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
+    assert proc.returncode == 2
+    assert line.startswith(f"rlm-tui: error: could not load PrimeIntellect/INTELLECT-3-RL math (train): {reason}")
 
-    def offline(*a, **kw):
-        raise ConnectionError("no network\nsecond line")
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
-    with pytest.raises(EnvError) as info:
-        load_environment("math-python", {"source": "hf"}).examples(1, 0)
-    assert "could not load PrimeIntellect/INTELLECT-3-RL" in str(info.value) and "\n" not in str(info.value)
+
+def test_online_source_without_the_datasets_package(tmp_path):
+    proc = rlm_tui_without_datasets(tmp_path, "run", "math-python", "--headless", "-n", "1", "--model", "scripted",
+                                    "--env-arg", "source=hf", "--db", "t.db")
+    assert (proc.returncode, proc.stderr.strip()) == (2, "rlm-tui: error: loading PrimeIntellect/INTELLECT-3-RL needs the `datasets` package: "
+                                                         "pip install 'rlm-tui[online]'")
 
 
 # --- scripted runs ----------------------------------------------------------------------------

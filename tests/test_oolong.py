@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-import types
+from dataclasses import asdict
 
 import pytest
 
 from environments.oolong import hf, real, synth
 from environments.oolong.score import candidate, score_real, score_synth
 from environments.oolong.solve import sub_reply
+from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
 from rlm_tui.engine.rollout import RolloutSettings
 from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
@@ -229,41 +229,55 @@ def test_real_rows_map_to_examples():
     assert set(examples["ool-real-a"].info) == INFO
 
 
-def test_online_source_streams_and_filters(monkeypatch):
-    calls = []
-
-    def load_dataset(*args, **kwargs):
-        calls.append((args, kwargs))
-        return iter([synth_row(i, context_len=1024 if i % 2 else 2048) for i in range(100)])
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    env = load_environment("oolong", {"source": "hf", "context_len": "1024"})
-    examples = env.examples(3, seed=0)
-    assert calls == [(("oolongbench/oolong-synth",), {"split": "test", "streaming": True})]
-    assert len(examples) == 3 and all(e.info["context_len"] == 1024 and e.info["source"] == "hf" for e in examples)
-    load_environment("oolong", {"source": "hf", "subset": "real", "split": "validation"}).examples(1, 0)
-    assert calls[-1] == (("oolongbench/oolong-real", "dnd"), {"split": "validation", "streaming": True})
+def test_online_source_streams_and_filters(tmp_path):
+    synth_rows = [synth_row(i, context_len=1024 if i % 2 else 2048) for i in range(100)]
+    real_rows = [{"id": f"r{i}", "context_window_id": 1, "context_window_text": "x" * 400, "question": f"Q{i}?",
+                  "answer": str(i), "question_type": "counting"} for i in range(3)]
+    repos = {hf.SYNTH: {"default": {"test": synth_rows, "validation": [synth_row(500)]}},
+             hf.REAL: {"dnd": {"validation": real_rows, "test": real_rows[:1]},
+                       "toy_dnd": {"validation": real_rows[:1]}}}
+    with FakeHub(repos) as hub:
+        synth, real = load_examples(hub, tmp_path, [
+            ("oolong", {"source": "hf", "context_len": "1024"}, 3, 0),
+            ("oolong", {"source": "hf", "subset": "real", "split": "validation"}, 5, 0)])
+    first = [r for r in synth_rows if r["context_len"] == 1024][:16]  # 3 examples read at most 16 matching rows
+    assert synth == [asdict(e) for e in hf.synth_examples(first, "synth", 1024, 3, seed=0)]
+    assert len(synth) == 3 and all(e["info"]["context_len"] == 1024 and e["info"]["source"] == "hf" for e in synth)
+    assert real == [asdict(e) for e in hf.real_examples(real_rows, 5, seed=0)]
 
 
 @pytest.mark.parametrize("subset", ["synth", "real"])
-def test_online_rows_run_through_the_scripted_model(tmp_path, monkeypatch, subset):
+def test_online_rows_run_through_the_scripted_model(tmp_path, subset):
     row = dict(synth_row(1), context_window_text="Intro\nLaura: That's a 12.\nDM: Roll.\nSam: Natural 20!\n" * 5)
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda *a, **kw: iter([row])))
-    stored = execute(tmp_path, {"source": "hf", "subset": subset, "context_len": "1024"}, mode="rlm", n=1)
+    with FakeHub({hf.SYNTH: {"default": {"test": [row]}}, hf.REAL: {"dnd": {"test": [row]}}}) as hub:
+        proc = rlm_tui(hub, tmp_path, "run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db",
+                       "--env-arg", "source=hf", "--env-arg", f"subset={subset}", "--env-arg", "context_len=1024")
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.strip().splitlines()[-1]
+    stored = fold([e for _, e in read_events(open_db(tmp_path / "t.db"), run_id=run_id)], run_id)
     (r,) = stored.rollouts.values()
     assert r.status == "done" and r.answer["ready"] and r.reward is not None  # the stand-in cannot solve online rows
+    assert r.example_id == ("ool-real-1" if subset == "real" else "ool-hf-1")
 
 
-def test_online_source_failures_are_one_line(monkeypatch):
-    monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(EnvError, match="needs the `datasets` package"):
-        load_environment("oolong", {"source": "hf"}).examples(1, 0)
+@pytest.mark.parametrize("errors, reason", [
+    pytest.param({"/": 404}, "FileNotFoundError: ", id="404"),
+    pytest.param({"/api/": 500}, "HfHubHTTPError: Server error '500", id="500"),
+])
+def test_online_source_failures_are_one_line(tmp_path, errors, reason):
+    with FakeHub({hf.SYNTH: {"default": {"test": [synth_row(1)]}}}, errors=errors) as hub:
+        proc = rlm_tui(hub, tmp_path, "run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db",
+                       "--env-arg", "source=hf")
+    (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
+    assert proc.returncode == 2
+    assert line.startswith(f"rlm-tui: error: could not load oolongbench/oolong-synth (test): {reason}")
 
-    def offline(*a, **kw):
-        raise OSError("no network\nmore")
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
-    with pytest.raises(EnvError) as info:
-        load_environment("oolong", {"source": "hf"}).examples(1, 0)
-    assert "could not load oolongbench/oolong-synth" in str(info.value) and "\n" not in str(info.value)
+
+def test_online_source_without_the_datasets_package(tmp_path):
+    proc = rlm_tui_without_datasets(tmp_path, "run", "oolong", "--headless", "-n", "1", "--model", "scripted",
+                                    "--env-arg", "source=hf", "--db", "t.db")
+    assert (proc.returncode, proc.stderr.strip()) == (2, "rlm-tui: error: loading oolongbench/oolong-synth needs the `datasets` package: "
+                                                         "pip install 'rlm-tui[online]'")
 
 
 # --- scripted runs ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from rlm_tui.env import EnvError, Example
+from environments.hf import load_dataset
+from rlm_tui.env import Example
 
 DATASET, SPLIT = "zai-org/DeepDive", "qa_rl"
 
@@ -37,13 +38,5 @@ def examples_from_rows(rows: list[dict[str, Any]], n: int, seed: int, split: str
 
 @lru_cache(maxsize=1)
 def load_rows() -> list[dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError:
-        raise EnvError("deepdive source=online needs the `datasets` package (pip install datasets)") from None
-    try:
-        data = datasets.load_dataset(DATASET, split=SPLIT)
-    except Exception as exc:  # any download or parsing failure is one line for the user
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise EnvError(f"cannot load {DATASET} ({SPLIT}): {type(exc).__name__}: {reason}") from None
+    data = load_dataset(DATASET, split=SPLIT)
     return [{"id": r["id"], "question": r["question"], "answer": r["answer"]} for r in data]

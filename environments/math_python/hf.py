@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
+from environments.hf import load_dataset
 from rlm_tui.env import EnvError, Example
 
 DATASET, CONFIG, SPLIT = "PrimeIntellect/INTELLECT-3-RL", "math", "train"
@@ -14,14 +15,7 @@ BOX = "Put your final answer in \\boxed{}."
 
 
 def load_rows() -> list[dict[str, Any]]:
-    try:
-        import datasets
-    except ImportError:
-        raise EnvError("source=hf needs the `datasets` package: pip install datasets") from None
-    try:
-        return list(datasets.load_dataset(DATASET, CONFIG, split=SPLIT))
-    except Exception as exc:  # no network, no such dataset, a changed schema: one line either way
-        raise EnvError(f"could not load {DATASET} ({CONFIG}): {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    return list(load_dataset(DATASET, CONFIG, split=SPLIT))
 
 
 def difficulty_of(rate: Any) -> str:

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from environments.hf import load_dataset
 from rlm_tui.env import EnvError, Example
 
 from .score import parse_real
@@ -19,16 +20,12 @@ BOX = "Give your final answer in \\boxed{}."
 
 def load_rows(subset: str, split: str, context_len: int, wanted: int) -> list[dict[str, Any]]:
     """The first matching rows of a streamed split (the whole split is many gigabytes); `wanted` bounds the reading."""
-    try:
-        import datasets
-    except ImportError:
-        raise EnvError("source=hf needs the `datasets` package: pip install datasets") from None
     name = REAL if subset == "real" else SYNTH
-    try:
-        if subset == "real":
-            rows = datasets.load_dataset(REAL, REAL_CONFIG, split=split, streaming=True)
-        else:
-            rows = (r for r in datasets.load_dataset(SYNTH, split=split, streaming=True) if r["context_len"] == context_len)
+    if subset == "real":
+        rows = load_dataset(REAL, REAL_CONFIG, split=split, streaming=True)
+    else:
+        rows = (r for r in load_dataset(SYNTH, split=split, streaming=True) if r["context_len"] == context_len)
+    try:  # streaming: the download happens while iterating
         return list(itertools.islice(rows, wanted))
     except Exception as exc:  # no network, no such split, a changed schema: one line either way
         raise EnvError(f"could not load {name} ({split}): {type(exc).__name__}: {exc}".splitlines()[0]) from None
