@@ -28,11 +28,13 @@ def run_headless(run: Any, client: Any) -> RunState:
     """Execute `run` with a progress bar on stderr; the run's own events drive the bar."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(), console=err, transient=True)
-    task = progress.add_task(escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples, reward="-")
+    task = progress.add_task(escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples,
+                             reward="-")
 
     def on_event(event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
             progress.update(task, total=event.num_rollouts)
+            progress.start()  # only now: an error while preparing the run then prints as a clean single line
         elif isinstance(event, ev.RolloutFinished):
             mean = run.state.mean_reward
             progress.update(task, advance=1, reward="-" if mean is None else f"{mean:.3f}")
@@ -45,8 +47,10 @@ def run_headless(run: Any, client: Any) -> RunState:
         finally:
             await client.close()
 
-    with progress:
+    try:
         return asyncio.run(main())
+    finally:
+        progress.stop()
 
 
 def _tokens(n: int) -> str:
@@ -93,6 +97,34 @@ def print_runs(runs: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+def _clip(text: str | None, limit: int = 160) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _args(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+
+
+def _print_calls(batch: Any) -> None:
+    for call in sorted(batch.calls, key=lambda c: c.index):
+        console.print(Text(f"    [{call.index}] {_clip(call.prompt)}", style="dim"))
+        for tool in call.tools:
+            console.print(Text(f"        {tool.name}({_args(tool.arguments)}) -> {_clip(tool.result)}", style="magenta"))
+        console.print(Text(f"        => {_clip(call.response)}", style="green" if not call.error else "red"))
+
+
+def print_rollouts(run: RunState) -> None:
+    table = Table(title=escape(f"run {run.id} · {run.env} [{run.mode}] · {run.model} · {run.status}"),
+                  title_justify="left")
+    for name in ("#", "rollout", "example", "status", "reward", "turns", "sub calls"):
+        table.add_column(name, no_wrap=name == "rollout")
+    for r in sorted(run.rollouts.values(), key=lambda r: r.index):
+        table.add_row(str(r.index), r.id, r.example_id, r.stop_reason or r.status,
+                      "-" if r.reward is None else f"{r.reward:.3f}", str(len(r.turns)), str(r.sub_calls))
+    console.print(table)
+
+
 def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> None:
     head = (f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}"
             f" ({r.stop_reason}) · reward {'-' if r.reward is None else f'{r.reward:.3f}'}")
@@ -108,11 +140,16 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
             console.print(Text(f"model error: {turn.error}", style="red"))
         if turn.text:
             console.print(turn.text)
+        for tool in turn.tools:
+            console.print(Text(f"  {tool.name}({_args(tool.arguments)}) -> {_clip(tool.result)}", style="magenta"))
         for cell in turn.cells:
             console.print(Syntax(cell.code, "python", theme="ansi_dark", line_numbers=False))
             for batch in batches_by_cell.get(cell.id, ()):
-                console.print(Text(f"  llm_batch #{batch.batch}: {batch.size} prompts, "
+                tools = sum(len(c.tools) for c in batch.calls)
+                console.print(Text(f"  llm_batch #{batch.batch}: {batch.size} prompts, {tools} tool calls, "
                                    f"{batch.elapsed_s or 0:.2f} s, {batch.errors} errors", style="magenta"))
+                if full:
+                    _print_calls(batch)
             text = cell.output if full else cell.shown
             note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {min(len(cell.shown or ''), cell.output_chars):,} of "
                                                      f"{cell.output_chars:,} chars" if cell.truncated else "")

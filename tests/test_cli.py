@@ -56,6 +56,11 @@ def test_offline_run_then_runs_show_export(tmp_path):
     shown = cli(tmp_path, "show", records[0]["rollout_id"]).stdout
     assert "llm_batch #0" in shown and "answer · ready" in shown and "turn 1" in shown
 
+    listed = cli(tmp_path, "show", run_id[:6]).stdout  # a run id lists its rollouts
+    assert all(record["rollout_id"] in listed for record in records)
+    full = cli(tmp_path, "show", records[0]["rollout_id"], "--full").stdout
+    assert "=> " in full and records[0]["sub_llm_calls"][0]["prompt"][:40] in full
+
     out = tmp_path / "out.jsonl"
     cli(tmp_path, "export", run_id[:8], "-o", str(out))
     assert len(out.read_text().splitlines()) == 3
@@ -104,3 +109,10 @@ def test_a_database_that_is_not_ours(tmp_path):
         assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
         assert "not an rlm-tui database" in proc.stderr
     assert (tmp_path / "junk.db").read_bytes().startswith(b"this is not sqlite")  # nothing was overwritten
+
+
+def test_envs_lists_every_environment_and_its_knobs(tmp_path):
+    out = cli(tmp_path, "envs").stdout
+    for name, knob in [("verbatim-copy", "target_length"), ("deepdive", "num_entities"), ("math-python", "topics"),
+                       ("oolong", "context_len")]:
+        assert f"\n{name}\n" in f"\n{out}" and knob in out
