@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def spec_from_args(args: argparse.Namespace, model: str, sub_model: str, base_ur
 
 def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
     """Run every cell's missing examples; returns the number of runs started."""
-    from rlm_tui.cli import _commands, make_client
+    from rlm_tui.cli import queued_commands, make_client
     from rlm_tui.engine.rollout import RolloutSettings
     from rlm_tui.engine.run import Run, RunConfig
     from rlm_tui.env import load_environment
@@ -65,7 +64,7 @@ def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
             config = RunConfig(env=cell.env, env_args=cell.env_args, num_examples=spec.num_examples, seed=spec.seed,
                                concurrency=o["concurrency"], base_url=o["base_url"], rollout=settings,
                                example_ids=tuple(missing), grid=name, cell=cell.describe())
-            run = Run(config, env, client, sinks=[writer.append], commands=lambda run_id: _commands(db, run_id))
+            run = Run(config, env, client, sinks=[writer.append], commands=lambda run_id: queued_commands(db, run_id))
             t0 = time.time()
             state = run_headless(run, client)
             started += 1
@@ -81,20 +80,16 @@ def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from rlm_tui.cli import UserError, _db_path, _resolve_model
+    from rlm_tui.cli import UserError, db_path_of, resolve_models
     from rlm_tui.store import open_db
 
-    path = Path(_db_path(args))
+    path = Path(db_path_of(args))
     try:
         if args.resume:
             spec = load_spec(open_db(path, create=False), args.resume)
             run_grid(path, args.resume, spec, resume=True)
             return 0
-        model = _resolve_model(args)
-        sub_model = args.sub_model or model
-        if (model == "scripted") != (sub_model == "scripted"):
-            raise UserError("the scripted model plays both root and sub-LLMs; use it for both or for neither")
-        base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        model, sub_model, base_url = resolve_models(args)
         spec = spec_from_args(args, model, sub_model, base_url)
         name = args.name or f"grid-{time.strftime('%Y%m%d-%H%M%S')}"
         run_grid(path, name, spec, resume=False)

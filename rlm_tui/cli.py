@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _db_path(args: argparse.Namespace):
+def db_path_of(args: argparse.Namespace):
     from rlm_tui.store import default_db_path
 
     return args.db or default_db_path()
@@ -135,6 +134,15 @@ def _resolve_model(args: argparse.Namespace) -> str:
         return "gpt-5-mini"
     print("rlm-tui: OPENAI_API_KEY is not set; using the offline scripted model", file=sys.stderr)
     return "scripted"
+
+
+def resolve_models(args: argparse.Namespace) -> tuple[str, str, str | None]:
+    """The root model, the sub-LLM model and the base URL a run asks for, checked to go together."""
+    model = _resolve_model(args)
+    sub_model = args.sub_model or model
+    if (model == "scripted") != (sub_model == "scripted"):
+        raise UserError("the scripted model plays both root and sub-LLMs; use it for both or for neither")
+    return model, sub_model, args.base_url or os.environ.get("OPENAI_BASE_URL") or None
 
 
 def make_client(env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0) -> Any:
@@ -162,36 +170,37 @@ def _check_reachable(base_url: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if not args.headless and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("rlm-tui: not a terminal; running headless", file=sys.stderr)
+        args.headless = True
     if args.scripted_delay is None:
         args.scripted_delay = 0.0 if args.headless else APP_SCRIPTED_DELAY
     if not args.headless:
-        return _run_in_app(args)
+        from rlm_tui.tui.launch import run_in_app
+
+        return run_in_app(args)
     from rlm_tui.engine.rollout import RolloutSettings
     from rlm_tui.engine.run import Run, RunConfig
     from rlm_tui.store import EventWriter, open_db
 
     env_args = dict(args.env_arg)
     env = load_environment(args.env, env_args)
-    model = _resolve_model(args)
-    sub_model = args.sub_model or model
-    if (model == "scripted") != (sub_model == "scripted"):
-        raise UserError("the scripted model plays both root and sub-LLMs; use it for both or for neither")
-    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    model, sub_model, base_url = resolve_models(args)
     client = make_client(env, model, base_url, args.scripted_delay)
     settings = RolloutSettings(mode=args.mode, model=model, sub_model=sub_model, max_turns=args.max_turns,
                                timeout=args.timeout, max_output_chars=args.max_output_chars,
                                sub_concurrency=args.sub_concurrency)
     config = RunConfig(env=args.env, env_args=env_args, num_examples=args.num_examples, seed=args.seed,
                        concurrency=args.concurrency, base_url=base_url, rollout=settings)
-    path = _db_path(args)
+    path = db_path_of(args)
     db = open_db(path)
     writer = EventWriter(path)
     writer.start()
     from rlm_tui.headless import print_summary, run_headless
 
     try:
-        run = Run(config, env, client, sinks=[writer.append], commands=lambda run_id: _commands(db, run_id),
-                  run_id=args.run_id)
+        run = Run(config, env, client, sinks=[writer.append], run_id=args.run_id,
+                  commands=lambda run_id: queued_commands(db, run_id))
         state = run_headless(run, client)
     finally:
         writer.close()
@@ -202,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _commands(db: Any, run_id: str) -> list[Any]:
+def queued_commands(db: Any, run_id: str) -> list[Any]:
     from rlm_tui.engine.control import Command, ControlError
     from rlm_tui.store import take_commands
 
@@ -222,7 +231,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rlm_tui.headless import print_runs
     from rlm_tui.store import list_runs, open_db
 
-    print_runs(list_runs(open_db(_db_path(args), create=False)))
+    print_runs(list_runs(open_db(db_path_of(args), create=False)))
     return 0
 
 
@@ -237,7 +246,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rlm_tui.headless import print_rollouts, print_transcript
     from rlm_tui.store import StoreError, get_rollout, open_db, resolve_rollout_id, resolve_run_id
 
-    db = open_db(_db_path(args), create=False)
+    db = open_db(db_path_of(args), create=False)
     try:
         rollout_id = resolve_rollout_id(db, args.rollout_id)
     except StoreError:
@@ -256,7 +265,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rlm_tui.export import run_records
     from rlm_tui.store import latest_run_id, open_db, resolve_run_id
 
-    db = open_db(_db_path(args), create=False)
+    db = open_db(db_path_of(args), create=False)
     run_id = resolve_run_id(db, args.run_id) if args.run_id else latest_run_id(db)
     if run_id is None:
         raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
@@ -294,112 +303,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- the app ----------------------------------------------------------------------------------
-
-
-def _run_in_app(args: argparse.Namespace) -> int:
-    """Check the arguments as the headless path does, start it as a subprocess, and open the app on its run."""
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    from rlm_tui.events import new_id
-
-    env_args = dict(args.env_arg)
-    env = load_environment(args.env, env_args)
-    model = _resolve_model(args)
-    sub_model = args.sub_model or model
-    if (model == "scripted") != (sub_model == "scripted"):
-        raise UserError("the scripted model plays both root and sub-LLMs; use it for both or for neither")
-    base_url = args.base_url or os.environ.get("OPENAI_BASE_URL") or None
-    asyncio.run(make_client(env, model, base_url, args.scripted_delay).close())
-    path = Path(_db_path(args)).resolve()
-    from rlm_tui.store import open_db
-
-    open_db(path).close()  # a bad --db fails here, as one line, before any app opens
-    run_id = args.run_id or new_id()
-    argv = [sys.executable, "-m", "rlm_tui.cli", "run", args.env, "--headless", "--run-id", run_id, "--db", str(path),
-            "--mode", args.mode, "--model", model, "--sub-model", sub_model, "-n", str(args.num_examples),
-            "--concurrency", str(args.concurrency), "--sub-concurrency", str(args.sub_concurrency),
-            "--max-turns", str(args.max_turns), "--timeout", str(args.timeout),
-            "--max-output-chars", str(args.max_output_chars), "--seed", str(args.seed),
-            "--scripted-delay", str(args.scripted_delay)]
-    argv += ["--base-url", base_url] if base_url else []
-    for key, value in args.env_arg:
-        argv += ["--env-arg", f"{key}={value}"]
-    log = Path(tempfile.mkstemp(prefix=f"rlm-tui-{run_id[:8]}-", suffix=".log")[1])
-    with open(log, "wb") as out:
-        # a session of its own: the terminal's ctrl+c goes to the app, which decides what the run gets
-        engine = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
-    from rlm_tui.tui.app import RlmApp, last_line
-
-    app = RlmApp(path, run_id=run_id, follow=True, engine=engine, engine_log=log, context_limit=args.context_limit)
-    try:
-        app.run()
-    finally:
-        if app.return_code != 0 and engine.poll() is None:  # the app crashed: do not leave the run behind
-            import signal
-
-            engine.send_signal(signal.SIGINT)
-    rc = engine.poll()
-    if rc is None:
-        print(f"run {run_id} goes on in the background (pid {engine.pid}); follow it with "
-              f"`rlm-tui attach {run_id[:8]}`; engine log: {log}", file=sys.stderr)
-        return 0
-    if rc != 0 and not app.stopping:
-        print(f"rlm-tui: error: {last_line(log) or f'the engine exited with status {rc}'} (log: {log})", file=sys.stderr)
-        return 1
-    print(run_id)
-    return 0
-
-
-def cmd_attach(args: argparse.Namespace) -> int:
-    from rlm_tui.store import list_runs, open_db, resolve_run_id
-
-    path = _db_path(args)
-    db = open_db(path, create=False)
-    if args.run_id:
-        run_id = resolve_run_id(db, args.run_id)
-    else:
-        running = [r["id"] for r in list_runs(db) if r["status"] == "running"]
-        if not running:
-            raise UserError("no run is running; `rlm-tui replay` opens finished ones")
-        run_id = running[0]
-    db.close()
-    return _open_app(path, args, run_id=run_id, follow=True)
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from rlm_tui.store import StoreError, get_rollout, open_db, resolve_rollout_id, resolve_run_id
-
-    path = _db_path(args)
-    db = open_db(path, create=False)
-    run_id = rollout_id = None
-    if args.id:
-        try:
-            run_id = resolve_run_id(db, args.id)
-        except StoreError as run_error:
-            try:
-                rollout_id = resolve_rollout_id(db, args.id)
-            except StoreError:
-                if "matches" in str(run_error):
-                    raise run_error from None
-                raise StoreError(f"no run or rollout id starts with {args.id!r}; `rlm-tui runs` lists the runs, "
-                                 "`rlm-tui show RUN` a run's rollouts") from None
-            run_id = get_rollout(db, rollout_id)["run_id"]
-    db.close()
-    return _open_app(path, args, run_id=run_id, rollout_id=rollout_id, follow=False if run_id else None)
-
-
-def _open_app(path: Any, args: argparse.Namespace, **kwargs: Any) -> int:
-    from rlm_tui.tui.app import RlmApp
-
-    RlmApp(path, context_limit=args.context_limit, **kwargs).run()
-    return 0
-
-
 def _lazy(module: str, name: str):
-    """A command whose module is imported only when it runs (matplotlib is slow to import)."""
+    """A command whose module is imported only when it runs (matplotlib and textual are slow to import)."""
     def command(args: argparse.Namespace) -> int:
         import importlib
 
@@ -409,7 +314,8 @@ def _lazy(module: str, name: str):
 
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "envs": cmd_envs, "show": cmd_show, "export": cmd_export,
-            "attach": cmd_attach, "replay": cmd_replay, "ablate": _lazy("rlm_tui.ablate", "cmd_ablate"),
+            "attach": _lazy("rlm_tui.tui.launch", "cmd_attach"), "replay": _lazy("rlm_tui.tui.launch", "cmd_replay"),
+            "ablate": _lazy("rlm_tui.ablate", "cmd_ablate"),
             "report": _lazy("rlm_tui.report.render", "cmd_report")}
 
 if __name__ == "__main__":

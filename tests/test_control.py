@@ -139,10 +139,10 @@ async def test_edit_answer_reaches_the_sandbox_and_kill_ends_the_rollout():
 async def test_run_pause_holds_every_rollout_and_commands_arrive_through_the_store(tmp_path):
     db_path = tmp_path / "c.db"
     db = open_db(db_path)
-    from rlm_tui.cli import _commands
+    from rlm_tui.cli import queued_commands
 
     with FakeOpenAI(looping) as server:
-        live = await Live(server, n=3, db=db_path, commands=lambda run_id: _commands(db, run_id)).start()
+        live = await Live(server, n=3, db=db_path, commands=lambda run_id: queued_commands(db, run_id)).start()
         send_command(db, live.run.id, "pause")
         for rid in live.run.controls:
             await live.until(lambda e, rid=rid: paused(e) and e.rollout_id == rid)

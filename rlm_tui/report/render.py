@@ -74,10 +74,10 @@ def _fragment(row: Row) -> Any:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rlm_tui.cli import UserError, _db_path
+    from rlm_tui.cli import UserError, db_path_of
     from rlm_tui.store import open_db
 
-    db = open_db(_db_path(args), create=False)
+    db = open_db(db_path_of(args), create=False)
     try:
         title, run_ids = resolve(db, args.names)
         rows = load_rows(db, run_ids)
