@@ -252,8 +252,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+_FIELD_NAMES = {kind: frozenset(f.name for f in dataclasses.fields(cls)) for kind, cls in EVENT_TYPES.items()}
+
+
 def from_row(kind: str, envelope: dict[str, Any], data: dict[str, Any]) -> Event:
     """Rebuild an event from its stored parts; unknown fields from newer writers are dropped."""
-    cls = EVENT_TYPES[kind]
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**envelope, **{k: v for k, v in data.items() if k in names})
+    cls, names = EVENT_TYPES[kind], _FIELD_NAMES[kind]
+    if not names.issuperset(data):
+        data = {k: v for k, v in data.items() if k in names}
+    return cls(**envelope, **data)
