@@ -44,6 +44,8 @@ def run_cells(row: dict[str, Any]) -> tuple:
 
 class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
+    BINDINGS = [Binding("R", "report", "Report", id="report.open",
+                        tooltip="Compare modes: the highlighted run's grid, or the run itself")]
     def compose(self) -> ComposeResult:
         yield Static("[b]runs[/b]", id="runs-title")
         yield VimTable(id="runs", cursor_type="row", zebra_stripes=True)
@@ -59,6 +61,7 @@ class RunsScreen(Screen):
         self.query_one("#runs-title", Static).update(f"[b]runs[/b] [dim]· {shown}[/]")
         self._ids: list[str] = []
         self._rows: dict[str, tuple] = {}
+        self._grids: dict[str, str | None] = {}
         self._read()
         self.set_interval(POLL_SECONDS, self._poll)
 
@@ -92,6 +95,7 @@ class RunsScreen(Screen):
                     if old is None or old[COLUMNS.index(column)] != value:
                         table.update_cell(run_id, column, value)
         self._ids, self._rows = ids, cells
+        self._grids = {row["id"]: (row.get("config") or {}).get("grid") for row in message.rows}
         empty = self.query_one("#runs-empty", Static)
         empty.display = not ids
         empty.update("no runs yet: start one with [b]rlm-tui run verbatim-copy[/b]")
@@ -99,6 +103,16 @@ class RunsScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.open(str(event.row_key.value))
+
+    def action_report(self) -> None:
+        from rlm_tui.tui.screens.report import ReportScreen
+
+        table = self.query_one(VimTable)
+        names: list[str] = []
+        if self._ids and table.cursor_row < len(self._ids):
+            run_id = self._ids[table.cursor_row]
+            names = [self._grids.get(run_id) or run_id]
+        self.app.push_screen(ReportScreen(names))
 
     def open(self, run_id: str) -> None:
         from rlm_tui.tui.screens.run import RunScreen
