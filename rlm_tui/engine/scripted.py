@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from rlm_tui.engine.clients import ModelReply, estimate_usage
@@ -39,6 +40,7 @@ class ScriptedRollout:
         self.cells = parent.env.scripted_cells(example, mode) if mode != "llm" else []
 
     async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> ModelReply:
+        start = time.perf_counter()
         if self.parent.delay:
             await asyncio.sleep(self.parent.delay)
         names = {t["function"]["name"] for t in tools or ()}
@@ -50,6 +52,7 @@ class ScriptedRollout:
         else:
             reply = _reply(*env.scripted_sub_turn(messages), names, len(messages))
         estimate_usage(reply, messages)
+        reply.latency_s = time.perf_counter() - start
         return reply
 
     def _root_turn(self, messages: list[dict[str, Any]]) -> ModelReply:
