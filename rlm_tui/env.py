@@ -50,6 +50,26 @@ class Knob:
     parse: Callable[[str], Any] = str
 
 
+def positive_int(raw: str) -> int:
+    """A knob parser: a whole number of at least 1."""
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    """A knob parser that accepts one of `options`."""
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError(f"choose one of {', '.join(options)}")
+        return raw
+    return parse
+
+
+NUM_EXAMPLES = Knob("num_examples", None, "how many examples (default: -n)", positive_int)
+
+
 class Environment:
     """Base class: subclasses set `name`, `knobs`, `tips` and implement the methods below."""
 

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlm_tui.env import Environment, Example, Knob, Score
+from rlm_tui.env import NUM_EXAMPLES, choice, Environment, Example, Knob, Score
 
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex
@@ -43,31 +43,16 @@ def _topics(raw: str) -> tuple[str, ...]:
     return names
 
 
-def _choice(*options: str):
-    def parse(raw: str) -> str:
-        if raw not in options:
-            raise ValueError(f"choose one of {', '.join(options)}")
-        return raw
-    return parse
-
-
-def _positive(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
 class MathPython(Environment):
     name = "math-python"
     knobs = (
-        Knob("num_examples", None, "how many examples (default: -n)", _positive),
+        NUM_EXAMPLES,
         Knob("topics", "all", f"all, or a comma list of {', '.join(TOPICS)}", _topics),
-        Knob("difficulty", "all", "easy|medium|hard, or all (a mix)", _choice(*DIFFICULTIES, "all")),
+        Knob("difficulty", "all", "easy|medium|hard, or all (a mix)", choice(*DIFFICULTIES, "all")),
         Knob("tips", "default", "default, or sub_llms (also suggests checking with llm_batch)",
-             _choice("default", "sub_llms")),
+             choice("default", "sub_llms")),
         Knob("source", "offline", "offline (generated problems) or hf (PrimeIntellect/INTELLECT-3-RL, math)",
-             _choice("offline", "hf")),
+             choice("offline", "hf")),
     )
     python_tool_in_llm_mode = True
 

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlm_tui.env import EnvError, Environment, Example, Knob, Score
+from rlm_tui.env import NUM_EXAMPLES, choice, EnvError, Environment, Example, Knob, Score
 
 from . import hf, real, synth
 from .score import score_real, score_synth
@@ -38,32 +38,17 @@ def _context_len(raw: str) -> int:
     return value
 
 
-def _choice(*options: str):
-    def parse(raw: str) -> str:
-        if raw not in options:
-            raise ValueError(f"choose one of {', '.join(options)}")
-        return raw
-    return parse
-
-
-def _positive(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
 class Oolong(Environment):
     name = "oolong"
     knobs = (
-        Knob("subset", "synth", "synth, synth_with_labels (labels shown) or real (game transcripts)", _choice(*SUBSETS)),
+        Knob("subset", "synth", "synth, synth_with_labels (labels shown) or real (game transcripts)", choice(*SUBSETS)),
         Knob("context_len", 8192, "context size in tokens (chars / 4): a power of two from 1024 to 4194304", _context_len),
-        Knob("dataset", "all", f"synth records: {', '.join(DATASETS)}, or all (a mix)", _choice(*DATASETS, "all")),
+        Knob("dataset", "all", f"synth records: {', '.join(DATASETS)}, or all (a mix)", choice(*DATASETS, "all")),
         Knob("question_type", "all", "all, or one of the subset's question types (see docs/environments.md)",
-             _choice("all", *synth.QUESTION_TYPES, *real.QUESTION_TYPES)),
-        Knob("num_examples", None, "how many examples (default: -n)", _positive),
-        Knob("source", "offline", "offline (generated) or hf (oolongbench on Hugging Face)", _choice("offline", "hf")),
-        Knob("split", "test", "Hugging Face split with source=hf: validation or test", _choice("validation", "test")),
+             choice("all", *synth.QUESTION_TYPES, *real.QUESTION_TYPES)),
+        NUM_EXAMPLES,
+        Knob("source", "offline", "offline (generated) or hf (oolongbench on Hugging Face)", choice("offline", "hf")),
+        Knob("split", "test", "Hugging Face split with source=hf: validation or test", choice("validation", "test")),
     )
     tips = TIPS
 

@@ -7,7 +7,7 @@ import re
 
 import Levenshtein
 
-from rlm_tui.env import Environment, Example, Knob, Score
+from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Knob, positive_int, Score
 
 from .generate import CONTENT_TYPES, generate
 
@@ -21,14 +21,7 @@ def _content_type(raw: str) -> str:
 
 
 def _fragment_length(raw: str) -> int | None:
-    return None if raw.lower() == "none" else _positive(raw)
-
-
-def _positive(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
+    return None if raw.lower() == "none" else positive_int(raw)
 
 
 def char_accuracy(target: str, answer: str) -> float:
@@ -48,10 +41,10 @@ class VerbatimCopy(Environment):
     name = "verbatim-copy"
     knobs = (
         Knob("content_type", "all", "words|json|csv|codes|mixed, or all (a mix of the others)", _content_type),
-        Knob("target_length", 500, "characters of text to copy", _positive),
+        Knob("target_length", 500, "characters of text to copy", positive_int),
         Knob("mean_fragment_length", 20, "splice the text from slices of 0.5x-1.5x this length; none: one piece",
              _fragment_length),
-        Knob("num_examples", None, "how many examples to generate (default: -n)", _positive),
+        NUM_EXAMPLES,
     )
     tips = (
         "Tips for this task: type the text into a Python string in the REPL in pieces, then check each piece "
