@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rlm_tui.env import choice, EnvError, Environment, Example, Knob, Score, Tool
+from rlm_tui.env import EnvError, Environment, Example, Knob, Score, Tool, choice
 
 from . import scripted
 from .dataset import examples_from_rows, load_rows

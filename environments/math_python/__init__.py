@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlm_tui.env import NUM_EXAMPLES, choice, Environment, Example, Knob, Score
+from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, choice
 
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex

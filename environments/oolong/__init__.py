@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlm_tui.env import NUM_EXAMPLES, choice, EnvError, Environment, Example, Knob, Score
+from rlm_tui.env import EnvError, Environment, Example, Knob, NUM_EXAMPLES, Score, choice
 
 from . import hf, real, synth
 from .score import score_real, score_synth

@@ -7,7 +7,7 @@ import re
 
 import Levenshtein
 
-from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Knob, positive_int, Score
+from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, positive_int
 
 from .generate import CONTENT_TYPES, generate
 
