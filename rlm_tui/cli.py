@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from typing import Any, NoReturn
 
 from rlm_tui.env import MODES, EnvError, load_environment
 
 
-APP_SCRIPTED_DELAY = 0.4  # seconds per scripted call in the app, so that a person can watch
+APP_SCRIPTED_DELAY = 1.5  # seconds per scripted call in the app: about a real model's pace, time to pause and look
 
 
 class UserError(Exception):
@@ -116,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except sqlite3.DatabaseError as exc:  # damage found past opening, while reading
+        print(f"rlm-tui: error: the database is damaged or locked ({exc}); pass another --db", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if os.environ.get("RLM_TUI_DEBUG"):
+            raise
+        print(f"rlm-tui: internal error: {type(exc).__name__}: {exc}; rerun with RLM_TUI_DEBUG=1 for the "
+              "traceback and report it", file=sys.stderr)
+        return 70
 
 
 def db_path_of(args: argparse.Namespace):

@@ -116,3 +116,15 @@ def test_envs_lists_every_environment_and_its_knobs(tmp_path):
     for name, knob in [("verbatim-copy", "target_length"), ("deepdive", "num_entities"), ("math-python", "topics"),
                        ("oolong", "context_len")]:
         assert f"\n{name}\n" in f"\n{out}" and knob in out
+
+
+def test_a_damaged_database_is_one_line_and_left_alone(tmp_path):
+    cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "2", "--db", "d.db")
+    path = tmp_path / "d.db"
+    size = path.stat().st_size
+    os.truncate(path, size // 3)
+    before = path.read_bytes()
+    proc = cli(tmp_path, "runs", "--db", "d.db", check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "is damaged" in proc.stderr and ".recover" in proc.stderr
+    assert path.read_bytes() == before  # nothing was written to it

@@ -49,6 +49,9 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
         migrate(db)
     except sqlite3.DatabaseError as exc:
         db.close()
+        if "malformed" in str(exc):
+            raise StoreError(f"{path} is damaged ({exc}); pass another --db, or recover what it holds with "
+                             f"`sqlite3 {path} .recover`") from exc
         raise StoreError(f"{path} is not an rlm-tui database ({exc}); pass another --db") from exc
     except StoreError:
         db.close()
