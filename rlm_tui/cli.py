@@ -218,6 +218,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if state.status == "failed":
         print(f"rlm-tui: error: {run.error}", file=sys.stderr)
         return 1
+    if state.status == "killed":
+        print(f"rlm-tui: run {run.id} was stopped; what it did is in {path}", file=sys.stderr)
+        return 130
     return 0
 
 

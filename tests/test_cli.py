@@ -128,3 +128,27 @@ def test_a_damaged_database_is_one_line_and_left_alone(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "is damaged" in proc.stderr and ".recover" in proc.stderr
     assert path.read_bytes() == before  # nothing was written to it
+
+
+def test_ctrl_c_stops_the_run_and_records_it(tmp_path):
+    import signal
+    import time
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+    proc = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "0.5",
+                             "--db", "c.db"], cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until a rollout is under way
+        try:
+            with sqlite3.connect(tmp_path / "c.db") as conn:
+                if conn.execute("select count(*) from rollouts where status = 'running'").fetchone()[0]:
+                    break
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "was stopped" in err and "Traceback" not in err
+    runs = cli(tmp_path, "runs", "--db", "c.db").stdout
+    assert "killed" in runs
