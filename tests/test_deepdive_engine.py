@@ -10,31 +10,12 @@ import pytest
 
 import environments.deepdive as deepdive
 from fake_openai import Fail, FakeOpenAI, Reply
-from rlm_tui.engine.rollout import RolloutSettings
-from rlm_tui.engine.run import Run, RunConfig
-from rlm_tui.engine.scripted import ScriptedClient
+from runs import stored_run
 from rlm_tui.env import load_environment
-from rlm_tui.state import fold
-from rlm_tui.store import EventWriter, open_db, read_events
 
 
 def execute(tmp_path, env, *, mode="rlm", n=1):
-    client = ScriptedClient(env)
-    db = tmp_path / "t.db"
-    writer = EventWriter(db)
-    writer.start()
-    config = RunConfig(env="deepdive", num_examples=n, rollout=RolloutSettings(mode=mode, timeout=20))
-    run = Run(config, env, client, [writer.append])
-
-    async def main():
-        try:
-            return await run.execute()
-        finally:
-            await client.close()
-
-    asyncio.run(main())
-    writer.close()
-    return fold([e for _, e in read_events(open_db(db), run_id=run.id)], run.id)
+    return stored_run(tmp_path, env, mode=mode, n=n, timeout=20)[1]
 
 
 def tool_events(rollout):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
 from fake_openai import Fail, FakeOpenAI, Reply, code_call, is_root, root_turn
+from runs import stored_run
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import OpenAIClient
-from rlm_tui.engine.rollout import RolloutSettings
-from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import load_environment
-from rlm_tui.state import fold
-from rlm_tui.store import EventWriter, open_db, read_events
+from rlm_tui.store import open_db, read_events
 
 ROOT_USAGE = {"prompt_tokens": 100, "completion_tokens": 10, "completion_tokens_details": {"reasoning_tokens": 4},
               "prompt_tokens_details": {"cached_tokens": 50}}
@@ -24,25 +21,8 @@ SUB_USAGE = {"prompt_tokens": 7, "completion_tokens": 3}
 
 def execute(tmp_path, client, *, mode="rlm", n=1, env_args=None, **settings):
     env = load_environment("verbatim-copy", {"target_length": "200", **(env_args or {})})
-    db = tmp_path / "t.db"
-    writer = EventWriter(db)
-    writer.start()
-    model = "scripted" if isinstance(client, ScriptedClient) else "fake-root"
-    sub_model = "scripted" if model == "scripted" else "fake-sub"
-    config = RunConfig(env="verbatim-copy", num_examples=n, rollout=RolloutSettings(
-        mode=mode, model=model, sub_model=sub_model, timeout=settings.pop("timeout", 10), **settings))
-    run = Run(config, env, client, [writer.append])
-
-    async def main():
-        try:
-            return await run.execute()
-        finally:
-            await client.close()
-
-    state = asyncio.run(main())
-    writer.close()
-    stored = fold([e for _, e in read_events(open_db(db), run_id=run.id)], run.id)
-    return state, stored
+    settings.setdefault("timeout", 10)
+    return stored_run(tmp_path, env, client, mode=mode, n=n, **settings)
 
 
 def served(tmp_path, respond, **kw):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import asdict
 
@@ -12,27 +11,15 @@ from environments.math_python import grade, hf
 from environments.math_python.generate import compute, to_latex
 from environments.math_python.problems import TOPICS
 from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
-from rlm_tui.engine.rollout import RolloutSettings
-from rlm_tui.engine.run import Run, RunConfig
-from rlm_tui.engine.scripted import ScriptedClient
+from runs import stored_run
 from rlm_tui.env import EnvError, Example, load_environment
 from rlm_tui.export import rollout_record
 from rlm_tui.state import fold
-from rlm_tui.store import EventWriter, open_db, read_events
+from rlm_tui.store import open_db, read_events
 
 
 def execute(tmp_path, env_args, *, mode, n=2):
-    env = load_environment("math-python", env_args)
-    db = tmp_path / "t.db"
-    writer = EventWriter(db)
-    writer.start()
-    config = RunConfig(env="math-python", env_args=env_args, num_examples=n,
-                       rollout=RolloutSettings(mode=mode, model="scripted", sub_model="scripted", timeout=30))
-    client = ScriptedClient(env)
-    run = Run(config, env, client, [writer.append])
-    asyncio.run(run.execute())
-    writer.close()
-    return fold([e for _, e in read_events(open_db(db), run_id=run.id)], run.id)
+    return stored_run(tmp_path, load_environment("math-python", env_args), mode=mode, n=n)[1]
 
 
 # --- generation -------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import asdict
@@ -13,28 +12,17 @@ from environments.oolong import hf, real, synth
 from environments.oolong.score import candidate, score_real, score_synth
 from environments.oolong.solve import sub_reply
 from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
-from rlm_tui.engine.rollout import RolloutSettings
-from rlm_tui.engine.run import Run, RunConfig
-from rlm_tui.engine.scripted import ScriptedClient
+from runs import stored_run
 from rlm_tui.env import EnvError, load_environment
 from rlm_tui.export import rollout_record
 from rlm_tui.state import fold
-from rlm_tui.store import EventWriter, open_db, read_events
+from rlm_tui.store import open_db, read_events
 
 INFO = {"subset", "context_len", "question_type", "answer_type", "dataset", "source"}
 
 
 def execute(tmp_path, env_args, *, mode, n=2):
-    env = load_environment("oolong", env_args)
-    db = tmp_path / "t.db"
-    writer = EventWriter(db)
-    writer.start()
-    config = RunConfig(env="oolong", env_args=env_args, num_examples=n,
-                       rollout=RolloutSettings(mode=mode, model="scripted", sub_model="scripted", timeout=30))
-    run = Run(config, env, ScriptedClient(env), [writer.append])
-    asyncio.run(run.execute())
-    writer.close()
-    return fold([e for _, e in read_events(open_db(db), run_id=run.id)], run.id)
+    return stored_run(tmp_path, load_environment("oolong", env_args), mode=mode, n=n)[1]
 
 
 # --- generation -------------------------------------------------------------------------------

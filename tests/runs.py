@@ -1,0 +1,40 @@
+"""Run a real run into a temporary database and fold it back from the stored events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from rlm_tui.engine.rollout import RolloutSettings
+from rlm_tui.engine.run import Run, RunConfig
+from rlm_tui.engine.scripted import ScriptedClient
+from rlm_tui.env import Environment
+from rlm_tui.state import RunState, fold
+from rlm_tui.store import EventWriter, open_db, read_events
+
+
+def stored_run(tmp_path: Path, env: Environment, client: Any = None, *, mode: str = "rlm", n: int = 1,
+               **settings: Any) -> tuple[RunState, RunState]:
+    """(the engine's own state, the state folded from the database); the scripted model unless a client is given."""
+    client = client or ScriptedClient(env)
+    scripted = isinstance(client, ScriptedClient)
+    settings.setdefault("timeout", 30)
+    settings.setdefault("model", "scripted" if scripted else "fake-root")
+    settings.setdefault("sub_model", "scripted" if scripted else "fake-sub")
+    db = tmp_path / "t.db"
+    writer = EventWriter(db)
+    writer.start()
+    config = RunConfig(env=env.name, env_args={k: str(v) for k, v in env.args.items()}, num_examples=n,
+                       rollout=RolloutSettings(mode=mode, **settings))
+    run = Run(config, env, client, [writer.append])
+
+    async def main() -> RunState:
+        try:
+            return await run.execute()
+        finally:
+            await client.close()
+
+    state = asyncio.run(main())
+    writer.close()
+    return state, fold([e for _, e in read_events(open_db(db), run_id=run.id)], run.id)
