@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
 from typing import Any
 
@@ -43,12 +45,11 @@ def run_in_app(args: argparse.Namespace) -> int:
     from rlm_tui.tui.app import RlmApp, last_line
 
     app = RlmApp(path, run_id=run_id, follow=True, engine=engine, engine_log=log, context_limit=args.context_limit)
+    signal.signal(signal.SIGHUP, lambda *_: _hung_up(path, run_id))
     try:
         app.run()
     finally:
         if app.return_code != 0 and engine.poll() is None:  # the app crashed: do not leave the run behind
-            import signal
-
             engine.send_signal(signal.SIGINT)
     rc = engine.poll()
     if rc is None:
@@ -60,6 +61,16 @@ def run_in_app(args: argparse.Namespace) -> int:
         return 1
     print(run_id)
     return 0
+
+
+def _hung_up(path: Any, run_id: str) -> None:
+    """The terminal went away: leave the run going, unpaused, as if the user had chosen to leave it running."""
+    from rlm_tui.store import open_db, send_command
+
+    try:
+        send_command(open_db(path), run_id, "resume")  # nobody is left to resume a paused rollout
+    finally:
+        os._exit(129)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
