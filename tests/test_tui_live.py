@@ -220,3 +220,57 @@ async def test_an_engine_that_fails_shows_its_last_line(tmp_path):
             assert engine.proc.returncode != 0
     finally:
         engine.stop()
+
+
+def test_a_closed_terminal_leaves_a_paused_run_going(tmp_path):
+    """The app in a real pseudo-terminal: pause its run, hang up the terminal, and the run still finishes."""
+    import pty
+    import signal
+    import sqlite3
+    import threading
+
+    from rlm_tui.store import send_command
+
+    db = tmp_path / "hup.db"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+    environ.update(TERM="xterm-256color", COLUMNS="120", LINES="40")
+    main, child = pty.openpty()
+    app = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "-n", "1", "--scripted-delay", "0.3", "--db", str(db)],
+                           stdin=child, stdout=child, stderr=child, env=environ, cwd=tmp_path, start_new_session=True)
+    os.close(child)
+    threading.Thread(target=lambda: _drain(main), daemon=True).start()  # a terminal that keeps reading
+
+    def query(sql):
+        try:
+            with sqlite3.connect(db) as conn:
+                return conn.execute(sql).fetchone()
+        except sqlite3.OperationalError:
+            return None
+
+    def wait(sql, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = query(sql)
+            if row and row[0]:
+                return row[0]
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for: {sql}")
+
+    run_id = wait("select id from runs")
+    try:
+        send_command(open_db(db), run_id, "pause")
+        wait("select count(*) from events where kind = 'rollout_paused' and json_extract(data, '$.paused') = 1")
+        app.send_signal(signal.SIGHUP)
+        assert app.wait(30) == 129
+        assert wait("select status from runs where status != 'running'") == "done"
+    finally:
+        send_command(open_db(db), run_id, "kill")  # never leave an engine behind, whatever failed
+        os.close(main)
+
+
+def _drain(fd):
+    try:
+        while os.read(fd, 65536):
+            pass
+    except OSError:
+        pass
