@@ -65,6 +65,7 @@ def build_parser() -> Parser:
     run.add_argument("--max-turns", type=_positive_int, default=30, help="root model calls per rollout (default 30)")
     run.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds per REPL cell (default 120)")
     run.add_argument("--max-output-chars", type=_positive_int, default=8192, help="cell output the model sees (default 8192)")
+    run.add_argument("--memory-mb", type=_positive_int, default=2048, help="memory limit of each sandbox (default 2048)")
     run.add_argument("--seed", type=int, default=0, help="example seed (default 0)")
     run.add_argument("--env-arg", type=_env_arg, action="append", default=[], metavar="KEY=VALUE",
                      help="environment knob, repeatable")
@@ -191,6 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_in_app(args)
     from rlm_tui.engine.rollout import RolloutSettings
     from rlm_tui.engine.run import Run, RunConfig
+    from rlm_tui.sandbox import Limits
     from rlm_tui.store import EventWriter, open_db
 
     env_args = dict(args.env_arg)
@@ -199,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     client = make_client(env, model, base_url, args.scripted_delay)
     settings = RolloutSettings(mode=args.mode, model=model, sub_model=sub_model, max_turns=args.max_turns,
                                timeout=args.timeout, max_output_chars=args.max_output_chars,
-                               sub_concurrency=args.sub_concurrency)
+                               sub_concurrency=args.sub_concurrency, limits=Limits(memory_mb=args.memory_mb))
     config = RunConfig(env=args.env, env_args=env_args, num_examples=args.num_examples, seed=args.seed,
                        concurrency=args.concurrency, base_url=base_url, rollout=settings)
     path = db_path_of(args)

@@ -152,3 +152,17 @@ def test_ctrl_c_stops_the_run_and_records_it(tmp_path):
     assert proc.returncode == 130 and "was stopped" in err and "Traceback" not in err
     runs = cli(tmp_path, "runs", "--db", "c.db").stdout
     assert "killed" in runs
+
+
+def test_memory_limit_reaches_the_sandbox(tmp_path):
+    def respond(body):
+        cells = ["x = bytearray(600 * 1024 * 1024)", 'answer.update(content="survived", ready=True)']
+        return code_call(cells[root_turn(body)]) if is_root(body) else Reply(content="")
+
+    with FakeOpenAI(respond) as server:
+        cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--model", "m", "--base-url", server.base_url,
+            "--memory-mb", "300", "--db", "m.db")
+        told = server.requests[1]["messages"][-1]["content"]
+    assert "MemoryError" in told or "REPL restarted" in told  # 600 MB does not fit in 300 MB
+    (record,) = [json.loads(line) for line in cli(tmp_path, "export", "--db", "m.db").stdout.splitlines()]
+    assert record["answer"]["content"] == "survived"

@@ -34,9 +34,7 @@ class RunConfig:
     cell: dict[str, Any] | None = None  # its cell in that grid
 
     def describe(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["rollout"].pop("limits", None)
-        return data
+        return asdict(self)
 
 
 class Run:
