@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -16,19 +17,22 @@ def _split(raw: str) -> list[str]:
 def spec_from_args(args: argparse.Namespace, model: str, sub_model: str, base_url: str | None) -> GridSpec:
     sweeps: dict[str, list[str]] = {}
     for key, value in args.env_arg:
-        sweeps.setdefault(key, []).extend(_split(value))
+        values = sweeps.setdefault(key, [])
+        values.extend(v for v in _split(value) if v not in values)
     try:
-        timeouts = tuple(float(t) for t in _split(args.timeout))
+        timeouts = tuple(dict.fromkeys(float(t) for t in _split(args.timeout)))
     except ValueError:
-        raise GridError(f"--timeout takes seconds, or a comma list of them; got {args.timeout!r}") from None
+        timeouts = ()
+    if not timeouts or not all(math.isfinite(t) and t > 0 for t in timeouts):
+        raise GridError(f"--timeout takes positive seconds, or a comma list of them; got {args.timeout!r}")
     if not args.envs:
         raise GridError("name at least one environment, or --resume a grid")
     return GridSpec(
-        envs=tuple(args.envs), modes=tuple(_split(args.modes)), num_examples=args.num_examples, seed=args.seed,
+        envs=tuple(dict.fromkeys(args.envs)), modes=tuple(dict.fromkeys(_split(args.modes))), num_examples=args.num_examples, seed=args.seed,
         env_args=sweeps, timeouts=timeouts,
         options={"model": model, "sub_model": sub_model, "base_url": base_url, "concurrency": args.concurrency,
                  "sub_concurrency": args.sub_concurrency, "max_turns": args.max_turns,
-                 "max_output_chars": args.max_output_chars},
+                 "max_output_chars": args.max_output_chars, "memory_mb": args.memory_mb},
     )
 
 
@@ -39,6 +43,7 @@ def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
     from rlm_tui.engine.run import Run, RunConfig
     from rlm_tui.env import load_environment
     from rlm_tui.headless import console, err, run_headless
+    from rlm_tui.sandbox import Limits
     from rlm_tui.store import EventWriter, open_db
 
     db = open_db(db_path)
@@ -60,7 +65,8 @@ def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
             client = make_client(env, o["model"], o["base_url"])
             settings = RolloutSettings(mode=cell.mode, model=o["model"], sub_model=o["sub_model"],
                                        max_turns=o["max_turns"], timeout=cell.timeout,
-                                       max_output_chars=o["max_output_chars"], sub_concurrency=o["sub_concurrency"])
+                                       max_output_chars=o["max_output_chars"], sub_concurrency=o["sub_concurrency"],
+                                       limits=Limits(memory_mb=o.get("memory_mb", 2048)))
             config = RunConfig(env=cell.env, env_args=cell.env_args, num_examples=spec.num_examples, seed=spec.seed,
                                concurrency=o["concurrency"], base_url=o["base_url"], rollout=settings,
                                example_ids=tuple(missing), grid=name, cell=cell.describe())
@@ -98,7 +104,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, positive_int) -> None:
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, positive_int, memory_mb) -> None:
     p = sub.add_parser("ablate", parents=[common], help="run environments x modes x settings on the same examples")
     p.add_argument("envs", nargs="*", help="environments, e.g. verbatim-copy oolong")
     p.add_argument("--modes", default="llm,rlm,rlm-tips", help="comma list (default llm,rlm,rlm-tips)")
@@ -114,6 +120,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     p.add_argument("--sub-concurrency", type=positive_int, default=16, help="sub-LLM calls at once per rollout")
     p.add_argument("--max-turns", type=positive_int, default=30, help="root model calls per rollout (default 30)")
     p.add_argument("--max-output-chars", type=positive_int, default=8192, help="cell output the model sees")
+    p.add_argument("--memory-mb", type=memory_mb, default=2048, help="memory limit of each sandbox (default 2048)")
     p.add_argument("--name", help="the grid's name (default: grid-DATE-TIME)")
     p.add_argument("--resume", metavar="NAME", help="finish an interrupted grid with its own settings")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -25,16 +26,38 @@ class Parser(argparse.ArgumentParser):
 
 
 def _positive_int(raw: str) -> int:
-    value = int(raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {raw}")
     return value
 
 
+def _seconds(raw: str, *, zero: bool = False) -> float:
+    """A finite number of seconds: positive, or with `zero` also 0."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise argparse.ArgumentTypeError(f"must be a {'' if zero else 'positive '}number of seconds, got {raw}")
+    return value
+
+
 def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {raw}")
+    return _seconds(raw)
+
+
+def _delay(raw: str) -> float:
+    return _seconds(raw, zero=True)
+
+
+def _memory(raw: str) -> int:
+    value = _positive_int(raw)
+    if value < 256:
+        raise argparse.ArgumentTypeError(f"must be at least 256 (Python needs that much to start), got {raw}")
     return value
 
 
@@ -65,11 +88,11 @@ def build_parser() -> Parser:
     run.add_argument("--max-turns", type=_positive_int, default=30, help="root model calls per rollout (default 30)")
     run.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds per REPL cell (default 120)")
     run.add_argument("--max-output-chars", type=_positive_int, default=8192, help="cell output the model sees (default 8192)")
-    run.add_argument("--memory-mb", type=_positive_int, default=2048, help="memory limit of each sandbox (default 2048)")
+    run.add_argument("--memory-mb", type=_memory, default=2048, help="memory limit of each sandbox (default 2048)")
     run.add_argument("--seed", type=int, default=0, help="example seed (default 0)")
     run.add_argument("--env-arg", type=_env_arg, action="append", default=[], metavar="KEY=VALUE",
                      help="environment knob, repeatable")
-    run.add_argument("--scripted-delay", type=float, default=None,
+    run.add_argument("--scripted-delay", type=_delay, default=None,
                      help=f"seconds per scripted model call (default 0 headless, {APP_SCRIPTED_DELAY} in the app)")
     run.add_argument("--context-limit", type=_positive_int, default=128_000,
                      help="the root model's context, for the app's gauge (default 128000)")
@@ -91,7 +114,7 @@ def build_parser() -> Parser:
     show.add_argument("--full", action="store_true",
                       help="full cell outputs, not what the model saw, and every sub-LLM call")
 
-    export = sub.add_parser("export", parents=[common], help="write one JSON object per rollout")
+    export = sub.add_parser("export", parents=[common], help="write one record per rollout (JSONL or CSV)")
     export.add_argument("run_id", nargs="?", help="run id or prefix (default: the latest run)")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                         help="jsonl: one object per rollout; csv: one row per rollout, every metric a column")
@@ -99,7 +122,7 @@ def build_parser() -> Parser:
     from rlm_tui import ablate
     from rlm_tui.report import render
 
-    ablate.add_parser(sub, common, _positive_int)
+    ablate.add_parser(sub, common, _positive_int, _memory)
     render.add_parser(sub, common)
     return parser
 
@@ -220,6 +243,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if state.status == "failed":
         print(f"rlm-tui: error: {run.error}", file=sys.stderr)
         return 1
+    failed = [r for r in state.rollouts.values() if r.status == "failed"]
+    if failed and len(failed) == len(state.rollouts):
+        print(f"rlm-tui: error: every rollout failed; the first: {failed[0].error}", file=sys.stderr)
+        return 1
     if state.status == "killed":
         print(f"rlm-tui: run {run.id} was stopped; what it did is in {path}", file=sys.stderr)
         return 130
@@ -264,10 +291,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     db = open_db(db_path_of(args), create=False)
     try:
         rollout_id = resolve_rollout_id(db, args.rollout_id)
-    except StoreError:
+    except StoreError as rollout_error:
         try:
             run_id = resolve_run_id(db, args.rollout_id)
-        except StoreError:
+        except StoreError as run_error:
+            for error in (run_error, rollout_error):
+                if "matches" in str(error):  # a prefix of several ids: say so, not that it matches nothing
+                    raise error from None
             raise UserError(f"no rollout or run id starts with {args.rollout_id!r}; `rlm-tui runs` lists the runs") from None
         print_rollouts(_load_run(db, run_id))  # a run id: list its rollouts
         return 0
@@ -285,7 +315,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if run_id is None:
         raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
     records = run_records(_load_run(db, run_id))
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
+    try:
+        out = open(args.out, "w", newline="") if args.out else sys.stdout
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror}; pass another -o") from None
     try:
         if args.format == "csv":
             import csv
@@ -313,7 +346,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
         env = load_environment(name)
         print(name)
         for knob in env.knobs:
-            default = "-n" if knob.default is None else repr(knob.default) if knob.default == "" else knob.default
+            default = "-n" if knob.default is None else "none" if knob.default == "" else knob.default
             print(f"  {knob.name:<22} default {default!s:<10} {knob.help}")
     return 0
 
