@@ -21,7 +21,7 @@ from rlm_tui.state import RolloutState, RunState
 
 # Piped output is read by programs and people alike: do not squeeze it to 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 def run_headless(run: Any, client: Any) -> RunState:
@@ -125,11 +125,19 @@ def print_rollouts(run: RunState) -> None:
     console.print(table)
 
 
+def _seen(cell: Any) -> int:
+    """How much of the output the model saw: what it was shown, less the truncation marker."""
+    shown = cell.shown or ""
+    cut = shown.rfind("\n[output truncated:")
+    return cut if cut >= 0 else len(shown)
+
+
 def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> None:
-    head = (f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}"
-            f" ({r.stop_reason}) · reward {'-' if r.reward is None else f'{r.reward:.3f}'}")
+    ended = f" ({r.stop_reason})" if r.stop_reason else ""
+    head = (f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}{ended}"
+            f" · reward {'-' if r.reward is None else f'{r.reward:.3f}'}")
     console.print(Text(head, style="bold"))
-    console.print(Panel(r.user_prompt, title="prompt", title_align="left", border_style="dim"))
+    console.print(Panel(Text(r.user_prompt), title="prompt", title_align="left", border_style="dim"))
     batches_by_cell: dict[str | None, list] = {}
     for batch in r.batches:
         batches_by_cell.setdefault(batch.cell_id, []).append(batch)
@@ -139,7 +147,7 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
         if turn.error:
             console.print(Text(f"model error: {turn.error}", style="red"))
         if turn.text:
-            console.print(turn.text)
+            console.print(Text(turn.text))
         for tool in turn.tools:
             console.print(Text(f"  {tool.name}({_args(tool.arguments)}) -> {_clip(tool.result)}", style="magenta"))
         for cell in turn.cells:
@@ -151,10 +159,13 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
                 if full:
                     _print_calls(batch)
             text = cell.output if full else cell.shown
-            note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {min(len(cell.shown or ''), cell.output_chars):,} of "
-                                                     f"{cell.output_chars:,} chars" if cell.truncated else "")
+            note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {_seen(cell):,} of {cell.output_chars:,} chars"
+                                                     if cell.truncated else "")
+            if cell.source == "operator":
+                note += ", the operator's cell"
             style = "red" if cell.error else "dim"
-            console.print(Panel(text or "(no output)", title=f"output · {note}", title_align="left", border_style=style))
+            console.print(Panel(Text(text or "(no output)"), title=escape(f"output · {note}"), title_align="left",
+                                border_style=style))
     for restart in r.restarts:
         console.print(Text(f"sandbox restarted ({restart.reason}): {restart.lost}", style="yellow"))
     ready = "ready" if r.answer.get("ready") else "not ready"

@@ -166,3 +166,74 @@ def test_memory_limit_reaches_the_sandbox(tmp_path):
     assert "MemoryError" in told or "REPL restarted" in told  # 600 MB does not fit in 300 MB
     (record,) = [json.loads(line) for line in cli(tmp_path, "export", "--db", "m.db").stdout.splitlines()]
     assert record["answer"]["content"] == "survived"
+
+
+def test_show_prints_model_text_and_output_literally(tmp_path):
+    def respond(body):
+        if not is_root(body):
+            return Reply(content="")
+        if root_turn(body) == 0:
+            reply = code_call("print('[/INST] [bold]not bold[/bold] ' + 'z' * 100)")
+            reply.content = "[red]my plan[/red]"
+            return reply
+        return code_call('answer.update(content="[/]", ready=True)')
+
+    with FakeOpenAI(respond) as server:
+        cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--model", "m", "--base-url", server.base_url,
+            "--max-output-chars", "40", "--db", "s.db")
+    (record,) = [json.loads(line) for line in cli(tmp_path, "export", "--db", "s.db").stdout.splitlines()]
+    shown = cli(tmp_path, "show", record["rollout_id"], "--db", "s.db").stdout
+    assert "[/INST] [bold]not bold" in shown and "[red]my plan[/red]" in shown and "[/]" in shown
+    assert "model saw 40 of 131 chars" in shown and "[output truncated: showing 40 of 131" in shown
+
+
+def test_a_read_only_database_can_be_read(tmp_path):
+    cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--db", "ro.db")
+    (tmp_path / "ro.db-wal").unlink(missing_ok=True)
+    (tmp_path / "ro.db-shm").unlink(missing_ok=True)
+    where = tmp_path / "mnt"
+    where.mkdir()
+    if os.geteuid() == 0:  # root writes anything: make the file system itself read-only
+        subprocess.run(["mount", "--bind", str(tmp_path), str(where)], check=True)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(where)], check=True)
+    else:
+        where.rmdir()
+        where.symlink_to(tmp_path)
+        (tmp_path / "ro.db").chmod(0o444)
+        tmp_path.chmod(0o555)
+    try:
+        assert not os.access(where / "ro.db", os.W_OK)
+        assert "verbatim-copy" in cli(tmp_path, "runs", "--db", str(where / "ro.db")).stdout
+        assert '"rollout_id"' in cli(tmp_path, "export", "--db", str(where / "ro.db")).stdout
+        assert "Mean reward" in cli(tmp_path, "report", "--db", str(where / "ro.db")).stdout
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(where)], check=True)
+        else:
+            tmp_path.chmod(0o755)
+
+
+def test_a_run_whose_every_rollout_failed_exits_non_zero_with_the_reason(tmp_path):
+    from fake_openai import Fail
+
+    with FakeOpenAI(lambda body: Fail(501, "not implemented here", headers={"retry-after-ms": "1"})) as server:
+        proc = cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "2", "--model", "m", "--base-url",
+                   server.base_url, "--db", "f.db", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("rlm-tui: error: every rollout failed; the first: m request failed with HTTP 501")
+
+
+def test_ambiguous_prefixes_say_so(tmp_path):
+    for run_id in ("abcd000000000001", "abcd000000000002"):
+        cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--run-id", run_id, "--db", "a.db")
+    for command in ("show", "report", "export"):
+        proc = cli(tmp_path, command, "abcd", "--db", "a.db", check=False)
+        assert proc.returncode == 2 and "matches 2 runs" in proc.stderr, (command, proc.stderr)
+
+
+def test_export_to_a_path_that_cannot_be_written(tmp_path):
+    cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--db", "e.db")
+    for target in (tmp_path / "missing" / "out.jsonl", tmp_path):
+        proc = cli(tmp_path, "export", "--db", "e.db", "-o", str(target), check=False)
+        assert proc.returncode == 2 and proc.stderr.startswith("rlm-tui: error: cannot write")
+        assert len(proc.stderr.strip().splitlines()) == 1
