@@ -28,7 +28,9 @@ def _between(low: int, high: int):
 
 
 def hop_range(raw: str) -> tuple[int, int]:
-    low, _, high = raw.partition("-")
+    low, dash, high = raw.partition("-")
+    if dash and not high:
+        raise ValueError("give N or N-M with 1 <= N <= M <= 6")
     span = (int(low), int(high or low))
     if not 1 <= span[0] <= span[1] <= 6:
         raise ValueError("give N or N-M with 1 <= N <= M <= 6")
@@ -67,6 +69,9 @@ class DeepDive(Environment):
         self.http = None  # an httpx.AsyncClient for the online web; tests give one with a mock transport
         if self.args["source"] == "online" and not os.environ.get("SERPER_API_KEY"):
             raise EnvError("deepdive source=online needs SERPER_API_KEY for web search")
+        judge_url = self.args["judge_base_url"] or os.environ.get("OPENAI_BASE_URL")
+        if self.args["judge_model"] and not (os.environ.get("OPENAI_API_KEY") or judge_url):
+            raise EnvError("judge_model needs OPENAI_API_KEY (or judge_base_url for a local server)")
 
     @property
     def source(self) -> str:

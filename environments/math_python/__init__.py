@@ -34,7 +34,8 @@ class MathExample(Example):
 
 
 def _topics(raw: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+    # "+" joins topics too, since a comma list in `rlm-tui ablate --env-arg` sweeps a knob instead
+    names = tuple(dict.fromkeys(t.strip() for t in raw.replace("+", ",").split(",") if t.strip()))
     if names == ("all",):
         return tuple(TOPICS)
     bad = [t for t in names if t not in TOPICS]
@@ -47,7 +48,7 @@ class MathPython(Environment):
     name = "math-python"
     knobs = (
         NUM_EXAMPLES,
-        Knob("topics", "all", f"all, or a comma list of {', '.join(TOPICS)}", _topics),
+        Knob("topics", "all", f"all, or a comma (or +) list of {', '.join(TOPICS)}", _topics),
         Knob("difficulty", "all", "easy|medium|hard, or all (a mix)", choice(*DIFFICULTIES, "all")),
         Knob("tips", "default", "default, or sub_llms (also suggests checking with llm_batch)",
              choice("default", "sub_llms")),

@@ -71,7 +71,9 @@ def resolve(db: sqlite_utils.Database, names: list[str]) -> tuple[str, list[str]
             continue
         try:
             run_ids.append(resolve_run_id(db, name))
-        except StoreError:
+        except StoreError as exc:
+            if "matches" in str(exc):  # a prefix of several runs
+                raise ReportError(str(exc)) from None
             raise ReportError(f"{name!r} is neither a grid nor a run in this database; `rlm-tui runs` lists them") from None
     return ", ".join(names), run_ids
 

@@ -19,16 +19,26 @@ def _f(value: float, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
 
 
-def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table | None:
+    if not rows:
+        return None  # e.g. no lift without an llm mode to compare with
     table = Table(title=escape(title), title_justify="left")
     for i, name in enumerate(columns):
-        table.add_column(name, justify="left" if i < 2 else "right")
+        table.add_column(name, justify="left" if i < 2 else "right", no_wrap=i < 2)
     for row in rows:
         table.add_row(*row)
     return table
 
 
 def tables(rows: list[Row]) -> list[Table]:
+    return [t for t in _tables(rows) if t is not None]
+
+
+def _tokens(n: float) -> str:
+    return f"{n / 1e6:,.1f}M" if n >= 1e7 else f"{n:,.0f}"
+
+
+def _tables(rows: list[Row]) -> list[Table | None]:
     out = [
         _table("Mean reward (± standard error)", ["env", "mode", "n", "reward", "± se"],
                [[r["env"], r["mode"], str(r["n"]), _f(r["reward"]), _f(r["se"])] for r in stats.reward_table(rows)]),
@@ -36,8 +46,8 @@ def tables(rows: list[Row]) -> list[Table]:
                [[r["env"], r["mode"], _f(r["lift"]), _f(r["se"])] for r in stats.lift_table(rows)]),
         _table("Tokens per rollout (mean)", ["env", "mode", "main prompt", "main completion", "sub prompt",
                                              "sub completion"],
-               [[r["env"], r["mode"], _f(r["main_prompt"], 0), _f(r["main_completion"], 0), _f(r["sub_prompt"], 0),
-                 _f(r["sub_completion"], 0)] for r in stats.token_table(rows)]),
+               [[r["env"], r["mode"], _tokens(r["main_prompt"]), _tokens(r["main_completion"]),
+                 _tokens(r["sub_prompt"]), _tokens(r["sub_completion"])] for r in stats.token_table(rows)]),
         _table("Main-model token efficiency", ["env", "mode", "reward / 1k main tokens", "relative to llm"],
                [[r["env"], r["mode"], _f(r["reward_per_1k_main_tokens"], 4), _f(r["relative_to_llm"], 2)]
                 for r in stats.efficiency_table(rows)]),
@@ -52,7 +62,7 @@ def tables(rows: list[Row]) -> list[Table]:
         table = stats.by_value(rows, env, value)
         if table:
             out.append(_table(f"{env}: reward by {title}", [title, "mode", "n", "reward", "± se"],
-                              [[str(r["value"]), r["mode"], str(r["n"]), _f(r["mean"]), _f(r["se"])] for r in table]))
+                              [[_value(r["value"]), r["mode"], str(r["n"]), _f(r["mean"]), _f(r["se"])] for r in table]))
     return out
 
 
@@ -65,6 +75,10 @@ def _slices(rows: list[Row]) -> list[tuple[str, str, Any]]:
         ("context length", "oolong", lambda r: stats.power_of_two_bin(r.info.get("context_len"))),
         ("timeout (s)", "math-python", lambda r: r.timeout),
     ]
+
+
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _fragment(row: Row) -> Any:
@@ -86,7 +100,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ReportError as exc:
         raise UserError(str(exc)) from None
     console = Console(highlight=False)
-    console.print(f"report on {escape(title)}: {len(rows)} rollouts in {len(set(r.run_id for r in rows))} runs")
+    runs = len({r.run_id for r in rows})
+    console.print(f"report on {escape(title)}: {len(rows)} rollouts in {runs} run{'s' if runs != 1 else ''}")
     for table in tables(rows):
         console.print(table)
     if args.out:

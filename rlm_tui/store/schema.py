@@ -32,10 +32,13 @@ def default_db_path() -> Path:
 def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     """Open (or create) an rlm-tui database in WAL mode with every migration applied."""
     path = Path(path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory; pass a file path with --db")
     if not create and not path.exists():
         raise StoreError(f"{path} does not exist; pass another --db or start a run first")
+    read_only = not create and not _writable(path)
     try:
-        db = sqlite_utils.Database(path)
+        db = sqlite_utils.Database(_read_only(path) if read_only else path)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}; pass another --db") from exc
     try:
@@ -43,6 +46,10 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
         tables = [t for t in db.table_names() if not t.startswith("sqlite_")]
         if tables and MIGRATIONS_TABLE not in tables:
             raise StoreError(f"{path} is not an rlm-tui database (it has tables {', '.join(tables[:5])}); pass another --db")
+        if read_only:
+            if _pending(db):
+                raise StoreError(f"{path} is read-only and from an older rlm-tui; open it once where it is writable")
+            return db
         db.enable_wal()
         # synchronous=NORMAL is crash-safe in WAL mode; it skips an fsync per commit
         db.execute("PRAGMA synchronous = NORMAL")
@@ -57,6 +64,22 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
         db.close()
         raise
     return db
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write here: the file, and its directory for the WAL and journal files."""
+    return os.access(path, os.W_OK) and os.access(path.parent if str(path.parent) else Path("."), os.W_OK)
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection for reading a database we may not write (a read-only mount, another user's file)."""
+    uri = f"file:{path.resolve()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:  # a WAL database whose -shm cannot be created: read it as a snapshot
+        return sqlite3.connect(f"file:{path.resolve()}?immutable=1", uri=True)
 
 
 def applied_migrations(db: sqlite_utils.Database) -> list[str]:
