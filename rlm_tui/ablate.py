@@ -75,8 +75,9 @@ def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
             state = run_headless(run, client)
             started += 1
             mean = state.mean_reward
-            err.print(f"{label}: {len(missing)} rollouts, mean reward {'-' if mean is None else f'{mean:.3f}'}, "
-                      f"{time.time() - t0:.1f}s", markup=False)
+            done = sum(r.status == "done" for r in state.rollouts.values())
+            err.print(f"{label}: {done}/{len(missing)} rollouts done, mean reward "
+                      f"{'-' if mean is None else f'{mean:.3f}'}, {time.time() - t0:.1f}s", markup=False)
             if state.status != "done":
                 raise GridError(f"run {run.id} {state.status}: {run.error}; resume with `rlm-tui ablate --resume {name}`")
     finally:
@@ -92,6 +93,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     path = Path(db_path_of(args))
     try:
         if args.resume:
+            if args.envs:
+                raise UserError("--resume runs the grid with its own settings; name no environments with it")
             spec = load_spec(open_db(path, create=False), args.resume)
             run_grid(path, args.resume, spec, resume=True)
             return 0

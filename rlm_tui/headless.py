@@ -59,8 +59,8 @@ def _tokens(n: int) -> str:
 
 def print_summary(state: RunState) -> None:
     table = Table(title=escape(f"{state.env} [{state.mode}] · {state.model}"), title_justify="left")
-    for name in ("#", "example", "status", "reward", "turns", "main tok", "sub calls", "sub tok", "repl s", "wall s"):
-        table.add_column(name, justify="right" if name not in ("example", "status") else "left")
+    for name in ("#", "example", "outcome", "reward", "turns", "main tok", "sub calls", "sub tok", "repl s", "wall s"):
+        table.add_column(name, justify="right" if name not in ("example", "outcome") else "left")
     rollouts = sorted(state.rollouts.values(), key=lambda r: r.index)
     for r in rollouts[:30]:
         m = r.final_metrics or r.metrics(time.time())
