@@ -13,10 +13,11 @@ from rlm_tui import events as ev
 from rlm_tui.events import new_id
 from rlm_tui.store import open_db, read_events
 from rlm_tui.tui.app import RlmApp
-from rlm_tui.tui.screens.modals import ConfirmScreen, InspectScreen, QuitScreen, TextScreen
+from rlm_tui.tui.screens.modals import ConfirmScreen, InspectScreen, LeavePausedScreen, QuitScreen, TextScreen
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
 from textual.widgets import TextArea
+from textual.widgets._footer import FooterKey
 
 RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 SIZE = (150, 45)
@@ -191,6 +192,56 @@ async def test_kill_asks_first_then_ends_the_rollout(tmp_path):
         engine.stop()
 
 
+def footer(app):
+    """(key, description) of each key the footer shows."""
+    return {(key.key_display, key.description) for key in app.screen.query(FooterKey)}
+
+
+ROLLOUT_KEYS = {"Pause", "Resume", "Step", "Inspect", "Message", "Edit answer", "Finish", "Kill"}
+
+
+async def test_the_footer_offers_space_for_the_run_and_drops_a_finished_rollouts_keys(tmp_path):
+    engine = Engine(tmp_path, "-n", "2", "--concurrency", "1")
+    app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            r = await open_rollout(app, pilot)
+            await pilot.press("escape")
+            await until(pilot, lambda: ("space/P", "Pause run") in footer(app))
+            await pilot.press("space")  # the whole run: the second rollout stays queued, so the run goes on
+            await until(pilot, lambda: r.paused and ("space/P", "Resume run") in footer(app))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and ("space", "Resume") in footer(app))
+            await pilot.press("f")
+            await until(pilot, lambda: r.status == "done")
+            await until(pilot, lambda: ("P", "Resume run") in footer(app)
+                        and not ROLLOUT_KEYS & {description for _, description in footer(app)})
+            assert app.controls_enabled  # the run goes on; only this rollout is over
+    finally:
+        engine.stop()
+
+
+async def test_leaving_a_paused_run_asks_whether_to_resume_it(tmp_path):
+    engine = Engine(tmp_path)
+    app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            r = await open_rollout(app, pilot)
+            await pause(app, pilot, r)
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, LeavePausedScreen))
+            await pilot.press("escape")  # cancel: still here
+            await until(pilot, lambda: isinstance(app.screen, RolloutScreen))
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, LeavePausedScreen))
+            await pilot.press("r")
+            await until(pilot, lambda: app.return_code is not None)
+        assert engine.proc.wait(60) == 0  # resumed, it ran to the end with nobody attached
+        assert [e.status for e in engine.events() if isinstance(e, ev.RunFinished)] == ["done"]
+    finally:
+        engine.stop()
+
+
 async def test_quitting_the_app_that_started_the_run_stops_it_as_killed(tmp_path):
     engine = Engine(tmp_path, delay="1")
     app = RlmApp(engine.db, run_id=engine.run_id, follow=True, engine=engine.proc, engine_log=engine.log)
@@ -216,7 +267,7 @@ async def test_an_engine_that_fails_shows_its_last_line(tmp_path):
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.engine_rc is not None)
             messages = [n.message for n in app._notifications]
-            assert any("content_type" in m and m.startswith("rlm-tui: error:") for m in messages), messages
+            assert any(m.startswith("bad value 'xml' for verbatim-copy knob content_type") for m in messages), messages
             assert engine.proc.returncode != 0
     finally:
         engine.stop()

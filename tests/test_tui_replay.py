@@ -150,6 +150,10 @@ async def test_replay_of_one_rollout_opens_its_view_and_steps_its_turns(db):
         tree = app.screen.query_one(SubTree)
         await until(pilot, lambda: len(tree.root.children) == 3)
         assert all(not node.is_expanded for node in tree.root.children)  # finished batches collapse
+        tree.focus()
+        await pilot.press("space")  # the view's key, though the focused tree has a space of its own
+        assert app.replay.playing
+        await pilot.press("space")
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
         await until(pilot, lambda: app.scope is None and app.replay is not None)
@@ -167,3 +171,19 @@ async def test_every_key_of_a_view_is_in_the_palette_as_group_action(db):
         assert "Play the recorded events at their pace" in str(app.screen.query_one("#help-text").render())
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
+
+
+async def test_a_database_the_runs_view_cannot_read_is_one_line_in_the_view(db, monkeypatch):
+    import sqlite3
+
+    from rlm_tui.tui.screens import runs
+
+    def fail(*_):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(runs, "list_runs", fail)
+    app = RlmApp(db)
+    async with app.run_test(size=(140, 40)) as pilot:
+        empty = app.screen.query_one("#runs-empty")
+        await until(pilot, lambda: "locked" in str(empty.render()))
+        assert str(empty.render()) == "cannot read the runs: OperationalError: database is locked"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from test_report import fixture_db  # noqa: F401  (the hand-checked fixture database)
 from test_tui_replay import until
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from rlm_tui.tui.app import RlmApp
-from rlm_tui.tui.screens.report import ReportScreen
+from rlm_tui.tui.screens import report
+from rlm_tui.tui.screens.report import ReportScreen, whole_ticks
 from rlm_tui.tui.screens.runs import RunsScreen
 
 
@@ -32,8 +35,37 @@ async def test_report_view_from_the_runs_view(fixture_db):  # noqa: F811
         tables = text_of(screen.query_one("#report-tables", Static))
         assert "Lift over the plain LLM" in tables
         assert "0.500" in tables and "0.38 " in tables  # oolong llm mean reward; verbatim-copy rlm efficiency 250/650
-        chart = screen.query_one("#chart-reward", PlotextPlot)
-        assert "mean reward by environment and mode" in chart.plt.build()  # drawn, with its data
-        assert "oolong" in chart.plt.build() and "verbatim-copy" in chart.plt.build()
+        chart = screen.query_one("#chart-reward", PlotextPlot).plt.build()
+        assert "oolong" in chart and "verbatim-copy" in chart  # drawn, with its data
+        legend = text_of(screen.query_one("#legend-reward", Static))
+        assert "mean reward by environment and mode  ■ llm  ■ rlm  ■ rlm-tips" in legend
+        assert "rlm-tips" not in chart  # the legend sits above the bars, not over them
+        tokens = screen.query_one("#chart-tokens", PlotextPlot).plt.build()
+        assert "8,000┤" in tokens and ".0┤" not in tokens  # whole numbers on the token axis
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_a_database_the_report_cannot_read_is_one_line_in_the_view(fixture_db, monkeypatch):  # noqa: F811
+    def fail(*_):
+        raise sqlite3.OperationalError("malformed JSON")
+
+    monkeypatch.setattr(report, "load_rows", fail)
+    app = RlmApp(fixture_db)
+    async with app.run_test(size=(160, 60)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, ReportScreen)
+                    and "malformed" in text_of(app.screen.query_one("#report-tables", Static)))
+        assert text_of(app.screen.query_one("#report-tables", Static)).strip() == \
+            "cannot read the report: OperationalError: malformed JSON"
+        assert not app.screen.query_one("#report-charts").display
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+def test_whole_ticks_are_round_whole_numbers_that_cover_the_range():
+    assert whole_ticks(0, 7010) == [0, 2000, 4000, 6000, 8000]
+    assert whole_ticks(150, 9010) == [0, 2000, 4000, 6000, 8000, 10000]
+    assert whole_ticks(0, 3) == [0, 1, 2, 3]
+    assert whole_ticks(0, 0) == [0, 1]

@@ -22,6 +22,7 @@ from rlm_tui.tui.sources import CommandSender, Feed, Replay, TailSource, load_ev
 
 REFRESH_HZ = 15
 DEFAULT_CONTEXT_LIMIT = 128_000
+ERROR_PREFIX = "rlm-tui: error: "
 
 
 class EventsArrived(Message):
@@ -41,13 +42,13 @@ class RunLoaded(Message):
 
 
 def last_line(path: Path | None) -> str:
-    """The last non-empty line of a log file, for a one-line error."""
+    """The last non-empty line of a log file without its "rlm-tui: error: " prefix, for a one-line error."""
     if path is None or not path.exists():
         return ""
     with open(path, "rb") as f:
         f.seek(max(0, f.seek(0, 2) - 4096))
         lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    return lines[-1].removeprefix(ERROR_PREFIX) if lines else ""
 
 
 class RlmApp(App):
@@ -151,7 +152,7 @@ class RlmApp(App):
         if first:
             self.refresh_view()
         if message.error:
-            self.notify(message.error, severity="error")
+            self.notify(message.error, severity="error", markup=False)
         if message.done:
             self.loading = False
             self.replay = Replay(self._loaded, self.feed, position=len(self._loaded))
@@ -217,6 +218,15 @@ class RlmApp(App):
                 and self.feed.state.status == "running")
 
     @property
+    def holds_paused(self) -> bool:
+        """The followed run, or one of its rollouts, is paused or about to be."""
+        if not self.controls_enabled:
+            return False
+        state = self.feed.state
+        return bool(state.paused or self.pausing
+                    or any(r.paused and r.status == "running" for r in state.rollouts.values()))
+
+    @property
     def context_limit_for_run(self) -> int:
         config = self.feed.state.config if self.feed else {}
         return int(config.get("context_limit") or config.get("rollout", {}).get("context_limit") or self.context_limit)
@@ -232,10 +242,10 @@ class RlmApp(App):
             self.pausing.discard(rollout_id)
         self.commands.send(self.feed.run_id, action, rollout_id, text)
         if note:
-            self.notify(note, timeout=3)
+            self.notify(note, timeout=3, markup=False)
 
     def _command_failed(self, message: str) -> None:
-        self.call_from_thread(self.notify, message, severity="error")
+        self.call_from_thread(self.notify, message, severity="error", markup=False)
 
     # --- the engine this app started --------------------------------------------------------
 
@@ -246,7 +256,7 @@ class RlmApp(App):
         self.engine_rc = rc
         if rc != 0 and not self.stopping:
             self.notify(last_line(self.engine_log) or f"the engine exited with status {rc}",
-                        title="the run stopped", severity="error", timeout=30)
+                        title="the run stopped", severity="error", timeout=30, markup=False)
         self.refresh_bindings()
 
     @property
@@ -254,12 +264,12 @@ class RlmApp(App):
         return self.engine is not None and self.engine.poll() is None
 
     async def action_quit(self) -> None:
-        if not self.engine_running or self.stopping:
-            self.exit()
-            return
         from rlm_tui.tui.screens.modals import QuitScreen
 
-        self.push_screen(QuitScreen(), self._quit_answer)
+        if self.engine_running and not self.stopping:
+            self.push_screen(QuitScreen(), self._quit_answer)
+        else:
+            self._leave()
 
     def _quit_answer(self, answer: str | None) -> None:
         if answer == "stop":
@@ -267,7 +277,23 @@ class RlmApp(App):
             self.notify("stopping the run…", timeout=10)
             self._stop_engine()
         elif answer == "leave":
+            self._leave()
+
+    def _leave(self) -> None:
+        """Exit, leaving the run going; a paused run would wait for nobody, so ask about that first."""
+        from rlm_tui.tui.screens.modals import LeavePausedScreen
+
+        if self.stopping or not self.holds_paused:
             self.exit()
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "resume":
+                self.send("resume")
+            if choice is not None:
+                self.exit()
+
+        self.push_screen(LeavePausedScreen(), answer)
 
     @work(thread=True, exclusive=True, group="engine")
     def _stop_engine(self) -> None:

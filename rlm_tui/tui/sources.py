@@ -177,8 +177,10 @@ class CommandSender:
     def send(self, run_id: str, action: str, rollout_id: str | None = None, text: str = "") -> None:
         self._queue.put((run_id, action, rollout_id, text))
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop after sending what is queued, so that a command sent just before quitting still arrives."""
         self._queue.put(None)
+        self.thread.join(timeout)
 
     def _run(self) -> None:
         db = None

@@ -15,9 +15,11 @@ REPLAY_ACTIONS = {"replay_play", "replay_pause", "replay_step", "replay_back", "
 ROLLOUT_ACTIONS = {"pause", "resume", "step", "inspect", "inject", "edit", "finish", "kill"}
 RUN_ACTIONS = {"run_pause", "run_resume"}
 
+# space is a priority key, so that the sub-LLM tree's own space (expand) does not swallow it when focused
 CONTROL_BINDINGS = [
-    Binding("space", "pause", "Pause", id="rollout.pause", tooltip="Pause the rollout before its next model call"),
-    Binding("space", "resume", "Resume", id="rollout.resume", tooltip="Let the paused rollout go on"),
+    Binding("space", "pause", "Pause", id="rollout.pause", tooltip="Pause the rollout before its next model call",
+            priority=True),
+    Binding("space", "resume", "Resume", id="rollout.resume", tooltip="Let the paused rollout go on", priority=True),
     Binding("s", "step", "Step", id="rollout.step", tooltip="Run one more turn, then pause"),
     Binding("i", "inspect", "Inspect", id="rollout.inspect", tooltip="A console on the paused rollout's REPL"),
     Binding("m", "inject", "Message", id="rollout.inject", tooltip="Send the model a message before its next turn"),
@@ -28,8 +30,9 @@ CONTROL_BINDINGS = [
     Binding("P", "run_resume", "Resume run", id="run.resume", tooltip="Let every rollout of the run go on"),
 ]
 REPLAY_BINDINGS = [
-    Binding("space", "replay_play", "Play", id="replay.play", tooltip="Play the recorded events at their pace"),
-    Binding("space", "replay_pause", "Stop", id="replay.pause", tooltip="Stop playing"),
+    Binding("space", "replay_play", "Play", id="replay.play", tooltip="Play the recorded events at their pace",
+            priority=True),
+    Binding("space", "replay_pause", "Stop", id="replay.pause", tooltip="Stop playing", priority=True),
     Binding("l", "replay_step", "Event →", id="replay.step_forward", tooltip="One event forward"),
     Binding("h", "replay_back", "← Event", id="replay.step_back", tooltip="One event back"),
     Binding("L", "replay_next_turn", "Turn →", id="replay.next_turn", tooltip="To the next model turn"),
@@ -50,6 +53,7 @@ class RunBase(Screen):
         return None
 
     ready = False  # set once composed and mounted; the app's refresh waits for it
+    _keys_fp: Any = None
 
     def on_screen_resume(self) -> None:
         if self.ready:
@@ -57,6 +61,16 @@ class RunBase(Screen):
 
     def refresh_view(self) -> None:
         pass
+
+    def sync_keys(self) -> None:
+        """Redraw the footer when what its keys act on changed: a pause took effect, a rollout or the run ended."""
+        app: Any = self.app
+        r = self.target()
+        fp = (app.controls_enabled, app.feed is not None and app.feed.state.paused, frozenset(app.pausing),
+              r and (r.id, r.status, r.paused))
+        if fp != self._keys_fp:
+            self._keys_fp = fp
+            app.refresh_bindings()
 
     def show_replay_bar(self) -> None:
         """The replay position, redrawn only when its text changes (an update costs a layout)."""

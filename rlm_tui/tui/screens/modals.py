@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Static, TextArea
 
@@ -102,10 +103,10 @@ class InspectScreen(ModalScreen):
             return
         self._fp = fp
         state = "paused" if r.paused else r.status
-        note = "" if r.paused else " · [yellow]not paused: code runs at its next safe point[/]"
-        self.query_one("#inspect-title", Static).update(
-            f"[b]inspect[/b] rollout #{r.index} · [yellow]{state}[/]{note} · "
-            "[dim]ctrl+r run · ctrl+s share the last cell with the model · escape close[/]")
+        note = () if r.paused else (" · ", ("not paused: code runs at its next safe point", "yellow"))
+        self.query_one("#inspect-title", Static).update(Content.assemble(
+            ("inspect", "bold"), f" rollout #{r.index} · ", (state, "yellow"), *note, " · ",
+            ("ctrl+r run · ctrl+s share the last cell with the model · escape close", "dim")))
         self.query_one(Console).show_cells(cells)
 
     def action_run(self) -> None:
@@ -147,7 +148,8 @@ class TextScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="-small"):
-            yield Static(f"[b]{self.title_text}[/b] [dim]· ctrl+s {self.verb.lower()} · escape cancel[/]")
+            yield Static(Content.assemble((self.title_text, "bold"), " ",
+                                          (f"· ctrl+s {self.verb.lower()} · escape cancel", "dim")))
             yield TextArea(self.text, id="text", soft_wrap=True)
             with Horizontal(classes="buttons"):
                 yield Button(self.verb, variant="primary", id="ok")
@@ -179,7 +181,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="-tiny"):
-            yield Static(self.question)
+            yield Static(Content(self.question))
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.verb} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")
@@ -206,6 +208,30 @@ class QuitScreen(ModalScreen[str | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Stop and quit (s)", variant="error", id="stop")
                 yield Button("Leave running (l)", id="leave")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+    def action_answer(self, answer: str | None) -> None:
+        self.dismiss(answer)
+
+
+class LeavePausedScreen(ModalScreen[str | None]):
+    """Leaving a run that is paused: nobody would be left to resume it."""
+
+    CSS_PATH = "modals.tcss"
+    BINDINGS = [Binding("r", "answer('resume')", "Resume and quit", id="leave.resume"),
+                Binding("p", "answer('paused')", "Quit, leave paused", id="leave.paused"),
+                Binding("escape,n", "answer(None)", "Cancel", id="leave.cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="-tiny"):
+            yield Static("The run, or some of its rollouts, is paused: with nobody here it waits until someone "
+                         "resumes it. Resume it now, or leave it paused (resume it later with [b]rlm-tui attach[/b])?")
+            with Horizontal(classes="buttons"):
+                yield Button("Resume and quit (r)", variant="primary", id="resume")
+                yield Button("Leave paused (p)", id="paused")
                 yield Button("Cancel", id="cancel")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -17,8 +20,12 @@ from rlm_tui.report import stats
 from rlm_tui.report.data import ReportError, Row, load_rows, resolve
 from rlm_tui.report.render import tables
 from rlm_tui.store import open_db
+from rlm_tui.tui import fmt
 
 MODE_COLORS = {"llm": "gray", "rlm": "blue", "rlm-tips": "orange"}
+# how plotext draws its colour names, so that a legend in text matches the chart
+TEXT_COLORS = {"gray": "color(8)", "blue": "color(4)", "orange": "color(3)", "green": "color(2)"}
+MARKERS = "•x+o*"  # one per environment in the scatter
 
 
 class ReportRead(Message):
@@ -43,12 +50,18 @@ class ReportScreen(Screen):
         self.names = names
 
     def compose(self) -> ComposeResult:
-        yield Static("[b]report[/b] [dim]· reading…[/]", id="report-title")
+        yield Static(Content.assemble(("report", "bold"), " ", ("· reading…", "dim")), id="report-title")
         with VerticalScroll(id="report-body"):
             with Horizontal(id="report-charts"):
-                yield PlotextPlot(id="chart-reward")
-                yield PlotextPlot(id="chart-tokens")
-            yield PlotextPlot(id="chart-scatter")
+                with Vertical(classes="chart"):
+                    yield Static(id="legend-reward", classes="legend")
+                    yield PlotextPlot(id="chart-reward")
+                with Vertical(classes="chart"):
+                    yield Static(id="legend-tokens", classes="legend")
+                    yield PlotextPlot(id="chart-tokens")
+            with Vertical(classes="chart", id="report-scatter"):
+                yield Static(id="legend-scatter", classes="legend")
+                yield PlotextPlot(id="chart-scatter")
             yield Static(id="report-tables")
         yield Footer()
 
@@ -66,25 +79,33 @@ class ReportScreen(Screen):
 
     @work(thread=True, exclusive=True, group="report")
     def _read(self) -> None:
-        db = open_db(self.app.db_path, create=False)
         try:
-            title, run_ids = resolve(db, self.names)
-            self.post_message(ReportRead(title, load_rows(db, run_ids)))
+            db = open_db(self.app.db_path, create=False)
+            try:
+                title, run_ids = resolve(db, self.names)
+                self.post_message(ReportRead(title, load_rows(db, run_ids)))
+            finally:
+                db.close()
         except ReportError as exc:
             self.post_message(ReportRead("", [], str(exc)))
-        finally:
-            db.close()
+        except Exception as exc:  # an old or damaged database: said in the view, never a crash
+            self.post_message(ReportRead("", [], fmt.one_line(f"cannot read the report: {type(exc).__name__}: {exc}",
+                                                              500)))
 
     def on_report_read(self, message: ReportRead) -> None:
         title = self.query_one("#report-title", Static)
         body = self.query_one("#report-tables", Static)
-        if message.error or not message.rows:
-            title.update("[b]report[/b]")
-            body.update(message.error or f"{message.title} has no finished rollouts yet")
+        shown = bool(message.rows) and not message.error
+        self.query_one("#report-charts").display = self.query_one("#report-scatter").display = shown
+        if not shown:
+            title.update(Content.styled("report", "bold"))
+            body.update(Content.styled(message.error or f"{message.title} has no finished rollouts yet",
+                                       "red" if message.error else ""))
             return
         rows = message.rows
         runs = len({r.run_id for r in rows})
-        title.update(f"[b]report[/b] [dim]· {message.title} · {len(rows)} rollouts in {runs} runs[/]")
+        title.update(Content.assemble(("report", "bold"), " ",
+                                      (f"· {message.title} · {len(rows)} rollouts in {runs} runs", "dim")))
         from rich.console import Group
 
         body.update(Group(*tables(rows)))
@@ -99,10 +120,11 @@ class ReportScreen(Screen):
         table = stats.reward_table(rows)
         envs, modes = stats.envs(rows), stats.modes(rows)
         cells = {(r["env"], r["mode"]): r["reward"] for r in table}
-        plt.multiple_bar(envs, [[_zero(cells.get((e, m))) for e in envs] for m in modes], labels=modes,
-                         color=[MODE_COLORS.get(m, "green") for m in modes])
-        plt.title("mean reward by environment and mode")
+        colors = [MODE_COLORS.get(m, "green") for m in modes]
+        plt.multiple_bar(envs, [[_zero(cells.get((e, m))) for e in envs] for m in modes], color=colors)
         plt.ylim(0, 1)
+        self.query_one("#legend-reward", Static).update(
+            _legend("mean reward by environment and mode", zip(modes, colors)))
         plot.refresh()
 
     def _token_chart(self, rows: list[Row]) -> None:
@@ -112,28 +134,58 @@ class ReportScreen(Screen):
         table = stats.token_table(rows)
         several = len(stats.envs(rows)) > 1
         labels = [f"{r['env'][:10]} {r['mode']}" if several else r["mode"] for r in table]
-        plt.stacked_bar(labels, [[r["main_prompt"] + r["main_completion"] for r in table],
-                                 [r["sub_prompt"] + r["sub_completion"] for r in table]],
-                        labels=["main model", "sub-LLMs"], color=["blue", "orange"])
-        plt.title("tokens per rollout: main model vs sub-LLMs")
+        main = [r["main_prompt"] + r["main_completion"] for r in table]
+        sub = [r["sub_prompt"] + r["sub_completion"] for r in table]
+        plt.stacked_bar(labels, [main, sub], color=["blue", "orange"])
+        ticks = whole_ticks(0, max((a + b for a, b in zip(main, sub)), default=0))
+        plt.ylim(ticks[0], ticks[-1])
+        plt.yticks(ticks, [f"{t:,}" for t in ticks])
+        self.query_one("#legend-tokens", Static).update(
+            _legend("tokens per rollout", [("main model", "blue"), ("sub-LLMs", "orange")]))
         plot.refresh()
 
     def _scatter(self, rows: list[Row]) -> None:
         plot = self.query_one("#chart-scatter", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
-        markers = ["dot", "x", "+", "o", "*"]
-        for i, env in enumerate(stats.envs(rows)):
-            for mode in stats.modes(rows):
+        envs, modes = stats.envs(rows), stats.modes(rows)
+        for i, env in enumerate(envs):
+            for mode in modes:
                 pts = [(r.main_tokens, r.reward) for r in rows if r.env == env and r.mode == mode]
                 if pts:
                     xs, ys = zip(*pts)
-                    plt.scatter(xs, ys, marker=markers[i % len(markers)], color=MODE_COLORS.get(mode, "green"),
-                                label=f"{env} · {mode}")
-        plt.title("main-model tokens vs reward")
+                    plt.scatter(xs, ys, marker=MARKERS[i % len(MARKERS)], color=MODE_COLORS.get(mode, "green"))
+        tokens = [r.main_tokens for r in rows]
+        ticks = whole_ticks(min(tokens), max(tokens))
+        plt.xlim(ticks[0], ticks[-1])
+        plt.xticks(ticks, [f"{t:,}" for t in ticks])
         plt.ylim(0, 1)
         plt.xlabel("main-model tokens per rollout")
+        legend = _legend("main-model tokens vs reward", [(m, MODE_COLORS.get(m, "green")) for m in modes])
+        for i, env in enumerate(envs):
+            legend.append(f"  {MARKERS[i % len(MARKERS)]} {env}")
+        self.query_one("#legend-scatter", Static).update(legend)
         plot.refresh()
+
+
+def _legend(title: str, entries: Iterable[tuple[str, str]]) -> Text:
+    """A chart's title with its colours named, above the chart rather than over its bars."""
+    text = Text()
+    text.append(title, style="bold")
+    for name, color in entries:
+        text.append("  ■ ", style=TEXT_COLORS.get(color, color))
+        text.append(name)
+    return text
+
+
+def whole_ticks(lo: float, hi: float, count: int = 5) -> list[int]:
+    """About `count` round whole numbers from at most `lo` to at least `hi`, 1, 2 or 5 times a power of ten apart."""
+    raw = max(hi - lo, 1) / count
+    power = 10 ** max(0, math.floor(math.log10(raw)))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(lo / step) * step
+    last = max(math.ceil(hi / step) * step, first + step)
+    return list(range(first, last + 1, step))
 
 
 def _zero(value: float | None) -> float:

@@ -6,6 +6,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static, Tree
 
@@ -90,6 +91,7 @@ class RolloutScreen(RunBase):
         app: Any = self.app
         feed = app.feed
         r = self.target()
+        self.sync_keys()
         self._update_head(r)
         self.show_replay_bar()
         timeline = self.query_one(Timeline)
@@ -116,7 +118,7 @@ class RolloutScreen(RunBase):
     def _update_head(self, r: RolloutState | None) -> None:
         app: Any = self.app
         if r is None:
-            head = "[dim]loading…[/]" if app.loading else f"[dim]rollout {self.rollout_id}: no events yet[/]"
+            head = Content.styled("loading…" if app.loading else f"rollout {self.rollout_id}: no events yet", "dim")
             gauge_line = ""
         else:
             status = fmt.status(r, app.interrupted)
@@ -124,14 +126,15 @@ class RolloutScreen(RunBase):
                 status = "pausing"
             end = r.finished if r.finished is not None else app.now()
             elapsed = fmt.seconds(end - r.started) if r.started is not None else "-"
-            head = (f"[b]rollout #{r.index}[/b] · {r.example_id} · [{fmt.STATUS_STYLE.get(status, 'yellow')}]{status}[/]"
-                    f" · turn {len(r.turns)} · reward [b]{fmt.reward(r.reward)}[/b] · {elapsed}"
-                    f" · [dim]{r.id} · {app.mode}[/]")
+            head = Content.assemble((f"rollout #{r.index}", "bold"), f" · {r.example_id} · ",
+                                    (status, fmt.STATUS_STYLE.get(status, "yellow")),
+                                    f" · turn {len(r.turns)} · reward ", (fmt.reward(r.reward), "bold"),
+                                    f" · {elapsed} · ", (f"{r.id} · {app.mode}", "dim"))
             last = next((t.prompt_tokens for t in reversed(r.turns) if t.outcome is not None), 0)
             gauge_line = (f"{gauge(last, app.context_limit_for_run)} · main [b]{fmt.tokens(r.main_tokens)}[/b] tok"
                           f" · sub [b]{fmt.tokens(r.sub_tokens)}[/b] tok · {r.sub_calls:,} sub calls"
                           f" · {len(r.batches)} batches")
-        if head + gauge_line != self._head:
-            self._head = head + gauge_line
+        if head.plain + gauge_line != self._head:
+            self._head = head.plain + gauge_line  # the styles follow from the words
             self.query_one("#ro-title", Static).update(head)
             self.query_one("#ro-gauge", Static).update(gauge_line)

@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from rlm_tui.state import RolloutState
@@ -22,15 +23,17 @@ def rollout_cells(r: RolloutState, now: float, interrupted: bool = False) -> tup
     status = fmt.status(r, interrupted)
     end = r.finished if r.finished is not None else now
     elapsed = fmt.seconds(end - r.started) if r.started is not None else "-"
-    return (str(r.index), r.example_id, Text(status, style=fmt.STATUS_STYLE.get(status, "")), fmt.reward(r.reward),
-            str(len(r.turns)), fmt.tokens(r.main_tokens), fmt.tokens(r.sub_tokens), f"{r.sub_calls:,}", elapsed)
+    return (str(r.index), Text(r.example_id), Text(status, style=fmt.STATUS_STYLE.get(status, "")),
+            fmt.reward(r.reward), str(len(r.turns)), fmt.tokens(r.main_tokens), fmt.tokens(r.sub_tokens), f"{r.sub_calls:,}", elapsed)
 
 
 class RunScreen(RunBase):
     CSS_PATH = "run.tcss"
     # a key bound here replaces the base's bindings of that key, so replay's space comes along
-    BINDINGS = [Binding("space", "run_pause", "Pause run", id="run.pause_all", show=False),
-                Binding("space", "run_resume", "Resume run", id="run.resume_all", show=False),
+    BINDINGS = [Binding("space,P", "run_pause", "Pause run", id="run.pause", key_display="space/P",
+                        tooltip="Pause every rollout of the run", priority=True),
+                Binding("space,P", "run_resume", "Resume run", id="run.resume", key_display="space/P",
+                        tooltip="Let every rollout of the run go on", priority=True),
                 *(b for b in REPLAY_BINDINGS if b.key == "space")]
 
     def __init__(self, run_id: str) -> None:
@@ -90,6 +93,7 @@ class RunScreen(RunBase):
             return
         s = feed.state
         now = app.now()
+        self.sync_keys()
         self._update_head(s, now)
         self.show_replay_bar()
         fp = (feed.generation, feed.count, int(now), app.run_over)
@@ -127,17 +131,20 @@ class RunScreen(RunBase):
         status = "paused" if s.paused and s.status == "running" else s.status
         if app.interrupted:
             status = "interrupted"
-        title = (f"[b]{s.env or '…'}[/b] [dim]\\[{s.mode}][/] · {s.model} · run [b]{self.run_id}[/b] · "
-                 f"[{MODE_STYLE.get(mode, '')}]{mode}[/] · [{fmt.STATUS_STYLE.get(status, '')}]{status}[/]")
+        title = Content.assemble((s.env or "…", "bold"), " ", (f"[{s.mode}]", "dim"), f" · {s.model} · run ",
+                                 (self.run_id, "bold"), " · ", (mode, MODE_STYLE.get(mode, "")), " · ",
+                                 (status, fmt.STATUS_STYLE.get(status, "")))
         rollouts = list(s.rollouts.values())
         end = s.finished if s.finished is not None else now
         elapsed = fmt.seconds(end - s.started) if s.started else "-"
-        totals = (f"rollouts [b]{len(s.done)}/{s.num_rollouts or len(rollouts)}[/b] · mean reward "
-                  f"[b]{fmt.reward(s.mean_reward)}[/b] · main [b]{fmt.tokens(sum(r.main_tokens for r in rollouts))}[/b] tok"
-                  f" · sub [b]{fmt.tokens(sum(r.sub_tokens for r in rollouts))}[/b] tok · elapsed [b]{elapsed}[/b]")
-        if s.error:
-            totals += f"\n[red]{s.error}[/]"
-        head = title + "\n" + totals
+        totals = Content.assemble(
+            "rollouts ", (f"{len(s.done)}/{s.num_rollouts or len(rollouts)}", "bold"),
+            " · mean reward ", (fmt.reward(s.mean_reward), "bold"),
+            " · main ", (fmt.tokens(sum(r.main_tokens for r in rollouts)), "bold"),
+            " tok · sub ", (fmt.tokens(sum(r.sub_tokens for r in rollouts)), "bold"),
+            " tok · elapsed ", (elapsed, "bold"),
+            *(("\n", (s.error, "red")) if s.error else ()))
+        head = title.plain + "\n" + totals.plain  # the styles follow from the words
         if head != self._head:
             self._head = head
             self.query_one("#run-title", Static).update(title)

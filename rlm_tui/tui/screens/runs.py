@@ -10,6 +10,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -30,15 +31,15 @@ class VimTable(DataTable):
 
 
 class RunsRead(Message):
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], error: str | None = None) -> None:
         super().__init__()
-        self.rows = rows
+        self.rows, self.error = rows, error
 
 
 def run_cells(row: dict[str, Any]) -> tuple:
     started = datetime.fromtimestamp(row["started"]).strftime("%Y-%m-%d %H:%M:%S") if row.get("started") else "-"
     status = row["status"]
-    return (row["id"], row["env"], row["mode"], row["model"], started, f"{row['ended']}/{row['rollouts']}",
+    return (*(Text(str(row[k])) for k in ("id", "env", "mode", "model")), started, f"{row['ended']}/{row['rollouts']}",
             fmt.reward(row.get("mean_reward")), Text(status, style=fmt.STATUS_STYLE.get(status, "")))
 
 
@@ -58,7 +59,7 @@ class RunsScreen(Screen):
             table.add_column(name, key=name)
         path = self.app.db_path.resolve()
         shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-        self.query_one("#runs-title", Static).update(f"[b]runs[/b] [dim]· {shown}[/]")
+        self.query_one("#runs-title", Static).update(Content.assemble(("runs", "bold"), " ", (f"· {shown}", "dim")))
         self._ids: list[str] = []
         self._rows: dict[str, tuple] = {}
         self._grids: dict[str, str | None] = {}
@@ -71,13 +72,21 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="runs")
     def _read(self) -> None:
-        db = open_db(self.app.db_path, create=False)
         try:
-            self.post_message(RunsRead(list_runs(db)))
-        finally:
-            db.close()
+            db = open_db(self.app.db_path, create=False)
+            try:
+                self.post_message(RunsRead(list_runs(db)))
+            finally:
+                db.close()
+        except Exception as exc:  # a locked or damaged database: said in the view, and tried again next poll
+            self.post_message(RunsRead([], fmt.one_line(f"cannot read the runs: {type(exc).__name__}: {exc}", 500)))
 
     def on_runs_read(self, message: RunsRead) -> None:
+        empty = self.query_one("#runs-empty", Static)
+        if message.error:
+            empty.display = True
+            empty.update(Content.styled(message.error, "red"))
+            return
         table = self.query_one(VimTable)
         ids = [row["id"] for row in message.rows]
         cells = {row["id"]: run_cells(row) for row in message.rows}
@@ -96,7 +105,6 @@ class RunsScreen(Screen):
                         table.update_cell(run_id, column, value)
         self._ids, self._rows = ids, cells
         self._grids = {row["id"]: (row.get("config") or {}).get("grid") for row in message.rows}
-        empty = self.query_one("#runs-empty", Static)
         empty.display = not ids
         empty.update("no runs yet: start one with [b]rlm-tui run verbatim-copy[/b]")
 

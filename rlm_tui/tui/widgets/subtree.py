@@ -71,6 +71,8 @@ class SubTree(Tree[str]):
         self.guide_depth = 2
         self._key: tuple = ()
         self._shown: list[_Shown] = []
+        self._turn_of: dict[str, int] = {}
+        self._frame = 0
         self.calls: dict[str, SubCall] = {}  # node data -> call, for the detail view
 
     def show(self, r: RolloutState | None, turn_of: dict[str, int], frame: int, key: Any = None) -> None:
@@ -81,12 +83,24 @@ class SubTree(Tree[str]):
             self._key = (r.id if r else None, key)
         if r is None:
             return
+        self._turn_of, self._frame = turn_of, frame
         for batch in r.batches[len(self._shown):]:
             node = self.root.add(Text(""), data=batch.id, expand=not batch.finished)
             self._shown.append(_Shown(batch, node))
         budget = CHUNK
         for shown in self._shown:
             budget -= self._update(shown, turn_of, frame, budget)
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded) -> None:
+        """Fill a batch the user opened now: a finished run sends no more redraws that would."""
+        shown = next((s for s in self._shown if s.node is event.node), None)
+        if shown is not None:
+            self._fill(shown)
+
+    def _fill(self, shown: _Shown) -> None:
+        if any(s is shown for s in self._shown) and shown.node.is_expanded and shown.added < len(shown.batch.calls):
+            self._update(shown, self._turn_of, self._frame, CHUNK)
+            self.call_after_refresh(self._fill, shown)  # the rest a chunk per frame
 
     def _update(self, s: _Shown, turn_of: dict[str, int], frame: int, budget: int) -> int:
         batch, node = s.batch, s.node
