@@ -204,7 +204,7 @@ def _check_reachable(base_url: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if not args.headless and not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not args.headless and not (sys.stdin.isatty() and sys.stdout.isatty() and sys.stderr.isatty()):
         print("rlm-tui: not a terminal; running headless", file=sys.stderr)
         args.headless = True
     if args.scripted_delay is None:

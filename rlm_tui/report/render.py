@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from rlm_tui.report import stats
 from rlm_tui.report.data import ReportError, Row, load_rows, resolve
@@ -26,7 +27,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table | Non
     for i, name in enumerate(columns):
         table.add_column(name, justify="left" if i < 2 else "right", no_wrap=i < 2)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # names and info values are data, never markup
     return table
 
 
