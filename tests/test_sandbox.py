@@ -325,8 +325,8 @@ async def test_cells_undo_rebinding_of_stdout_and_sigint(make):
 
 async def test_closing_the_protocol_fds_is_a_crash_not_a_hang(make):
     box = await make(timeout=5.0)
-    result = await box.run("import os\nfor fd in range(3, 64):\n    try:\n        os.close(fd)\n    except OSError:\n"
-                           "        pass")
+    # every fd past stderr, whatever numbers the host's busy process gave the protocol pipes
+    result = await box.run("import os\nos.closerange(3, 1 << 20)")
     assert result.restarted and result.error.startswith("crash:")
     assert result.elapsed_s < 2
     assert (await box.run("1")).out == "Out[1]: 1"
