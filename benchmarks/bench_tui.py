@@ -12,6 +12,10 @@ from pathlib import Path
 
 from textual.binding import Binding
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from runs import store_events  # noqa: E402
+
 from rlm_tui.state import fold
 from rlm_tui.store import EventWriter, open_db, read_events
 from rlm_tui.tui.app import EventsArrived, RlmApp
@@ -30,15 +34,6 @@ async def until(pilot, predicate, timeout=120.0):
         if time.monotonic() > deadline:
             raise TimeoutError
         await pilot.pause(0.01)
-
-
-def store(path: Path, events) -> None:
-    open_db(path).close()
-    writer = EventWriter(path)
-    writer.start()
-    for e in events:
-        writer.append(e)
-    writer.close()
 
 
 # --- 1. events per second: reducer alone, and reducer + view refresh ------------------------------
@@ -114,7 +109,7 @@ def bench_latency(tmp: Path) -> None:
 
     events = run_events("live", finish=False, **HEAVY)
     db = tmp / "live.db"
-    store(db, events[:200])
+    store_events(db, events[:200])
     writer = EventWriter(db)
     writer.start()
     rate = 40_000  # events per second offered by the writer
@@ -128,7 +123,7 @@ def bench_latency(tmp: Path) -> None:
     loaded, seen = asyncio.run(latencies(db, "live", threading.Thread(target=write, daemon=True)))
     writer.close()
     quiet_db = tmp / "quiet.db"
-    store(quiet_db, run_events("quiet", rollouts=1, turns=1, batch=4, finish=False))
+    store_events(quiet_db, run_events("quiet", rollouts=1, turns=1, batch=4, finish=False))
     idle, _ = asyncio.run(latencies(quiet_db, "quiet", None))
 
     def p(values: list[float], q: float) -> float:
@@ -145,7 +140,7 @@ def bench_latency(tmp: Path) -> None:
 def bench_open(tmp: Path) -> None:
     db = tmp / "big.db"
     events = run_events("big", rollouts=1, turns=50, batch=1000, tools=0)
-    store(db, events)
+    store_events(db, events)
     rollout = "big-r000"
     t = time.perf_counter()
     read_events(open_db(db), rollout_id=rollout)

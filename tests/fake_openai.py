@@ -133,3 +133,13 @@ def is_root(body: dict[str, Any]) -> bool:
 def root_turn(body: dict[str, Any]) -> int:
     """How many assistant turns the root has taken before this request."""
     return sum(1 for m in body["messages"] if m["role"] == "assistant")
+
+
+def looping(body: dict[str, Any]) -> Reply:
+    """A root model that prints its turn number until an injected message asks it to finish."""
+    if is_root(body):
+        said = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        if any("please finish" in s for s in said):
+            return code_call('answer.update(content="stopped on request", ready=True)')
+        return code_call(f"print('turn {root_turn(body)}')")
+    return Reply(content="sub")

@@ -1,4 +1,4 @@
-"""Run a real run into a temporary database and fold it back from the stored events."""
+"""Real runs and event logs in temporary databases, for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -38,3 +38,13 @@ def stored_run(tmp_path: Path, env: Environment, client: Any = None, *, mode: st
     state = asyncio.run(main())
     writer.close()
     return state, fold([e for _, e in read_events(open_db(db), run_id=run.id)], run.id)
+
+
+def store_events(path: Path, events: list[Any]) -> Path:
+    """Write `events` to a database at `path` through the real writer."""
+    writer = EventWriter(path)
+    writer.start()
+    for e in events:
+        writer.append(e)
+    writer.close()
+    return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
+from fake_openai import FakeOpenAI, looping
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import OpenAIClient
 from rlm_tui.engine.control import Command
@@ -66,16 +66,6 @@ class Live:
 
 def paused(e):
     return isinstance(e, ev.RolloutPaused) and e.paused
-
-
-def looping(body):
-    """A root model that prints its turn number until told to stop through an injected message."""
-    if is_root(body):
-        said = [m["content"] for m in body["messages"] if m["role"] == "user"]
-        if any("please finish" in s for s in said):
-            return code_call('answer.update(content="stopped on request", ready=True)')
-        return code_call(f"print('turn {root_turn(body)}')")
-    return Reply(content="sub")
 
 
 async def test_pause_stops_model_calls_and_inspect_runs_in_the_sandbox():
@@ -154,3 +144,4 @@ async def test_run_pause_holds_every_rollout_and_commands_arrive_through_the_sto
     assert len(server.requests) == calls + 3
     assert all(r.answer["content"] == "stopped on request" for r in state.rollouts.values())
     assert state.paused is False and state.status == "done"
+

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
+from fake_openai import FakeOpenAI, looping
 from rlm_tui import events as ev
 from rlm_tui.events import new_id
 from rlm_tui.store import open_db, read_events
@@ -113,16 +113,6 @@ async def test_pause_holds_model_calls_step_runs_one_and_inspect_runs_in_the_san
             assert main_calls_after(events[:end], r.id, start) == []  # nothing between a pause and its release
     finally:
         engine.stop()
-
-
-def looping(body):
-    """A root model that prints its turn number until told to stop through an injected message."""
-    if is_root(body):
-        said = [m["content"] for m in body["messages"] if m["role"] == "user"]
-        if any("please finish" in s for s in said):
-            return code_call('answer.update(content="stopped on request", ready=True)')
-        return code_call(f"print('turn {root_turn(body)}')")
-    return Reply(content="sub")
 
 
 async def test_an_injected_message_reaches_the_models_next_request(tmp_path):

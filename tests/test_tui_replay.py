@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from runs import store_events
 from rlm_tui import events as ev
 from rlm_tui.store import EventWriter, open_db
 from rlm_tui.tui.app import RlmApp
@@ -20,19 +21,9 @@ from rlm_tui.tui.widgets.timeline import Timeline
 RUN = "synthetic-run"
 
 
-def store(path, events):
-    open_db(path).close()
-    writer = EventWriter(path)
-    writer.start()
-    for e in events:
-        writer.append(e)
-    writer.close()
-    return path
-
-
 @pytest.fixture
 def db(tmp_path):
-    return store(tmp_path / "r.db", run_events(RUN, rollouts=3, turns=3, batch=4))
+    return store_events(tmp_path / "r.db", run_events(RUN, rollouts=3, turns=3, batch=4))
 
 
 async def until(pilot, predicate, timeout=20.0):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from test_tui_replay import store, until
+from runs import store_events
+from test_tui_replay import until
 from textual.widgets import DataTable
 from textual.widgets._toast import Toast
 
@@ -45,7 +46,7 @@ def shown(widget) -> str:
 
 
 async def test_every_view_shows_markup_like_text_literally(tmp_path):
-    db = store(tmp_path / "m.db", with_markup(run_events(RUN, rollouts=2, turns=2, batch=2)))
+    db = store_events(tmp_path / "m.db", with_markup(run_events(RUN, rollouts=2, turns=2, batch=2)))
     app = RlmApp(db)
     async with app.run_test(size=(200, 50)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
