@@ -145,3 +145,18 @@ async def test_run_pause_holds_every_rollout_and_commands_arrive_through_the_sto
     assert all(r.answer["content"] == "stopped on request" for r in state.rollouts.values())
     assert state.paused is False and state.status == "done"
 
+
+async def test_a_failing_command_source_does_not_stop_the_polling():
+    calls = {"n": 0}
+
+    def flaky(run_id):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("database is locked")
+        return [Command("inject", next(iter(live.run.controls)), "please finish")] if calls["n"] == 2 else []
+
+    with FakeOpenAI(looping, latency=0.05) as server:  # the rollout outlasts many polls: it can only end on the command
+        live = Live(server, commands=flaky, max_turns=200)
+        await live.start()
+        state = await live.finish()
+    assert calls["n"] >= 2 and next(iter(state.rollouts.values())).answer["content"] == "stopped on request"

@@ -122,7 +122,11 @@ class Run:
     async def _poll(self) -> None:
         """Take commands that another process (the app, `attach`) left in the store."""
         while True:
-            for command in self.commands(self.id):
+            try:
+                commands = self.commands(self.id)
+            except Exception:  # a busy or briefly locked database: the commands wait for the next poll
+                commands = []
+            for command in commands:
                 try:
                     self.submit(command)
                 except ControlError:
