@@ -9,6 +9,7 @@ from .reader import (
     read_events,
     resolve_rollout_id,
     resolve_run_id,
+    run_over,
     tail_events,
 )
 from .commands import send_command, take_commands
@@ -28,6 +29,7 @@ __all__ = [
     "read_events",
     "resolve_rollout_id",
     "resolve_run_id",
+    "run_over",
     "send_command",
     "take_commands",
     "tail_events",

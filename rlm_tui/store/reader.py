@@ -161,7 +161,8 @@ def read_events(
     ]
 
 
-def _run_over(db: sqlite_utils.Database, run_id: str) -> bool:
+def run_over(db: sqlite_utils.Database, run_id: str) -> bool:
+    """Whether a run has ended: finished, or its writer on this host is gone (one row, no counting)."""
     row = db.execute("SELECT status, pid, hostname FROM runs WHERE id = ?", [run_id]).fetchone()
     return row is not None and _status(*row) != "running"
 
@@ -174,7 +175,7 @@ def tail_events(path: str | Path, *, run_id: str, after_seq: int = 0, poll: floa
     with closing(open_db(path, create=False)) as db:
         while True:
             # checked before reading: run_finished commits with the final status, so nothing can follow it
-            over = _run_over(db, run_id)
+            over = run_over(db, run_id)
             batch = read_events(db, run_id=run_id, after_seq=after_seq, limit=TAIL_BATCH)
             if batch:
                 after_seq = batch[-1][0]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rlm_tui import events as ev
 from rlm_tui.state import RunState
-from rlm_tui.store import get_run, open_db, read_events, send_command
+from rlm_tui.store import open_db, read_events, run_over, send_command
 
 POLL_SECONDS = 0.05
 READ_LIMIT = 5000  # rows per query; a poll keeps reading while a query comes back full
@@ -145,9 +145,7 @@ class TailSource:
         db = open_db(self.path, create=False)
         try:
             while not self._stop.is_set():
-                run = get_run(db, self.run_id)
-                # checked before reading: nothing is written after a run's final status
-                over = run is not None and run["status"] != "running"
+                over = run_over(db, self.run_id)  # checked before reading: nothing follows a run's final status
                 batch: list[ev.Event] = []
                 while len(batch) < POLL_CAP:
                     rows = read_events(db, run_id=self.run_id, after_seq=self.after_seq, limit=READ_LIMIT)
