@@ -131,8 +131,10 @@ async def test_run_pause_holds_every_rollout_and_commands_arrive_through_the_sto
     db = open_db(db_path)
     from rlm_tui.cli import queued_commands
 
-    with FakeOpenAI(looping) as server:
-        live = await Live(server, n=3, db=db_path, commands=lambda run_id: queued_commands(db, run_id)).start()
+    with FakeOpenAI(looping, latency=0.01) as server:
+        # max_turns high enough that no rollout can use up its turns before the polled pause lands
+        live = await Live(server, n=3, db=db_path, commands=lambda run_id: queued_commands(db, run_id),
+                          max_turns=1000).start()
         send_command(db, live.run.id, "pause")
         for rid in live.run.controls:
             await live.until(lambda e, rid=rid: paused(e) and e.rollout_id == rid)

@@ -114,6 +114,7 @@ async def test_replay_keys_move_the_position(db):
         assert replay.speed == 4.0
         await pilot.press("minus")
         assert replay.speed == 2.0
+        await pilot.press("minus", "minus")  # half speed: still playing when the test stops it below
         await pilot.press("space")
         assert replay.playing
         await until(pilot, lambda: replay.position > 40)
@@ -141,6 +142,7 @@ async def test_replay_of_one_rollout_opens_its_view_and_steps_its_turns(db):
         tree = app.screen.query_one(SubTree)
         await until(pilot, lambda: len(tree.root.children) == 3)
         assert all(not node.is_expanded for node in tree.root.children)  # finished batches collapse
+        await pilot.press("g", "minus", "minus")  # from the start, slowly: playing cannot reach the end meanwhile
         tree.focus()
         await pilot.press("space")  # the view's key, though the focused tree has a space of its own
         assert app.replay.playing
