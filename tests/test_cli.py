@@ -135,11 +135,11 @@ def test_ctrl_c_stops_the_run_and_records_it(tmp_path):
     import time
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
-    proc = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "0.5",
+    proc = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "600",
                              "--db", "c.db"], cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until a rollout is under way
+    while time.monotonic() < deadline:  # wait until a rollout is under way; its model takes 600 s, so it cannot end first
         try:
             with sqlite3.connect(tmp_path / "c.db") as conn:
                 if conn.execute("select count(*) from rollouts where status = 'running'").fetchone()[0]:

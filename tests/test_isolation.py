@@ -113,7 +113,10 @@ async def test_files_outside_the_mounts_are_invisible(make):
                 path.unlink(missing_ok=True)
     assert seen == []
     assert Path(tmp).name not in tmp_listing
-    assert "home" not in root_listing and "work" not in root_listing and "var" not in root_listing
+    from rlm_tui.sandbox import jail
+
+    mounted = {Path(p).parts[1] for p in jail.python_mounts() if len(Path(p).parts) > 1}  # a virtualenv's own root
+    assert [name for name in ("home", "work", "var") if name in root_listing and name not in mounted] == []
 
 
 async def test_host_environment_is_not_visible(make, monkeypatch):

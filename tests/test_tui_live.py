@@ -26,7 +26,7 @@ SIZE = (150, 45)
 class Engine:
     """`rlm-tui run verbatim-copy --headless` in a subprocess, writing to a temporary database."""
 
-    def __init__(self, tmp_path, *args, env=None, delay="0.3"):
+    def __init__(self, tmp_path, *args, env=None, delay="2"):  # slow enough that no rollout ends before a key lands
         self.db = tmp_path / "live.db"
         open_db(self.db).close()
         self.run_id = new_id()
@@ -118,7 +118,7 @@ async def test_pause_holds_model_calls_step_runs_one_and_inspect_runs_in_the_san
 async def test_an_injected_message_reaches_the_models_next_request(tmp_path):
     with FakeOpenAI(looping, latency=0.2) as server:
         engine = Engine(tmp_path, "--model", "root", "--sub-model", "sub", "--base-url", server.base_url,
-                        env={"OPENAI_API_KEY": "k"}, delay=None)
+                        "--max-turns", "1000", env={"OPENAI_API_KEY": "k"}, delay=None)  # ends only when asked
         app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
         try:
             async with app.run_test(size=SIZE) as pilot:
@@ -233,7 +233,7 @@ async def test_leaving_a_paused_run_asks_whether_to_resume_it(tmp_path):
 
 
 async def test_quitting_the_app_that_started_the_run_stops_it_as_killed(tmp_path):
-    engine = Engine(tmp_path, delay="1")
+    engine = Engine(tmp_path, delay="600")  # the run cannot end on its own before the operator stops it
     app = RlmApp(engine.db, run_id=engine.run_id, follow=True, engine=engine.proc, engine_log=engine.log)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -255,7 +255,7 @@ async def test_an_engine_that_fails_shows_its_last_line(tmp_path):
     app = RlmApp(engine.db, run_id=engine.run_id, follow=True, engine=engine.proc, engine_log=engine.log)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.engine_rc is not None)
+            await until(pilot, lambda: app.engine_rc is not None and len(app._notifications))  # notify() posts a message
             messages = [n.message for n in app._notifications]
             assert any(m.startswith("bad value 'xml' for verbatim-copy knob content_type") for m in messages), messages
             assert engine.proc.returncode != 0
@@ -276,7 +276,7 @@ def test_a_closed_terminal_leaves_a_paused_run_going(tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
     environ.update(TERM="xterm-256color", COLUMNS="120", LINES="40")
     main, child = pty.openpty()
-    app = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "-n", "1", "--scripted-delay", "0.3", "--db", str(db)],
+    app = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "-n", "1", "--scripted-delay", "2", "--db", str(db)],
                            stdin=child, stdout=child, stderr=child, env=environ, cwd=tmp_path, start_new_session=True)
     os.close(child)
     threading.Thread(target=lambda: _drain(main), daemon=True).start()  # a terminal that keeps reading
