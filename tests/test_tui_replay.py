@@ -96,7 +96,8 @@ def test_tail_delivers_each_poll_as_one_batch(tmp_path):
 
 
 async def test_replay_keys_move_the_position(db):
-    app = RlmApp(db, run_id=RUN, follow=False)
+    now = [0.0]
+    app = RlmApp(db, run_id=RUN, follow=False, clock=lambda: now[0])
     async with app.run_test(size=(140, 40)) as pilot:
         await until(pilot, lambda: app.replay is not None)
         replay = app.replay
@@ -117,6 +118,7 @@ async def test_replay_keys_move_the_position(db):
         await pilot.press("minus", "minus")  # half speed: still playing when the test stops it below
         await pilot.press("space")
         assert replay.playing
+        now[0] += 1.0  # one second of play at half speed: the next frame plays half a recorded second
         await until(pilot, lambda: replay.position > 40)
         await pilot.press("space")
         assert not replay.playing

@@ -79,7 +79,7 @@ class RlmApp(App):
         self.run_over = False
         self.pausing: set[str | None] = set()  # pause sent, not yet in effect (None: the whole run)
         self.frame = 0
-        self._last_tick = time.perf_counter()
+        self._last_tick = clock()
         self.stopping = False
 
     # --- set-up -----------------------------------------------------------------------------
@@ -176,7 +176,7 @@ class RlmApp(App):
     # --- the refresh loop -------------------------------------------------------------------
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        now = self.clock()  # injected, so a test decides how far a replay plays
         dt, self._last_tick = now - self._last_tick, now
         self.frame += 1
         if self.replay is not None and self.replay.playing:
