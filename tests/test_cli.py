@@ -137,7 +137,8 @@ def test_ctrl_c_stops_the_run_and_records_it(tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
     proc = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "600",
                              "--db", "c.db"], cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal gives it
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until a rollout is under way; its model takes 600 s, so it cannot end first
         try:
