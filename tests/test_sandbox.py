@@ -297,6 +297,19 @@ async def test_jail_that_dies_at_start_is_a_one_line_error(binary):
     await box.close()
 
 
+async def test_a_jail_that_never_gets_ready_says_why_and_is_killed(tmp_path, monkeypatch):
+    from rlm_tui.sandbox import jail
+    fake = tmp_path / "nsjail"  # logs a line, then ignores SIGTERM and never answers
+    fake.write_text("#!/bin/sh\necho '[W][2026-12-01][1] mnt.cc():1 mounted /tmp' >&2\ntrap '' TERM\nexec sleep 1000\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(jail, "START_TIMEOUT", 0.5)
+    box = Sandbox(nsjail=str(fake))
+    with pytest.raises(SandboxError) as info:
+        await box.start()
+    assert str(info.value) == ("could not start the nsjail sandbox: the jail was not ready after 0.5 s; "
+                               "is the machine overloaded? try a lower --concurrency")
+
+
 async def test_close_is_idempotent_and_run_after_close_raises(make):
     box = await make()
     pid = box.pid

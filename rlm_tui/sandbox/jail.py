@@ -273,13 +273,12 @@ class Jail:
             raise
         if self.ready.done():
             return
-        stderr = self.err.decode("utf-8", "replace")
-        if self.ended.done():
-            how = self.ended.result()
-        else:  # the wait itself is the reason, whatever the jail logged meanwhile
-            how, stderr = f"was not ready after {START_TIMEOUT:g} s (is the machine overloaded? lower --concurrency)", ""
+        stderr, ended = self.err.decode("utf-8", "replace"), self.ended.done()
         await self.kill()
-        raise start_error(stderr, f"the jail {how}")
+        if not ended:  # the wait itself is the reason, whatever the jail logged meanwhile
+            raise SandboxError(f"could not start the nsjail sandbox: the jail was not ready after {START_TIMEOUT:g} s; "
+                               "is the machine overloaded? try a lower --concurrency")
+        raise start_error(stderr, f"the jail {self.ended.result()}")
 
     def _spawn(self, coro: Awaitable) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
