@@ -258,8 +258,10 @@ IMMORTAL = ("import os, threading, time\nos._exit = lambda code: None\n"
             "if os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)")
 
 
-def test_the_jail_dies_with_its_sigkilled_owner():
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, IMMORTAL], stdout=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("path", [os.environ.get("PATH", ""), "/nonexistent"], ids=["setpriv", "without setpriv"])
+def test_the_jail_dies_with_its_sigkilled_owner(path):
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, IMMORTAL], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PATH": path})
     try:
         pid, error = owner.stdout.readline().split(" ", 1)
         assert error.strip() == "None"

@@ -144,11 +144,15 @@ def _identity(limits: Limits) -> list[str]:
     return ["-u", f"{JAIL_UID}:{os.getuid()}:1", "-g", f"{JAIL_UID}:{os.getgid()}:1"]
 
 
+# What `setpriv --pdeathsig KILL` does, for hosts without util-linux: prctl(PR_SET_PDEATHSIG, SIGKILL), then exec.
+PDEATHSIG_EXEC = "import ctypes, os, sys\nctypes.CDLL(None).prctl(1, 9)\nos.execv(sys.argv[1], sys.argv[1:])"
+
+
 @functools.lru_cache(maxsize=1)
 def dies_with_parent() -> tuple[str, ...]:
-    """A prefix that gives nsjail SIGKILL when its parent dies (nsjail kills its jail in turn); empty without setpriv."""
+    """A prefix that gives nsjail SIGKILL when the engine dies; nsjail gives its jail's init the same signal."""
     setpriv = shutil.which("setpriv")
-    return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
+    return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else (sys.executable, "-I", "-S", "-c", PDEATHSIG_EXEC)
 
 
 def command(limits: Limits, rfd: int, wfd: int, nsjail: str | None = None,
