@@ -96,8 +96,9 @@ async def test_a_result_for_a_cell_that_is_not_running_is_ignored(make):
 
 async def test_an_exit_frame_forged_before_the_real_one_ends_only_that_repl(make):
     box = await make()
-    result = await box.run(forge(json.dumps({"t": "exit", "code": 0})))
+    result = await box.run(forge(json.dumps({"t": "exit", "code": 0}) + "\n" + json.dumps(RESULT)))
     assert result.restarted and result.error == "crash: the REPL process exited with code 0"
+    assert result.answer == {"content": "", "ready": False}  # the result forged after the exit was not taken
     assert (await box.run("1 + 1")).out == "Out[1]: 2"
 
 

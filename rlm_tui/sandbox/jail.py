@@ -305,8 +305,8 @@ class Jail:
         if kind == "exit":
             self.exit = frame  # the REPL ended (or says so): either way this jail is done
             self._spawn(self._finish())
-        elif self.bad is not None:
-            return
+        elif self.bad is not None or self.exit is not None:
+            return  # nothing more from a jail that lied or whose REPL ended
         elif kind == "ready":
             if not self.ready.done():
                 self.ready.set_result(None)
