@@ -201,7 +201,7 @@ async def test_a_huge_error_message_is_capped(make):
 
 
 async def test_an_oversized_frame_is_reported_as_what_it_is(make):
-    box = await make(timeout=1.5, interrupt_grace=0.2)
+    box = await make(timeout=1.8, interrupt_grace=0.1)  # both end before the old 2 s wait for a stopped jail
     flood = ("import os, sys, threading, time\n"
              "def flood():\n    chunk = b'x' * (1 << 24)\n    try:\n        while True:\n"
              "            os.write(int(sys.argv[2]), chunk)\n    except OSError:\n        pass\n"
@@ -223,6 +223,14 @@ async def test_background_cpu_is_bounded_for_the_whole_jail(make):
     result = await box.run("import time\ntime.sleep(30)")
     assert result.restarted and "CPU budget of 2 s" in result.error, result.error
     assert (await box.run("1")).out == "Out[1]: 1"
+
+
+async def test_a_thread_bomb_is_a_cell_error_and_the_repl_goes_on(make):
+    box = await make(limits=Limits(processes=32))
+    result = await box.run("import threading, time\nwhile True:\n"
+                           "    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()")
+    assert result.error.startswith("RuntimeError: can't start new thread") and not result.restarted
+    assert (await box.run("'alive'")).out == "Out[2]: 'alive'"
 
 
 def wait_gone(pids: list[int], seconds: float) -> list[int]:
