@@ -309,8 +309,7 @@ class Server:
         if len(content) > self.max_answer:
             notes.append(f"answer['content'] had {len(content):,} characters and was cut to the first "
                          f"{self.max_answer:,}, the most an answer may hold")
-            content = content[: self.max_answer]
-        self.answer["content"], self.answer["ready"] = content, ready
+            content = self.answer["content"] = content[: self.max_answer]
         if notes:
             result["error"] = "; ".join(([result["error"]] if result.get("error") else []) + notes)
         return {"answer": {"content": content, "ready": ready}}

@@ -82,6 +82,12 @@ async def test_answer_round_trips_every_cell(make):
     assert box.answer == {"content": "draft two", "ready": True}
 
 
+async def test_a_non_string_content_is_reported_as_text_and_kept_as_it_is(make):
+    box = await make()
+    assert (await box.run("answer['content'] = 42")).answer == {"content": "42", "ready": False}
+    assert (await box.run("answer['content'] + 1")).out == "Out[2]: 43"
+
+
 async def test_rebinding_answer_is_an_error_and_keeps_the_dict(make):
     box = await make(answer={"content": "kept", "ready": False})
     result = await box.run("answer = 'oops'")
