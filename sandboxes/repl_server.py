@@ -7,6 +7,7 @@ import itertools
 import json
 import linecache
 import os
+import select
 import signal
 import sys
 import threading
@@ -14,7 +15,8 @@ import time
 from _queue import SimpleQueue
 
 SELF = os.path.abspath(__file__)
-MAX_PROMPT_CHARS = 50_000_000  # per llm_batch call; far beyond any model's context, well under the host's frame cap
+CPU_CHECK_S = 1.0  # how often the jail's init adds up the CPU time of every process in the jail
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Capture(io.TextIOBase):
@@ -166,13 +168,16 @@ class Server:
         """Ask the host to run one sub-LLM call per prompt; returns the responses in order."""
         if isinstance(prompts, (str, bytes)) or not hasattr(prompts, "__iter__"):
             raise TypeError("llm_batch(prompts) takes a list of strings")
+        prompts = list(prompts)
+        if len(prompts) > self.max_prompts:
+            raise ValueError(f"llm_batch got {len(prompts):,} prompts; send at most {self.max_prompts:,} per call")
         prompts = [p if isinstance(p, str) else str(p) for p in prompts]
         if not prompts:
             return []
         total = sum(map(len, prompts))
-        if total > MAX_PROMPT_CHARS:
+        if total > self.max_chars:
             raise ValueError(f"llm_batch prompts add up to {total:,} characters; send at most "
-                             f"{MAX_PROMPT_CHARS:,} per call")
+                             f"{self.max_chars:,} per call")
         if self.forked:
             raise RuntimeError("llm_batch only works in the REPL process, not in a forked child")
         slot = [threading.Event(), None]
@@ -194,7 +199,9 @@ class Server:
             os._exit(2)
         if "context_utf8" in frame:  # a string context follows as raw bytes: no JSON escaping of megabytes
             frame["context"] = self.rin.read(frame["context_utf8"]).decode("utf-8", "surrogatepass")
-        self.cap = int(frame.get("output_cap", 1_000_000))
+        self.cap = int(frame["output_cap"])
+        self.max_answer, self.max_prompts = int(frame["max_answer_chars"]), int(frame["max_batch_prompts"])
+        self.max_chars = int(frame["max_batch_chars"])
         self.stdout, self.stderr = Capture("<stdout>", self.cap), Capture("<stderr>", self.cap)
         sys.stdout, sys.stderr = self.stdout, self.stderr
         self.answer = frame.get("answer") or {"content": "", "ready": False}
@@ -271,49 +278,96 @@ class Server:
         report = traceback.TracebackException(type(exc), exc, tb)
         report.stack = traceback.StackSummary.from_list([f for f in report.stack if f.filename != SELF])
         error = list(report.format_exception_only())[-1].strip()
-        return error, "".join(report.format())[: self.cap]
+        return error[: self.cap], "".join(report.format())[: self.cap]
 
     def _answer_state(self, result: dict) -> dict:
-        """Report `answer`, keeping the last dict if user code rebound the name to something else."""
+        """Report `answer` as a plain dict of a str and a bool, whatever user code put there; say what was fixed."""
+        notes = []
         current = self.ns.get("answer")
-        if isinstance(current, dict):
+        if type(current) is dict:
             self.answer = current
-        else:
-            msg = (f"answer must stay a dict like {{'content': '...', 'ready': False}}, but it was rebound to a "
-                   f"value of type {type(current).__name__}; the previous dict was restored")
+        elif isinstance(current, dict):  # a subclass may override get, keys, __iter__...: take its items as a dict does
+            notes.append(f"answer must be a plain dict, not a {type(current).__name__}; a plain dict with its "
+                         "content and ready was put back")
+            self.answer = {"content": dict.get(current, "content", ""), "ready": dict.get(current, "ready", False)}
             self.ns["answer"] = self.answer
-            result["error"] = f"{result['error']}; {msg}" if result.get("error") else msg
-        content, ready = self.answer.get("content", ""), self.answer.get("ready", False)
+        else:
+            notes.append(f"answer must stay a dict like {{'content': '...', 'ready': False}}, but it was rebound to a "
+                         f"value of type {type(current).__name__}; the previous dict was restored")
+            self.ns["answer"] = self.answer
+        content, ready = dict.get(self.answer, "content", ""), dict.get(self.answer, "ready", False)
         try:
-            return {"answer": {"content": content if isinstance(content, str) else str(content), "ready": bool(ready)}}
-        except Exception as exc:  # noqa: BLE001 - a broken __str__ must not take the REPL down
-            result["error"] = f"answer['content'] could not be turned into text: {exc!r}"
-            return {"answer": {"content": "", "ready": False}}
+            content = str.__str__(content) if isinstance(content, str) else str.__str__(str(content))
+        except BaseException as exc:  # noqa: BLE001 - a broken __str__ must not take the REPL down
+            notes.append(f"answer['content'] could not be turned into text: {exc!r}")
+            content = ""
+        try:
+            ready = bool(ready)
+        except BaseException as exc:  # noqa: BLE001 - nor a broken __bool__
+            notes.append(f"answer['ready'] could not be turned into True or False: {exc!r}")
+            ready = False
+        if len(content) > self.max_answer:
+            notes.append(f"answer['content'] had {len(content):,} characters and was cut to the first "
+                         f"{self.max_answer:,}, the most an answer may hold")
+            content = self.answer["content"] = content[: self.max_answer]
+        if notes:
+            result["error"] = "; ".join(([result["error"]] if result.get("error") else []) + notes)
+        return {"answer": {"content": content, "ready": ready}}
 
 
-def reap(server: int, wfd: int) -> None:
-    """Pid 1 of the jail: reap orphans, and report how the server ended before leaving."""
+def jail_cpu_seconds() -> float:
+    """CPU time used by every process of the jail, live, dead and reaped, threads included (seen from its pid 1)."""
+    own = os.times()
+    total = own.user + own.system + own.children_user + own.children_system
+    for name in os.listdir("/proc"):
+        if name.isdigit() and name != "1":
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # it ended meanwhile: its time is now in its reaper's children times
+            total += sum(int(v) for v in fields[11:15]) / TICKS  # utime, stime, cutime, cstime
+    return total
+
+
+def reap(server: int, wfd: int, cpu_budget: float) -> None:
+    """Pid 1 of the jail: reap orphans, end the jail past its CPU budget, report how the server ended, leave."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        pid, status = os.waitpid(-1, 0)
-        if pid != server:
-            continue
-        code = os.waitstatus_to_exitcode(status)
-        frame = {"t": "exit", "signal": -code} if code < 0 else {"t": "exit", "code": code}
-        try:
-            os.write(wfd, b"\n" + json.dumps(frame).encode() + b"\n")  # newline ends any half-written frame
-        finally:
-            os._exit(128 - code if code < 0 else code)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)  # a child's exit wakes the select below
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    frame = None
+    while frame is None:
+        if select.select([wake_r], [], [], CPU_CHECK_S)[0]:
+            os.read(wake_r, 4096)
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if pid == 0:
+                break
+            if pid == server:
+                code = os.waitstatus_to_exitcode(status)
+                frame = {"t": "exit", "signal": -code} if code < 0 else {"t": "exit", "code": code}
+        if frame is None and jail_cpu_seconds() > cpu_budget:
+            frame = {"t": "exit", "signal": signal.SIGKILL, "cpu_budget": True}
+    code = frame.get("code", 128 + frame.get("signal", 0))
+    try:
+        os.write(wfd, b"\n" + json.dumps(frame).encode() + b"\n")  # newline ends any half-written frame
+    finally:
+        os._exit(code)  # the kernel kills whatever is left in the jail when its pid 1 ends
 
 
 def main() -> None:
-    rfd, wfd = int(sys.argv[1]), int(sys.argv[2])
+    rfd, wfd, cpu_budget = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     os.set_inheritable(rfd, False)
     os.set_inheritable(wfd, False)
     pid = os.fork() if os.getpid() == 1 else 0
     if pid:
         os.close(rfd)
-        reap(pid, wfd)
+        reap(pid, wfd, cpu_budget)
     faulthandler.enable(file=sys.__stderr__, all_threads=False)
     server = Server(rfd, wfd)
     server.init()

@@ -82,6 +82,12 @@ async def test_answer_round_trips_every_cell(make):
     assert box.answer == {"content": "draft two", "ready": True}
 
 
+async def test_a_non_string_content_is_reported_as_text_and_kept_as_it_is(make):
+    box = await make()
+    assert (await box.run("answer['content'] = 42")).answer == {"content": "42", "ready": False}
+    assert (await box.run("answer['content'] + 1")).out == "Out[2]: 43"
+
+
 async def test_rebinding_answer_is_an_error_and_keeps_the_dict(make):
     box = await make(answer={"content": "kept", "ready": False})
     result = await box.run("answer = 'oops'")
@@ -295,6 +301,19 @@ async def test_jail_that_dies_at_start_is_a_one_line_error(binary):
     assert str(info.value).startswith("could not start the nsjail sandbox: ")
     assert "\n" not in str(info.value)
     await box.close()
+
+
+async def test_a_jail_that_never_gets_ready_says_why_and_is_killed(tmp_path, monkeypatch):
+    from rlm_tui.sandbox import jail
+    fake = tmp_path / "nsjail"  # logs a line, then ignores SIGTERM and never answers
+    fake.write_text("#!/bin/sh\necho '[W][2026-12-01][1] mnt.cc():1 mounted /tmp' >&2\ntrap '' TERM\nexec sleep 1000\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(jail, "START_TIMEOUT", 0.5)
+    box = Sandbox(nsjail=str(fake))
+    with pytest.raises(SandboxError) as info:
+        await box.start()
+    assert str(info.value) == ("could not start the nsjail sandbox: the jail was not ready after 0.5 s; "
+                               "is the machine overloaded? try a lower --concurrency")
 
 
 async def test_close_is_idempotent_and_run_after_close_raises(make):

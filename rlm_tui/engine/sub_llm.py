@@ -48,7 +48,8 @@ class SubLLMs:
         self.client, self.model, self.emit = client, model, emit
         self.tools = {t.name: t for t in tools}
         self.schemas = [t.schema() for t in tools]
-        self.semaphore = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
+        self.semaphore = asyncio.Semaphore(concurrency)  # shared by the batches that run at once (from threads)
         self.run_id, self.rollout_id = run_id, rollout_id
         self.batches = 0
 
@@ -59,7 +60,14 @@ class SubLLMs:
                                      batch=number, size=len(prompts))
         self.emit(started)
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(self._call(number, i, str(p), started.id) for i, p in enumerate(prompts)))
+        results: list[tuple[str, bool]] = [("", False)] * len(prompts)
+        todo = iter(enumerate(prompts))
+
+        async def worker() -> None:  # a few workers pull prompts: never one coroutine per prompt of a huge batch
+            for i, prompt in todo:
+                results[i] = await self._call(number, i, str(prompt), started.id)
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(prompts)))))
         errors = sum(1 for _, failed in results if failed)
         self.emit(ev.SubBatchFinished(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=started.id,
                                       batch=number, elapsed_s=time.perf_counter() - t0, errors=errors))

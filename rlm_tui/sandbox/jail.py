@@ -36,6 +36,8 @@ ENV = {
 }
 HINT = "rlm-tui needs Linux user namespaces or root (see docs/sandbox.md)"
 START_TIMEOUT = 60.0  # seconds for a jail to come up and load its context
+KILL_GRACE = 2.0  # seconds nsjail gets to kill and reap its pid namespace after SIGTERM
+REAP_TIMEOUT = 5.0  # seconds to wait for the kernel to reap nsjail after SIGKILL; then it is left to the kernel
 PIPE_SIZE = 1 << 20  # fewer wakeups for megabyte frames (a 16 MB context, a capped 1 MB output)
 STDERR_TAIL = 64 * 1024  # bytes of the jail's fd 2 kept for crash reports
 MAX_FRAME = 256 * MB  # a jail streaming more than this without a newline is stopped, not buffered
@@ -68,7 +70,7 @@ class SandboxError(Exception):
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int = 2048
-    cpu_seconds: int = 3600
+    cpu_seconds: int = 600  # CPU seconds for the whole jail, all processes and threads together
     file_size_mb: int = 64
     open_files: int = 256
     processes: int = 64
@@ -142,10 +144,21 @@ def _identity(limits: Limits) -> list[str]:
     return ["-u", f"{JAIL_UID}:{os.getuid()}:1", "-g", f"{JAIL_UID}:{os.getgid()}:1"]
 
 
+# What `setpriv --pdeathsig KILL` does, for hosts without util-linux: prctl(PR_SET_PDEATHSIG, SIGKILL), then exec.
+PDEATHSIG_EXEC = "import ctypes, os, sys\nctypes.CDLL(None).prctl(1, 9)\nos.execv(sys.argv[1], sys.argv[1:])"
+
+
+@functools.lru_cache(maxsize=1)
+def dies_with_parent() -> tuple[str, ...]:
+    """A prefix that gives nsjail SIGKILL when the engine dies; nsjail gives its jail's init the same signal."""
+    setpriv = shutil.which("setpriv")
+    return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else (sys.executable, "-I", "-S", "-c", PDEATHSIG_EXEC)
+
+
 def command(limits: Limits, rfd: int, wfd: int, nsjail: str | None = None,
             argv: tuple[str, ...] | None = None) -> list[str]:
     """The nsjail command line; the REPL reads frames on `rfd`, writes them on `wfd`; `argv` replaces the REPL."""
-    cmd = [find_nsjail(nsjail), "-Mo", "-q", "--time_limit", "0", "--cwd", "/tmp", "--hostname", "sandbox",
+    cmd = [*dies_with_parent(), find_nsjail(nsjail), "-Mo", "-q", "--time_limit", "0", "--cwd", "/tmp", "--hostname", "sandbox",
            *_identity(limits),
            "--rlimit_as", str(limits.memory_mb), "--rlimit_cpu", str(limits.cpu_seconds),
            "--rlimit_fsize", str(limits.file_size_mb), "--rlimit_nofile", str(limits.open_files),
@@ -157,7 +170,8 @@ def command(limits: Limits, rfd: int, wfd: int, nsjail: str | None = None,
     for key, value in ENV.items():
         cmd += ["-E", f"{key}={value}"]
     cmd += ["--seccomp_string", SECCOMP, "--pass_fd", str(rfd), "--pass_fd", str(wfd), "--"]
-    cmd += argv or (sys.executable, "-I", "-X", "utf8", f"{SERVER_DIR}/repl_server.py", str(rfd), str(wfd))
+    cmd += argv or (sys.executable, "-I", "-X", "utf8", f"{SERVER_DIR}/repl_server.py", str(rfd), str(wfd),
+                    str(limits.cpu_seconds))
     return cmd
 
 
@@ -175,11 +189,10 @@ def start_error(stderr: str, how: str) -> SandboxError:
 class _Lines(asyncio.Protocol):
     """Splits the frame pipe into lines, scanning each chunk once."""
 
-    def __init__(self, on_line: Callable[[bytes], None], on_eof: Callable[[], None]):
+    def __init__(self, on_line: Callable[[bytes], None], on_eof: Callable[[], None], on_overflow: Callable[[], None]):
         self.buf = bytearray()
-        self.on_line, self.on_eof = on_line, on_eof
+        self.on_line, self.on_eof, self.on_overflow = on_line, on_eof, on_overflow
         self.transport: asyncio.ReadTransport | None = None
-        self.overflow = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -198,9 +211,9 @@ class _Lines(asyncio.Protocol):
         if start < len(data):
             self.buf += data[start:]
             if len(self.buf) > MAX_FRAME:
-                self.overflow = True
                 self.buf.clear()
                 self.transport.close()
+                self.on_overflow()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.on_eof()
@@ -209,12 +222,16 @@ class _Lines(asyncio.Protocol):
 class Jail:
     """One jailed REPL process: spawn it, send frames, learn how it ended, kill it."""
 
-    def __init__(self, on_frame: Callable[[Jail, dict], None], limits: Limits, nsjail: str | None = None):
+    def __init__(self, on_frame: Callable[[Jail, dict], None], read: Callable[[bytes], dict], limits: Limits,
+                 nsjail: str | None = None):
         loop = asyncio.get_running_loop()
-        self.on_frame, self.limits, self.nsjail = on_frame, limits, nsjail
+        self.on_frame, self.read, self.limits, self.nsjail = on_frame, read, limits, nsjail
         self.ready = loop.create_future()
         self.ended = loop.create_future()  # resolves to plain words: "exited with code 3"
         self.exit: dict | None = None  # the jail's own report of how the REPL ended
+        self.bad: str | None = None  # why the jail's frames stopped being trusted
+        self.killer: asyncio.Future | None = None
+        self.drainer: asyncio.Task | None = None
         self.err, self.err_total = bytearray(), 0
         self.proc: asyncio.subprocess.Process | None = None
         self.writer: asyncio.WriteTransport | None = None
@@ -249,10 +266,10 @@ class Jail:
             os.close(jail_in)
             os.close(jail_out)
         try:
-            self.reader, self.lines = await loop.connect_read_pipe(lambda: _Lines(self._line, self._eof),
+            self.reader, self.lines = await loop.connect_read_pipe(lambda: _Lines(self._line, self._eof, self._overflow),
                                                                    open(host_in, "rb", 0))
             self.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, open(host_out, "wb", 0))
-            self._spawn(self._drain())
+            self.drainer = self._spawn(self._drain())
             self.writer.write(init)
             await asyncio.wait((self.ready, self.ended), timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:  # cancelled while starting (ctrl+c): nobody else knows of this process yet
@@ -260,15 +277,18 @@ class Jail:
             raise
         if self.ready.done():
             return
-        how = self.ended.result() if self.ended.done() else f"not ready after {START_TIMEOUT:g} s"
-        stderr = self.err.decode("utf-8", "replace")
+        stderr, ended = self.err.decode("utf-8", "replace"), self.ended.done()
         await self.kill()
-        raise start_error(stderr, f"the jail {how}")
+        if not ended:  # the wait itself is the reason, whatever the jail logged meanwhile
+            raise SandboxError(f"could not start the nsjail sandbox: the jail was not ready after {START_TIMEOUT:g} s; "
+                               "is the machine overloaded? try a lower --concurrency")
+        raise start_error(stderr, f"the jail {self.ended.result()}")
 
-    def _spawn(self, coro: Awaitable) -> None:
+    def _spawn(self, coro: Awaitable) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     def send(self, frame: dict) -> None:
         if self.writer is not None and not self.writer.is_closing():
@@ -276,17 +296,30 @@ class Jail:
 
     def _line(self, line: bytes) -> None:
         try:
-            frame = json.loads(line)
-        except ValueError:
-            return  # a half frame cut by a crash; the exit report follows
-        kind = frame.get("t")
-        if kind == "ready":
+            frame = self.read(line)
+        except ValueError as exc:
+            if self.bad is None:  # a half frame cut by a crash is followed by the exit report, in the same write
+                self._reject(f"sent a malformed frame ({exc}) and was stopped")
+            return
+        kind = frame["t"]
+        if kind == "exit":
+            self.exit = frame  # the REPL ended (or says so): either way this jail is done
+            self._spawn(self._finish())
+        elif self.bad is not None or self.exit is not None:
+            return  # nothing more from a jail that lied or whose REPL ended
+        elif kind == "ready":
             if not self.ready.done():
                 self.ready.set_result(None)
-        elif kind == "exit":
-            self.exit = frame
         else:
             self.on_frame(self, frame)
+
+    def _reject(self, why: str) -> None:
+        """Stop trusting this jail at once, and kill it."""
+        self.bad = why
+        self._spawn(self.kill())
+
+    def _overflow(self) -> None:
+        self._reject(f"sent a frame over {MAX_FRAME // MB} MB on the protocol pipe and was stopped")
 
     def _eof(self) -> None:
         self._spawn(self._finish())
@@ -303,20 +336,22 @@ class Jail:
         return self.err[len(self.err) - keep:].decode("utf-8", "replace") if keep > 0 else ""
 
     async def _finish(self) -> None:
-        """The frame pipe closed: wait for the jail to go, then say how the REPL ended."""
+        """The REPL ended (the frame pipe closed, or an exit report came): let the jail go, then say how it ended."""
         try:
-            await asyncio.wait_for(self.proc.wait(), 2.0)
+            await asyncio.wait_for(self.proc.wait(), KILL_GRACE)
         except asyncio.TimeoutError:
             await self.kill()
-        drains = [t for t in self.tasks if t is not asyncio.current_task()]
-        if drains:
-            await asyncio.wait(drains, timeout=1.0)
+        if self.drainer is not None:
+            await asyncio.wait((self.drainer,), timeout=1.0)  # the crash report on fd 2
         if not self.ended.done():
             self.ended.set_result(self._cause())
 
     def _cause(self) -> str:
-        if self.lines is not None and self.lines.overflow:
-            return f"sent a frame over {MAX_FRAME // MB} MB on the protocol pipe and was stopped"
+        if self.exit is not None and self.exit.get("cpu_budget"):
+            return (f"was stopped: the jail used its CPU budget of {self.limits.cpu_seconds} s "
+                    "(all its processes and threads together)")
+        if self.bad is not None and self.exit is None:
+            return self.bad
         code = self.proc.returncode if self.proc else None
         if self.exit is not None:
             code = -self.exit["signal"] if "signal" in self.exit else self.exit.get("code")
@@ -335,16 +370,23 @@ class Jail:
         return f"was killed by {name}" + (f" ({note})" if note else "")
 
     async def kill(self) -> None:
-        """Stop the jail and everything in it; nsjail kills and reaps the whole pid namespace on SIGTERM."""
-        if self.proc is not None and self.proc.returncode is None:
+        """Stop the jail and everything in it, in bounded time; safe to call from many places at once."""
+        if self.killer is None:
+            self.killer = asyncio.ensure_future(self._kill())
+        await _uncancellable(self.killer)
+
+    async def _kill(self) -> None:
+        # nsjail kills and reaps the whole pid namespace on SIGTERM; SIGKILL ends nsjail and, with it, its jail's init
+        for sig, seconds in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, REAP_TIMEOUT)):
+            if self.proc is None or self.proc.returncode is not None:
+                break
             try:
-                self.proc.terminate()
-                await _uncancellable(asyncio.wait_for(self.proc.wait(), 2.0))
-            except ProcessLookupError:
-                pass
+                self.proc.send_signal(sig)
+                await asyncio.wait_for(self.proc.wait(), seconds)
+            except ProcessLookupError:  # it ended on its own meanwhile
+                break
             except asyncio.TimeoutError:
-                self.proc.kill()
-                await _uncancellable(self.proc.wait())
+                continue
         for transport in (self.writer, self.reader):
             if transport is not None:
                 transport.close()

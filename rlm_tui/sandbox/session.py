@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlm_tui.sandbox import jail
+from rlm_tui.sandbox import frames, jail
 from rlm_tui.sandbox.jail import Jail, Limits, SandboxError
 
 LlmBatch = Callable[[list[str]], Awaitable[list[str]]]
+MAX_ANSWER_CHARS = 1_000_000  # answer["content"] is cut to this: it is stored after every cell
+MAX_BATCH_PROMPTS = 5_000  # prompts in one llm_batch call
+MAX_BATCH_CHARS = 20_000_000  # characters in one llm_batch call; even escaped, its frame stays under jail.MAX_FRAME
+MAX_ROLLOUT_PROMPTS = 50_000  # prompts over a whole rollout, across restarts
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class Sandbox:
         self._answer = _answer(None)
         self._lock = asyncio.Lock()
         self._closed = False
+        self._prompts = 0  # sent to sub-LLMs by this rollout
 
     @property
     def pid(self) -> int | None:
@@ -133,13 +139,16 @@ class Sandbox:
         self._repl = await self._spawn()
 
     async def _spawn(self) -> Jail:
-        head = {"t": "init", "output_cap": int(self.output_cap), "answer": self._answer}
+        head = {"t": "init", "output_cap": int(self.output_cap), "answer": self._answer,
+                "max_answer_chars": MAX_ANSWER_CHARS, "max_batch_prompts": MAX_BATCH_PROMPTS,
+                "max_batch_chars": MAX_BATCH_CHARS}
         if self._context_is_str:
             head["context_utf8"] = len(self._context)
             init = json.dumps(head).encode() + b"\n" + self._context
         else:
             init = json.dumps(head)[:-1].encode() + b', "context": ' + self._context + b"}\n"
-        repl = Jail(self._on_frame, self.limits, self.nsjail)
+        read = functools.partial(frames.read, cap=int(self.output_cap), answer_cap=MAX_ANSWER_CHARS)
+        repl = Jail(self._on_frame, read, self.limits, self.nsjail)
         await repl.start(init)
         repl.ended.add_done_callback(lambda _: self._on_end(repl))
         return repl
@@ -171,22 +180,36 @@ class Sandbox:
             return
         kind, cell = frame.get("t"), self._cell
         if kind == "result":
-            if cell is not None and frame.get("id") == cell.id:
+            if cell is not None and frame["id"] == cell.id:
                 cell.frame = frame
                 _settle(cell.done, ("result", frame))
         elif kind == "llm_batch":
-            call_id, prompts = frame.get("id"), list(frame.get("prompts") or [])
-            if cell is None:
-                repl.send({"t": "llm_batch_result", "id": call_id,
-                           "error": "llm_batch was called between cells (from a thread that outlived its cell?)"})
-            elif cell.llm is None:
-                repl.send({"t": "llm_batch_result", "id": call_id,
-                           "error": "llm_batch is not available: this REPL was given no sub-LLM to call"})
+            call_id, prompts = frame["id"], frame["prompts"]
+            refused = self._refuse(cell, prompts)
+            if refused:
+                repl.send({"t": "llm_batch_result", "id": call_id, "error": refused})
             else:
+                self._prompts += len(prompts)
                 cell.batch_started()
                 task = asyncio.ensure_future(self._llm_batch(cell.llm, repl, call_id, prompts))
                 cell.tasks.add(task)
                 task.add_done_callback(cell.batch_ended)
+
+    def _refuse(self, cell: _Cell | None, prompts: list[str]) -> str | None:
+        """Why this batch is not run, checked again on the host since the jail can forge a frame; None to run it."""
+        if cell is None:
+            return "llm_batch was called between cells (from a thread that outlived its cell?)"
+        if cell.llm is None:
+            return "llm_batch is not available: this REPL was given no sub-LLM to call"
+        if len(prompts) > MAX_BATCH_PROMPTS:
+            return f"llm_batch got {len(prompts):,} prompts; send at most {MAX_BATCH_PROMPTS:,} per call"
+        chars = sum(map(len, prompts))
+        if chars > MAX_BATCH_CHARS:
+            return f"llm_batch prompts add up to {chars:,} characters; send at most {MAX_BATCH_CHARS:,} per call"
+        if self._prompts + len(prompts) > MAX_ROLLOUT_PROMPTS:
+            return (f"llm_batch refused: this rollout has already sent {self._prompts:,} prompts, the most one rollout "
+                    f"may send is {MAX_ROLLOUT_PROMPTS:,}")
+        return None
 
     async def _llm_batch(self, llm: LlmBatch, repl: Jail, call_id: int, prompts: list[str]) -> None:
         try:
@@ -261,18 +284,18 @@ class Sandbox:
             return self._lost(kind, value, elapsed, crash)
 
     def _result(self, frame: dict, timed_out: bool, lost: str | None) -> CellResult:
-        self._answer = _answer(frame.get("answer", self._answer))
-        stdout, stderr, out = frame.get("stdout", ""), frame.get("stderr", ""), frame.get("out")
-        error, tb = frame.get("error"), frame.get("traceback")
+        """A cell's result from a frame that frames.read has checked."""
+        self._answer = dict(frame["answer"])
+        stdout, stderr, out = frame["stdout"], frame["stderr"], frame["out"]
+        error, tb = frame["error"], frame["traceback"]
         if timed_out:
             error = "timeout"
         shown_error = error if error and error != "timeout" and not (tb and tb.rstrip().endswith(error)) else None
-        output, chars = _join([(stdout, frame.get("stdout_chars", len(stdout))),
-                               (stderr, frame.get("stderr_chars", len(stderr))),
+        output, chars = _join([(stdout, frame["stdout_chars"]), (stderr, frame["stderr_chars"]),
                                (tb or "", len(tb or "")), (shown_error or "", len(shown_error or "")),
-                               (out or "", frame.get("out_chars", len(out or "")))], self.output_cap)
+                               (out or "", frame["out_chars"])], self.output_cap)
         return CellResult(output=output, output_chars=chars, stdout=stdout, stderr=stderr, out=out, error=error,
-                          traceback=tb, elapsed_s=float(frame.get("elapsed_s", 0.0)), answer=dict(self._answer),
+                          traceback=tb, elapsed_s=frame["elapsed_s"], answer=dict(self._answer),
                           restarted=lost is not None, lost=lost)
 
     def _lost(self, kind: str, cause: str | None, elapsed: float, crash: str) -> CellResult:
