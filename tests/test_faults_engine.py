@@ -1,0 +1,142 @@
+"""Faults the engine must survive: a failing rollout, a cancelled run, a stalled run, a store that stops."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
+from rlm_tui import events as ev
+from rlm_tui.engine.clients import OpenAIClient
+from rlm_tui.engine.rollout import RolloutSettings
+from rlm_tui.engine.run import Run, RunConfig
+from rlm_tui.engine.scripted import ScriptedClient
+from rlm_tui.env import load_environment
+from rlm_tui.state import fold
+from rlm_tui.store import EventWriter, get_run, list_rollouts, open_db, read_events
+
+WAIT = 60  # seconds: generous bounds on waits that normally take milliseconds
+
+
+def verbatim(**args):
+    return load_environment("verbatim-copy", {"target_length": "200", **args})
+
+
+def make_run(db, env, client, *, n=1, sinks=(), writer=None, **config):
+    writer = writer or EventWriter(db)
+    writer.start()
+    model = "scripted" if isinstance(client, ScriptedClient) else "fake-root"
+    sub = "scripted" if isinstance(client, ScriptedClient) else "fake-sub"
+    cfg = RunConfig(env=env.name, env_args={k: str(v) for k, v in env.args.items()}, num_examples=n,
+                    rollout=RolloutSettings(model=model, sub_model=sub, timeout=30), **config)
+    return Run(cfg, env, client, [writer.append, *sinks]), writer
+
+
+def execute(run, client):
+    async def main():
+        try:
+            return await run.execute()
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def stored(db, run_id):
+    return fold([e for _, e in read_events(open_db(db), run_id=run_id)], run_id)
+
+
+def test_an_unexpected_exception_fails_its_rollout_and_the_others_go_on(tmp_path):
+    env = verbatim()
+    examples = env.examples(3, 0)
+    user_prompt = env.user_prompt
+
+    def faulty(example, mode):  # an environment bug that hits one example only
+        if example.id == examples[1].id:
+            raise KeyError("no field 'text' in this example")
+        return user_prompt(example, mode)
+
+    env.user_prompt = faulty
+    client = ScriptedClient(env)
+    run, writer = make_run(tmp_path / "t.db", env, client, n=3)
+    state = execute(run, client)
+    writer.close()
+    log = stored(tmp_path / "t.db", run.id)
+    by_example = {r.example_id: r for r in log.rollouts.values()}
+    bad = by_example[examples[1].id]
+    assert (bad.status, bad.stop_reason) == ("failed", "error")
+    assert bad.error == "KeyError: \"no field 'text' in this example\""
+    assert all(by_example[e.id].status == "done" for e in (examples[0], examples[2]))
+    assert state.status == log.status == "failed"
+    assert log.error.startswith("1 of 3 rollouts failed on an engine error; the first: KeyError")
+    assert get_run(tmp_path / "t.db", run.id)["status"] == "failed"
+
+
+def test_the_answer_is_stored_only_when_it_changes(tmp_path):
+    marker = "Q7Z" + "x" * 64
+    cells = ['answer["content"] = "Q7Z" + "x" * 200_000', "a = 1", "b = 2", "c = 3", 'answer["ready"] = True']
+
+    def respond(body):
+        return code_call(cells[root_turn(body)]) if is_root(body) else Reply(content="sub")
+
+    env = verbatim()
+    with FakeOpenAI(respond) as server:
+        client = OpenAIClient(base_url=server.base_url, api_key="test-key", max_retries=0)
+        run, writer = make_run(tmp_path / "t.db", env, client)
+        execute(run, client)
+    writer.close()
+    db = sqlite3.connect(tmp_path / "t.db")
+    copies = db.execute("SELECT kind FROM events WHERE instr(data, ?) > 0 ORDER BY seq", [marker]).fetchall()
+    # set once, made ready once, and the final record: never once per cell
+    assert [k for (k,) in copies] == ["answer_updated", "answer_updated", "rollout_finished"]
+    r = next(iter(stored(tmp_path / "t.db", run.id).rollouts.values()))
+    assert r.answer == {"content": "Q7Z" + "x" * 200_000, "ready": True} and r.repl_calls == 5
+    assert [ready for _, ready, _ in r.answer_history] == [False, True]
+
+
+def test_a_cancelled_run_ends_every_rollout_and_the_run_in_the_store(tmp_path):
+    def respond(body):
+        return code_call("import time; time.sleep(30)") if is_root(body) else Reply(content="sub")
+
+    env = verbatim()
+    with FakeOpenAI(respond) as server:
+        client = OpenAIClient(base_url=server.base_url, api_key="test-key", max_retries=0)
+        cells: asyncio.Queue = asyncio.Queue()
+        run, writer = make_run(tmp_path / "t.db", env, client, n=4, concurrency=2,
+                               sinks=[lambda e: e.kind == "cell_started" and cells.put_nowait(e)])
+
+        async def main():
+            task = asyncio.create_task(run.execute())
+            await asyncio.wait_for(cells.get(), WAIT)  # a cell is in flight in a jail
+            task.cancel()
+            state = await asyncio.wait_for(task, WAIT)
+            await client.close()
+            return state
+
+        state = asyncio.run(main())
+    writer.close()
+    assert state.status == "killed"
+    row = get_run(tmp_path / "t.db", run.id)
+    assert row["status"] == "killed" and "4 of 4 rollouts were cut short" in row["error"]
+    assert {r["status"] for r in list_rollouts(tmp_path / "t.db", run.id)} == {"killed"}
+
+
+def test_a_stalled_run_says_which_rollouts_are_stuck_where(tmp_path, capfd):
+    def respond(body):
+        turn = root_turn(body) if is_root(body) else 0
+        code = "import time; time.sleep(3)" if turn == 0 else 'answer.update(content="x", ready=True)'
+        return code_call(code) if is_root(body) else Reply(content="sub")
+
+    env = verbatim()
+    with FakeOpenAI(respond) as server:
+        client = OpenAIClient(base_url=server.base_url, api_key="test-key", max_retries=0)
+        run, writer = make_run(tmp_path / "t.db", env, client, stall_seconds=0.5)
+        state = execute(run, client)
+    writer.close()
+    stalls = [e for _, e in read_events(tmp_path / "t.db", run_id=run.id) if e.kind == "run_stalled"]
+    assert len(stalls) == 1  # once per stall, not once per check
+    (stuck,) = stalls[0].stuck
+    (rollout_id,) = state.rollouts
+    assert stuck["rollout_id"] == rollout_id and stuck["last_kind"] == "cell_started" and stuck["age_s"] >= 0.5
+    assert state.status == "done"
+    assert f"run {run.id} stalled" in capfd.readouterr().err
