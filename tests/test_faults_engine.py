@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
 
 from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
 from rlm_tui import events as ev
@@ -13,8 +20,9 @@ from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import load_environment
 from rlm_tui.state import fold
-from rlm_tui.store import EventWriter, get_run, list_rollouts, open_db, read_events
+from rlm_tui.store import EventWriter, StoreError, get_run, list_rollouts, list_runs, open_db, read_events
 
+RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 WAIT = 60  # seconds: generous bounds on waits that normally take milliseconds
 
 
@@ -140,3 +148,69 @@ def test_a_stalled_run_says_which_rollouts_are_stuck_where(tmp_path, capfd):
     assert stuck["rollout_id"] == rollout_id and stuck["last_kind"] == "cell_started" and stuck["age_s"] >= 0.5
     assert state.status == "done"
     assert f"run {run.id} stalled" in capfd.readouterr().err
+
+
+class FullDisk(EventWriter):
+    """The real writer on a database that may not grow past `pages` pages: SQLite's own 'disk is full'."""
+
+    def __init__(self, path, pages):
+        super().__init__(path)
+        self.pages = pages
+
+    def _open(self):
+        db = super()._open()
+        db.execute(f"PRAGMA max_page_count = {self.pages}")
+        return db
+
+
+def break_cells(db):
+    with sqlite3.connect(db) as conn:  # a broken schema: every batch holding a cell_finished is refused
+        conn.execute("CREATE TRIGGER no_cells BEFORE INSERT ON events WHEN NEW.kind = 'cell_finished' "
+                     "BEGIN SELECT RAISE(ABORT, 'broken schema'); END")
+
+
+def full_disk(db):
+    pages = open_db(db).execute("PRAGMA page_count").fetchone()[0]
+    return FullDisk(db, pages + 100)  # the queued rows (each with a 20 kB target) fit, the run does not
+
+
+@pytest.mark.parametrize("fault", ["broken_schema", "full_disk"])
+def test_a_store_that_cannot_write_stops_the_run_and_says_what_was_lost(tmp_path, fault):
+    db = tmp_path / "t.db"
+    open_db(db).close()
+    writer = full_disk(db) if fault == "full_disk" else (break_cells(db) or EventWriter(db))
+    env = verbatim(target_length="20000")
+    client = ScriptedClient(env)
+    produced = []
+    stored_first = lambda e: e.kind == "rollout_queued" and e.index == 5 and writer.flush()  # the run's rows fit
+    run, writer = make_run(db, env, client, n=6, concurrency=3, writer=writer, sinks=[produced.append, stored_first])
+    state = execute(run, client)
+    with pytest.raises(StoreError) as exc_info:
+        writer.close()
+    assert state.status == "failed" and "could not be stored" in state.error
+    kept = Counter(e.kind for _, e in read_events(db, run_id=run.id))
+    assert writer.lost == Counter(e.kind for e in produced) - kept and writer.lost["run_finished"] == 1
+    message = " ".join(str(exc_info.value).split())
+    assert message == str(exc_info.value)
+    assert f"{sum(writer.lost.values())} events not stored (" in message
+    assert message.endswith("the run is marked failed")
+    row = get_run(db, run.id)
+    assert row["status"] == "failed" and "events not stored" in row["error"]
+    assert not {r["status"] for r in list_rollouts(db, run.id)} & {"queued", "running"}
+
+
+def rlm_tui(tmp_path, *args, timeout=300):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+    return subprocess.run([RLM_TUI, *args], cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_command_line_says_what_a_broken_store_lost_and_exits_non_zero(tmp_path):
+    open_db(tmp_path / "t.db").close()
+    break_cells(tmp_path / "t.db")
+    proc = rlm_tui(tmp_path, "run", "verbatim-copy", "--headless", "-n", "2", "--db", "t.db")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("rlm-tui: error: writing events to t.db failed: IntegrityError: broken schema; ")
+    assert "events not stored (" in last and last.endswith("the run is marked failed")
+    (run,) = list_runs(tmp_path / "t.db")
+    assert run["status"] == "failed" and "events not stored" in run["error"]
