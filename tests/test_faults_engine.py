@@ -20,7 +20,7 @@ from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import load_environment
 from rlm_tui.state import fold
-from rlm_tui.store import EventWriter, StoreError, get_run, list_rollouts, list_runs, open_db, read_events
+from rlm_tui.store import EventWriter, StoreError, get_run, list_rollouts, list_runs, open_db, read_events, tail_events
 
 RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 WAIT = 60  # seconds: generous bounds on waits that normally take milliseconds
@@ -214,3 +214,43 @@ def test_the_command_line_says_what_a_broken_store_lost_and_exits_non_zero(tmp_p
     assert "events not stored (" in last and last.endswith("the run is marked failed")
     (run,) = list_runs(tmp_path / "t.db")
     assert run["status"] == "failed" and "events not stored" in run["error"]
+
+
+def engine(tmp_path, run_id, *args):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+    return subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "--db", "t.db", "--run-id", run_id, *args],
+                            cwd=tmp_path, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(db, run_id, predicate):
+    """Follow the run's committed events until one satisfies `predicate`."""
+    for batch in tail_events(db, run_id=run_id, poll=0.02):
+        for _, e in batch:
+            if predicate(e):
+                return e
+    raise AssertionError("the run ended before the awaited event")
+
+
+def test_a_killed_run_resumes_in_the_same_run_without_redoing_what_finished(tmp_path):
+    db = tmp_path / "t.db"
+    open_db(db).close()  # there to follow before the engine writes to it
+    proc = engine(tmp_path, "resumed-run", "-n", "4", "--concurrency", "1", "--scripted-delay", "0.2",
+                  "--env-arg", "target_length=300")
+    try:
+        first = wait_for(db, "resumed-run", lambda e: e.kind == "rollout_finished")
+    finally:
+        proc.kill()
+        proc.wait(WAIT)
+    assert get_run(db, "resumed-run")["status"] == "interrupted"
+    proc = rlm_tui(tmp_path, "resume", "resumed", "--db", "t.db")
+    assert proc.returncode == 0, proc.stderr
+    run = get_run(db, "resumed-run")
+    assert (run["status"], run["rollouts"], run["done"], run["mean_reward"]) == ("done", 4, 4, 1.0)
+    events = [e for _, e in read_events(db, run_id="resumed-run")]
+    finished = Counter(e.rollout_id for e in events if e.kind == "rollout_finished")
+    assert finished[first.rollout_id] == 1 and len(finished) == 4  # the finished one was not run again
+    log = fold(events, "resumed-run")
+    assert all(r.status == "done" and len(r.turns) >= 1 for r in log.rollouts.values())
+    exported = rlm_tui(tmp_path, "export", "resumed-run", "--db", "t.db").stdout.splitlines()
+    assert len(exported) == 4
+    assert rlm_tui(tmp_path, "resume", "resumed-run", "--db", "t.db").stderr.strip().endswith("nothing to resume")

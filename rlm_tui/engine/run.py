@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from rlm_tui import events as ev
@@ -14,6 +14,7 @@ from rlm_tui.engine.clients import ModelClient
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
 from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings, one_line
 from rlm_tui.env import Environment
+from rlm_tui.sandbox import Limits
 from rlm_tui.state import RunState
 
 Sink = Callable[[ev.Event], None]
@@ -42,15 +43,33 @@ class RunConfig:
     def describe(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The config a stored run_started recorded (unknown keys from a newer writer are dropped)."""
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        rollout = {k: v for k, v in data.get("rollout", {}).items() if k in {f.name for f in fields(RolloutSettings)}}
+        limits = {k: v for k, v in rollout.get("limits", {}).items() if k in {f.name for f in fields(Limits)}}
+        rollout["limits"] = Limits(**limits)
+        data["rollout"] = RolloutSettings(**rollout)
+        if data.get("example_ids") is not None:
+            data["example_ids"] = tuple(data["example_ids"])
+        return cls(**data)
+
 
 class Run:
     """Owns the RunState it folds from its own events, and fans each event out to the sinks."""
 
     def __init__(self, config: RunConfig, env: Environment, client: Any, sinks: list[Sink],
-                 commands: CommandSource | None = None, run_id: str | None = None) -> None:
+                 commands: CommandSource | None = None, run_id: str | None = None,
+                 history: list[ev.Event] | None = None) -> None:
+        """`history`: the stored events of the run `run_id`, to resume it: its unfinished rollouts run again."""
         self.config, self.env, self.client, self.sinks, self.commands = config, env, client, sinks, commands
         self.id = run_id or ev.new_id()
         self.state = RunState(id=self.id)
+        for event in history or ():
+            self.state.apply(event)
+        self.resumed = bool(history)
         self.error: str | None = None
         self.controls: dict[str, RolloutControl] = {}
         self.tasks: dict[str, asyncio.Task] = {}
@@ -81,15 +100,22 @@ class Run:
         examples = self.env.examples(c.num_examples, c.seed)
         if c.example_ids is not None:
             examples = [e for e in examples if e.id in set(c.example_ids)]
+        earlier = {r.example_id: r for r in self.state.rollouts.values()}
+        examples = [e for e in examples if e.id not in earlier or earlier[e.id].status != "done"]
+        total = len(set(earlier) | {e.id for e in examples})
         self.emit(ev.RunStarted(run_id=self.id, env=c.env, mode=s.mode, model=s.model, sub_model=s.sub_model,
-                                num_rollouts=len(examples), config=c.describe()))
+                                num_rollouts=total, config=c.describe()))
         rollouts = []
-        for index, example in enumerate(examples):
-            queued = ev.RolloutQueued(run_id=self.id, rollout_id=ev.new_id(), index=index, example_id=example.id,
-                                      info=example.info, target=example.target)
-            self.emit(queued)
-            rollouts.append((queued.rollout_id, example))
-            self.controls[queued.rollout_id] = RolloutControl()
+        for example in examples:
+            if example.id in earlier:  # resumed: the same rollout starts again
+                rollout_id = earlier[example.id].id
+            else:
+                queued = ev.RolloutQueued(run_id=self.id, rollout_id=ev.new_id(), index=len(self.state.rollouts),
+                                          example_id=example.id, info=example.info, target=example.target)
+                self.emit(queued)
+                rollout_id = queued.rollout_id
+            rollouts.append((rollout_id, example))
+            self.controls[rollout_id] = RolloutControl()
         semaphore = asyncio.Semaphore(c.concurrency)
         self.tasks = {rid: asyncio.create_task(self._one(semaphore, rid, ex)) for rid, ex in rollouts}
         helpers = [asyncio.create_task(self._watch())] + ([asyncio.create_task(self._poll())] if self.commands else [])
