@@ -8,9 +8,11 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
 from rlm_tui import events as ev
@@ -254,3 +256,102 @@ def test_a_killed_run_resumes_in_the_same_run_without_redoing_what_finished(tmp_
     exported = rlm_tui(tmp_path, "export", "resumed-run", "--db", "t.db").stdout.splitlines()
     assert len(exported) == 4
     assert rlm_tui(tmp_path, "resume", "resumed-run", "--db", "t.db").stderr.strip().endswith("nothing to resume")
+
+
+# --- SIGKILL at several moments, and databases that are not what they should be -----------------
+
+ENGINE_ARGS = ("-n", "6", "--concurrency", "3", "--scripted-delay", "0.05", "--env-arg", "target_length=300")
+def nth(kind, n):
+    seen = Counter()
+
+    def predicate(e):
+        seen[e.kind] += 1
+        return e.kind == kind and seen[kind] == n
+
+    return predicate
+
+
+MOMENTS = {  # when to kill, as a predicate on the stream of committed events
+    "start-up": lambda: nth("rollout_queued", 1),
+    "mid-run": lambda: nth("sub_call_started", 1),  # cells and a batch in flight
+    "final writes": lambda: nth("rollout_finished", 6),  # the last rollout's end, the run's end about to follow
+}
+
+
+@pytest.fixture(scope="module")
+def complete(tmp_path_factory):
+    """The events of an unkilled run of the same examples, per example: what a killed run is measured against."""
+    where = tmp_path_factory.mktemp("complete")
+    proc = engine(where, "complete", *ENGINE_ARGS)
+    assert proc.wait(300) == 0, proc.stderr.read()
+    return per_example(where / "t.db", "complete")
+
+
+def per_example(db, run_id):
+    events = [e for _, e in read_events(db, run_id=run_id)]
+    examples = {e.rollout_id: e.example_id for e in events if e.kind == "rollout_queued"}
+    out: dict[str, Counter] = {}
+    for e in events:
+        out.setdefault(examples.get(e.rollout_id, "run"), Counter())[e.kind] += 1
+    return out
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_an_engine_killed_at_any_moment_leaves_a_whole_file_with_no_holes(tmp_path, moment, complete):
+    db = tmp_path / "t.db"
+    open_db(db).close()
+    proc = engine(tmp_path, "killed", *ENGINE_ARGS)
+    try:
+        wait_for(db, "killed", MOMENTS[moment]())
+    finally:
+        proc.kill()
+        proc.wait(WAIT)
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    events = [e for _, e in read_events(db, run_id="killed")]
+    ids = {e.id for e in events}
+    assert all(e.parent_id in ids for e in events if e.parent_id)  # what is stored is a prefix: no holes
+    stored = per_example(db, "killed")
+    for example, kinds in stored.items():
+        if example == "run":
+            continue
+        assert not kinds - complete[example], example  # nothing stored that a complete run does not store
+        if kinds["rollout_finished"]:
+            assert kinds == complete[example], example  # a finished rollout lost nothing
+    lost = sum(sum(c.values()) for c in complete.values()) - len(events)
+    print(f"SIGKILL at {moment}: {len(events)} events stored, {lost} fewer than a complete run")
+    # the kill may land just after the run's last commit: then nothing at all is lost
+    assert get_run(db, "killed")["status"] == "interrupted" or stored == complete
+
+
+def test_a_corrupt_file_or_a_directory_as_db_fails_in_one_line(tmp_path):
+    (tmp_path / "corrupt.db").write_bytes(b"SQLite format 3\x00" + b"\x13" * 8000)
+    (tmp_path / "dir.db").mkdir()
+    for db in ("corrupt.db", "dir.db"):
+        proc = rlm_tui(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--db", db)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        (line,) = [l for l in proc.stderr.splitlines() if l.startswith("rlm-tui: error:")]
+        assert db in line
+
+
+def test_an_old_schema_is_migrated_and_the_run_works(tmp_path):
+    from rlm_tui.store.schema import MIGRATIONS, MIGRATIONS_TABLE
+
+    with closing(sqlite_utils.Database(tmp_path / "old.db")) as db:
+        for fn in MIGRATIONS[:2]:  # a database from before commands and grids
+            fn(db)
+            db[MIGRATIONS_TABLE].insert({"name": fn.__name__, "applied_at": "2026-01-01"})
+    proc = rlm_tui(tmp_path, "run", "verbatim-copy", "--headless", "-n", "2", "--db", "old.db")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = list_runs(tmp_path / "old.db")
+    assert (run["status"], run["done"]) == ("done", 2)
+
+
+def test_two_engines_on_one_database_both_store_everything(tmp_path, complete):
+    open_db(tmp_path / "t.db").close()
+    procs = [engine(tmp_path, run_id, *ENGINE_ARGS) for run_id in ("one", "two")]
+    for proc in procs:
+        assert proc.wait(300) == 0, proc.stderr.read()
+    for run_id in ("one", "two"):
+        assert per_example(tmp_path / "t.db", run_id) == complete
+        assert get_run(tmp_path / "t.db", run_id)["status"] == "done"
