@@ -343,7 +343,10 @@ class Jail:
             except ProcessLookupError:
                 pass
             except asyncio.TimeoutError:
-                self.proc.kill()
+                try:
+                    self.proc.kill()
+                except ProcessLookupError:  # it exited just after the wait gave up: nothing left to kill
+                    pass
                 await _uncancellable(self.proc.wait())
         for transport in (self.writer, self.reader):
             if transport is not None:
