@@ -355,3 +355,19 @@ def test_two_engines_on_one_database_both_store_everything(tmp_path, complete):
     for run_id in ("one", "two"):
         assert per_example(tmp_path / "t.db", run_id) == complete
         assert get_run(tmp_path / "t.db", run_id)["status"] == "done"
+
+
+def test_a_read_only_database_refuses_a_run_in_one_line(tmp_path):
+    assert rlm_tui(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--db", "ro.db").returncode == 0
+    where = tmp_path / "mnt"
+    where.mkdir()
+    subprocess.run(["mount", "--bind", str(tmp_path), str(where)], check=True)  # root writes anything else
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(where)], check=True)
+        proc = rlm_tui(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--db", str(where / "ro.db"))
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [l for l in proc.stderr.splitlines() if l.startswith("rlm-tui: error:")]
+    assert "ro.db" in line
+    assert len(list_runs(tmp_path / "ro.db")) == 1
