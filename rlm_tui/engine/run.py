@@ -137,9 +137,13 @@ class Run:
                     status, self.error = "killed", "the run was stopped"
             if self.store_error is not None:
                 status, self.error = "failed", self.store_error
-            elif status == "done":
+            cut = self._close_unfinished(status)  # none when every rollout ran to its end
+            if status == "done":
                 status, self.error = self._outcome()
-            self._close_unfinished(status)
+            else:
+                failed = sum(r.status == "failed" for r in self.state.rollouts.values())
+                self.error = (f"{self.error}; of {len(self.state.rollouts)} rollouts {failed} failed and {cut} "
+                              "were cut short")
             self.emit(ev.RunFinished(run_id=self.id, status=status, error=self.error))
         return self.state
 
@@ -253,10 +257,9 @@ class Run:
             print(f"rlm-tui: run {self.id} stalled: no event for {idle:.0f}s; {len(stuck)} rollouts unfinished: "
                   f"{shown}{more}", file=sys.stderr, flush=True)
 
-    def _close_unfinished(self, status: str) -> None:
+    def _close_unfinished(self, status: str) -> int:
         """Rollouts cut short by a failed or stopped run still end in the log, with their answer so far."""
         unfinished = [r.id for r in self.state.rollouts.values() if r.status in ("queued", "running")]
         for rollout_id in unfinished:
             self._end(rollout_id, "killed", "killed" if status == "killed" else "error", self.error)
-        if unfinished:
-            self.error = f"{self.error}; {len(unfinished)} of {len(self.state.rollouts)} rollouts were cut short"
+        return len(unfinished)

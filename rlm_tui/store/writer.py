@@ -107,6 +107,7 @@ class EventWriter:
         self._lost_rollouts: set[str] = set()
         self._runs: set[str] = set()
         self._marked: str | None = None  # what became of marking the runs failed
+        self._loss_lock = threading.Lock()  # both append() and the writing thread count losses
         # deque.append is atomic, so append() needs no lock; items are events, flush markers or _STOP
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
@@ -177,11 +178,12 @@ class EventWriter:
         return f"{self._failure}; {sum(self.lost.values())} events not stored ({kinds}){where}"
 
     def _lose(self, events: list[Any]) -> None:
-        for e in events:
-            if isinstance(e, Event):
-                self.lost[e.kind] += 1
-                if e.rollout_id is not None:
-                    self._lost_rollouts.add(e.rollout_id)
+        with self._loss_lock:
+            for e in events:
+                if isinstance(e, Event):
+                    self.lost[e.kind] += 1
+                    if e.rollout_id is not None:
+                        self._lost_rollouts.add(e.rollout_id)
 
     def _raise_unreported(self) -> None:
         # each failure is raised once, so a close() after a failed flush() does not repeat it
