@@ -15,7 +15,6 @@ import pytest
 import sqlite_utils
 
 from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
-from rlm_tui import events as ev
 from rlm_tui.engine.clients import OpenAIClient
 from rlm_tui.engine.rollout import RolloutSettings
 from rlm_tui.engine.run import Run, RunConfig
