@@ -386,3 +386,19 @@ def test_a_sandbox_that_cannot_start_at_all_ends_the_run_in_one_line(tmp_path, m
     assert state.status == "failed" and state.error.startswith("could not start the nsjail sandbox: no nsjail binary")
     assert state.error.endswith("; of 4 rollouts 4 failed and 0 were cut short")  # none got further than its start
     assert {r["status"] for r in list_rollouts(tmp_path / "t.db", run.id)} == {"failed"}
+
+
+def test_a_sandbox_that_fails_to_start_once_others_did_fails_only_its_rollout(tmp_path, monkeypatch):
+    def lose_nsjail(e):  # the binary goes away once the first rollout is up
+        if e.kind == "model_call_started":
+            monkeypatch.setenv("RLM_TUI_NSJAIL", "/nonexistent/nsjail")
+
+    env = verbatim()
+    client = ScriptedClient(env)
+    run, writer = make_run(tmp_path / "t.db", env, client, n=3, concurrency=1, sinks=[lose_nsjail])
+    state = execute(run, client)
+    writer.close()
+    statuses = sorted((r.index, r.status) for r in stored(tmp_path / "t.db", run.id).rollouts.values())
+    assert statuses == [(0, "done"), (1, "failed"), (2, "failed")]
+    assert state.status == "failed"
+    assert state.error.startswith("2 of 3 rollouts failed on an engine error; the first: could not start the nsjail")
