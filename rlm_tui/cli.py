@@ -119,10 +119,11 @@ def build_parser() -> Parser:
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                         help="jsonl: one object per rollout; csv: one row per rollout, every metric a column")
     export.add_argument("-o", "--out", help="file to write (default: stdout)")
-    from rlm_tui import ablate
+    from rlm_tui import ablate, resume
     from rlm_tui.report import render
 
     ablate.add_parser(sub, common, _positive_int, _memory)
+    resume.add_parser(sub, common)
     render.add_parser(sub, common)
     return parser
 
@@ -363,7 +364,7 @@ def _lazy(module: str, name: str):
 
 COMMANDS = {"run": cmd_run, "runs": cmd_runs, "envs": cmd_envs, "show": cmd_show, "export": cmd_export,
             "attach": _lazy("rlm_tui.tui.launch", "cmd_attach"), "replay": _lazy("rlm_tui.tui.launch", "cmd_replay"),
-            "ablate": _lazy("rlm_tui.ablate", "cmd_ablate"),
+            "ablate": _lazy("rlm_tui.ablate", "cmd_ablate"), "resume": _lazy("rlm_tui.resume", "cmd_resume"),
             "report": _lazy("rlm_tui.report.render", "cmd_report")}
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ class RunFinished(Event):
     error: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunStalled(Event):
+    """No event for `idle_s` seconds: each unfinished rollout with the kind and age of its last event."""
+
+    kind: ClassVar[str] = "run_stalled"
+    idle_s: float
+    stuck: list[dict[str, Any]] = field(default_factory=list)  # {rollout_id, last_kind, age_s}
+
+
 # --- rollouts -------------------------------------------------------------------------------
 
 
@@ -244,7 +253,7 @@ class RolloutPaused(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
-        RunStarted, RunFinished, RolloutQueued, RolloutStarted, RolloutFinished,
+        RunStarted, RunFinished, RunStalled, RolloutQueued, RolloutStarted, RolloutFinished,
         ModelCallStarted, ModelCallFinished, CellStarted, CellFinished, AnswerUpdated,
         SandboxRestarted, SubBatchStarted, SubBatchFinished, SubCallStarted, SubCallFinished,
         ToolCalled, OperatorAction, RolloutPaused,

@@ -301,6 +301,11 @@ class RunState:
             rollout = self.rollouts.get(e.rollout_id)
             if rollout is None:
                 rollout = self.rollouts[e.rollout_id] = RolloutState(id=e.rollout_id)
+            elif isinstance(e, ev.RolloutStarted) and rollout.status != "queued":
+                # a resumed run starts an unfinished rollout again; the earlier attempt stays in the log only
+                rollout = self.rollouts[e.rollout_id] = RolloutState(
+                    id=rollout.id, index=rollout.index, example_id=rollout.example_id, info=rollout.info,
+                    target=rollout.target)
             rollout.apply(e)
 
     @property

@@ -264,7 +264,10 @@ def test_a_write_failure_is_reported_once_by_flush(writer, db_path):
     assert "no such table: events" in one_line(exc_info)
     assert "no such table: events" in writer.last_error
     writer.flush()
-    writer.close()
+    with pytest.raises(StoreError) as exc_info:  # closing says the whole loss, and that the run row says it too
+        writer.close()
+    assert "1 events not stored (sub_call_started 1); the run is marked failed" in one_line(exc_info)
+    assert get_run(db_path, "run-1")["status"] == "failed"
 
 
 def test_unknown_kinds_from_a_newer_writer_are_skipped(writer, db_path):

@@ -31,7 +31,13 @@ class RolloutSettings:
 
 
 class FatalRunError(Exception):
-    """A failure that stops the whole run (the sandbox cannot start, say); the message is one line."""
+    """A failure that stops the whole run (no sandbox can start at all); the message is one line."""
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """An unexpected exception as one line: its type and message."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 class _Stop(Exception):
@@ -43,12 +49,15 @@ class _Stop(Exception):
 class Rollout:
     def __init__(self, *, run_id: str, rollout_id: str, example: Example, env: Environment, client: ModelClient,
                  settings: RolloutSettings, emit: Callable[[ev.Event], None], metrics: Callable[[], dict[str, Any]],
-                 control: RolloutControl | None = None, state: Callable[[], Any] = lambda: None) -> None:
+                 control: RolloutControl | None = None, state: Callable[[], Any] = lambda: None,
+                 sandbox_started: Callable[[], bool] = lambda: True) -> None:
         self.run_id, self.id, self.example, self.env = run_id, rollout_id, example, env
         self.client, self.settings, self._emit, self._metrics = client, settings, emit, metrics
         self.control = control or RolloutControl()
         self.subs: SubLLMs | None = None
         self._state = state
+        self._sandbox_started = sandbox_started  # whether any sandbox of the run has started yet
+        self.engine_error = False  # ended on an unexpected exception, not on the model or the operator
         self.answer: dict[str, Any] = {"content": "", "ready": False}
         self.turn = 0
 
@@ -67,9 +76,14 @@ class Rollout:
                 await self._rlm_loop()
         except _Stop as stop:
             status, reason, error = stop.status, stop.reason, stop.error
+        except FatalRunError:
+            raise
         except SandboxError as exc:
-            await self._finish("failed", "error", str(exc))
-            raise FatalRunError(str(exc)) from None
+            status, reason, error = "failed", "error", " ".join(str(exc).split())
+            self.engine_error = True
+        except Exception as exc:  # a bug or a bad input in this rollout fails it, never the other rollouts
+            status, reason, error = "failed", "error", one_line(exc)
+            self.engine_error = True
         await self._finish(status, reason, error)
 
     async def _finish(self, status: str, reason: str, error: str | None) -> None:
@@ -121,7 +135,7 @@ class Rollout:
             sandbox = None
             if python:
                 sandbox = await stack.enter_async_context(self._sandbox())
-                await sandbox.start(answer=self.answer)
+                await self._start(sandbox)
             while True:
                 await self._checkpoint(messages, sandbox)
                 reply, call_id = await self._call_model(messages, schemas or None)
@@ -139,6 +153,16 @@ class Rollout:
     def _sandbox(self) -> Sandbox:
         s = self.settings
         return Sandbox(limits=s.limits, timeout=s.timeout, output_cap=s.output_cap)
+
+    async def _start(self, sandbox: Sandbox, context: Any = None) -> None:
+        try:
+            await sandbox.start(context=context, answer=self.answer)
+        except SandboxError as exc:
+            if not self._sandbox_started():  # the first start fails: no rollout of this run can have a REPL
+                self.engine_error = True
+                await self._finish("failed", "error", str(exc))
+                raise FatalRunError(str(exc)) from None
+            raise
 
     # --- rlm modes ----------------------------------------------------------------------------
 
@@ -158,7 +182,7 @@ class Rollout:
                             emit=self._emit, run_id=self.run_id, rollout_id=self.id)
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         async with self._sandbox() as sandbox:
-            await sandbox.start(context=context, answer=self.answer)
+            await self._start(sandbox, context=context)
             while not self.answer["ready"]:
                 await self._checkpoint(messages, sandbox)
                 if self.answer["ready"]:
@@ -223,7 +247,7 @@ class Rollout:
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source="operator")
         note = "there is no REPL in llm mode"
         self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=note, shown=note, output_chars=len(note),
-                  truncated=False, elapsed_s=0.0, error=note, answer=dict(self.answer), source="operator")
+                  truncated=False, elapsed_s=0.0, error=note, source="operator")
 
     # --- cells --------------------------------------------------------------------------------
 
@@ -247,7 +271,7 @@ class Rollout:
         shown, truncated = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
         self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=result.output, shown=shown,
                   output_chars=result.output_chars, truncated=truncated, elapsed_s=result.elapsed_s,
-                  error=result.error, answer=dict(result.answer), source=source)
+                  error=result.error, source=source)
         if result.restarted:
             reason = "timeout" if result.error and result.error.startswith("timeout") else "crash"
             self.emit(ev.SandboxRestarted, parent_id=started.id, reason=reason, lost=result.lost or "")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import ModelClient
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
-from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings
+from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings, one_line
 from rlm_tui.env import Environment
+from rlm_tui.sandbox import Limits
 from rlm_tui.state import RunState
 
 Sink = Callable[[ev.Event], None]
@@ -32,47 +34,91 @@ class RunConfig:
     example_ids: tuple[str, ...] | None = None  # run only these examples (a resumed grid cell)
     grid: str | None = None  # the grid (rlm-tui ablate) this run belongs to
     cell: dict[str, Any] | None = None  # its cell in that grid
+    stall_seconds: float | None = None  # no event for this long is a stall; None: twice the cell timeout + 60 s
+
+    @property
+    def stall_after(self) -> float:
+        return self.stall_seconds if self.stall_seconds is not None else 2 * self.rollout.timeout + 60
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The config a stored run_started recorded (unknown keys from a newer writer are dropped)."""
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        rollout = {k: v for k, v in data.get("rollout", {}).items() if k in {f.name for f in fields(RolloutSettings)}}
+        limits = {k: v for k, v in rollout.get("limits", {}).items() if k in {f.name for f in fields(Limits)}}
+        rollout["limits"] = Limits(**limits)
+        data["rollout"] = RolloutSettings(**rollout)
+        if data.get("example_ids") is not None:
+            data["example_ids"] = tuple(data["example_ids"])
+        return cls(**data)
 
 
 class Run:
     """Owns the RunState it folds from its own events, and fans each event out to the sinks."""
 
     def __init__(self, config: RunConfig, env: Environment, client: Any, sinks: list[Sink],
-                 commands: CommandSource | None = None, run_id: str | None = None) -> None:
+                 commands: CommandSource | None = None, run_id: str | None = None,
+                 history: list[ev.Event] | None = None) -> None:
+        """`history`: the stored events of the run `run_id`, to resume it: its unfinished rollouts run again."""
         self.config, self.env, self.client, self.sinks, self.commands = config, env, client, sinks, commands
         self.id = run_id or ev.new_id()
         self.state = RunState(id=self.id)
+        for event in history or ():
+            self.state.apply(event)
+        self.resumed = bool(history)
         self.error: str | None = None
         self.controls: dict[str, RolloutControl] = {}
         self.tasks: dict[str, asyncio.Task] = {}
         self.killed: set[str] = set()
         self.paused = False
+        self.sandbox_started = False  # a rollout got past start-up: a later start failure is that rollout's alone
+        self.engine_errors: set[str] = set()  # rollouts that ended on an unexpected exception
+        self.store_error: str | None = None  # the store stopped taking events: the run stops
+        self.last_event: dict[str, tuple[str, float]] = {}  # rollout id -> (kind, ts) of its latest event
+        self.last_ts = time.time()
 
     def emit(self, event: ev.Event) -> None:
         self.state.apply(event)
+        if event.kind != "run_stalled":  # saying a run stalled is no sign of life
+            self.last_ts = event.ts
+        if event.rollout_id is not None:
+            self.last_event[event.rollout_id] = (event.kind, event.ts)
+            if event.kind == "model_call_started":  # a rollout asks its model only once its sandbox is up
+                self.sandbox_started = True
         for sink in self.sinks:
-            sink(event)
+            try:
+                sink(event)
+            except Exception as exc:  # the store (or another sink) lost this event: the run cannot go on unrecorded
+                self._stop_on_store_error(str(exc) or one_line(exc))
 
     async def execute(self) -> RunState:
         c, s = self.config, self.config.rollout
         examples = self.env.examples(c.num_examples, c.seed)
         if c.example_ids is not None:
             examples = [e for e in examples if e.id in set(c.example_ids)]
+        earlier = {r.example_id: r for r in self.state.rollouts.values()}
+        examples = [e for e in examples if e.id not in earlier or earlier[e.id].status != "done"]
+        total = len(set(earlier) | {e.id for e in examples})
         self.emit(ev.RunStarted(run_id=self.id, env=c.env, mode=s.mode, model=s.model, sub_model=s.sub_model,
-                                num_rollouts=len(examples), config=c.describe()))
+                                num_rollouts=total, config=c.describe()))
         rollouts = []
-        for index, example in enumerate(examples):
-            queued = ev.RolloutQueued(run_id=self.id, rollout_id=ev.new_id(), index=index, example_id=example.id,
-                                      info=example.info, target=example.target)
-            self.emit(queued)
-            rollouts.append((queued.rollout_id, example))
-            self.controls[queued.rollout_id] = RolloutControl()
+        for example in examples:
+            if example.id in earlier:  # resumed: the same rollout starts again
+                rollout_id = earlier[example.id].id
+            else:
+                queued = ev.RolloutQueued(run_id=self.id, rollout_id=ev.new_id(), index=len(self.state.rollouts),
+                                          example_id=example.id, info=example.info, target=example.target)
+                self.emit(queued)
+                rollout_id = queued.rollout_id
+            rollouts.append((rollout_id, example))
+            self.controls[rollout_id] = RolloutControl()
         semaphore = asyncio.Semaphore(c.concurrency)
         self.tasks = {rid: asyncio.create_task(self._one(semaphore, rid, ex)) for rid, ex in rollouts}
-        poller = asyncio.create_task(self._poll()) if self.commands else None
+        helpers = [asyncio.create_task(self._watch())] + ([asyncio.create_task(self._poll())] if self.commands else [])
         status = "done"
         try:
             await asyncio.gather(*self.tasks.values())
@@ -81,16 +127,35 @@ class Run:
         except asyncio.CancelledError:
             status, self.error = "killed", "the run was stopped"
         finally:
-            if poller:
-                poller.cancel()
-            for task in self.tasks.values():
+            for task in helpers + list(self.tasks.values()):
                 task.cancel()
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-            if status == "done" and self.killed and len(self.killed) == len(self.tasks):
-                status = "killed"
-            self._close_unfinished(status)
+            ending = asyncio.gather(*helpers, *self.tasks.values(), return_exceptions=True)
+            while not ending.done():  # a second cancellation (another ctrl+c) must not skip the final rows below
+                try:
+                    await asyncio.shield(ending)
+                except asyncio.CancelledError:
+                    status, self.error = "killed", "the run was stopped"
+            if self.store_error is not None:
+                status, self.error = "failed", self.store_error
+            cut = self._close_unfinished(status)  # none when every rollout ran to its end
+            if status == "done":
+                status, self.error = self._outcome()
+            else:
+                failed = sum(r.status == "failed" for r in self.state.rollouts.values())
+                self.error = (f"{self.error}; of {len(self.state.rollouts)} rollouts {failed} failed and {cut} "
+                              "were cut short")
             self.emit(ev.RunFinished(run_id=self.id, status=status, error=self.error))
         return self.state
+
+    def _outcome(self) -> tuple[str, str | None]:
+        """The status of a run whose rollouts all ended: failed when the engine failed any of them."""
+        total = len(self.tasks)
+        if self.killed and len(self.killed) == total:
+            return "killed", None
+        failed = [r for r in self.state.rollouts.values() if r.status == "failed" and r.id in self.engine_errors]
+        if not failed:
+            return "done", None
+        return "failed", f"{len(failed)} of {total} rollouts failed on an engine error; the first: {failed[0].error}"
 
     def submit(self, command: Command) -> None:
         """Apply an operator command; call it from the engine's own event loop."""
@@ -134,27 +199,67 @@ class Run:
             await asyncio.sleep(POLL_SECONDS)
 
     async def _one(self, semaphore: asyncio.Semaphore, rollout_id: str, example: Any) -> None:
+        if self.store_error is not None:
+            return  # the store failed before this rollout was scheduled
         try:
             async with semaphore:
                 client: ModelClient = self.client.for_rollout(example, self.config.rollout.mode)
                 rollout = Rollout(run_id=self.id, rollout_id=rollout_id, example=example, env=self.env,
                                   client=client, settings=self.config.rollout, emit=self.emit,
                                   control=self.controls[rollout_id], state=lambda: self.state.rollouts[rollout_id],
-                                  metrics=lambda: self.state.rollouts[rollout_id].metrics(time.time()))
-                await rollout.run()
+                                  metrics=lambda: self.state.rollouts[rollout_id].metrics(time.time()),
+                                  sandbox_started=lambda: self.sandbox_started)
+                try:
+                    await rollout.run()
+                finally:
+                    if rollout.engine_error:
+                        self.engine_errors.add(rollout_id)
         except asyncio.CancelledError:
-            if rollout_id not in self.killed:
+            if rollout_id in self.killed:
+                self._end(rollout_id, "killed", "killed", "killed by the operator")
+            elif self.store_error is None:
                 raise
-            state = self.state.rollouts[rollout_id]
-            self.emit(ev.RolloutFinished(run_id=self.id, rollout_id=rollout_id, status="killed", stop_reason="killed",
-                                         answer=dict(state.answer), reward=None, metrics=state.metrics(time.time()),
-                                         error="killed by the operator"))
+        except FatalRunError:
+            raise
+        except Exception as exc:  # outside the rollout's own loop (its client, its final event): still this one only
+            self.engine_errors.add(rollout_id)
+            self._end(rollout_id, "failed", "error", one_line(exc))
 
-    def _close_unfinished(self, status: str) -> None:
+    def _end(self, rollout_id: str, status: str, reason: str, error: str | None) -> None:
+        state = self.state.rollouts[rollout_id]
+        if state.status in ("queued", "running"):
+            self.emit(ev.RolloutFinished(run_id=self.id, rollout_id=rollout_id, status=status, stop_reason=reason,
+                                         answer=dict(state.answer), reward=None, metrics=state.metrics(time.time()),
+                                         error=error))
+
+    def _stop_on_store_error(self, error: str) -> None:
+        """Events can no longer be stored: stop every rollout; the writer says what was lost."""
+        if self.store_error is None:
+            self.store_error = f"the run stopped because its events could not be stored: {error}"
+            for task in self.tasks.values():
+                task.cancel()
+
+    async def _watch(self) -> None:
+        """Say so, once per stall, when no event has come for `stall_after` seconds."""
+        after, reported = self.config.stall_after, None
+        while True:
+            await asyncio.sleep(min(after / 4, 5.0))
+            idle = time.time() - self.last_ts
+            if idle < after or reported == self.last_ts:
+                continue
+            reported, now = self.last_ts, time.time()
+            stuck = [{"rollout_id": r.id, "last_kind": self.last_event.get(r.id, ("rollout_queued", now))[0],
+                      "age_s": round(now - self.last_event.get(r.id, ("", now))[1], 1)}
+                     for r in self.state.rollouts.values() if r.status in ("queued", "running")]
+            self.emit(ev.RunStalled(run_id=self.id, idle_s=round(idle, 1), stuck=stuck))
+            shown = ", ".join(f"{s['rollout_id']} after {s['last_kind']} {s['age_s']:g}s ago" for s in stuck[:5])
+            more = f" and {len(stuck) - 5} more" if len(stuck) > 5 else ""
+            print(f"rlm-tui: run {self.id} stalled: no event for {idle:.0f}s; {len(stuck)} rollouts unfinished: "
+                  f"{shown}{more}", file=sys.stderr, flush=True)
+
+    def _close_unfinished(self, status: str) -> int:
         """Rollouts cut short by a failed or stopped run still end in the log, with their answer so far."""
-        for rollout in self.state.rollouts.values():
-            if rollout.status in ("queued", "running"):
-                self.emit(ev.RolloutFinished(run_id=self.id, rollout_id=rollout.id, status="killed",
-                                             stop_reason="killed" if status == "killed" else "error",
-                                             answer=dict(rollout.answer), reward=None,
-                                             metrics=rollout.metrics(time.time()), error=self.error))
+        unfinished = [r.id for r in self.state.rollouts.values() if r.status in ("queued", "running")]
+        for rollout_id in unfinished:
+            self._end(rollout_id, "killed", "killed" if status == "killed" else "error", self.error)
+        return len(unfinished)

@@ -8,7 +8,8 @@ import math
 import os
 import socket
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,11 @@ from rlm_tui.events import Event
 
 from .schema import StoreError, open_db
 
+_MARK_FAILED = (
+    "UPDATE runs SET status = 'failed', error = ?, finished = coalesce(finished, ?) WHERE id = ?",
+    "UPDATE rollouts SET status = 'failed', stop_reason = 'error', error = ?, finished = coalesce(finished, ?)"
+    " WHERE run_id = ? AND status IN ('queued', 'running')",
+)
 _INSERT_EVENT = "INSERT INTO events (id, run_id, rollout_id, parent_id, kind, ts, data) VALUES (?, ?, ?, ?, ?, ?, ?)"
 _STOP = object()
 
@@ -44,7 +50,10 @@ def _event_row(e: Event) -> tuple:
 def _run_started(e: Any) -> tuple[str, tuple]:
     return (
         "INSERT INTO runs (id, env, mode, model, sub_model, num_rollouts, config, started, status, pid, hostname)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)"
+        # a resumed run starts again in its own row: running, in this process, its first start kept
+        " ON CONFLICT(id) DO UPDATE SET status = 'running', finished = NULL, error = NULL, pid = excluded.pid,"
+        " hostname = excluded.hostname, num_rollouts = excluded.num_rollouts",
         (e.run_id, e.env, e.mode, e.model, e.sub_model, e.num_rollouts, _json(e.config), e.ts,
          os.getpid(), socket.gethostname()),
     )
@@ -92,6 +101,13 @@ class EventWriter:
         self.max_batch = max_batch
         self.last_error: str | None = None
         self._unreported = False
+        # once a batch fails the writer stores nothing more, so the log has no holes; it counts what it lost
+        self._failure: str | None = None
+        self.lost: Counter[str] = Counter()  # kind -> events of that kind not stored
+        self._lost_rollouts: set[str] = set()
+        self._runs: set[str] = set()
+        self._marked: str | None = None  # what became of marking the runs failed
+        self._loss_lock = threading.Lock()  # both append() and the writing thread count losses
         # deque.append is atomic, so append() needs no lock; items are events, flush markers or _STOP
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
@@ -113,9 +129,12 @@ class EventWriter:
         atexit.register(self.close)
 
     def append(self, event: Event) -> None:
-        """Queue an event; never blocks."""
+        """Queue an event; never blocks. Raises StoreError once a write has failed: the event is not stored."""
         if self._closed:
             raise StoreError(f"event writer for {self.path} is closed; events appended now are not stored")
+        if self._failure is not None:
+            self._lose([event])
+            raise StoreError(f"writing events to {self.path} failed: {self._failure}")
         self._queue.append(event)
 
     def flush(self) -> None:
@@ -134,7 +153,9 @@ class EventWriter:
         self._raise_unreported()
 
     def close(self) -> None:
-        """Commit what is queued and stop the thread; safe to call more than once."""
+        """Commit what is queued and stop the thread; safe to call more than once.
+
+        Raises StoreError saying what was not stored, and whether its runs could be marked failed, if any was lost."""
         if self._closed:
             return
         self._closed = True
@@ -143,7 +164,26 @@ class EventWriter:
             self._queue.append(_STOP)
             self._wake.set()
             self._thread.join()
+        if self._failure is not None:
+            self._unreported = False
+            raise StoreError(f"writing events to {self.path} failed: {self.loss()}; {self._marked}")
         self._raise_unreported()
+
+    def loss(self) -> str:
+        """What was not stored: how many events, of which kinds, from which rollouts."""
+        kinds = ", ".join(f"{kind} {n}" for kind, n in self.lost.most_common())
+        rollouts = sorted(self._lost_rollouts)
+        shown = ", ".join(rollouts[:5]) + (f" and {len(rollouts) - 5} more" if len(rollouts) > 5 else "")
+        where = f" from {len(rollouts)} rollouts ({shown})" if rollouts else ""
+        return f"{self._failure}; {sum(self.lost.values())} events not stored ({kinds}){where}"
+
+    def _lose(self, events: list[Any]) -> None:
+        with self._loss_lock:
+            for e in events:
+                if isinstance(e, Event):
+                    self.lost[e.kind] += 1
+                    if e.rollout_id is not None:
+                        self._lost_rollouts.add(e.rollout_id)
 
     def _raise_unreported(self) -> None:
         # each failure is raised once, so a close() after a failed flush() does not repeat it
@@ -151,24 +191,46 @@ class EventWriter:
             self._unreported = False
             raise StoreError(f"writing events to {self.path} failed: {self.last_error}")
 
-    def _fail(self, exc: BaseException, lost: int) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc} ({lost} events not stored)"
+    def _fail(self, exc: BaseException, batch: list[Any]) -> None:
+        if self._failure is None:
+            self._failure = " ".join(f"{type(exc).__name__}: {exc}".split())
+        self._lose(batch)
+        self.last_error = self.loss()
         self._unreported = True
+
+    def _open(self) -> Any:
+        return open_db(self.path)
 
     def _run(self) -> None:
         try:
-            db = open_db(self.path)
+            db = self._open()
         except StoreError as exc:
-            self._fail(exc, len(self._queue))
+            self._fail(exc, list(self._queue))
+            self._marked = "the runs could not be marked failed: the database did not open"
             return
         try:
             while True:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 if self._drain(db):
+                    if self._failure is not None:
+                        self._mark_failed(db)
                     return
         finally:
             db.close()
+
+    def _mark_failed(self, db: Any) -> None:
+        """Leave the runs that lost events marked failed, with what was lost, if the database takes that much."""
+        error, marked = f"events were not stored: {self.loss()}", 0
+        try:
+            with db.atomic():
+                for run_id in sorted(self._runs):
+                    marked += db.conn.execute(_MARK_FAILED[0], (error, time.time(), run_id)).rowcount
+                    db.conn.execute(_MARK_FAILED[1], (error, time.time(), run_id))
+        except Exception as exc:
+            self._marked = f"the run could not be marked failed either ({type(exc).__name__}: {exc})"
+        else:
+            self._marked = "the run is marked failed" if marked else "the run's own row was never stored"
 
     def _drain(self, db: Any) -> bool:
         """Commit everything queued; True once _STOP is reached."""
@@ -192,6 +254,10 @@ class EventWriter:
     def _write(self, db: Any, batch: list[Event]) -> None:
         if not batch:
             return
+        self._runs.update(e.run_id for e in batch)
+        if self._failure is not None:
+            self._lose(batch)
+            return
         try:
             with db.atomic():
                 db.conn.executemany(_INSERT_EVENT, [_event_row(e) for e in batch])
@@ -200,4 +266,4 @@ class EventWriter:
                     if upkeep is not None:
                         db.conn.execute(*upkeep(e))
         except Exception as exc:
-            self._fail(exc, len(batch))
+            self._fail(exc, batch)
