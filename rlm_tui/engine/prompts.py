@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlm_tui.sandbox.session import MAX_ANSWER_CHARS
+
 REPL_TOOL_NAME = "call_python_repl"
 
 REPL_TOOL: dict[str, Any] = {
@@ -48,7 +50,7 @@ def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, 
         "- `llm_batch(prompts: list[str]) -> list[str]`: ask sub-LLMs, one per prompt, all in parallel; the "
         f"responses come back in the same order. A sub-LLM sees only its prompt.{tools}\n"
         '- `answer = {"content": "", "ready": False}`: write your final answer into answer["content"] (at most '
-        '1,000,000 characters are kept). The task ends as soon as you set answer["ready"] = True, so check the content first.\n'
+        f'{MAX_ANSWER_CHARS:,} characters are kept). The task ends as soon as you set answer["ready"] = True, so check the content first.\n'
         "numpy, scipy and sympy are installed. There is no network in the REPL.\n"
         f"Each cell may run for at most {timeout:g} seconds (time spent waiting on llm_batch does not count); a "
         "cell that runs longer is interrupted. You see at "
