@@ -11,6 +11,7 @@ import sys
 from typing import Any, NoReturn
 
 from rlm_tui.env import MODES, EnvError, load_environment
+from rlm_tui.text import printable, printable_data
 
 
 APP_SCRIPTED_DELAY = 1.5  # seconds per scripted call in the app: about a real model's pace, time to pause and look
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except (UserError, EnvError, StoreError) as exc:
-        print(f"rlm-tui: error: {exc}", file=sys.stderr)
+        print(f"rlm-tui: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rlm-tui: stopped", file=sys.stderr)
@@ -142,12 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except sqlite3.DatabaseError as exc:  # damage found past opening, while reading
-        print(f"rlm-tui: error: the database is damaged or locked ({exc}); pass another --db", file=sys.stderr)
+        print(f"rlm-tui: error: the database is damaged or locked ({printable(str(exc))}); pass another --db",
+              file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if os.environ.get("RLM_TUI_DEBUG"):
             raise
-        print(f"rlm-tui: internal error: {type(exc).__name__}: {exc}; rerun with RLM_TUI_DEBUG=1 for the "
+        print(f"rlm-tui: internal error: {type(exc).__name__}: {printable(str(exc))}; rerun with RLM_TUI_DEBUG=1 for the "
               "traceback and report it", file=sys.stderr)
         return 70
 
@@ -241,11 +243,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         writer.close()
     print_summary(state)
     if state.status == "failed":
-        print(f"rlm-tui: error: {run.error}", file=sys.stderr)
+        print(f"rlm-tui: error: {printable(str(run.error))}", file=sys.stderr)
         return 1
     failed = [r for r in state.rollouts.values() if r.status == "failed"]
     if failed and len(failed) == len(state.rollouts):
-        print(f"rlm-tui: error: every rollout failed; the first: {failed[0].error}", file=sys.stderr)
+        print(f"rlm-tui: error: every rollout failed; the first: {printable(str(failed[0].error))}", file=sys.stderr)
         return 1
     if state.status == "killed":
         print(f"rlm-tui: run {run.id} was stopped; what it did is in {path}", file=sys.stderr)
@@ -326,7 +328,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             from rlm_tui.export import csv_table
 
             header, rows = csv_table(records)
-            writer = csv.DictWriter(out, fieldnames=header)
+            terminal = out.isatty()
+            if terminal:  # a file or a pipe keeps the exact text; a terminal must not act on it
+                header, rows = printable_data(header), printable_data(rows)
+            writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n" if terminal else "\r\n")
             writer.writeheader()
             writer.writerows(rows)
         else:
