@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sqlite3
 import sys
 from typing import Any, NoReturn
@@ -137,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, EnvError, StoreError) as exc:
         print(f"rlm-tui: error: {printable(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rlm-tui: stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or headless.Stopped for SIGTERM and SIGHUP
+        print(f"rlm-tui: {stop or 'stopped'}", file=sys.stderr)
+        return 128 + getattr(stop, "signum", signal.SIGINT)
     except BrokenPipeError:
         return 0
     except sqlite3.DatabaseError as exc:  # damage found past opening, while reading
@@ -310,13 +311,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from rlm_tui.export import run_records
-    from rlm_tui.store import latest_run_id, open_db, resolve_run_id
+    from rlm_tui.store import get_run, latest_run_id, open_db, resolve_run_id
 
     db = open_db(db_path_of(args), create=False)
     run_id = resolve_run_id(db, args.run_id) if args.run_id else latest_run_id(db)
     if run_id is None:
         raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
-    records = run_records(_load_run(db, run_id))
+    row = get_run(db, run_id)
+    records = run_records(_load_run(db, run_id), row["status"] if row else None)
     try:
         out = open(args.out, "w", newline="") if args.out else sys.stdout
     except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 from datetime import datetime
@@ -25,8 +26,21 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """A signal stopped a headless run, after the run recorded its end; it travels up as Ctrl-C does."""
+
+    def __init__(self, run_id: str, signum: int) -> None:
+        super().__init__(f"run {run_id} was stopped by {signal.Signals(signum).name}; what it did is recorded")
+        self.signum = signum
+
+
 def run_headless(run: Any, client: Any) -> RunState:
-    """Execute `run` with a progress bar on stderr; the run's own events drive the bar."""
+    """Execute `run` with a progress bar on stderr; the run's own events drive the bar.
+
+    SIGTERM and SIGHUP stop it as Ctrl-C does, then raise Stopped."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(), console=err, transient=True)
     task = progress.add_task(escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples,
@@ -42,16 +56,29 @@ def run_headless(run: Any, client: Any) -> RunState:
 
     run.sinks.append(on_event)
 
+    received: list[int] = []
+
     async def main() -> RunState:
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def stop(signum: int) -> None:
+            received.append(signum)
+            task.cancel()  # as asyncio does for Ctrl-C: the run's own cleanup then records its end
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop, signum)
         try:
             return await run.execute()
         finally:
             await client.close()
 
     try:
-        return asyncio.run(main())
+        state = asyncio.run(main())
     finally:
         progress.stop()
+    if received:
+        raise Stopped(run.id, received[0])
+    return state
 
 
 def _tokens(n: int) -> str:
