@@ -87,9 +87,8 @@ def _memory(raw: str) -> int:
     value = _positive_int(raw)
     if value < 256:
         raise argparse.ArgumentTypeError(f"must be at least 256 (Python needs that much to start), got {raw}")
-    if value > _machine_mb():
-        raise argparse.ArgumentTypeError(f"must be at most {_machine_mb():,}: this machine has {_machine_mb():,} MB, "
-                                         f"got {raw}")
+    if value > (machine := _machine_mb()):
+        raise argparse.ArgumentTypeError(f"must be at most {machine:,}, all the memory this machine has, got {raw}")
     return value
 
 

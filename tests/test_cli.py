@@ -102,7 +102,7 @@ def test_run_against_a_local_server_with_the_real_client(tmp_path):
     (["run", "verbatim-copy", "--headless", "--max-turns", "1000000"], "at most 1,000"),
     (["run", "verbatim-copy", "--headless", "--timeout", "1e12"], "at most 86,400"),
     (["run", "verbatim-copy", "--headless", "--max-output-chars", "999999999"], "at most 1,000,000"),
-    (["run", "verbatim-copy", "--headless", "--memory-mb", "999999999"], "this machine has"),
+    (["run", "verbatim-copy", "--headless", "--memory-mb", "999999999"], "all the memory this machine has"),
     (["run", "verbatim-copy", "--headless", "--seed", str(2 ** 64)], "64-bit"),
     (["run", "verbatim-copy", "--headless", "--seed", "9" * 5000], "64-bit"),
     (["run", "verbatim-copy", "--headless", "--scripted-delay", "1e9"], "at most 3,600"),
