@@ -40,7 +40,7 @@ class Stopped(KeyboardInterrupt):
 def run_headless(run: Any, client: Any) -> RunState:
     """Execute `run` with a progress bar on stderr; the run's own events drive the bar.
 
-    SIGTERM and SIGHUP stop it as Ctrl-C does, then raise Stopped."""
+    SIGTERM and SIGHUP (unless ignored, as under nohup) stop it as Ctrl-C does, then raise Stopped."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(), console=err, transient=True)
     task = progress.add_task(escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples,
@@ -59,14 +59,15 @@ def run_headless(run: Any, client: Any) -> RunState:
     received: list[int] = []
 
     async def main() -> RunState:
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
 
         def stop(signum: int) -> None:
             received.append(signum)
-            task.cancel()  # as asyncio does for Ctrl-C: the run's own cleanup then records its end
+            main_task.cancel()  # as asyncio does for Ctrl-C: the run's own cleanup then records its end
 
         for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, stop, signum)
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup a hang-up must not stop the run
+                loop.add_signal_handler(signum, stop, signum)
         try:
             return await run.execute()
         finally:
