@@ -6,13 +6,16 @@ import argparse
 import json
 import math
 import os
+import signal
 import sqlite3
 import sys
 from typing import Any, NoReturn
 
-from rlm_tui.env import MODES, EnvError, load_environment
+from rlm_tui.env import MAX_EXAMPLES, MODES, EnvError, between, http_url, load_environment, seed
+from rlm_tui.text import printable, printable_data
 
 
+OPENAI_URL = "https://api.openai.com/v1"
 APP_SCRIPTED_DELAY = 1.5  # seconds per scripted call in the app: about a real model's pace, time to pause and look
 
 
@@ -25,6 +28,16 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `{self.prog} --help`)")
 
 
+def _checked(parse):
+    """An argparse type from a parser that raises ValueError with the reason (the knobs' parsers)."""
+    def check(raw: str):
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return check
+
+
 def _positive_int(raw: str) -> int:
     try:
         value = int(raw)
@@ -35,14 +48,26 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def _seconds(raw: str, *, zero: bool = False) -> float:
-    """A finite number of seconds: positive, or with `zero` also 0."""
+def _at_most(high: int):
+    """A whole number from 1 to `high`."""
+    def parse(raw: str) -> int:
+        value = _positive_int(raw)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {raw}")
+        return value
+    return parse
+
+
+def _seconds(raw: str, *, zero: bool = False, high: float = 86_400) -> float:
+    """A finite number of seconds up to `high`: positive, or with `zero` also 0."""
     try:
         value = float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {raw!r}") from None
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         raise argparse.ArgumentTypeError(f"must be a {'' if zero else 'positive '}number of seconds, got {raw}")
+    if value > high:
+        raise argparse.ArgumentTypeError(f"must be at most {high:,g} seconds, got {raw}")
     return value
 
 
@@ -51,14 +76,41 @@ def _positive_float(raw: str) -> float:
 
 
 def _delay(raw: str) -> float:
-    return _seconds(raw, zero=True)
+    return _seconds(raw, zero=True, high=3600)
+
+
+def _machine_mb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
 
 def _memory(raw: str) -> int:
     value = _positive_int(raw)
     if value < 256:
         raise argparse.ArgumentTypeError(f"must be at least 256 (Python needs that much to start), got {raw}")
+    if value > (machine := _machine_mb()):
+        raise argparse.ArgumentTypeError(f"must be at most {machine:,}, all the memory this machine has, got {raw}")
     return value
+
+
+def _not_empty(raw: str) -> str:
+    if not raw.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return raw
+
+
+def _run_id(raw: str) -> str:
+    if len(raw) != 16 or not all(c in "0123456789abcdef" for c in raw):
+        raise argparse.ArgumentTypeError(f"expected 16 hex digits (a run id as rlm-tui makes them), got {raw!r}")
+    return raw
+
+
+def _id_prefix(raw: str) -> str:
+    if len(raw) > 64:
+        raise argparse.ArgumentTypeError(f"an id has at most 64 characters, got {len(raw):,}")
+    return raw
+
+
+_context_limit = _at_most(100_000_000)
 
 
 def _env_arg(raw: str) -> tuple[str, str]:
@@ -71,7 +123,7 @@ def _env_arg(raw: str) -> tuple[str, str]:
 def build_parser() -> Parser:
     parser = Parser(prog="rlm-tui", description="Run, watch and steer Recursive Language Model rollouts.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", help="SQLite database (default: $RLM_TUI_DB or ./rlm-tui.db)")
+    common.add_argument("--db", type=_not_empty, help="SQLite database (default: $RLM_TUI_DB or ./rlm-tui.db)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", parents=[common], help="run rollouts of an environment",
@@ -81,41 +133,45 @@ def build_parser() -> Parser:
     run.add_argument("--mode", choices=MODES, default="rlm", help="rlm, rlm-tips or llm (default rlm)")
     run.add_argument("--model", help="root model (default: gpt-5-mini with OPENAI_API_KEY, else scripted)")
     run.add_argument("--sub-model", help="model of the sub-LLMs (default: the root model)")
-    run.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI)")
-    run.add_argument("-n", "--num-examples", type=_positive_int, default=5, help="rollouts to run (default 5)")
-    run.add_argument("--concurrency", type=_positive_int, default=8, help="rollouts at once (default 8)")
-    run.add_argument("--sub-concurrency", type=_positive_int, default=16, help="sub-LLM calls at once per rollout (default 16)")
-    run.add_argument("--max-turns", type=_positive_int, default=30, help="root model calls per rollout (default 30)")
+    run.add_argument("--base-url", type=_checked(http_url),
+                     help="OpenAI-compatible http(s) endpoint (default: $OPENAI_BASE_URL, or OpenAI when it is unset "
+                          "or empty)")
+    run.add_argument("-n", "--num-examples", type=_at_most(MAX_EXAMPLES), default=5, help="rollouts to run (default 5)")
+    run.add_argument("--concurrency", type=_at_most(256), default=8, help="rollouts at once (default 8)")
+    run.add_argument("--sub-concurrency", type=_at_most(1024), default=16,
+                     help="sub-LLM calls at once per rollout (default 16)")
+    run.add_argument("--max-turns", type=_at_most(1000), default=30, help="root model calls per rollout (default 30)")
     run.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds per REPL cell (default 120)")
-    run.add_argument("--max-output-chars", type=_positive_int, default=8192, help="cell output the model sees (default 8192)")
+    run.add_argument("--max-output-chars", type=_at_most(1_000_000), default=8192,
+                     help="cell output the model sees (default 8192)")
     run.add_argument("--memory-mb", type=_memory, default=2048, help="memory limit of each sandbox (default 2048)")
-    run.add_argument("--seed", type=int, default=0, help="example seed (default 0)")
+    run.add_argument("--seed", type=_checked(seed), default=0, help="example seed, a 64-bit whole number (default 0)")
     run.add_argument("--env-arg", type=_env_arg, action="append", default=[], metavar="KEY=VALUE",
                      help="environment knob, repeatable")
     run.add_argument("--scripted-delay", type=_delay, default=None,
                      help=f"seconds per scripted model call (default 0 headless, {APP_SCRIPTED_DELAY} in the app)")
-    run.add_argument("--context-limit", type=_positive_int, default=128_000,
+    run.add_argument("--context-limit", type=_context_limit, default=128_000,
                      help="the root model's context, for the app's gauge (default 128000)")
-    run.add_argument("--run-id", help=argparse.SUPPRESS)  # set by the app when it starts the engine
+    run.add_argument("--run-id", type=_run_id, help=argparse.SUPPRESS)  # set by the app when it starts the engine
 
     attach = sub.add_parser("attach", parents=[common], help="follow and steer a run another process is executing")
-    attach.add_argument("run_id", nargs="?", help="run id or prefix (default: the newest running run)")
-    attach.add_argument("--context-limit", type=_positive_int, default=128_000, help="for the context gauge")
+    attach.add_argument("run_id", nargs="?", type=_id_prefix, help="run id or prefix (default: the newest running run)")
+    attach.add_argument("--context-limit", type=_context_limit, default=128_000, help="for the context gauge")
 
     replay = sub.add_parser("replay", parents=[common], help="open the runs view, or replay a run or rollout")
-    replay.add_argument("id", nargs="?", help="run or rollout id or prefix (default: the runs view)")
-    replay.add_argument("--context-limit", type=_positive_int, default=128_000, help="for the context gauge")
+    replay.add_argument("id", nargs="?", type=_id_prefix, help="run or rollout id or prefix (default: the runs view)")
+    replay.add_argument("--context-limit", type=_context_limit, default=128_000, help="for the context gauge")
 
     sub.add_parser("runs", parents=[common], help="list the runs in the database")
     sub.add_parser("envs", help="list the environments and their knobs (--env-arg key=value)")
 
     show = sub.add_parser("show", parents=[common], help="print one rollout's transcript, or list a run's rollouts")
-    show.add_argument("rollout_id", metavar="ID", help="rollout or run id (a unique prefix is enough)")
+    show.add_argument("rollout_id", metavar="ID", type=_id_prefix, help="rollout or run id (a unique prefix is enough)")
     show.add_argument("--full", action="store_true",
                       help="full cell outputs, not what the model saw, and every sub-LLM call")
 
     export = sub.add_parser("export", parents=[common], help="write one record per rollout (JSONL or CSV)")
-    export.add_argument("run_id", nargs="?", help="run id or prefix (default: the latest run)")
+    export.add_argument("run_id", nargs="?", type=_id_prefix, help="run id or prefix (default: the latest run)")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                         help="jsonl: one object per rollout; csv: one row per rollout, every metric a column")
     export.add_argument("-o", "--out", help="file to write (default: stdout)")
@@ -135,20 +191,21 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except (UserError, EnvError, StoreError) as exc:
-        print(f"rlm-tui: error: {exc}", file=sys.stderr)
+        print(f"rlm-tui: error: {printable(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rlm-tui: stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or headless.Stopped for SIGTERM and SIGHUP
+        print(f"rlm-tui: {stop or 'stopped'}", file=sys.stderr)
+        return 128 + getattr(stop, "signum", signal.SIGINT)
     except BrokenPipeError:
         return 0
     except sqlite3.DatabaseError as exc:  # damage found past opening, while reading
-        print(f"rlm-tui: error: the database is damaged or locked ({exc}); pass another --db", file=sys.stderr)
+        print(f"rlm-tui: error: the database is damaged or locked ({printable(str(exc))}); pass another --db",
+              file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if os.environ.get("RLM_TUI_DEBUG"):
             raise
-        print(f"rlm-tui: internal error: {type(exc).__name__}: {exc}; rerun with RLM_TUI_DEBUG=1 for the "
+        print(f"rlm-tui: internal error: {type(exc).__name__}: {printable(str(exc))}; rerun with RLM_TUI_DEBUG=1 for the "
               "traceback and report it", file=sys.stderr)
         return 70
 
@@ -156,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
 def db_path_of(args: argparse.Namespace):
     from rlm_tui.store import default_db_path
 
+    if args.db is None and os.environ.get("RLM_TUI_DB") == "":
+        raise UserError("RLM_TUI_DB is set but empty; name a database file, or unset it for ./rlm-tui.db")
     return args.db or default_db_path()
 
 
@@ -177,7 +236,16 @@ def resolve_models(args: argparse.Namespace) -> tuple[str, str, str | None]:
     sub_model = args.sub_model or model
     if (model == "scripted") != (sub_model == "scripted"):
         raise UserError("the scripted model plays both root and sub-LLMs; use it for both or for neither")
-    return model, sub_model, args.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    return model, sub_model, args.base_url or _env_base_url()
+
+
+def _env_base_url() -> str | None:
+    """$OPENAI_BASE_URL, checked; empty counts as unset, as the OpenAI tools treat it."""
+    raw = os.environ.get("OPENAI_BASE_URL") or None
+    try:
+        return raw and http_url(raw)
+    except ValueError as exc:
+        raise UserError(f"OPENAI_BASE_URL: {exc}") from None
 
 
 def make_client(env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0) -> Any:
@@ -191,7 +259,8 @@ def make_client(env: Any, model: str, base_url: str | None, scripted_delay: floa
     if not key and not base_url:
         raise UserError(f"model {model!r} needs OPENAI_API_KEY (or --base-url for a local server); "
                         "use --model scripted to run offline")
-    _check_reachable(base_url or "https://api.openai.com/v1")
+    base_url = base_url or OPENAI_URL  # explicit, so that the SDK never reads an empty $OPENAI_BASE_URL itself
+    _check_reachable(base_url)
     return OpenAIClient(base_url=base_url, api_key=key)
 
 
@@ -242,11 +311,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         writer.close()
     print_summary(state)
     if state.status == "failed":
-        print(f"rlm-tui: error: {run.error}", file=sys.stderr)
+        print(f"rlm-tui: error: {printable(str(run.error))}", file=sys.stderr)
         return 1
     failed = [r for r in state.rollouts.values() if r.status == "failed"]
     if failed and len(failed) == len(state.rollouts):
-        print(f"rlm-tui: error: every rollout failed; the first: {failed[0].error}", file=sys.stderr)
+        print(f"rlm-tui: error: every rollout failed; the first: {printable(str(failed[0].error))}", file=sys.stderr)
         return 1
     if state.status == "killed":
         print(f"rlm-tui: run {run.id} was stopped; what it did is in {path}", file=sys.stderr)
@@ -309,13 +378,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from rlm_tui.export import run_records
-    from rlm_tui.store import latest_run_id, open_db, resolve_run_id
+    from rlm_tui.store import get_run, latest_run_id, open_db, resolve_run_id
 
     db = open_db(db_path_of(args), create=False)
     run_id = resolve_run_id(db, args.run_id) if args.run_id else latest_run_id(db)
     if run_id is None:
         raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
-    records = run_records(_load_run(db, run_id))
+    row = get_run(db, run_id)
+    records = run_records(_load_run(db, run_id), row["status"] if row else None)
     try:
         out = open(args.out, "w", newline="") if args.out else sys.stdout
     except OSError as exc:
@@ -327,7 +397,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             from rlm_tui.export import csv_table
 
             header, rows = csv_table(records)
-            writer = csv.DictWriter(out, fieldnames=header)
+            terminal = out.isatty()
+            if terminal:  # a file or a pipe keeps the exact text; a terminal must not act on it
+                header, rows = printable_data(header), printable_data(rows)
+            writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n" if terminal else "\r\n")
             writer.writeheader()
             writer.writerows(rows)
         else:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODES = ("rlm", "rlm-tips", "llm")
+MAX_EXAMPLES = 100_000  # rollouts in one run, and examples an environment is asked for
+MAX_KNOB_CHARS = 1000  # a knob's raw value: names, lists and URLs, never data
+SEED_RANGE = (-(2**63), 2**63 - 1)
 
 
 class EnvError(Exception):
@@ -50,12 +53,43 @@ class Knob:
     parse: Callable[[str], Any] = str
 
 
-def positive_int(raw: str) -> int:
-    """A knob parser: a whole number of at least 1."""
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be at least 1")
+def between(low: int, high: int) -> Callable[[str], int]:
+    """A knob parser: a whole number from `low` to `high`."""
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number from {low:,} to {high:,}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low:,} to {high:,}")
+        return value
+    return parse
+
+
+def seed(raw: str) -> int:
+    """A knob parser: a seed, any 64-bit signed whole number."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise ValueError(f"expected a 64-bit whole number, from {SEED_RANGE[0]} to {SEED_RANGE[1]}")
     return value
+
+
+def http_url(raw: str) -> str:
+    """A parser for an endpoint: an http:// or https:// URL with a host."""
+    from urllib.parse import urlsplit
+
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    try:
+        parts = urlsplit(raw.strip())
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return raw.strip()
 
 
 def choice(*options: str) -> Callable[[str], str]:
@@ -67,7 +101,7 @@ def choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
-NUM_EXAMPLES = Knob("num_examples", None, "how many examples (default: -n)", positive_int)
+NUM_EXAMPLES = Knob("num_examples", None, "how many examples (default: -n)", between(1, MAX_EXAMPLES))
 
 
 class Environment:
@@ -86,6 +120,9 @@ class Environment:
         self.args: dict[str, Any] = {}
         for knob in self.knobs:
             raw = args.get(knob.name)
+            if raw is not None and len(raw) > MAX_KNOB_CHARS:
+                raise EnvError(f"the value of {self.name} knob {knob.name} has {len(raw):,} characters; "
+                               f"at most {MAX_KNOB_CHARS:,} characters")
             try:
                 self.args[knob.name] = knob.default if raw is None else knob.parse(raw)
             except (TypeError, ValueError) as exc:

@@ -8,7 +8,12 @@ from typing import Any
 from rlm_tui.state import Cell, RolloutState, RunState, Turn
 
 
-def rollout_record(run: RunState, r: RolloutState) -> dict[str, Any]:
+def shown_status(status: str, run_interrupted: bool) -> str:
+    """A rollout's status as shown: one still queued or running in a run whose process is gone is interrupted."""
+    return "interrupted" if run_interrupted and status in ("queued", "running") else status
+
+
+def rollout_record(run: RunState, r: RolloutState, run_interrupted: bool = False) -> dict[str, Any]:
     metrics = dict(r.final_metrics) if r.final_metrics else r.metrics()
     return {
         "run_id": run.id,
@@ -20,7 +25,7 @@ def rollout_record(run: RunState, r: RolloutState) -> dict[str, Any]:
         "example_id": r.example_id,
         "info": r.info,
         "target": r.target,
-        "status": r.status,
+        "status": shown_status(r.status, run_interrupted),
         "stop_reason": r.stop_reason,
         "error": r.error,
         "reward": r.reward,
@@ -57,8 +62,10 @@ def _turn(turn: Turn, cell: Cell | None) -> dict[str, Any]:
     }
 
 
-def run_records(run: RunState) -> list[dict[str, Any]]:
-    return [rollout_record(run, r) for r in sorted(run.rollouts.values(), key=lambda r: r.index)]
+def run_records(run: RunState, run_status: str | None = None) -> list[dict[str, Any]]:
+    """`run_status`: the run's status as the store shows it (`interrupted` when its process is gone)."""
+    interrupted = run_status == "interrupted"
+    return [rollout_record(run, r, interrupted) for r in sorted(run.rollouts.values(), key=lambda r: r.index)]
 
 
 CSV_FIRST = ["run_id", "rollout_id", "env", "mode", "model", "sub_model", "example_id", "status", "stop_reason",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 from datetime import datetime
@@ -18,14 +19,28 @@ from rich.text import Text
 
 from rlm_tui import events as ev
 from rlm_tui.state import RolloutState, RunState
+from rlm_tui.text import printable
 
 # Piped output is read by programs and people alike: do not squeeze it to 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """A signal stopped a headless run, after the run recorded its end; it travels up as Ctrl-C does."""
+
+    def __init__(self, run_id: str, signum: int) -> None:
+        super().__init__(f"run {run_id} was stopped by {signal.Signals(signum).name}; what it did is recorded")
+        self.signum = signum
+
+
 def run_headless(run: Any, client: Any) -> RunState:
-    """Execute `run` with a progress bar on stderr; the run's own events drive the bar."""
+    """Execute `run` with a progress bar on stderr; the run's own events drive the bar.
+
+    SIGTERM and SIGHUP (unless ignored, as under nohup) stop it as Ctrl-C does, then raise Stopped."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(), console=err, transient=True)
     task = progress.add_task(escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples,
@@ -41,30 +56,49 @@ def run_headless(run: Any, client: Any) -> RunState:
 
     run.sinks.append(on_event)
 
+    received: list[int] = []
+
     async def main() -> RunState:
+        loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def stop(signum: int) -> None:
+            received.append(signum)
+            main_task.cancel()  # as asyncio does for Ctrl-C: the run's own cleanup then records its end
+
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup a hang-up must not stop the run
+                loop.add_signal_handler(signum, stop, signum)
         try:
             return await run.execute()
         finally:
             await client.close()
 
     try:
-        return asyncio.run(main())
+        state = asyncio.run(main())
     finally:
         progress.stop()
+    if received:
+        raise Stopped(run.id, received[0])
+    return state
 
 
 def _tokens(n: int) -> str:
     return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
 
 
+def _t(text: Any, style: str = "") -> Text:
+    """Outside text (a model's, a cell's, the database's) as literal, visible characters: never markup or a control."""
+    return Text(printable(str(text)), style=style)
+
+
 def print_summary(state: RunState) -> None:
-    table = Table(title=escape(f"{state.env} [{state.mode}] · {state.model}"), title_justify="left")
+    table = Table(title=_t(f"{state.env} [{state.mode}] · {state.model}"), title_justify="left")
     for name in ("#", "example", "outcome", "reward", "turns", "main tok", "sub calls", "sub tok", "repl s", "wall s"):
         table.add_column(name, justify="right" if name not in ("example", "outcome") else "left")
     rollouts = sorted(state.rollouts.values(), key=lambda r: r.index)
     for r in rollouts[:30]:
         m = r.final_metrics or r.metrics(time.time())
-        table.add_row(str(r.index), r.example_id, r.status if r.status != "done" else r.stop_reason or "done",
+        table.add_row(str(r.index), _t(r.example_id), _t(r.status if r.status != "done" else r.stop_reason or "done"),
                       "-" if r.reward is None else f"{r.reward:.3f}", str(m["main_rlm_turns"]),
                       _tokens(r.main_tokens), str(m["sub_llm_call_count"]), _tokens(r.sub_tokens),
                       f"{m['repl_total_time_seconds']:.2f}", f"{m['wall_time_seconds']:.2f}")
@@ -78,8 +112,8 @@ def print_summary(state: RunState) -> None:
                   f"{sum(r.repl_time_s for r in rollouts):.2f}",
                   f"{(state.finished or time.time()) - (state.started or time.time()):.2f}")
     console.print(table)
-    console.print(f"run {state.id} {state.status}")
-    console.print(state.id)
+    console.print(_t(f"run {state.id} {state.status}"))
+    console.print(_t(state.id))
 
 
 def print_runs(runs: list[dict[str, Any]]) -> None:
@@ -92,13 +126,13 @@ def print_runs(runs: list[dict[str, Any]]) -> None:
     for r in runs:
         started = datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M") if r.get("started") else "-"
         reward = r.get("mean_reward")
-        table.add_row(r["id"], r["env"], r["mode"], r["model"], started, f"{r['ended']}/{r['rollouts']}",
-                      "-" if reward is None else f"{reward:.3f}", r["status"])
+        table.add_row(*(_t(r[k]) for k in ("id", "env", "mode", "model")), started, f"{r['ended']}/{r['rollouts']}",
+                      "-" if reward is None else f"{reward:.3f}", _t(r["status"]))
     console.print(table)
 
 
 def _clip(text: str | None, limit: int = 160) -> str:
-    text = " ".join((text or "").split())
+    text = " ".join(printable(text or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -110,17 +144,17 @@ def _print_calls(batch: Any) -> None:
     for call in sorted(batch.calls, key=lambda c: c.index):
         console.print(Text(f"    [{call.index}] {_clip(call.prompt)}", style="dim"))
         for tool in call.tools:
-            console.print(Text(f"        {tool.name}({_args(tool.arguments)}) -> {_clip(tool.result)}", style="magenta"))
+            console.print(_t(f"        {tool.name}({_args(tool.arguments)}) -> {_clip(tool.result)}", "magenta"))
         console.print(Text(f"        => {_clip(call.response)}", style="green" if not call.error else "red"))
 
 
 def print_rollouts(run: RunState) -> None:
-    table = Table(title=escape(f"run {run.id} · {run.env} [{run.mode}] · {run.model} · {run.status}"),
+    table = Table(title=_t(f"run {run.id} · {run.env} [{run.mode}] · {run.model} · {run.status}"),
                   title_justify="left")
     for name in ("#", "rollout", "example", "status", "reward", "turns", "sub calls"):
         table.add_column(name, no_wrap=name == "rollout")
     for r in sorted(run.rollouts.values(), key=lambda r: r.index):
-        table.add_row(str(r.index), r.id, r.example_id, r.stop_reason or r.status,
+        table.add_row(str(r.index), _t(r.id), _t(r.example_id), _t(r.stop_reason or r.status),
                       "-" if r.reward is None else f"{r.reward:.3f}", str(len(r.turns)), str(r.sub_calls))
     console.print(table)
 
@@ -136,8 +170,8 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
     ended = f" ({r.stop_reason})" if r.stop_reason else ""
     head = (f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}{ended}"
             f" · reward {'-' if r.reward is None else f'{r.reward:.3f}'}")
-    console.print(Text(head, style="bold"))
-    console.print(Panel(Text(r.user_prompt), title="prompt", title_align="left", border_style="dim"))
+    console.print(_t(head, "bold"))
+    console.print(Panel(_t(r.user_prompt), title="prompt", title_align="left", border_style="dim"))
     batches_by_cell: dict[str | None, list] = {}
     for batch in r.batches:
         batches_by_cell.setdefault(batch.cell_id, []).append(batch)
@@ -145,13 +179,13 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
         tokens = f"{turn.prompt_tokens}+{turn.completion_tokens} tok, {turn.latency_s or 0:.2f} s"
         console.print(Text(f"── turn {turn.index} · {tokens}", style="cyan"))
         if turn.error:
-            console.print(Text(f"model error: {turn.error}", style="red"))
+            console.print(_t(f"model error: {turn.error}", "red"))
         if turn.text:
-            console.print(Text(turn.text))
+            console.print(_t(turn.text))
         for tool in turn.tools:
-            console.print(Text(f"  {tool.name}({_args(tool.arguments)}) -> {_clip(tool.result)}", style="magenta"))
+            console.print(_t(f"  {tool.name}({_args(tool.arguments)}) -> {_clip(tool.result)}", "magenta"))
         for cell in turn.cells:
-            console.print(Syntax(cell.code, "python", theme="ansi_dark", line_numbers=False))
+            console.print(Syntax(printable(cell.code), "python", theme="ansi_dark", line_numbers=False))
             for batch in batches_by_cell.get(cell.id, ()):
                 tools = sum(len(c.tools) for c in batch.calls)
                 console.print(Text(f"  llm_batch #{batch.batch}: {batch.size} prompts, {tools} tool calls, "
@@ -164,10 +198,10 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
             if cell.source == "operator":
                 note += ", the operator's cell"
             style = "red" if cell.error else "dim"
-            console.print(Panel(Text(text or "(no output)"), title=escape(f"output · {note}"), title_align="left",
+            console.print(Panel(_t(text or "(no output)"), title=escape(f"output · {note}"), title_align="left",
                                 border_style=style))
     for restart in r.restarts:
-        console.print(Text(f"sandbox restarted ({restart.reason}): {restart.lost}", style="yellow"))
+        console.print(_t(f"sandbox restarted ({restart.reason}): {restart.lost}", "yellow"))
     ready = "ready" if r.answer.get("ready") else "not ready"
-    console.print(Panel(Group(Text(r.answer.get("content", ""))), title=f"answer · {ready}", title_align="left",
+    console.print(Panel(Group(_t(r.answer.get("content", ""))), title=f"answer · {ready}", title_align="left",
                         border_style="green"))

@@ -90,6 +90,30 @@ def test_run_against_a_local_server_with_the_real_client(tmp_path):
     (["run", "verbatim-copy", "--headless", "--model", "gpt-5-mini"], "needs OPENAI_API_KEY"),
     (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"], "cannot reach"),
     (["show", "zzz"], "does not exist"),
+    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", ""], "--base-url: must not be empty"),
+    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "127.0.0.1:8000/v1"], "http:// or https://"),
+    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "file:///etc/passwd"], "http:// or https://"),
+    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "http://"], "http:// or https://"),
+    (["runs", "--db", ""], "--db: must not be empty"),
+    (["run", "verbatim-copy", "--headless", "--db", " "], "--db: must not be empty"),
+    (["run", "verbatim-copy", "--headless", "-n", "100000000"], "at most 100,000"),
+    (["run", "verbatim-copy", "--headless", "--concurrency", "1000000"], "at most 256"),
+    (["run", "verbatim-copy", "--headless", "--sub-concurrency", "1000000"], "at most 1,024"),
+    (["run", "verbatim-copy", "--headless", "--max-turns", "1000000"], "at most 1,000"),
+    (["run", "verbatim-copy", "--headless", "--timeout", "1e12"], "at most 86,400"),
+    (["run", "verbatim-copy", "--headless", "--max-output-chars", "999999999"], "at most 1,000,000"),
+    (["run", "verbatim-copy", "--headless", "--memory-mb", "999999999"], "all the memory this machine has"),
+    (["run", "verbatim-copy", "--headless", "--seed", str(2 ** 64)], "64-bit"),
+    (["run", "verbatim-copy", "--headless", "--seed", "9" * 5000], "64-bit"),
+    (["run", "verbatim-copy", "--headless", "--scripted-delay", "1e9"], "at most 3,600"),
+    (["run", "verbatim-copy", "--headless", "--run-id", "not-hex!"], "16 hex digits"),
+    (["run", "verbatim-copy", "--headless", "--env-arg", "target_length=100000000"], "from 1 to 1,000,000"),
+    (["run", "verbatim-copy", "--headless", "--env-arg", "mean_fragment_length=100000000"], "from 1 to 1,000,000"),
+    (["run", "verbatim-copy", "--headless", "--env-arg", "num_examples=100000000"], "from 1 to 100,000"),
+    (["run", "deepdive", "--headless", "--env-arg", "world_seed=" + str(2 ** 70)], "64-bit"),
+    (["run", "deepdive", "--headless", "--env-arg", "judge_base_url=localhost"], "http:// or https://"),
+    (["run", "deepdive", "--headless", "--env-arg", "judge_model=" + "x" * 100_000], "at most 1,000 characters"),
+    (["show", "a" * 100_000], "at most 64 characters"),
 ])
 def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message):
     proc = cli(tmp_path, *args, check=False)
@@ -238,3 +262,83 @@ def test_export_to_a_path_that_cannot_be_written(tmp_path):
         proc = cli(tmp_path, "export", "--db", "e.db", "-o", str(target), check=False)
         assert proc.returncode == 2 and proc.stderr.startswith("rlm-tui: error: cannot write")
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def started_run(tmp_path, name: str, run_id: str) -> subprocess.Popen:
+    """A real headless run in its own process, returned once its store shows a rollout under way."""
+    from rlm_tui import events as ev
+    from rlm_tui.store import open_db, tail_events
+
+    open_db(tmp_path / name).close()  # so that the tail can open it before the run writes
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+    proc = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "5",
+                             "--run-id", run_id, "--db", name], cwd=tmp_path, env=environ,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for batch in tail_events(tmp_path / name, run_id=run_id):
+        if any(isinstance(e, ev.RolloutStarted) for _, e in batch):
+            return proc
+    raise AssertionError(f"the run ended before a rollout started: {proc.communicate(timeout=60)}")
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_sigterm_stops_a_headless_run_and_records_it_as_killed(tmp_path, signum):
+    import signal
+
+    from rlm_tui.store import get_run
+
+    signum = signal.Signals[signum]
+    proc = started_run(tmp_path, "t.db", "00000000000000f1")
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err  # 143 for SIGTERM
+    assert f"was stopped by {signum.name}" in err and "Traceback" not in err
+    assert get_run(tmp_path / "t.db", "00000000000000f1")["status"] == "killed"
+    assert "killed" in cli(tmp_path, "runs", "--db", "t.db").stdout
+
+
+def test_export_of_a_run_whose_process_died_says_interrupted_as_runs_does(tmp_path):
+    import signal
+
+    proc = started_run(tmp_path, "k.db", "00000000000000f2")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert "interrupted" in cli(tmp_path, "runs", "--db", "k.db").stdout
+    records = [json.loads(line) for line in cli(tmp_path, "export", "--db", "k.db").stdout.splitlines()]
+    assert records and {r["status"] for r in records} == {"interrupted"}
+    csv_out = cli(tmp_path, "export", "--format", "csv", "--db", "k.db").stdout
+    assert "running" not in csv_out and "interrupted" in csv_out
+
+
+def test_run_on_a_read_only_database_says_it_is_read_only(tmp_path):
+    cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--db", "ro.db")
+    where = tmp_path / "mnt"
+    where.mkdir()
+    subprocess.run(["mount", "--bind", str(tmp_path), str(where)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(where)], check=True)
+    try:
+        for target in (where / "ro.db", where / "new.db"):
+            proc = cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--model", "scripted",
+                       "--db", str(target), check=False)
+            assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+            assert "read-only" in proc.stderr and str(target.parent) in proc.stderr, proc.stderr
+            assert "not an rlm-tui database" not in proc.stderr
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.mark.parametrize("name", ["RLM_TUI_DB", "OPENAI_BASE_URL"])
+def test_an_empty_environment_variable(tmp_path, name):
+    proc = cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", env={name: ""}, check=False)
+    if name == "RLM_TUI_DB":  # a database must be named; an empty name is a mistake, not ./rlm-tui.db
+        assert proc.returncode == 2 and "RLM_TUI_DB is set but empty" in proc.stderr, proc.stderr
+        assert not (tmp_path / "rlm-tui.db").exists()
+    else:  # an empty $OPENAI_BASE_URL is unset, as the help says
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_id_prefixes_are_text_not_patterns(tmp_path):
+    cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--db", "p.db")
+    for prefix in ("%", "_", "%%", "_%", "' OR 1=1 --"):
+        for command in ("show", "export"):
+            proc = cli(tmp_path, command, prefix, "--db", "p.db", check=False)
+            assert proc.returncode == 2 and "starts with" in proc.stderr, (command, prefix, proc.stderr)

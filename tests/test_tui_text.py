@@ -27,16 +27,16 @@ TEXT_FIELDS = {"env", "mode", "model", "example_id", "user_prompt", "text", "rea
                "content", "prompt", "response", "result", "name"}
 
 
-def with_markup(events: list[ev.Event]) -> list[ev.Event]:
-    """Every text field of a synthetic run with markup-like text appended, and errors that carry it too."""
+def with_markup(events: list[ev.Event], suffix: str = MARKUP) -> list[ev.Event]:
+    """Every text field of a synthetic run with `suffix` appended, and errors that carry it too."""
     out = []
     for e in events:
-        changes = {f.name: getattr(e, f.name) + MARKUP for f in dataclasses.fields(e)
+        changes = {f.name: getattr(e, f.name) + suffix for f in dataclasses.fields(e)
                    if f.name in TEXT_FIELDS and isinstance(getattr(e, f.name), str)}
         if isinstance(e, (ev.RunFinished, ev.RolloutFinished, ev.SubCallFinished)):
-            changes["error"] = "boom" + MARKUP
+            changes["error"] = "boom" + suffix
         if isinstance(getattr(e, "answer", None), dict):
-            changes["answer"] = {**e.answer, "content": e.answer["content"] + MARKUP}
+            changes["answer"] = {**e.answer, "content": e.answer["content"] + suffix}
         out.append(dataclasses.replace(e, **changes))
     return out
 
@@ -96,3 +96,45 @@ async def test_an_engine_error_is_shown_once_and_as_it_is(tmp_path):
         (toast,) = app.screen.query(Toast)
         text = str(toast.render())
         assert "pip install 'rlm-tui[online]'" in text and "rlm-tui: error:" not in text
+
+
+def screen_text(app) -> str:
+    """Every character the screen would draw, from the compositor's strips."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def test_no_view_draws_a_control_character(tmp_path):
+    from test_display import FORBIDDEN, SEQUENCES
+
+    db = store_events(tmp_path / "c.db", with_markup(run_events(RUN, rollouts=2, turns=2, batch=2), SEQUENCES))
+    app = RlmApp(db)
+    seen = []
+
+    def check(where: str) -> None:
+        text = screen_text(app)
+        assert not [c for c in FORBIDDEN if c in text], (where, text)
+        seen.append(text)
+
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
+        await pilot.pause()
+        check("runs")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.replay is not None)
+        await pilot.pause()
+        check("run")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.query_one(Timeline).total)
+        await pilot.press("G")
+        await pilot.pause()
+        check("rollout")
+        tree = app.screen.query_one(SubTree)
+        tree.root.children[0].expand()
+        await until(pilot, lambda: tree.calls)
+        await pilot.pause()
+        check("sub-LLM tree")
+        app.push_screen(CallScreen(next(iter(tree.calls.values()))))
+        await until(pilot, lambda: isinstance(app.screen, CallScreen))
+        await pilot.pause()
+        check("call")
+    assert all("\\x1b]52;c;" in text for text in seen)  # shown as visible escapes, not dropped

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rlm_tui.env import EnvError, Environment, Example, Knob, Score, Tool, choice
+from rlm_tui.env import EnvError, Environment, Example, Knob, Score, Tool, between, choice, http_url, seed
 
 from . import scripted
 from .dataset import examples_from_rows, load_rows
@@ -16,15 +16,6 @@ from .scoring import judge_prompt, matches, redundancy, search_queries, verdict
 from .tools import format_hits, make_tools
 
 SOURCES = ("auto", "offline", "online")
-
-
-def _between(low: int, high: int):
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError(f"must be from {low:,} to {high:,}")
-        return value
-    return parse
 
 
 def hop_range(raw: str) -> tuple[int, int]:
@@ -47,14 +38,14 @@ class DeepDive(Environment):
     knobs = (
         Knob("source", "auto", "offline (a generated world), online (DeepDive data, Serper, the live web), "
              "or auto: online when SERPER_API_KEY is set", choice(*SOURCES)),
-        Knob("num_entities", 2000, "offline: entities (and pages) in the generated world", _between(100, 200_000)),
-        Knob("world_seed", 0, "offline: which generated world", int),
+        Knob("num_entities", 2000, "offline: entities (and pages) in the generated world", between(100, 200_000)),
+        Knob("world_seed", 0, "offline: which generated world", seed),
         Knob("hops", "2-4", "offline: hops per question, N or N-M", _hops),
-        Knob("results", 5, "search results shown per query", _between(1, 20)),
+        Knob("results", 5, "search results shown per query", between(1, 20)),
         Knob("judge_model", "", "score with this LLM judge (yes/no) instead of normalised exact match"),
-        Knob("judge_base_url", "", "the judge's OpenAI-compatible endpoint (default: OPENAI_BASE_URL)"),
+        Knob("judge_base_url", "", "the judge's OpenAI-compatible endpoint (default: OPENAI_BASE_URL)", http_url),
         Knob("split", "eval", "online: eval (held out) or train", choice("eval", "train")),
-        Knob("eval_size", 200, "online: questions held out for the eval split", _between(1, 2000)),
+        Knob("eval_size", 200, "online: questions held out for the eval split", between(1, 2000)),
     )
     tips = (
         "Tips for this task: the question chains several facts. Decompose it into sub-questions, one per hop, and "

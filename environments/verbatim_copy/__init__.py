@@ -7,9 +7,11 @@ import re
 
 import Levenshtein
 
-from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, positive_int
+from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, between
 
 from .generate import CONTENT_TYPES, generate
+
+MAX_LENGTH = 1_000_000  # characters: generated and copied by the scripted model in seconds
 
 CHUNK = 200
 
@@ -21,7 +23,7 @@ def _content_type(raw: str) -> str:
 
 
 def _fragment_length(raw: str) -> int | None:
-    return None if raw.lower() == "none" else positive_int(raw)
+    return None if raw.lower() == "none" else between(1, MAX_LENGTH)(raw)
 
 
 def char_accuracy(target: str, answer: str) -> float:
@@ -41,7 +43,7 @@ class VerbatimCopy(Environment):
     name = "verbatim-copy"
     knobs = (
         Knob("content_type", "all", "words|json|csv|codes|mixed, or all (a mix of the others)", _content_type),
-        Knob("target_length", 500, "characters of text to copy", positive_int),
+        Knob("target_length", 500, "characters of text to copy", between(1, MAX_LENGTH)),
         Knob("mean_fragment_length", 20, "splice the text from slices of 0.5x-1.5x this length; none: one piece",
              _fragment_length),
         NUM_EXAMPLES,

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from rlm_tui.report import stats
 from rlm_tui.report.data import ReportError, Row, load_rows, resolve
+from rlm_tui.text import printable
 
 
 def _f(value: float, digits: int = 3) -> str:
@@ -27,7 +28,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table | Non
     for i, name in enumerate(columns):
         table.add_column(name, justify="left" if i < 2 else "right", no_wrap=i < 2)
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))  # names and info values are data, never markup
+        table.add_row(*(Text(printable(cell)) for cell in row))  # names and info values are data, never markup
     return table
 
 
@@ -102,7 +103,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     console = Console(highlight=False)
     runs = len({r.run_id for r in rows})
-    console.print(f"report on {escape(title)}: {len(rows)} rollouts in {runs} run{'s' if runs != 1 else ''}")
+    console.print(f"report on {escape(printable(title))}: {len(rows)} rollouts in {runs} run{'s' if runs != 1 else ''}")
     for table in tables(rows):
         console.print(table)
     if args.out:

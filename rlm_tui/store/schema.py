@@ -37,6 +37,8 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     if not create and not path.exists():
         raise StoreError(f"{path} does not exist; pass another --db or start a run first")
     read_only = not create and not _writable(path)
+    if create:
+        _check_writable(path)
     try:
         db = sqlite_utils.Database(_read_only(path) if read_only else path)
     except sqlite3.Error as exc:
@@ -64,6 +66,18 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
         db.close()
         raise
     return db
+
+
+def _check_writable(path: Path) -> None:
+    """A one-line reason when a database cannot be written or created at `path`."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise StoreError(f"cannot create {path}: the directory {folder} does not exist; pass another --db")
+    if path.exists() and not _writable(path):
+        raise StoreError(f"{path} is read-only (SQLite needs to write the file and its directory {folder}); "
+                         "pass a writable --db")
+    if not path.exists() and not os.access(folder, os.W_OK):
+        raise StoreError(f"cannot create {path}: the directory {folder} is read-only; pass another --db")
 
 
 def _writable(path: Path) -> bool:

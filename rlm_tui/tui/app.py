@@ -18,6 +18,7 @@ from textual.screen import ModalScreen, Screen
 
 from rlm_tui import events as ev
 from rlm_tui.store import get_run, open_db
+from rlm_tui.text import printable
 from rlm_tui.tui.sources import CommandSender, Feed, Replay, TailSource, load_events
 
 REFRESH_HZ = 15
@@ -99,6 +100,10 @@ class RlmApp(App):
             if rollout_id is not None:
                 self.push_screen(RolloutScreen(rollout_id))
         self.set_interval(1 / REFRESH_HZ, self._tick)
+
+    def notify(self, message: str, *, title: str = "", **options: Any) -> None:
+        """Every toast: its text may come from an engine log, a database or an exception, so shown as characters."""
+        super().notify(printable(str(message)), title=printable(str(title)), **options)
 
     def on_unmount(self) -> None:
         if self.tail:

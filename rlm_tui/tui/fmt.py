@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rlm_tui.export import shown_status
 from rlm_tui.state import RolloutState
 
 STATUS_STYLE = {
@@ -36,9 +37,8 @@ def reward(value: float | None) -> str:
 
 def status(r: RolloutState, interrupted: bool = False) -> str:
     """What the operator cares about: a running rollout stopped at a safe point is paused."""
-    if r.status in ("queued", "running") and interrupted:
-        return "interrupted"
-    return "paused" if r.paused and r.status == "running" else r.status
+    shown = shown_status(r.status, interrupted)
+    return "paused" if r.paused and shown == "running" else shown
 
 
 def one_line(text: str, limit: int = 60) -> str:

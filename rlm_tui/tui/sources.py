@@ -1,4 +1,5 @@
-"""Where the app's events come from: a tail of a live run or a replay of a stored one; and where commands go."""
+"""Where the app's events come from (a tail of a live run or a replay of a stored one, made safe to show); and
+where commands go."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from rlm_tui import events as ev
 from rlm_tui.state import RunState
 from rlm_tui.store import open_db, read_events, run_over, send_command
+from rlm_tui.text import printable_event
 
 POLL_SECONDS = 0.05
 READ_LIMIT = 5000  # rows per query; a poll keeps reading while a query comes back full
@@ -151,7 +153,7 @@ class TailSource:
                     rows = read_events(db, run_id=self.run_id, after_seq=self.after_seq, limit=READ_LIMIT)
                     if rows:
                         self.after_seq = rows[-1][0]
-                        batch += [e for _, e in rows]
+                        batch += [printable_event(e) for _, e in rows]
                     if len(rows) < READ_LIMIT:
                         break
                 if batch or over:
@@ -198,14 +200,14 @@ def load_events(path: str | Path, run_id: str, rollout_id: str | None = None,
     db = open_db(path, create=False)
     try:
         if rollout_id is not None:
-            yield [e for _, e in read_events(db, run_id=run_id, limit=1)]
+            yield [printable_event(e) for _, e in read_events(db, run_id=run_id, limit=1)]
         after, size = 0, FIRST_CHUNK  # a small first chunk, so something shows at once
         while True:
             rows = read_events(db, run_id=None if rollout_id else run_id, rollout_id=rollout_id, after_seq=after,
                                limit=size)
             if rows:
                 after = rows[-1][0]
-                yield [e for _, e in rows]
+                yield [printable_event(e) for _, e in rows]
             if len(rows) < size:
                 return
             size = chunk

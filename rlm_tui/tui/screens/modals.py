@@ -13,6 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Static, TextArea
 
 from rlm_tui.state import Cell, SubCall
+from rlm_tui.text import printable
 from rlm_tui.tui import fmt
 from rlm_tui.tui.widgets.lines import RichBlock, TextBlock
 from rlm_tui.tui.widgets.subtree import tool_label
@@ -85,9 +86,9 @@ class InspectScreen(ModalScreen):
         out, taken = [], set()
         for code, before in self.sent:
             match = next((c for i, c in enumerate(r.operator_cells)
-                          if i >= before and i not in taken and c.code == code), None)
+                          if i >= before and i not in taken and c.code == printable(code)), None)
             if match is None:
-                out.append(Cell(id=f"pending-{len(out)}", turn=0, code=code, source="operator"))
+                out.append(Cell(id=f"pending-{len(out)}", turn=0, code=printable(code), source="operator"))
             else:
                 taken.add(r.operator_cells.index(match))
                 out.append(match)

@@ -20,6 +20,7 @@ from rlm_tui.report import stats
 from rlm_tui.report.data import ReportError, Row, load_rows, resolve
 from rlm_tui.report.render import tables
 from rlm_tui.store import open_db
+from rlm_tui.text import printable
 from rlm_tui.tui import fmt
 
 MODE_COLORS = {"llm": "gray", "rlm": "blue", "rlm-tips": "orange"}
@@ -99,13 +100,13 @@ class ReportScreen(Screen):
         self.query_one("#report-charts").display = self.query_one("#report-scatter").display = shown
         if not shown:
             title.update(Content.styled("report", "bold"))
-            body.update(Content.styled(message.error or f"{message.title} has no finished rollouts yet",
+            body.update(Content.styled(printable(message.error or f"{message.title} has no finished rollouts yet"),
                                        "red" if message.error else ""))
             return
         rows = message.rows
         runs = len({r.run_id for r in rows})
         title.update(Content.assemble(("report", "bold"), " ",
-                                      (f"· {message.title} · {len(rows)} rollouts in {runs} runs", "dim")))
+                                      (f"· {printable(message.title)} · {len(rows)} rollouts in {runs} runs", "dim")))
         from rich.console import Group
 
         body.update(Group(*tables(rows)))

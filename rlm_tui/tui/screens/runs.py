@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from rlm_tui.text import printable
 from rlm_tui.store import list_runs, open_db
 from rlm_tui.tui import fmt
 
@@ -39,8 +40,9 @@ class RunsRead(Message):
 def run_cells(row: dict[str, Any]) -> tuple:
     started = datetime.fromtimestamp(row["started"]).strftime("%Y-%m-%d %H:%M:%S") if row.get("started") else "-"
     status = row["status"]
-    return (*(Text(str(row[k])) for k in ("id", "env", "mode", "model")), started, f"{row['ended']}/{row['rollouts']}",
-            fmt.reward(row.get("mean_reward")), Text(status, style=fmt.STATUS_STYLE.get(status, "")))
+    return (*(Text(printable(str(row[k]))) for k in ("id", "env", "mode", "model")), started,
+            f"{row['ended']}/{row['rollouts']}", fmt.reward(row.get("mean_reward")),
+            Text(printable(str(status)), style=fmt.STATUS_STYLE.get(status, "")))
 
 
 class RunsScreen(Screen):
@@ -59,7 +61,7 @@ class RunsScreen(Screen):
             table.add_column(name, key=name)
         path = self.app.db_path.resolve()
         shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-        self.query_one("#runs-title", Static).update(Content.assemble(("runs", "bold"), " ", (f"· {shown}", "dim")))
+        self.query_one("#runs-title", Static).update(Content.assemble(("runs", "bold"), " ", (f"· {printable(str(shown))}", "dim")))
         self._ids: list[str] = []
         self._rows: dict[str, tuple] = {}
         self._grids: dict[str, str | None] = {}
