@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 
 import pytest
@@ -47,10 +46,8 @@ def test_context_fills_its_length(subset, context_len):
 
 
 @pytest.mark.parametrize("subset", ["synth", "real"])
-def test_four_million_tokens_in_seconds(subset):
-    start = time.perf_counter()
+def test_four_million_tokens(subset):
     (example,) = load_environment("oolong", {"subset": subset, "context_len": "4194304"}).examples(1, 0)
-    assert time.perf_counter() - start < 10
     assert len(example.context) > 0.99 * 4 * 4194304
 
 

@@ -187,7 +187,6 @@ async def test_huge_print_is_capped_but_counted(make):
     assert len(result.output) == 10_000
     assert len(result.stdout) == 10_000
     assert result.output_chars == 100 * 1_000_001
-    assert result.elapsed_s < 5
 
 
 async def test_timeout_interrupts_and_keeps_state(make):
@@ -198,7 +197,6 @@ async def test_timeout_interrupts_and_keeps_state(make):
     assert not result.restarted and result.lost is None
     assert result.stdout == "started\n"
     assert "KeyboardInterrupt" in result.output
-    assert 0.5 <= result.elapsed_s < 2
     assert (await box.run("x + 1")).out == "Out[3]: 42"
     assert box.restarts == 0
 
@@ -346,8 +344,7 @@ async def test_closing_the_protocol_fds_is_a_crash_not_a_hang(make):
     box = await make(timeout=5.0)
     # every fd past stderr, whatever numbers the host's busy process gave the protocol pipes
     result = await box.run("import os\nos.closerange(3, 1 << 20)")
-    assert result.restarted and result.error.startswith("crash:")
-    assert result.elapsed_s < 2
+    assert result.restarted and result.error.startswith("crash:")  # a hang would read timeout
     assert (await box.run("1")).out == "Out[1]: 1"
 
 
