@@ -50,6 +50,12 @@ def _positive_float(raw: str) -> float:
     return _seconds(raw)
 
 
+def add_request_timeout(parser: argparse.ArgumentParser) -> None:
+    """--request-timeout, one definition for run and ablate."""
+    parser.add_argument("--request-timeout", type=_positive_float, default=120.0, metavar="SECONDS",
+                        help="seconds to wait for each model server reply before retrying (default 120)")
+
+
 def _delay(raw: str) -> float:
     return _seconds(raw, zero=True)
 
@@ -89,6 +95,7 @@ def build_parser() -> Parser:
     run.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds per REPL cell (default 120)")
     run.add_argument("--max-output-chars", type=_positive_int, default=8192, help="cell output the model sees (default 8192)")
     run.add_argument("--memory-mb", type=_memory, default=2048, help="memory limit of each sandbox (default 2048)")
+    add_request_timeout(run)
     run.add_argument("--seed", type=int, default=0, help="example seed (default 0)")
     run.add_argument("--env-arg", type=_env_arg, action="append", default=[], metavar="KEY=VALUE",
                      help="environment knob, repeatable")
@@ -179,7 +186,8 @@ def resolve_models(args: argparse.Namespace) -> tuple[str, str, str | None]:
     return model, sub_model, args.base_url or os.environ.get("OPENAI_BASE_URL") or None
 
 
-def make_client(env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0) -> Any:
+def make_client(env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0,
+                request_timeout: float = 120.0) -> Any:
     """The scripted model, or an OpenAI-compatible client after checking its key and that the server answers."""
     from rlm_tui.engine.clients import OpenAIClient
     from rlm_tui.engine.scripted import ScriptedClient
@@ -191,7 +199,7 @@ def make_client(env: Any, model: str, base_url: str | None, scripted_delay: floa
         raise UserError(f"model {model!r} needs OPENAI_API_KEY (or --base-url for a local server); "
                         "use --model scripted to run offline")
     _check_reachable(base_url or "https://api.openai.com/v1")
-    return OpenAIClient(base_url=base_url, api_key=key)
+    return OpenAIClient(base_url=base_url, api_key=key, request_timeout=request_timeout)
 
 
 def _check_reachable(base_url: str) -> None:
@@ -221,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     env_args = dict(args.env_arg)
     env = load_environment(args.env, env_args)
     model, sub_model, base_url = resolve_models(args)
-    client = make_client(env, model, base_url, args.scripted_delay)
+    client = make_client(env, model, base_url, args.scripted_delay, args.request_timeout)
     settings = RolloutSettings(mode=args.mode, model=model, sub_model=sub_model, max_turns=args.max_turns,
                                timeout=args.timeout, max_output_chars=args.max_output_chars,
                                sub_concurrency=args.sub_concurrency, limits=Limits(memory_mb=args.memory_mb))
