@@ -384,3 +384,48 @@ def test_the_progress_line_counts_retries(monkeypatch, tmp_path):
         run = Run(config, env, client, sinks=[])
         state = headless.run_headless(run, client)
     assert state.retries == 3 and "3 retries" in out.getvalue()
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+
+async def test_the_app_shows_retries_in_the_timeline_and_the_sub_llm_tree(tmp_path):
+    from runs import store_events
+    from test_tui_replay import until
+
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.rollout import RolloutScreen
+    from rlm_tui.tui.screens.run import RunScreen
+    from rlm_tui.tui.screens.runs import RunsScreen
+    from rlm_tui.tui.synthetic import run_events
+    from rlm_tui.tui.widgets.subtree import SubTree
+    from rlm_tui.tui.widgets.timeline import Timeline
+
+    def shown(widget) -> str:
+        return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
+
+    events, placed = [], set()
+    for e in run_events("retry-run", rollouts=1, turns=2, batch=2):
+        events.append(e)
+        role = "main" if isinstance(e, ev.ModelCallStarted) else "sub" if isinstance(e, ev.SubCallStarted) else None
+        if role and role not in placed:
+            placed.add(role)
+            events.append(ev.ModelRetry(run_id=e.run_id, rollout_id=e.rollout_id, parent_id=e.id, ts=e.ts, role=role,
+                                        attempt=1, max_attempts=5, reason=f"HTTP 503: {role} [b]busy[/b]", wait_s=0.5))
+    db = store_events(tmp_path / "r.db", events)
+    app = RlmApp(db)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.replay is not None)
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.query_one(Timeline).total)
+        await pilot.pause()
+        timeline = shown(app.screen.query_one(Timeline))
+        assert "⟳ attempt 1 of 5 failed: HTTP 503: main [b]busy[/b] · next try in 0.50 s" in timeline
+        tree = app.screen.query_one(SubTree)
+        tree.root.children[0].expand()
+        await until(pilot, lambda: tree.calls)
+        await pilot.pause()
+        assert "· 1 retry" in shown(tree)
