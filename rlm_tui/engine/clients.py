@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
-import httpx
 import openai
+
+try:  # the SDK's own HTTP response type: httpx2 from openai 3 on, httpx before (whose import pulls in rich)
+    from httpx2 import Response as HTTPResponse
+except ImportError:
+    from httpx import Response as HTTPResponse
 
 
 @dataclass
@@ -165,15 +169,16 @@ class OpenAIClient:
                 # create() re-walks every message through the SDK's TypedDict transform (a third of the client's
                 # time on wide batches); our messages are already wire JSON, so post them as they are, and stream
                 # the reply so that its size is ours to bound.
-                response = await self._client.post("/chat/completions", body=body, cast_to=httpx.Response,
+                response = await self._client.post("/chat/completions", body=body, cast_to=HTTPResponse,
                                                    stream=True)
                 try:
                     raw = await _read_capped(response)
                 finally:
                     await response.aclose()
         except openai.APITimeoutError as exc:
-            if type(exc.__cause__).__name__ == "ConnectTimeout":  # the aiohttp transport reports a refusal so
-                raise _Transient("connection", f"cannot reach {self._client.base_url}: {one_line(exc.__cause__)}") from None
+            if type(exc.__cause__).__name__ == "ConnectTimeout":  # how the aiohttp transport reports a refusal
+                raise _Transient("connection", f"cannot reach {self._client.base_url}: {one_line(exc.__cause__)}") \
+                    from None
             raise _Transient("timeout", f"no reply within {self.request_timeout:g} s") from None
         except TimeoutError:
             raise _Transient("timeout", f"no reply within {self.request_timeout:g} s") from None
@@ -184,7 +189,8 @@ class OpenAIClient:
                 raise ModelError("context_length", f"the prompt is longer than {model}'s context window: "
                                                    f"{reason}") from None
             if exc.status_code in RETRY_STATUSES or exc.status_code >= 500:
-                raise _Transient("api", f"{model} request failed with {reason}", retry_after(exc.response.headers)) from None
+                asked = retry_after(exc.response.headers)
+                raise _Transient("api", f"{model} request failed with {reason}", asked) from None
             raise ModelError("api", f"{model} request failed with {reason}") from None
         except openai.APIConnectionError as exc:
             raise _Transient("connection", f"cannot reach {self._client.base_url}: {one_line(exc)}") from None
@@ -193,8 +199,9 @@ class OpenAIClient:
         try:
             data = json.loads(raw)
         except ValueError:
+            start_of = one_line(raw[:80].decode(errors="replace"), 80)
             raise _Transient("malformed", f"{model} sent a malformed reply: not JSON ({one_line(content_type, 60)}, "
-                                          f"{len(raw):,} bytes: {one_line(raw[:80].decode(errors='replace'), 80)!r})") from None
+                                          f"{len(raw):,} bytes: {start_of!r})") from None
         try:
             return parse_completion(data, messages, latency)
         except ValueError as exc:
@@ -211,7 +218,8 @@ async def _read_capped(response: Any) -> bytes:
     """The reply body, refusing one past MAX_REPLY_BYTES; a connection that breaks mid-body is transient."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
-        raise _Transient("malformed", f"the reply is larger than {MAX_REPLY_BYTES:,} bytes ({int(declared):,} declared)")
+        raise _Transient("malformed", f"the reply is larger than {MAX_REPLY_BYTES:,} bytes "
+                                      f"({int(declared):,} declared)")
     chunks, size = [], 0
     try:
         async for chunk in response.aiter_bytes():
@@ -264,8 +272,9 @@ def _tool_calls(raw: Any) -> list[dict[str, Any]]:
         elif arguments is not None and not isinstance(arguments, str):
             raise ValueError(f"tool call {i}'s arguments are {_kind(arguments)}, not a JSON string")
         call_id = call.get("id")
-        calls.append({"id": call_id if isinstance(call_id, str) and call_id else f"call_{i}_{os.urandom(4).hex()}",
-                      "name": name, "arguments": arguments or ""})
+        if not isinstance(call_id, str) or not call_id:
+            call_id = f"call_{i}_{os.urandom(4).hex()}"  # the next request must name the call it answers
+        calls.append({"id": call_id, "name": name, "arguments": arguments or ""})
     return calls
 
 

@@ -100,7 +100,8 @@ class SubLLMs:
     async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stats: dict[str, int],
                         call_id: str):
         def on_retry(**retry: Any) -> None:
-            self.emit(ev.ModelRetry(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=call_id, role="sub", **retry))
+            self.emit(ev.ModelRetry(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=call_id, role="sub",
+                                    **retry))
 
         reply = await self.client.complete(self.model, messages, tools, on_retry=on_retry)
         stats["turns"] += 1

@@ -96,8 +96,9 @@ class Timeline(LineView):
             head.append(f"· {t.prompt_tokens:,} → {t.completion_tokens:,} tok · {fmt.seconds(t.latency_s)}", style="cyan")
         out = [self._line(("turn", key), head)]
         for retry in t.retries:
-            out.append(self._line(("retry", retry.id), f"  ⟳ attempt {retry.attempt} of {retry.max_attempts} failed: "
-                                  f"{fmt.one_line(retry.reason, 200)} · next try in {fmt.seconds(retry.wait_s)}", "yellow"))
+            line = (f"  ⟳ attempt {retry.attempt} of {retry.max_attempts} failed: {fmt.one_line(retry.reason, 200)}"
+                    f" · next try in {fmt.seconds(retry.wait_s)}")
+            out.append(self._line(("retry", retry.id), line, "yellow"))
         if t.error:
             out.append(self._text(("terr", key), f"model error ({t.outcome}): {t.error}", "bold red"))
         if t.reasoning:
