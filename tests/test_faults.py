@@ -429,3 +429,24 @@ async def test_the_app_shows_retries_in_the_timeline_and_the_sub_llm_tree(tmp_pa
         await until(pilot, lambda: tree.calls)
         await pilot.pause()
         assert "· 1 retry" in shown(tree)
+
+
+def test_ablate_passes_the_request_timeout_on(tmp_path):
+    held = []
+
+    def respond(body):
+        if not held:
+            held.append(body)
+            return Hang()
+        return finishing(body)
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
+    environ["OPENAI_API_KEY"] = "k"
+    with FakeOpenAI(respond) as server:
+        proc = subprocess.run([RLM_TUI, "ablate", "verbatim-copy", "--modes", "rlm", "-n", "1", "--model", "m",
+                               "--base-url", server.base_url, "--db", "f.db", "--env-arg", "target_length=100",
+                               "--request-timeout", "0.5"], cwd=tmp_path, env=environ, capture_output=True, text=True,
+                              timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (retry,) = [e for e in stored_events(tmp_path) if isinstance(e, ev.ModelRetry)]
+    assert "no reply within 0.5 s" in retry.reason
