@@ -32,7 +32,8 @@ def spec_from_args(args: argparse.Namespace, model: str, sub_model: str, base_ur
         env_args=sweeps, timeouts=timeouts,
         options={"model": model, "sub_model": sub_model, "base_url": base_url, "concurrency": args.concurrency,
                  "sub_concurrency": args.sub_concurrency, "max_turns": args.max_turns,
-                 "max_output_chars": args.max_output_chars, "memory_mb": args.memory_mb},
+                 "max_output_chars": args.max_output_chars, "memory_mb": args.memory_mb,
+                 "request_timeout": args.request_timeout},
     )
 
 
@@ -62,7 +63,7 @@ def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
                 err.print(f"{label}: done already", markup=False)
                 continue
             env = load_environment(cell.env, cell.env_args)
-            client = make_client(env, o["model"], o["base_url"])
+            client = make_client(env, o["model"], o["base_url"], request_timeout=o.get("request_timeout", 120.0))
             settings = RolloutSettings(mode=cell.mode, model=o["model"], sub_model=o["sub_model"],
                                        max_turns=o["max_turns"], timeout=cell.timeout,
                                        max_output_chars=o["max_output_chars"], sub_concurrency=o["sub_concurrency"],
@@ -108,6 +109,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, positive_int, memory_mb) -> None:
+    from rlm_tui.cli import add_request_timeout
+
     p = sub.add_parser("ablate", parents=[common], help="run environments x modes x settings on the same examples")
     p.add_argument("envs", nargs="*", help="environments, e.g. verbatim-copy oolong")
     p.add_argument("--modes", default="llm,rlm,rlm-tips", help="comma list (default llm,rlm,rlm-tips)")
@@ -124,6 +127,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,
     p.add_argument("--max-turns", type=positive_int, default=30, help="root model calls per rollout (default 30)")
     p.add_argument("--max-output-chars", type=positive_int, default=8192, help="cell output the model sees")
     p.add_argument("--memory-mb", type=memory_mb, default=2048, help="memory limit of each sandbox (default 2048)")
+    add_request_timeout(p)
     p.add_argument("--name", help="the grid's name (default: grid-DATE-TIME)")
     p.add_argument("--resume", metavar="NAME", help="finish an interrupted grid with its own settings")
 

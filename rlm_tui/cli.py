@@ -75,6 +75,12 @@ def _positive_float(raw: str) -> float:
     return _seconds(raw)
 
 
+def add_request_timeout(parser: argparse.ArgumentParser) -> None:
+    """--request-timeout, one definition for run and ablate."""
+    parser.add_argument("--request-timeout", type=_positive_float, default=120.0, metavar="SECONDS",
+                        help="seconds to wait for each model server reply before retrying (default 120)")
+
+
 def _delay(raw: str) -> float:
     return _seconds(raw, zero=True, high=3600)
 
@@ -145,6 +151,7 @@ def build_parser() -> Parser:
     run.add_argument("--max-output-chars", type=_at_most(1_000_000), default=8192,
                      help="cell output the model sees (default 8192)")
     run.add_argument("--memory-mb", type=_memory, default=2048, help="memory limit of each sandbox (default 2048)")
+    add_request_timeout(run)
     run.add_argument("--seed", type=_checked(seed), default=0, help="example seed, a 64-bit whole number (default 0)")
     run.add_argument("--env-arg", type=_env_arg, action="append", default=[], metavar="KEY=VALUE",
                      help="environment knob, repeatable")
@@ -248,7 +255,8 @@ def _env_base_url() -> str | None:
         raise UserError(f"OPENAI_BASE_URL: {exc}") from None
 
 
-def make_client(env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0) -> Any:
+def make_client(env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0,
+                request_timeout: float = 120.0) -> Any:
     """The scripted model, or an OpenAI-compatible client after checking its key and that the server answers."""
     from rlm_tui.engine.clients import OpenAIClient
     from rlm_tui.engine.scripted import ScriptedClient
@@ -261,7 +269,7 @@ def make_client(env: Any, model: str, base_url: str | None, scripted_delay: floa
                         "use --model scripted to run offline")
     base_url = base_url or OPENAI_URL  # explicit, so that the SDK never reads an empty $OPENAI_BASE_URL itself
     _check_reachable(base_url)
-    return OpenAIClient(base_url=base_url, api_key=key)
+    return OpenAIClient(base_url=base_url, api_key=key, request_timeout=request_timeout)
 
 
 def _check_reachable(base_url: str) -> None:
@@ -291,7 +299,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     env_args = dict(args.env_arg)
     env = load_environment(args.env, env_args)
     model, sub_model, base_url = resolve_models(args)
-    client = make_client(env, model, base_url, args.scripted_delay)
+    client = make_client(env, model, base_url, args.scripted_delay, args.request_timeout)
     settings = RolloutSettings(mode=args.mode, model=model, sub_model=sub_model, max_turns=args.max_turns,
                                timeout=args.timeout, max_output_chars=args.max_output_chars,
                                sub_concurrency=args.sub_concurrency, limits=Limits(memory_mb=args.memory_mb))

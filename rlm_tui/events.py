@@ -129,6 +129,19 @@ class ModelCallFinished(Event):
     error: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelRetry(Event):
+    """A model call's attempt failed and it will be tried again after `wait_s`; `parent_id` is the call's
+    ModelCallStarted id (role main) or SubCallStarted id (role sub)."""
+
+    kind: ClassVar[str] = "model_retry"
+    role: str  # main | sub
+    attempt: int  # the attempt that failed, from 1
+    max_attempts: int
+    reason: str  # one line: the HTTP status, the timeout, what was malformed
+    wait_s: float
+
+
 # --- REPL cells -----------------------------------------------------------------------------
 
 
@@ -254,7 +267,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         RunStarted, RunFinished, RunStalled, RolloutQueued, RolloutStarted, RolloutFinished,
-        ModelCallStarted, ModelCallFinished, CellStarted, CellFinished, AnswerUpdated,
+        ModelCallStarted, ModelCallFinished, ModelRetry, CellStarted, CellFinished, AnswerUpdated,
         SandboxRestarted, SubBatchStarted, SubBatchFinished, SubCallStarted, SubCallFinished,
         ToolCalled, OperatorAction, RolloutPaused,
     )

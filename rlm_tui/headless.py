@@ -42,9 +42,10 @@ def run_headless(run: Any, client: Any) -> RunState:
 
     SIGTERM and SIGHUP (unless ignored, as under nohup) stop it as Ctrl-C does, then raise Stopped."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(), console=err, transient=True)
+                        TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(),
+                        TextColumn("{task.fields[retries]}", style="yellow"), console=err, transient=True)
     task = progress.add_task(escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples,
-                             reward="-")
+                             reward="-", retries="")
 
     def on_event(event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
@@ -53,6 +54,9 @@ def run_headless(run: Any, client: Any) -> RunState:
         elif isinstance(event, ev.RolloutFinished):
             mean = run.state.mean_reward
             progress.update(task, advance=1, reward="-" if mean is None else f"{mean:.3f}")
+        elif isinstance(event, ev.ModelRetry):
+            count = run.state.retries
+            progress.update(task, retries=f"{count} {'retry' if count == 1 else 'retries'}")
 
     run.sinks.append(on_event)
 

@@ -38,6 +38,7 @@ class Turn:
     error: str | None = None
     cells: list[Cell] = field(default_factory=list)
     tools: list[ev.ToolCalled] = field(default_factory=list)  # the root's own tool calls, in llm mode
+    retries: list[ev.ModelRetry] = field(default_factory=list)
     started: float | None = None  # when the call was made, to place operator actions between turns
 
 
@@ -55,6 +56,7 @@ class SubCall:
     latency_s: float | None = None
     error: str | None = None
     tools: list[ev.ToolCalled] = field(default_factory=list)
+    retries: int = 0
 
 
 @dataclass
@@ -92,6 +94,7 @@ class RolloutState:
     turns: list[Turn] = field(default_factory=list)
     batches: list[SubBatch] = field(default_factory=list)
     restarts: list[ev.SandboxRestarted] = field(default_factory=list)
+    retries: list[ev.ModelRetry] = field(default_factory=list)  # main and sub, in order
     paused: bool = False  # stopped at a safe point, waiting for the operator
     operator: list[ev.OperatorAction] = field(default_factory=list)
     operator_cells: list[Cell] = field(default_factory=list)  # code the operator ran; `turn` says where
@@ -187,6 +190,16 @@ def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
     s.model_time_s += e.latency_s
 
 
+def _retry(s: RolloutState, e: ev.ModelRetry) -> None:
+    s.retries.append(e)
+    turn = s._turns.get(e.parent_id or "")
+    if turn is not None:
+        turn.retries.append(e)
+    call = s._calls.get(e.parent_id or "")
+    if call is not None:
+        call.retries += 1
+
+
 def _cell_started(s: RolloutState, e: ev.CellStarted) -> None:
     cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source)
     s._cells[e.id] = cell
@@ -264,7 +277,7 @@ def _tool(s: RolloutState, e: ev.ToolCalled) -> None:
 
 _ROLLOUT_HANDLERS: dict[type, Any] = {
     ev.RolloutQueued: _queued, ev.RolloutStarted: _started, ev.RolloutFinished: _finished,
-    ev.ModelCallStarted: _call_started, ev.ModelCallFinished: _call_finished,
+    ev.ModelCallStarted: _call_started, ev.ModelCallFinished: _call_finished, ev.ModelRetry: _retry,
     ev.CellStarted: _cell_started, ev.CellFinished: _cell_finished, ev.AnswerUpdated: _answer,
     ev.SandboxRestarted: _restarted, ev.SubBatchStarted: _batch_started, ev.SubBatchFinished: _batch_finished,
     ev.SubCallStarted: _sub_started, ev.SubCallFinished: _sub_finished, ev.ToolCalled: _tool,
@@ -311,6 +324,10 @@ class RunState:
     @property
     def done(self) -> list[RolloutState]:
         return [r for r in self.rollouts.values() if r.status in ("done", "failed", "killed")]
+
+    @property
+    def retries(self) -> int:
+        return sum(len(r.retries) for r in self.rollouts.values())
 
     @property
     def mean_reward(self) -> float | None:

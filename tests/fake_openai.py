@@ -29,7 +29,24 @@ class Fail:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Responder = Callable[[dict[str, Any]], Reply | Fail]
+@dataclass
+class Raw:
+    """Any bytes as the reply: the body is `body` sent `repeat` times over (a gigantic reply without holding
+    it); with `cut` the reply promises more than it sends and the connection closes mid-body."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+    repeat: int = 1
+    cut: bool = False
+
+
+@dataclass
+class Hang:
+    """Never answers: the request is held until the client gives up or the server stops."""
+
+
+Responder = Callable[[dict[str, Any]], "Reply | Fail | Raw | Hang | dict[str, Any]"]  # a dict is sent as the JSON body
 
 
 class FakeOpenAI:
@@ -42,6 +59,7 @@ class FakeOpenAI:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
         self.base_url = ""
 
     def __enter__(self) -> FakeOpenAI:
@@ -51,11 +69,13 @@ class FakeOpenAI:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stopping.set)  # releases every held request
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
     async def _start(self) -> int:
+        self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
@@ -74,6 +94,13 @@ class FakeOpenAI:
         if self.latency:
             await asyncio.sleep(self.latency)
         result = self.respond(body)
+        if isinstance(result, Hang):
+            await self._stopping.wait()
+            return web.Response(status=503)
+        if isinstance(result, Raw):
+            return await self._raw(request, result)
+        if isinstance(result, dict):
+            return web.json_response(result)
         if isinstance(result, Fail):
             error = {"error": {"message": result.message, "type": "invalid_request_error", "code": result.code}}
             return web.json_response(error, status=result.status, headers=result.headers)
@@ -93,6 +120,21 @@ class FakeOpenAI:
         if result.usage is not None:
             payload["usage"] = {"total_tokens": 0, **result.usage}
         return web.json_response(payload)
+
+
+    async def _raw(self, request: web.Request, raw: Raw) -> web.StreamResponse:
+        size = len(raw.body) * raw.repeat
+        response = web.StreamResponse(status=raw.status, headers={
+            "Content-Type": raw.content_type, "Content-Length": str(size + 100 if raw.cut else size)})
+        await response.prepare(request)
+        try:
+            for _ in range(raw.repeat):
+                await response.write(raw.body)
+        except (ConnectionError, RuntimeError):  # the client stopped reading: that is its right
+            return response
+        if raw.cut:
+            request.transport.close()
+        return response
 
 
 class FakeOpenAIProcess:

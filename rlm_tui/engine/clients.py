@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
+import os
+import random
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
 import openai
-from openai.types.chat import ChatCompletion
+
+try:  # the SDK's own HTTP response type: httpx2 from openai 3 on, httpx before (whose import pulls in rich)
+    from httpx2 import Response as HTTPResponse
+except ImportError:
+    from httpx import Response as HTTPResponse
 
 
 @dataclass
@@ -26,15 +34,22 @@ class ModelReply:
 
 
 class ModelError(Exception):
-    """A model call that failed after retries; `kind` is context_length, connection or api."""
+    """A model call that failed after retries; `kind` is context_length, connection, timeout, malformed or api."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
 
 
+class RetryHook(Protocol):
+    """Told of each retry before its wait: which attempt failed, of how many at most, why, and the wait."""
+
+    def __call__(self, *, attempt: int, max_attempts: int, reason: str, wait_s: float) -> None: ...
+
+
 class ModelClient(Protocol):
-    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> ModelReply: ...
+    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                       on_retry: RetryHook | None = None) -> ModelReply: ...
 
     async def close(self) -> None: ...
 
@@ -63,6 +78,11 @@ def count_message_tokens(messages: list[dict[str, Any]]) -> int:
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window", "too many tokens",
                     "prompt is too long", "context length")
+RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
+MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer is waited on this long, then tried again
+BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0  # seconds: 0.5, 1, 2, 4 ... before jitter
+MAX_REPLY_BYTES = 32 << 20  # far above any real completion; a bigger reply is a broken server
+MAX_TOKENS = 10**9  # a usage count above this is nonsense, not a count
 
 
 def is_context_length_error(exc: openai.APIStatusError) -> bool:
@@ -70,34 +90,122 @@ def is_context_length_error(exc: openai.APIStatusError) -> bool:
     return exc.status_code in (400, 413) and any(marker in text for marker in _CONTEXT_MARKERS)
 
 
-class OpenAIClient:
-    """Any OpenAI-compatible chat-completions endpoint, through the `openai` SDK over aiohttp."""
+def one_line(text: Any, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, max_retries: int = 4, timeout: float = 600.0) -> None:
+
+def retry_after(headers: Any) -> float | None:
+    """The wait a server asks for, in seconds (`retry-after-ms` or `retry-after` in seconds), if any."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name)) / scale
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value) and value >= 0:
+            return value
+    return None
+
+
+def retry_delay(attempt: int, asked: float | None) -> float:
+    """Seconds before the next try: what the server asked for (capped), else exponential backoff with jitter."""
+    if asked is not None and math.isfinite(asked) and asked >= 0:
+        return min(asked, MAX_RETRY_AFTER)
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+class _Transient(Exception):
+    """A failed attempt worth another try; `wait` is what the server asked for, if anything."""
+
+    def __init__(self, kind: str, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.wait = kind, wait
+
+
+class OpenAIClient:
+    """Any OpenAI-compatible chat-completions endpoint, through the `openai` SDK over aiohttp.
+
+    The retries are ours, not the SDK's, so that each one is reported; only ModelError leaves `complete`.
+    """
+
+    def __init__(self, *, base_url: str | None, api_key: str | None, max_retries: int = 4,
+                 request_timeout: float = 120.0) -> None:
         # The SDK's default httpx transport is several times slower for wide batches than aiohttp.
-        self.base_url = base_url
+        self.base_url, self.max_retries, self.request_timeout = base_url, max_retries, request_timeout
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "EMPTY", max_retries=max_retries, timeout=timeout,
+            base_url=base_url, api_key=api_key or "EMPTY", max_retries=0, timeout=request_timeout,
             http_client=openai.DefaultAioHttpClient(),
         )
 
-    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> ModelReply:
-        kwargs: dict[str, Any] = {"model": model, "messages": messages}
+    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                       on_retry: RetryHook | None = None) -> ModelReply:
+        body: dict[str, Any] = {"model": model, "messages": messages}
         if tools:
-            kwargs["tools"] = tools
+            body["tools"] = tools
+        attempts = self.max_retries + 1
+        attempt = 1
+        try:
+            while True:
+                try:
+                    return await self._attempt(model, body, messages)
+                except _Transient as failure:
+                    if attempt == attempts:
+                        raise ModelError(failure.kind, f"{failure} (after {attempts} attempts)") from None
+                    wait = retry_delay(attempt, failure.wait)
+                    if on_retry is not None:
+                        on_retry(attempt=attempt, max_attempts=attempts, reason=str(failure), wait_s=wait)
+                    await asyncio.sleep(wait)
+                attempt += 1
+        except ModelError:
+            raise
+        except Exception as exc:  # a bug or a fault nobody foresaw: the call fails, the engine does not
+            raise ModelError("api", f"{model} call failed: {type(exc).__name__}: {one_line(exc)}") from None
+
+    async def _attempt(self, model: str, body: dict[str, Any], messages: list[dict[str, Any]]) -> ModelReply:
+        """One request; raises _Transient for what is worth retrying and ModelError for what is not."""
         start = time.perf_counter()
         try:
-            # create() re-walks every message through the SDK's TypedDict transform (a third of the client's
-            # time on wide batches); our messages are already wire JSON, so post them as they are.
-            response = await self._client.post("/chat/completions", body=kwargs, cast_to=ChatCompletion)
+            async with asyncio.timeout(self.request_timeout):
+                # create() re-walks every message through the SDK's TypedDict transform (a third of the client's
+                # time on wide batches); our messages are already wire JSON, so post them as they are, and stream
+                # the reply so that its size is ours to bound.
+                response = await self._client.post("/chat/completions", body=body, cast_to=HTTPResponse,
+                                                   stream=True)
+                try:
+                    raw = await _read_capped(response)
+                finally:
+                    await response.aclose()
+        except openai.APITimeoutError as exc:
+            if type(exc.__cause__).__name__ == "ConnectTimeout":  # how the aiohttp transport reports a refusal
+                raise _Transient("connection", f"cannot reach {self._client.base_url}: {one_line(exc.__cause__)}") \
+                    from None
+            raise _Transient("timeout", f"no reply within {self.request_timeout:g} s") from None
+        except TimeoutError:
+            raise _Transient("timeout", f"no reply within {self.request_timeout:g} s") from None
         except openai.APIStatusError as exc:
+            said = exc.body.get("message") if isinstance(exc.body, dict) else None
+            reason = f"HTTP {exc.status_code}: {one_line(said if isinstance(said, str) else exc.message)}"
             if is_context_length_error(exc):
-                raise ModelError("context_length", f"the prompt is longer than {model}'s context window: {exc.message}") from None
-            raise ModelError("api", f"{model} request failed with HTTP {exc.status_code}: {exc.message}") from None
+                raise ModelError("context_length", f"the prompt is longer than {model}'s context window: "
+                                                   f"{reason}") from None
+            if exc.status_code in RETRY_STATUSES or exc.status_code >= 500:
+                asked = retry_after(exc.response.headers)
+                raise _Transient("api", f"{model} request failed with {reason}", asked) from None
+            raise ModelError("api", f"{model} request failed with {reason}") from None
         except openai.APIConnectionError as exc:
-            raise ModelError("connection", f"cannot reach {self._client.base_url}: {exc}") from None
+            raise _Transient("connection", f"cannot reach {self._client.base_url}: {one_line(exc)}") from None
         latency = time.perf_counter() - start
-        return parse_completion(response, messages, latency)
+        content_type = response.headers.get("content-type", "")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            start_of = one_line(raw[:80].decode(errors="replace"), 80)
+            raise _Transient("malformed", f"{model} sent a malformed reply: not JSON ({one_line(content_type, 60)}, "
+                                          f"{len(raw):,} bytes: {start_of!r})") from None
+        try:
+            return parse_completion(data, messages, latency)
+        except ValueError as exc:
+            raise _Transient("malformed", f"{model} sent a malformed reply: {exc}") from None
 
     def for_rollout(self, example: Any, mode: str) -> OpenAIClient:
         return self
@@ -106,29 +214,100 @@ class OpenAIClient:
         await self._client.close()
 
 
-def parse_completion(response: Any, messages: list[dict[str, Any]], latency: float) -> ModelReply:
-    if not response.choices:
-        raise ModelError("api", "the server returned no choices")
-    message = response.choices[0].message
-    extra = message.model_extra or {}
-    reply = ModelReply(
-        text=message.content or "",
-        reasoning=extra.get("reasoning_content") or extra.get("reasoning") or "",
-        tool_calls=[
-            {"id": call.id, "name": call.function.name, "arguments": call.function.arguments or ""}
-            for call in message.tool_calls or ()
-            if getattr(call, "function", None) is not None
-        ],
-        latency_s=latency,
-    )
-    usage = response.usage
-    if usage is not None and (usage.prompt_tokens or usage.completion_tokens):
-        reply.prompt_tokens = usage.prompt_tokens or 0
-        reply.completion_tokens = usage.completion_tokens or 0
-        details = usage.completion_tokens_details
-        reply.reasoning_tokens = (details.reasoning_tokens or 0) if details else 0
-        cached = usage.prompt_tokens_details
-        reply.cached_tokens = (cached.cached_tokens or 0) if cached else 0
+async def _read_capped(response: Any) -> bytes:
+    """The reply body, refusing one past MAX_REPLY_BYTES; a connection that breaks mid-body is transient."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+        raise _Transient("malformed", f"the reply is larger than {MAX_REPLY_BYTES:,} bytes "
+                                      f"({int(declared):,} declared)")
+    chunks, size = [], 0
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                raise _Transient("malformed", f"the reply is larger than {MAX_REPLY_BYTES:,} bytes")
+            chunks.append(chunk)
+    except _Transient:
+        raise
+    except Exception as exc:  # the transport's own error types differ between SDK versions
+        raise _Transient("connection", f"the connection broke while reading the reply ({type(exc).__name__}: "
+                                       f"{one_line(exc, 120)})") from None
+    return b"".join(chunks)
+
+
+def _count(value: Any) -> int | None:
+    """A token count, or None when it is not one (a string, a bool, negative, absurd)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS:
+        return value
+    return None
+
+
+def _text(content: Any) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("text", ""), str) for p in content):
+        return "".join(p.get("text", "") for p in content)  # content parts: the text ones are the reply
+    raise ValueError(f"choices[0].message.content is {_kind(content)}, not text")
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _tool_calls(raw: Any) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ValueError(f"tool_calls is {_kind(raw)}, not a list")
+    calls = []
+    for i, call in enumerate(raw):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise ValueError(f"tool call {i} has no function")
+        name, arguments = function.get("name"), function.get("arguments")
+        if not isinstance(name, str):
+            raise ValueError(f"tool call {i}'s name is {_kind(name)}, not a string")
+        if isinstance(arguments, (dict, list)):
+            arguments = json.dumps(arguments)  # an object where its JSON text belongs: the intent is plain
+        elif arguments is not None and not isinstance(arguments, str):
+            raise ValueError(f"tool call {i}'s arguments are {_kind(arguments)}, not a JSON string")
+        call_id = call.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            call_id = f"call_{i}_{os.urandom(4).hex()}"  # the next request must name the call it answers
+        calls.append({"id": call_id, "name": name, "arguments": arguments or ""})
+    return calls
+
+
+def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) -> ModelReply:
+    """A chat completion decoded from JSON, checked field by field; ValueError says what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"the body is {_kind(data)}, not a JSON object")
+    choices = data.get("choices")
+    if choices is None and isinstance(data.get("error"), dict):
+        raise ValueError(f"an error instead of choices: {one_line(data['error'].get('message'), 160)}")
+    if not isinstance(choices, list):
+        raise ValueError(f"choices is {_kind(choices)}, not a list")
+    if not choices:
+        raise ValueError("no choices")
+    if not isinstance(choices[0], dict):
+        raise ValueError(f"choices[0] is {_kind(choices[0])}, not an object")
+    message = choices[0].get("message")
+    if message is None:
+        raise ValueError("choices[0].message is null")
+    if not isinstance(message, dict):
+        raise ValueError(f"choices[0].message is {_kind(message)}, not an object")
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    reply = ModelReply(text=_text(message.get("content")), reasoning=reasoning if isinstance(reasoning, str) else "",
+                       tool_calls=_tool_calls(message.get("tool_calls")), latency_s=latency)
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    if prompt is not None and completion is not None and (prompt or completion):
+        reply.prompt_tokens, reply.completion_tokens = prompt, completion
+        details = usage.get("completion_tokens_details")
+        cached = usage.get("prompt_tokens_details")
+        reply.reasoning_tokens = (_count(details.get("reasoning_tokens")) or 0) if isinstance(details, dict) else 0
+        reply.cached_tokens = (_count(cached.get("cached_tokens")) or 0) if isinstance(cached, dict) else 0
     else:
         estimate_usage(reply, messages)
     return reply

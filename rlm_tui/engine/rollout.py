@@ -6,6 +6,7 @@ import json
 from contextlib import AsyncExitStack
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from rlm_tui import events as ev
@@ -108,7 +109,8 @@ class Rollout:
         started = self.emit(ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn,
                             messages=len(messages))
         try:
-            reply = await self.client.complete(self.settings.model, messages, tools)
+            reply = await self.client.complete(self.settings.model, messages, tools, on_retry=partial(
+                self.emit, ev.ModelRetry, parent_id=started.id, role="main"))
         except ModelError as exc:
             outcome = "context_length" if exc.kind == "context_length" else "error"
             self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome=outcome, error=str(exc))

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from rlm_tui.engine.clients import ModelReply, estimate_usage
+from rlm_tui.engine.clients import ModelReply, RetryHook, estimate_usage
 from rlm_tui.env import Environment, Example
 
 REPL_TOOL = "call_python_repl"
@@ -39,7 +39,8 @@ class ScriptedRollout:
         self.parent, self.example, self.mode = parent, example, mode
         self.cells = parent.env.scripted_cells(example, mode) if mode != "llm" else []
 
-    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> ModelReply:
+    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                       on_retry: RetryHook | None = None) -> ModelReply:
         start = time.perf_counter()
         if self.parent.delay:
             await asyncio.sleep(self.parent.delay)

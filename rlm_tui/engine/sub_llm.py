@@ -94,7 +94,7 @@ class SubLLMs:
     async def _loop(self, prompt: str, call_id: str, stats: dict[str, int]) -> str:
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         for _ in range(MAX_TOOL_TURNS if self.tools else 1):
-            reply = await self._complete(messages, self.schemas or None, stats)
+            reply = await self._complete(messages, self.schemas or None, stats, call_id)
             if not reply.tool_calls or not self.tools:
                 return reply.text
             messages.append(tool_call_message(reply))
@@ -103,10 +103,15 @@ class SubLLMs:
                 result = await run_tool(self.tools, call, self.emit, self.run_id, self.rollout_id, call_id)
                 messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
         messages.append({"role": "user", "content": "Give your final answer now, without calling tools."})
-        return (await self._complete(messages, None, stats)).text
+        return (await self._complete(messages, None, stats, call_id)).text
 
-    async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stats: dict[str, int]):
-        reply = await self.client.complete(self.model, messages, tools)
+    async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stats: dict[str, int],
+                        call_id: str):
+        def on_retry(**retry: Any) -> None:
+            self.emit(ev.ModelRetry(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=call_id, role="sub",
+                                    **retry))
+
+        reply = await self.client.complete(self.model, messages, tools, on_retry=on_retry)
         stats["turns"] += 1
         stats["prompt_tokens"] += reply.prompt_tokens
         stats["completion_tokens"] += reply.completion_tokens

@@ -39,7 +39,7 @@ def run_in_app(args: argparse.Namespace) -> int:
             "--concurrency", str(args.concurrency), "--sub-concurrency", str(args.sub_concurrency),
             "--max-turns", str(args.max_turns), "--timeout", str(args.timeout),
             "--max-output-chars", str(args.max_output_chars), "--seed", str(args.seed),
-            "--memory-mb", str(args.memory_mb),
+            "--memory-mb", str(args.memory_mb), "--request-timeout", str(args.request_timeout),
             "--scripted-delay", str(args.scripted_delay)]
     argv += ["--base-url", base_url] if base_url else []
     for key, value in args.env_arg:

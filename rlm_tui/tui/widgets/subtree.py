@@ -24,7 +24,7 @@ class _Shown:
     added: int = 0
     collapsed: bool = False  # collapsed once on finishing; after that the user decides
     label: Any = None
-    pending: dict[str, tuple[SubCall, TreeNode, int]] = field(default_factory=dict)  # unfinished calls
+    pending: dict[str, tuple[SubCall, TreeNode, int, int]] = field(default_factory=dict)  # unfinished: tools, retries
 
 
 def _done(call: SubCall) -> bool:
@@ -42,6 +42,8 @@ def call_label(call: SubCall) -> Text:
         text.append(f" {call.prompt_tokens + call.completion_tokens:,} tok · {fmt.seconds(call.latency_s)}", style="dim")
         if call.tool_calls:
             text.append(f" · {call.tool_calls} tools", style="dim")
+    if call.retries:
+        text.append(f" · {call.retries} {'retry' if call.retries == 1 else 'retries'}", style="yellow")
     text.append(f"  {fmt.one_line(call.prompt, 50)}", style="dim italic")
     return text
 
@@ -120,15 +122,17 @@ class SubTree(Tree[str]):
                 for tool in call.tools:
                     child.add_leaf(tool_label(tool))
                 if not _done(call):
-                    s.pending[call.id] = (call, child, len(call.tools))
+                    s.pending[call.id] = (call, child, len(call.tools), call.retries)
                 used += 1
             s.added += used
-        for cid, (call, child, tools) in list(s.pending.items()):
+        for cid, (call, child, tools, retries) in list(s.pending.items()):
             if len(call.tools) > tools:
                 for tool in call.tools[tools:]:
                     child.add_leaf(tool_label(tool))
                 child.allow_expand = True
-                s.pending[cid] = (call, child, len(call.tools))
+            if call.retries > retries:
+                child.set_label(call_label(call))
+            s.pending[cid] = (call, child, len(call.tools), call.retries)
             if _done(call):
                 child.set_label(call_label(call))
                 del s.pending[cid]

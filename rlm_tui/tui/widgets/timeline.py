@@ -95,6 +95,10 @@ class Timeline(LineView):
         else:
             head.append(f"· {t.prompt_tokens:,} → {t.completion_tokens:,} tok · {fmt.seconds(t.latency_s)}", style="cyan")
         out = [self._line(("turn", key), head)]
+        for retry in t.retries:
+            line = (f"  ⟳ attempt {retry.attempt} of {retry.max_attempts} failed: {fmt.one_line(retry.reason, 200)}"
+                    f" · next try in {fmt.seconds(retry.wait_s)}")
+            out.append(self._line(("retry", retry.id), line, "yellow"))
         if t.error:
             out.append(self._text(("terr", key), f"model error ({t.outcome}): {t.error}", "bold red"))
         if t.reasoning:
