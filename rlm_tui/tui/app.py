@@ -303,7 +303,7 @@ class RlmApp(App):
     @work(thread=True, exclusive=True, group="engine")
     def _stop_engine(self) -> None:
         engine = self.engine
-        engine.send_signal(signal.SIGINT)  # recorded as killed, like ctrl+c in a terminal
+        engine.send_signal(signal.SIGTERM)  # recorded as killed; unlike SIGINT, never inherited as ignored
         try:
             engine.wait(20)
         except subprocess.TimeoutExpired:

@@ -63,7 +63,7 @@ def run_in_app(args: argparse.Namespace) -> int:
         app.run()
     finally:
         if app.return_code != 0 and engine.poll() is None:  # the app crashed: do not leave the run behind
-            engine.send_signal(signal.SIGINT)
+            engine.send_signal(signal.SIGTERM)
     if app.return_code:
         return app.return_code
     rc = engine.poll()
@@ -96,7 +96,7 @@ def _started(path: Any, run_id: str, engine: Any) -> bool:
                 told = True
             time.sleep(0.05)
     except KeyboardInterrupt:
-        engine.send_signal(signal.SIGINT)  # ctrl+c before the app opened stops the run too
+        engine.send_signal(signal.SIGTERM)  # ctrl+c before the app opened stops the run too
         try:
             engine.wait(2)
         except subprocess.TimeoutExpired:
