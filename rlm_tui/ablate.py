@@ -23,8 +23,8 @@ def spec_from_args(args: argparse.Namespace, model: str, sub_model: str, base_ur
         timeouts = tuple(dict.fromkeys(float(t) for t in _split(args.timeout)))
     except ValueError:
         timeouts = ()
-    if not timeouts or not all(math.isfinite(t) and t > 0 for t in timeouts):
-        raise GridError(f"--timeout takes positive seconds, or a comma list of them; got {args.timeout!r}")
+    if not timeouts or not all(math.isfinite(t) and 0 < t <= 86_400 for t in timeouts):
+        raise GridError(f"--timeout takes seconds up to 86,400, or a comma list of them; got {args.timeout!r}")
     if not args.envs:
         raise GridError("name at least one environment, or --resume a grid")
     return GridSpec(
@@ -108,25 +108,27 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, positive_int, memory_mb) -> None:
-    from rlm_tui.cli import add_request_timeout
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from rlm_tui.cli import _at_most, _checked, _memory, add_request_timeout
+    from rlm_tui.env import MAX_EXAMPLES, http_url, seed
 
     p = sub.add_parser("ablate", parents=[common], help="run environments x modes x settings on the same examples")
     p.add_argument("envs", nargs="*", help="environments, e.g. verbatim-copy oolong")
     p.add_argument("--modes", default="llm,rlm,rlm-tips", help="comma list (default llm,rlm,rlm-tips)")
-    p.add_argument("-n", "--num-examples", type=positive_int, default=5, help="examples per cell (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="example seed, the same in every cell (default 0)")
+    p.add_argument("-n", "--num-examples", type=_at_most(MAX_EXAMPLES), default=5, help="examples per cell (default 5)")
+    p.add_argument("--seed", type=_checked(seed), default=0, help="example seed, the same in every cell (default 0)")
     p.add_argument("--env-arg", type=_env_sweep, action="append", default=[], metavar="KEY=V1,V2",
                    help="environment knob; a comma list sweeps it, one cell per value (repeatable)")
     p.add_argument("--timeout", default="120", help="seconds per REPL cell; a comma list sweeps it (default 120)")
     p.add_argument("--model", help="root model (default: gpt-5-mini with OPENAI_API_KEY, else scripted)")
     p.add_argument("--sub-model", help="model of the sub-LLMs (default: the root model)")
-    p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI)")
-    p.add_argument("--concurrency", type=positive_int, default=8, help="rollouts at once (default 8)")
-    p.add_argument("--sub-concurrency", type=positive_int, default=16, help="sub-LLM calls at once per rollout")
-    p.add_argument("--max-turns", type=positive_int, default=30, help="root model calls per rollout (default 30)")
-    p.add_argument("--max-output-chars", type=positive_int, default=8192, help="cell output the model sees")
-    p.add_argument("--memory-mb", type=memory_mb, default=2048, help="memory limit of each sandbox (default 2048)")
+    p.add_argument("--base-url", type=_checked(http_url),
+                   help="OpenAI-compatible http(s) endpoint (default: $OPENAI_BASE_URL, or OpenAI when it is unset or empty)")
+    p.add_argument("--concurrency", type=_at_most(256), default=8, help="rollouts at once (default 8)")
+    p.add_argument("--sub-concurrency", type=_at_most(1024), default=16, help="sub-LLM calls at once per rollout")
+    p.add_argument("--max-turns", type=_at_most(1000), default=30, help="root model calls per rollout (default 30)")
+    p.add_argument("--max-output-chars", type=_at_most(1_000_000), default=8192, help="cell output the model sees")
+    p.add_argument("--memory-mb", type=_memory, default=2048, help="memory limit of each sandbox (default 2048)")
     add_request_timeout(p)
     p.add_argument("--name", help="the grid's name (default: grid-DATE-TIME)")
     p.add_argument("--resume", metavar="NAME", help="finish an interrupted grid with its own settings")

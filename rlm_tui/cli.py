@@ -185,7 +185,7 @@ def build_parser() -> Parser:
     from rlm_tui import ablate, resume
     from rlm_tui.report import render
 
-    ablate.add_parser(sub, common, _positive_int, _memory)
+    ablate.add_parser(sub, common)
     resume.add_parser(sub, common)
     render.add_parser(sub, common)
     return parser

@@ -114,6 +114,11 @@ def test_run_against_a_local_server_with_the_real_client(tmp_path):
     (["run", "deepdive", "--headless", "--env-arg", "judge_base_url=localhost"], "http:// or https://"),
     (["run", "deepdive", "--headless", "--env-arg", "judge_model=" + "x" * 100_000], "at most 1,000 characters"),
     (["show", "a" * 100_000], "at most 64 characters"),
+    (["ablate", "verbatim-copy", "-n", "100000000"], "at most 100,000"),
+    (["ablate", "verbatim-copy", "--concurrency", "1000000"], "at most 256"),
+    (["ablate", "verbatim-copy", "--seed", str(2 ** 64)], "64-bit"),
+    (["ablate", "verbatim-copy", "--model", "scripted", "--timeout", "30,1e12"], "seconds up to 86,400"),
+    (["ablate", "verbatim-copy", "--model", "m", "--base-url", ""], "--base-url: must not be empty"),
 ])
 def test_bad_input_is_one_line_and_non_zero(tmp_path, args, message):
     proc = cli(tmp_path, *args, check=False)

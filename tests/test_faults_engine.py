@@ -227,8 +227,18 @@ def engine(tmp_path, run_id, *args):
                             cwd=tmp_path, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(db, run_id, predicate):
+RESUMED, KILLED, COMPLETE = "a1b2c3d4e5f60718", "c0ffee00c0ffee00", "c0c0c0c0c0c0c0c0"
+ONE, TWO = "0000000000000001", "0000000000000002"
+
+
+def wait_for(db, run_id, predicate, proc):
     """Follow the run's committed events until one satisfies `predicate`."""
+    while get_run(db, run_id) is None:  # until the engine has written its run, there is nothing to follow
+        try:
+            proc.wait(0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        raise AssertionError(f"the engine exited with {proc.returncode} before its run began: {proc.stderr.read()}")
     for batch in tail_events(db, run_id=run_id, poll=0.02):
         for _, e in batch:
             if predicate(e):
@@ -239,26 +249,26 @@ def wait_for(db, run_id, predicate):
 def test_a_killed_run_resumes_in_the_same_run_without_redoing_what_finished(tmp_path):
     db = tmp_path / "t.db"
     open_db(db).close()  # there to follow before the engine writes to it
-    proc = engine(tmp_path, "resumed-run", "-n", "4", "--concurrency", "1", "--scripted-delay", "0.2",
+    proc = engine(tmp_path, RESUMED, "-n", "4", "--concurrency", "1", "--scripted-delay", "0.2",
                   "--env-arg", "target_length=300")
     try:
-        first = wait_for(db, "resumed-run", lambda e: e.kind == "rollout_finished")
+        first = wait_for(db, RESUMED, lambda e: e.kind == "rollout_finished", proc)
     finally:
         proc.kill()
         proc.wait(WAIT)
-    assert get_run(db, "resumed-run")["status"] == "interrupted"
-    proc = rlm_tui(tmp_path, "resume", "resumed", "--db", "t.db")
+    assert get_run(db, RESUMED)["status"] == "interrupted"
+    proc = rlm_tui(tmp_path, "resume", RESUMED[:8], "--db", "t.db")
     assert proc.returncode == 0, proc.stderr
-    run = get_run(db, "resumed-run")
+    run = get_run(db, RESUMED)
     assert (run["status"], run["rollouts"], run["done"], run["mean_reward"]) == ("done", 4, 4, 1.0)
-    events = [e for _, e in read_events(db, run_id="resumed-run")]
+    events = [e for _, e in read_events(db, run_id=RESUMED)]
     finished = Counter(e.rollout_id for e in events if e.kind == "rollout_finished")
     assert finished[first.rollout_id] == 1 and len(finished) == 4  # the finished one was not run again
-    log = fold(events, "resumed-run")
+    log = fold(events, RESUMED)
     assert all(r.status == "done" and len(r.turns) >= 1 for r in log.rollouts.values())
-    exported = rlm_tui(tmp_path, "export", "resumed-run", "--db", "t.db").stdout.splitlines()
+    exported = rlm_tui(tmp_path, "export", RESUMED, "--db", "t.db").stdout.splitlines()
     assert len(exported) == 4
-    assert rlm_tui(tmp_path, "resume", "resumed-run", "--db", "t.db").stderr.strip().endswith("nothing to resume")
+    assert rlm_tui(tmp_path, "resume", RESUMED, "--db", "t.db").stderr.strip().endswith("nothing to resume")
 
 
 # --- SIGKILL at several moments, and databases that are not what they should be -----------------
@@ -285,9 +295,9 @@ MOMENTS = {  # when to kill, as a predicate on the stream of committed events
 def complete(tmp_path_factory):
     """The events of an unkilled run of the same examples, per example: what a killed run is measured against."""
     where = tmp_path_factory.mktemp("complete")
-    proc = engine(where, "complete", *ENGINE_ARGS)
+    proc = engine(where, COMPLETE, *ENGINE_ARGS)
     assert proc.wait(300) == 0, proc.stderr.read()
-    return per_example(where / "t.db", "complete")
+    return per_example(where / "t.db", COMPLETE)
 
 
 def per_example(db, run_id):
@@ -303,18 +313,18 @@ def per_example(db, run_id):
 def test_an_engine_killed_at_any_moment_leaves_a_whole_file_with_no_holes(tmp_path, moment, complete):
     db = tmp_path / "t.db"
     open_db(db).close()
-    proc = engine(tmp_path, "killed", *ENGINE_ARGS)
+    proc = engine(tmp_path, KILLED, *ENGINE_ARGS)
     try:
-        wait_for(db, "killed", MOMENTS[moment]())
+        wait_for(db, KILLED, MOMENTS[moment](), proc)
     finally:
         proc.kill()
         proc.wait(WAIT)
     with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    events = [e for _, e in read_events(db, run_id="killed")]
+    events = [e for _, e in read_events(db, run_id=KILLED)]
     ids = {e.id for e in events}
     assert all(e.parent_id in ids for e in events if e.parent_id)  # what is stored is a prefix: no holes
-    stored = per_example(db, "killed")
+    stored = per_example(db, KILLED)
     for example, kinds in stored.items():
         if example == "run":
             continue
@@ -324,7 +334,7 @@ def test_an_engine_killed_at_any_moment_leaves_a_whole_file_with_no_holes(tmp_pa
     lost = sum(sum(c.values()) for c in complete.values()) - len(events)
     print(f"SIGKILL at {moment}: {len(events)} events stored, {lost} fewer than a complete run")
     # the kill may land just after the run's last commit: then nothing at all is lost
-    assert get_run(db, "killed")["status"] == "interrupted" or stored == complete
+    assert get_run(db, KILLED)["status"] == "interrupted" or stored == complete
 
 
 def test_a_corrupt_file_or_a_directory_as_db_fails_in_one_line(tmp_path):
@@ -352,10 +362,10 @@ def test_an_old_schema_is_migrated_and_the_run_works(tmp_path):
 
 def test_two_engines_on_one_database_both_store_everything(tmp_path, complete):
     open_db(tmp_path / "t.db").close()
-    procs = [engine(tmp_path, run_id, *ENGINE_ARGS) for run_id in ("one", "two")]
+    procs = [engine(tmp_path, run_id, *ENGINE_ARGS) for run_id in (ONE, TWO)]
     for proc in procs:
         assert proc.wait(300) == 0, proc.stderr.read()
-    for run_id in ("one", "two"):
+    for run_id in (ONE, TWO):
         assert per_example(tmp_path / "t.db", run_id) == complete
         assert get_run(tmp_path / "t.db", run_id)["status"] == "done"
 

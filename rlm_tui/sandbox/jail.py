@@ -144,15 +144,34 @@ def _identity(limits: Limits) -> list[str]:
     return ["-u", f"{JAIL_UID}:{os.getuid()}:1", "-g", f"{JAIL_UID}:{os.getgid()}:1"]
 
 
-# What `setpriv --pdeathsig KILL` does, for hosts without util-linux: prctl(PR_SET_PDEATHSIG, SIGKILL), then exec.
-PDEATHSIG_EXEC = "import ctypes, os, sys\nctypes.CDLL(None).prctl(1, 9)\nos.execv(sys.argv[1], sys.argv[1:])"
+# What `setpriv --pdeathsig TERM` does, for hosts without util-linux: prctl(PR_SET_PDEATHSIG, SIGTERM), then exec.
+PDEATHSIG_EXEC = "import ctypes, os, sys\nctypes.CDLL(None).prctl(1, 15)\nos.execv(sys.argv[1], sys.argv[1:])"
 
 
 @functools.lru_cache(maxsize=1)
 def dies_with_parent() -> tuple[str, ...]:
-    """A prefix that gives nsjail SIGKILL when the engine dies; nsjail gives its jail's init the same signal."""
+    """A prefix that gives nsjail SIGTERM when the engine dies: it kills its jail and removes the jail's cgroups."""
     setpriv = shutil.which("setpriv")
-    return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else (sys.executable, "-I", "-S", "-c", PDEATHSIG_EXEC)
+    return (setpriv, "--pdeathsig", "TERM", "--") if setpriv else (sys.executable, "-I", "-S", "-c", PDEATHSIG_EXEC)
+
+
+def jail_pids(nsjail_pid: int) -> list[int]:
+    """The jails' init processes an nsjail started; its cgroups are named after them."""
+    try:
+        with open(f"/proc/{nsjail_pid}/task/{nsjail_pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def remove_cgroups(pids: list[int]) -> None:
+    """Remove the cgroups a SIGKILLed nsjail left: a later jail given the same pid would inherit their limits."""
+    for pid in pids:
+        for controller in ("pids", "memory"):
+            try:
+                os.rmdir(os.path.join(CGROUP_V1, controller, f"NSJAIL.{pid}"))
+            except OSError:
+                pass  # none was made, or it is gone already
 
 
 def command(limits: Limits, rfd: int, wfd: int, nsjail: str | None = None,
@@ -380,6 +399,7 @@ class Jail:
         for sig, seconds in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, REAP_TIMEOUT)):
             if self.proc is None or self.proc.returncode is not None:
                 break
+            inits = jail_pids(self.proc.pid) if sig == signal.SIGKILL and cgroups_v1() else []
             try:
                 self.proc.send_signal(sig)
                 await asyncio.wait_for(self.proc.wait(), seconds)
@@ -387,6 +407,7 @@ class Jail:
                 break
             except asyncio.TimeoutError:
                 continue
+            remove_cgroups(inits)
         for transport in (self.writer, self.reader):
             if transport is not None:
                 transport.close()
