@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from typing import Any, NoReturn
 
-from rlm_tui.env import MAX_EXAMPLES, MODES, EnvError, between, http_url, load_environment, seed
+from rlm_tui.env import MAX_EXAMPLES, MODES, EnvError, http_url, load_environment, seed
 from rlm_tui.text import printable, printable_data
 
 

@@ -313,7 +313,8 @@ def finishing(body):
     return code_call('answer.update(content="done", ready=True)') if is_root(body) else Reply(content="s")
 
 
-def test_cli_a_hanging_server_times_out_retries_and_the_run_finishes(tmp_path):
+def hang_once():
+    """A server whose first request never gets an answer; every later one finishes the rollout."""
     held = []
 
     def respond(body):
@@ -322,6 +323,11 @@ def test_cli_a_hanging_server_times_out_retries_and_the_run_finishes(tmp_path):
             return Hang()
         return finishing(body)
 
+    return respond
+
+
+def test_cli_a_hanging_server_times_out_retries_and_the_run_finishes(tmp_path):
+    respond = hang_once()
     with FakeOpenAI(respond) as server:
         proc = cli(tmp_path, server, "-n", "1", "--request-timeout", "2")
     assert proc.returncode == 0, proc.stderr
@@ -432,14 +438,7 @@ async def test_the_app_shows_retries_in_the_timeline_and_the_sub_llm_tree(tmp_pa
 
 
 def test_ablate_passes_the_request_timeout_on(tmp_path):
-    held = []
-
-    def respond(body):
-        if not held:
-            held.append(body)
-            return Hang()
-        return finishing(body)
-
+    respond = hang_once()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
     environ["OPENAI_API_KEY"] = "k"
     with FakeOpenAI(respond) as server:

@@ -1,6 +1,7 @@
 """Attacks played from inside a real jail by code that has read repl_server.py: the engine survives, the model is told."""
 
 import asyncio
+import functools
 import json
 import os
 import select
@@ -15,7 +16,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
 from rlm_tui.engine.clients import OpenAIClient
 from rlm_tui.engine.sub_llm import SubLLMs
-from rlm_tui.sandbox import MAX_ANSWER_CHARS, Limits, Sandbox, jail
+from rlm_tui.sandbox import MAX_ANSWER_CHARS, Limits, jail
 from rlm_tui.sandbox.session import MAX_BATCH_PROMPTS, MAX_ROLLOUT_PROMPTS
 from test_isolation import process_tree
 
@@ -24,21 +25,8 @@ SERVER = "import gc, __main__\nsrv = next(o for o in gc.get_objects() if isinsta
 
 
 @pytest.fixture
-async def make():
-    """Start sandboxes with small timeouts; all are closed after the test."""
-    boxes = []
-
-    async def make(**kw):
-        kw.setdefault("timeout", 10.0)
-        kw.setdefault("interrupt_grace", 0.5)
-        box = Sandbox(**kw)
-        boxes.append(box)
-        await box.start(context="ctx")
-        return box
-
-    yield make
-    for box in boxes:
-        await box.close()
+def make(make):
+    return functools.partial(make, "ctx", timeout=10.0)  # hostile cells get room on a loaded machine
 
 
 def forge(line: str, then: str = "import time\ntime.sleep(30)") -> str:

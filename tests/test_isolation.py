@@ -1,6 +1,7 @@
 """Each promise of the jail, checked from inside it with the real nsjail: network, files, environment, uid, bombs."""
 
 import asyncio
+import functools
 import json
 import os
 import tempfile
@@ -9,25 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from rlm_tui.sandbox import Limits, Sandbox
+from rlm_tui.sandbox import Limits
 
 
 @pytest.fixture
-async def make():
-    """Start sandboxes with small timeouts; all are closed after the test."""
-    boxes = []
-
-    async def make(**kw):
-        kw.setdefault("timeout", 2.0)
-        kw.setdefault("interrupt_grace", 0.5)
-        box = Sandbox(**kw)
-        boxes.append(box)
-        await box.start(context="ctx")
-        return box
-
-    yield make
-    for box in boxes:
-        await box.close()
+def make(make):
+    return functools.partial(make, "ctx")
 
 
 async def inside(box, code):

@@ -11,24 +11,6 @@ from rlm_tui.sandbox import Limits, Sandbox, SandboxError
 SWALLOW = "import time\nwhile True:\n    try:\n        time.sleep(1)\n    except BaseException:\n        pass\n"
 
 
-@pytest.fixture
-async def make():
-    """Start sandboxes with small timeouts; all are closed after the test."""
-    boxes = []
-
-    async def make(context="the context", answer=None, **kw):
-        kw.setdefault("timeout", 2.0)
-        kw.setdefault("interrupt_grace", 0.5)
-        box = Sandbox(**kw)
-        boxes.append(box)
-        await box.start(context=context, answer=answer)
-        return box
-
-    yield make
-    for box in boxes:
-        await box.close()
-
-
 async def test_state_persists_across_cells(make):
     box = await make()
     assert (await box.run("x = 40\ndef f(y):\n    return x + y")).error is None
