@@ -60,14 +60,21 @@ MALFORMED = {
 }
 
 
+def recording():
+    """An llm_batch that answers "x" to every prompt, and the size of each batch it was given."""
+    calls: list[int] = []
+
+    async def llm(prompts):
+        calls.append(len(prompts))
+        return ["x"] * len(prompts)
+
+    return llm, calls
+
+
 @pytest.mark.parametrize("line", MALFORMED.values(), ids=MALFORMED.keys())
 async def test_a_malformed_frame_restarts_the_repl_and_says_so(make, line):
     box = await make(output_cap=100_000)
-    calls = []
-
-    async def llm(prompts):
-        calls.append(prompts)
-        return ["x"] * len(prompts)
+    llm, calls = recording()
 
     result = await box.run(forge(line), llm)
     assert result.restarted and result.error.startswith("crash: the REPL process sent a malformed frame"), result
@@ -92,11 +99,7 @@ async def test_an_exit_frame_forged_before_the_real_one_ends_only_that_repl(make
 
 async def test_a_million_prompts_is_refused_in_the_jail(make):
     box = await make()
-    calls = []
-
-    async def llm(prompts):
-        calls.append(len(prompts))
-        return ["x"] * len(prompts)
+    llm, calls = recording()
 
     result = await box.run("llm_batch([''] * 1_000_000)", llm)
     assert result.error.startswith(f"ValueError: llm_batch got 1,000,000 prompts; send at most {MAX_BATCH_PROMPTS:,}")
@@ -105,11 +108,7 @@ async def test_a_million_prompts_is_refused_in_the_jail(make):
 
 async def test_a_forged_over_cap_batch_gets_a_clear_error_from_the_host(make):
     box = await make()
-    calls = []
-
-    async def llm(prompts):
-        calls.append(len(prompts))
-        return ["x"] * len(prompts)
+    llm, calls = recording()
 
     n = MAX_BATCH_PROMPTS + 1
     result = await box.run(SERVER + "import threading\nslot = [threading.Event(), None]\nsrv.pending[99] = slot\n"
@@ -121,11 +120,7 @@ async def test_a_forged_over_cap_batch_gets_a_clear_error_from_the_host(make):
 
 async def test_prompts_per_rollout_are_capped(make):
     box = await make(timeout=60.0)
-    calls = []
-
-    async def llm(prompts):
-        calls.append(len(prompts))
-        return [""] * len(prompts)
+    llm, calls = recording()
 
     batches = MAX_ROLLOUT_PROMPTS // MAX_BATCH_PROMPTS
     result = await box.run(f"for _ in range({batches}):\n    llm_batch(['p'] * {MAX_BATCH_PROMPTS})\n"
