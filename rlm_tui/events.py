@@ -91,7 +91,8 @@ class RolloutStarted(Event):
 class RolloutFinished(Event):
     kind: ClassVar[str] = "rollout_finished"
     status: str  # done | failed | killed
-    stop_reason: str  # answer_ready | max_turns | no_tool_call | context_length | error | killed
+    # answer_ready | max_turns | no_tool_call | context_length | operator_finished | budget_cpu | error | killed
+    stop_reason: str
     answer: dict[str, Any]
     reward: float | None
     metrics: dict[str, Any] = field(default_factory=dict)

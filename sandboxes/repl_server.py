@@ -333,14 +333,13 @@ def jail_cpu_seconds() -> float:
 def reap(server: int, wfd: int, cpu_budget: float) -> None:
     """Pid 1 of the jail: reap orphans, end the jail past its CPU budget, report how the server ended, leave."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)  # a child's exit wakes the select below
-    signal.signal(signal.SIGCHLD, lambda *_: None)
+    try:
+        waits = [os.pidfd_open(server)]  # the server's exit wakes the select below; SIGCHLD is not ours to catch
+    except OSError:
+        waits = []  # a kernel before 5.3: notice it on the next check
     frame = None
     while frame is None:
-        if select.select([wake_r], [], [], CPU_CHECK_S)[0]:
-            os.read(wake_r, 4096)
+        select.select(waits, [], [], CPU_CHECK_S)
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -351,8 +350,10 @@ def reap(server: int, wfd: int, cpu_budget: float) -> None:
             if pid == server:
                 code = os.waitstatus_to_exitcode(status)
                 frame = {"t": "exit", "signal": -code} if code < 0 else {"t": "exit", "code": code}
-        if frame is None and jail_cpu_seconds() > cpu_budget:
+        used = jail_cpu_seconds()
+        if frame is None and used > cpu_budget:
             frame = {"t": "exit", "signal": signal.SIGKILL, "cpu_budget": True}
+    frame["cpu_s"] = round(used, 3)
     code = frame.get("code", 128 + frame.get("signal", 0))
     try:
         os.write(wfd, b"\n" + json.dumps(frame).encode() + b"\n")  # newline ends any half-written frame

@@ -20,6 +20,7 @@ from rlm_tui.engine.rollout import RolloutSettings
 from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import load_environment
+from rlm_tui.sandbox import Limits
 from rlm_tui.state import fold
 from rlm_tui.store import EventWriter, StoreError, get_run, list_rollouts, list_runs, open_db, read_events, tail_events
 
@@ -31,13 +32,13 @@ def verbatim(**args):
     return load_environment("verbatim-copy", {"target_length": "200", **args})
 
 
-def make_run(db, env, client, *, n=1, sinks=(), writer=None, **config):
+def make_run(db, env, client, *, n=1, sinks=(), writer=None, limits=Limits(), **config):
     writer = writer or EventWriter(db)
     writer.start()
     model = "scripted" if isinstance(client, ScriptedClient) else "fake-root"
     sub = "scripted" if isinstance(client, ScriptedClient) else "fake-sub"
     cfg = RunConfig(env=env.name, env_args={k: str(v) for k, v in env.args.items()}, num_examples=n,
-                    rollout=RolloutSettings(model=model, sub_model=sub, timeout=30), **config)
+                    rollout=RolloutSettings(model=model, sub_model=sub, timeout=30, limits=limits), **config)
     return Run(cfg, env, client, [writer.append, *sinks]), writer
 
 
@@ -101,6 +102,26 @@ def test_the_answer_is_stored_only_when_it_changes(tmp_path):
     r = next(iter(stored(tmp_path / "t.db", run.id).rollouts.values()))
     assert r.answer == {"content": "Q7Z" + "x" * 200_000, "ready": True} and r.repl_calls == 5
     assert [ready for _, ready, _ in r.answer_history] == [False, True]
+
+
+def test_a_rollout_that_spends_its_cpu_stops_with_its_answer_scored(tmp_path):
+    burn = ("import threading\nanswer['content'] = 'partial'\n"
+            "def spin():\n    while True:\n        pass\n"
+            "threading.Thread(target=spin, daemon=True).start()")
+    cells = [burn] + ["import time; time.sleep(1)"] * 50  # the model never says it is ready
+
+    def respond(body):
+        return code_call(cells[root_turn(body)]) if is_root(body) else Reply(content="sub")
+
+    with FakeOpenAI(respond) as server:
+        client = OpenAIClient(base_url=server.base_url, api_key="test-key", max_retries=0)
+        run, writer = make_run(tmp_path / "t.db", verbatim(), client, limits=Limits(cpu_seconds=2))
+        state = execute(run, client)
+    writer.close()
+    r = next(iter(stored(tmp_path / "t.db", run.id).rollouts.values()))
+    assert (r.status, r.stop_reason) == ("done", "budget_cpu")
+    assert "CPU budget of 2 s" in r.error and r.answer["content"] == "partial" and r.reward is not None
+    assert state.status == "done" and r.repl_calls < 10
 
 
 def test_a_cancelled_run_ends_every_rollout_and_the_run_in_the_store(tmp_path):

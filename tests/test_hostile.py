@@ -16,7 +16,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
 from rlm_tui.engine.clients import OpenAIClient
 from rlm_tui.engine.sub_llm import SubLLMs
-from rlm_tui.sandbox import MAX_ANSWER_CHARS, Limits, jail
+from rlm_tui.sandbox import MAX_ANSWER_CHARS, CpuBudgetSpent, Limits, jail
 from rlm_tui.sandbox.session import MAX_BATCH_PROMPTS, MAX_ROLLOUT_PROMPTS
 from test_isolation import process_tree
 
@@ -57,6 +57,7 @@ MALFORMED = {
     "batch id a string": json.dumps({"t": "llm_batch", "id": "1", "prompts": ["a"]}),
     "a million tiny values": json.dumps({"t": "llm_batch", "id": 1, "prompts": ["ab"] * 1_000_000}),
     "exit code a string": json.dumps({"t": "exit", "code": "0"}),
+    "exit cpu_s a string": json.dumps({"t": "exit", "code": 0, "cpu_s": "none"}),
 }
 
 
@@ -204,8 +205,47 @@ async def test_background_cpu_is_bounded_for_the_whole_jail(make):
             "threading.Thread(target=respawn, daemon=True).start()")
     assert (await box.run(burn)).error is None
     result = await box.run("import time\ntime.sleep(30)")
-    assert result.restarted and "CPU budget of 2 s" in result.error, result.error
-    assert (await box.run("1")).out == "Out[1]: 1"
+    assert not result.restarted and "CPU budget of 2 s" in result.error, result.error
+    assert "no more code can run" in result.lost
+    with pytest.raises(CpuBudgetSpent, match="CPU budget of 2 s"):
+        await box.run("1")
+
+
+BURN = "import time\nend = time.process_time() + {}\nwhile time.process_time() < end:\n    pass"
+
+
+async def test_a_restart_does_not_refill_the_cpu_budget(make):
+    box = await make(limits=Limits(cpu_seconds=4), timeout=60.0)
+    assert (await box.run(BURN.format(2.5))).error is None
+    assert (await box.run("import os\nos._exit(3)")).restarted
+    result = await box.run(BURN.format(2.5))  # a fresh jail alone would allow it: the rollout has 1.5 s left
+    assert "CPU budget of 4 s" in result.error, result.error
+    assert box.cpu_spent >= 4
+
+
+async def test_a_forged_exit_report_cannot_hide_cpu(make):
+    box = await make(limits=Limits(cpu_seconds=30), timeout=60.0)
+    cell = BURN.format(2) + "\n" + forge(json.dumps({"t": "exit", "code": 0, "cpu_s": 0.0}))  # burn, then lie
+    assert (await box.run(cell)).restarted  # the host ends a jail that says it ended, measuring it first
+    assert box.cpu_spent >= 1.9, box.cpu_spent
+
+
+async def test_a_timed_out_cell_counts_its_cpu(make):
+    box = await make(limits=Limits(cpu_seconds=30), timeout=60.0, interrupt_grace=0.1)
+    assert (await box.run(BURN.format(1))).error is None
+    box.timeout = 0.5  # the jail that now ignores interrupts is killed by the host, whose measure is the only one
+    result = await box.run("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)")
+    assert result.restarted and result.error.startswith("timeout"), result.error
+    assert box.cpu_spent >= 1, box.cpu_spent
+
+
+async def test_children_cannot_be_reaped_unseen(make):
+    box = await make()
+    result = await box.run("import signal\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)")
+    assert result.error == "PermissionError: [Errno 1] Operation not permitted", result.error
+    result = await box.run("import signal\nsignal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
+                           "import subprocess\nsubprocess.run(['true'], check=True).returncode")
+    assert result.out == "Out[2]: 0", result.output
 
 
 async def test_a_thread_bomb_is_a_cell_error_and_the_repl_goes_on(make):

@@ -15,7 +15,7 @@ from rlm_tui.engine.control import Command, RolloutControl
 from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments, tool_call_message
 from rlm_tui.engine.sub_llm import SubLLMs, run_tool
 from rlm_tui.env import Environment, Example
-from rlm_tui.sandbox import Limits, Sandbox, SandboxError
+from rlm_tui.sandbox import CpuBudgetSpent, Limits, Sandbox, SandboxError
 
 
 @dataclass(frozen=True)
@@ -269,7 +269,12 @@ class Rollout:
         s = self.settings
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source)
         batch = (lambda ps: self.subs.batch(ps, started.id)) if self.subs else None
-        result = await sandbox.run(code, batch)
+        try:
+            result = await sandbox.run(code, batch)
+        except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background
+            self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output="", shown="", output_chars=0,
+                      truncated=False, elapsed_s=0.0, error=f"not run: {exc}", source=source)
+            raise _Stop("done", "budget_cpu", str(exc)) from None
         shown, truncated = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
         self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=result.output, shown=shown,
                   output_chars=result.output_chars, truncated=truncated, elapsed_s=result.elapsed_s,
@@ -278,6 +283,8 @@ class Rollout:
             reason = "timeout" if result.error and result.error.startswith("timeout") else "crash"
             self.emit(ev.SandboxRestarted, parent_id=started.id, reason=reason, lost=result.lost or "")
         self._set_answer(str(result.answer.get("content", "")), bool(result.answer.get("ready", False)), source)
+        if sandbox.spent:  # the answer stands as it is, and is scored
+            raise _Stop("done", "budget_cpu", sandbox.spent)
         return prompts.cell_report(shown, elapsed_s=result.elapsed_s, error=result.error, lost=result.lost)
 
     def _set_answer(self, content: str, ready: bool, source: str = "model") -> None:

@@ -98,6 +98,10 @@ def _exit(frame: dict) -> dict:
         checked = {"t": "exit", "code": _int(frame, "code", 0, 255)}
     if frame.get("cpu_budget") is True:
         checked["cpu_budget"] = True
+    cpu = frame.get("cpu_s", 0.0)
+    if type(cpu) not in (int, float) or not 0 <= cpu < 1e9:  # NaN fails this too
+        raise BadFrame("cpu_s must be a number of seconds")
+    checked["cpu_s"] = float(cpu)
     return checked
 
 

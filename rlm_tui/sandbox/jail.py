@@ -21,13 +21,16 @@ JAIL_UID = 65534  # nobody
 SERVER_DIR = "/rlm_sandbox"  # where the directory holding repl_server.py appears in the jail
 CGROUP_V1 = "/sys/fs/cgroup"
 MB = 1024 * 1024
+TICKS = os.sysconf("SC_CLK_TCK")
 
 # Syscalls that widen the kernel surface without helping Python code; clone3 gets ENOSYS so libc falls back to clone.
+# SIGCHLD's disposition is fixed: ignoring it reaps children unwaited, and their CPU time would count nowhere.
 SECCOMP = (
     "ERRNO(1) { ptrace, process_vm_readv, process_vm_writev, bpf, perf_event_open, userfaultfd, keyctl, add_key,"
     " request_key, unshare, setns, mount, umount, pivot_root, chroot, kexec_load, kexec_file_load, init_module,"
     " finit_module, delete_module, open_by_handle_at, name_to_handle_at, io_uring_setup, io_uring_enter,"
-    " io_uring_register, fsopen, fsmount, move_mount, open_tree, clone { (clone_flags & 0x7e020000) != 0 } }"
+    " io_uring_register, fsopen, fsmount, move_mount, open_tree, clone { (clone_flags & 0x7e020000) != 0 },"
+    " rt_sigaction { sig == 17 && act != 0 } }"
     " ERRNO(38) { clone3 } DEFAULT ALLOW"
 )
 ENV = {
@@ -70,7 +73,7 @@ class SandboxError(Exception):
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int = 2048
-    cpu_seconds: int = 600  # CPU seconds for the whole jail, all processes and threads together
+    cpu_seconds: int = 600  # CPU seconds for a whole rollout: every process and thread of every jail it had
     file_size_mb: int = 64
     open_files: int = 256
     processes: int = 64
@@ -155,13 +158,34 @@ def dies_with_parent() -> tuple[str, ...]:
     return (setpriv, "--pdeathsig", "TERM", "--") if setpriv else (sys.executable, "-I", "-S", "-c", PDEATHSIG_EXEC)
 
 
-def jail_pids(nsjail_pid: int) -> list[int]:
-    """The jails' init processes an nsjail started; its cgroups are named after them."""
+def children(pid: int) -> list[int]:
+    """The children of every thread of a process (a jail's init, for nsjail: its cgroups are named after it)."""
+    found = []
     try:
-        with open(f"/proc/{nsjail_pid}/task/{nsjail_pid}/children") as f:
-            return [int(p) for p in f.read().split()]
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found += [int(p) for p in f.read().split()]
     except OSError:
-        return []
+        pass  # it ended meanwhile
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of every process below `root`, with what each has reaped; a jail cannot leave its init's tree."""
+    total, todo, seen = 0.0, children(root), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            total += sum(int(v) for v in fields[11:15]) / TICKS  # utime, stime, cutime, cstime
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile: its time is now in its reaper's
+        todo += children(pid)
+    return total
 
 
 def remove_cgroups(pids: list[int]) -> None:
@@ -175,8 +199,10 @@ def remove_cgroups(pids: list[int]) -> None:
 
 
 def command(limits: Limits, rfd: int, wfd: int, nsjail: str | None = None,
-            argv: tuple[str, ...] | None = None) -> list[str]:
-    """The nsjail command line; the REPL reads frames on `rfd`, writes them on `wfd`; `argv` replaces the REPL."""
+            argv: tuple[str, ...] | None = None, cpu_budget: float | None = None) -> list[str]:
+    """The nsjail command line; the REPL reads frames on `rfd`, writes them on `wfd`; `argv` replaces the REPL.
+    `cpu_budget` is what is left of the rollout's CPU seconds (all of them when None)."""
+    budget = limits.cpu_seconds if cpu_budget is None else cpu_budget
     cmd = [*dies_with_parent(), find_nsjail(nsjail), "-Mo", "-q", "--time_limit", "0", "--cwd", "/tmp", "--hostname", "sandbox",
            *_identity(limits),
            "--rlimit_as", str(limits.memory_mb), "--rlimit_cpu", str(limits.cpu_seconds),
@@ -190,7 +216,7 @@ def command(limits: Limits, rfd: int, wfd: int, nsjail: str | None = None,
         cmd += ["-E", f"{key}={value}"]
     cmd += ["--seccomp_string", SECCOMP, "--pass_fd", str(rfd), "--pass_fd", str(wfd), "--"]
     cmd += argv or (sys.executable, "-I", "-X", "utf8", f"{SERVER_DIR}/repl_server.py", str(rfd), str(wfd),
-                    str(limits.cpu_seconds))
+                    repr(float(budget)))
     return cmd
 
 
@@ -242,9 +268,11 @@ class Jail:
     """One jailed REPL process: spawn it, send frames, learn how it ended, kill it."""
 
     def __init__(self, on_frame: Callable[[Jail, dict], None], read: Callable[[bytes], dict], limits: Limits,
-                 nsjail: str | None = None):
+                 nsjail: str | None = None, cpu_budget: float | None = None):
         loop = asyncio.get_running_loop()
         self.on_frame, self.read, self.limits, self.nsjail = on_frame, read, limits, nsjail
+        self.cpu_budget = cpu_budget
+        self.cpu_s = 0.0  # CPU seconds the jail used: the most its init reported or the host measured
         self.ready = loop.create_future()
         self.ended = loop.create_future()  # resolves to plain words: "exited with code 3"
         self.exit: dict | None = None  # the jail's own report of how the REPL ended
@@ -269,7 +297,7 @@ class Jail:
             except OSError:
                 pass  # over the user's pipe quota: the default size only costs speed
         try:
-            cmd = command(self.limits, jail_in, jail_out, self.nsjail)
+            cmd = command(self.limits, jail_in, jail_out, self.nsjail, cpu_budget=self.cpu_budget)
             self.proc = await asyncio.create_subprocess_exec(
                 *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE, pass_fds=(jail_in, jail_out))
@@ -323,6 +351,7 @@ class Jail:
         kind = frame["t"]
         if kind == "exit":
             self.exit = frame  # the REPL ended (or says so): either way this jail is done
+            self.cpu_s = max(self.cpu_s, frame.get("cpu_s", 0.0))  # a forged low report cannot lower it
             self._spawn(self._finish())
         elif self.bad is not None or self.exit is not None:
             return  # nothing more from a jail that lied or whose REPL ended
@@ -367,8 +396,8 @@ class Jail:
 
     def _cause(self) -> str:
         if self.exit is not None and self.exit.get("cpu_budget"):
-            return (f"was stopped: the jail used its CPU budget of {self.limits.cpu_seconds} s "
-                    "(all its processes and threads together)")
+            return (f"was stopped: the rollout used its CPU budget of {self.limits.cpu_seconds} s "
+                    "(all its processes and threads together, across REPL restarts)")
         if self.bad is not None and self.exit is None:
             return self.bad
         code = self.proc.returncode if self.proc else None
@@ -399,7 +428,9 @@ class Jail:
         for sig, seconds in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, REAP_TIMEOUT)):
             if self.proc is None or self.proc.returncode is not None:
                 break
-            inits = jail_pids(self.proc.pid) if sig == signal.SIGKILL and cgroups_v1() else []
+            if sig == signal.SIGTERM:  # nsjail's SIGKILL to the jail's init leaves it no time to report its CPU
+                self.cpu_s = max(self.cpu_s, tree_cpu_seconds(self.proc.pid))
+            inits = children(self.proc.pid) if sig == signal.SIGKILL and cgroups_v1() else []
             try:
                 self.proc.send_signal(sig)
                 await asyncio.wait_for(self.proc.wait(), seconds)

@@ -20,6 +20,10 @@ MAX_BATCH_CHARS = 20_000_000  # characters in one llm_batch call; even escaped, 
 MAX_ROLLOUT_PROMPTS = 50_000  # prompts over a whole rollout, across restarts
 
 
+class CpuBudgetSpent(SandboxError):
+    """The rollout used the CPU seconds its limits give it, across every REPL it had: no more code can run."""
+
+
 @dataclass(frozen=True)
 class CellResult:
     output: str  # what a person reads: stdout, stderr, traceback (or error), Out[n]; capped at output_cap
@@ -108,6 +112,8 @@ class Sandbox:
         self._lock = asyncio.Lock()
         self._closed = False
         self._prompts = 0  # sent to sub-LLMs by this rollout
+        self.cpu_spent = 0.0  # CPU seconds used by the jails this sandbox has ended
+        self.spent: str | None = None  # why no more code can run, once the CPU budget is used
 
     @property
     def pid(self) -> int | None:
@@ -139,6 +145,11 @@ class Sandbox:
         self._repl = await self._spawn()
 
     async def _spawn(self) -> Jail:
+        left = self.limits.cpu_seconds - self.cpu_spent
+        if left <= 0:
+            self.spent = (f"the rollout used its CPU budget of {self.limits.cpu_seconds} s (all its processes and "
+                          "threads together, across REPL restarts): no more code can run")
+            raise CpuBudgetSpent(self.spent)
         head = {"t": "init", "output_cap": int(self.output_cap), "answer": self._answer,
                 "max_answer_chars": MAX_ANSWER_CHARS, "max_batch_prompts": MAX_BATCH_PROMPTS,
                 "max_batch_chars": MAX_BATCH_CHARS}
@@ -148,15 +159,20 @@ class Sandbox:
         else:
             init = json.dumps(head)[:-1].encode() + b', "context": ' + self._context + b"}\n"
         read = functools.partial(frames.read, cap=int(self.output_cap), answer_cap=MAX_ANSWER_CHARS)
-        repl = Jail(self._on_frame, read, self.limits, self.nsjail)
+        repl = Jail(self._on_frame, read, self.limits, self.nsjail, cpu_budget=left)
         await repl.start(init)
         repl.ended.add_done_callback(lambda _: self._on_end(repl))
         return repl
 
-    async def _restart(self) -> None:
+    async def _retire(self) -> None:
+        """Kill the current jail and count the CPU it used."""
         old, self._repl = self._repl, None
         if old is not None:
             await old.kill()
+            self.cpu_spent += old.cpu_s
+
+    async def _restart(self) -> None:
+        await self._retire()
         if self._closed:
             raise SandboxError("the sandbox was closed while a cell was running")
         self._repl = await self._spawn()
@@ -165,11 +181,9 @@ class Sandbox:
     async def close(self) -> None:
         """Kill the jail and everything in it; safe to call twice."""
         self._closed = True
-        repl, self._repl = self._repl, None
         if self._cell is not None:
             _settle(self._cell.done, ("closed", None))
-        if repl is not None:
-            await repl.kill()
+        await self._retire()
 
     def _on_end(self, repl: Jail) -> None:
         if self._cell is not None and repl is self._repl:
@@ -249,6 +263,8 @@ class Sandbox:
     async def run(self, code: str, llm_batch: LlmBatch | None = None) -> CellResult:
         """Run one cell; a timeout or a crash of the REPL is reported in the result, never raised."""
         async with self._lock:
+            if self.spent:
+                raise CpuBudgetSpent(self.spent)
             if self._closed or self._repl is None:
                 raise SandboxError("the sandbox is not running; call start() on a new Sandbox first")
             lost_before = None
@@ -280,7 +296,10 @@ class Sandbox:
             if kind == "result":
                 return self._result(value, timed_out, lost_before)
             crash = repl.stderr_since(mark) if kind == "died" else ""
-            await self._restart()
+            try:
+                await self._restart()
+            except CpuBudgetSpent:
+                return self._lost(kind, value, elapsed, crash, restarted=False)
             return self._lost(kind, value, elapsed, crash)
 
     def _result(self, frame: dict, timed_out: bool, lost: str | None) -> CellResult:
@@ -298,7 +317,7 @@ class Sandbox:
                           traceback=tb, elapsed_s=frame["elapsed_s"], answer=dict(self._answer),
                           restarted=lost is not None, lost=lost)
 
-    def _lost(self, kind: str, cause: str | None, elapsed: float, crash: str) -> CellResult:
+    def _lost(self, kind: str, cause: str | None, elapsed: float, crash: str, restarted: bool = True) -> CellResult:
         if kind == "timeout":
             error = (f"timeout: the cell ran past {self.timeout:g} s and did not stop when interrupted, "
                      "so the REPL was restarted")
@@ -309,8 +328,10 @@ class Sandbox:
             error = f"crash: the REPL process {cause}"
             lost = (f"The REPL process {cause} during this cell, so it was restarted: every variable you defined is "
                     "gone and the cell's output was lost; `context` and `answer` were restored.")
+        if not restarted:
+            lost = f"{error}; the cell's output was lost and {self.spent}."
         lines = [line for line in crash.splitlines() if jail.SERVER_DIR not in line and line.strip()]
         tb = "\n".join(lines)[-4000:] or None
         output, chars = _join([(tb or "", len(tb or "")), (error, len(error))], self.output_cap)
         return CellResult(output=output, output_chars=chars, stdout="", stderr="", out=None, error=error,
-                          traceback=tb, elapsed_s=elapsed, answer=dict(self._answer), restarted=True, lost=lost)
+                          traceback=tb, elapsed_s=elapsed, answer=dict(self._answer), restarted=restarted, lost=lost)
