@@ -30,6 +30,7 @@ class RunConfig:
     seed: int = 0
     concurrency: int = 8
     base_url: str | None = None
+    context_limit: int | None = None  # the root model's context window, recorded for the app's gauge
     rollout: RolloutSettings = RolloutSettings()
     example_ids: tuple[str, ...] | None = None  # run only these examples (a resumed grid cell)
     grid: str | None = None  # the grid (rlm-tui ablate) this run belongs to

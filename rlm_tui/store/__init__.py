@@ -1,6 +1,7 @@
 """The SQLite event store: schema and migrations, the batched writer, readers and tail."""
 
 from .reader import (
+    AmbiguousId,
     get_rollout,
     get_run,
     latest_run_id,
@@ -9,14 +10,16 @@ from .reader import (
     read_events,
     resolve_rollout_id,
     resolve_run_id,
+    resolve_run_or_rollout,
     run_over,
     tail_events,
 )
-from .commands import send_command, take_commands
+from .commands import queued_commands, send_command, take_commands
 from .schema import StoreError, default_db_path, open_db
 from .writer import EventWriter
 
 __all__ = [
+    "AmbiguousId",
     "EventWriter",
     "StoreError",
     "default_db_path",
@@ -26,9 +29,11 @@ __all__ = [
     "list_rollouts",
     "list_runs",
     "open_db",
+    "queued_commands",
     "read_events",
     "resolve_rollout_id",
     "resolve_run_id",
+    "resolve_run_or_rollout",
     "run_over",
     "send_command",
     "take_commands",

@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rlm_tui.env import load_environment
+from rlm_tui.commands.common import UserError, db_path_of
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("resume", parents=[common], help="finish the rollouts of a stopped or killed run, in that run")
+    p.add_argument("run_id", metavar="RUN", help="run id or prefix")
+    p.set_defaults(handler=cmd_resume)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from rlm_tui.cli import UserError, db_path_of, make_client, queued_commands
-    from rlm_tui.engine.run import Run, RunConfig
-    from rlm_tui.headless import print_summary, run_headless
-    from rlm_tui.store import EventWriter, get_run, open_db, read_events, resolve_run_id
+    """The run goes on with the settings its run_started recorded, every run option among them."""
+    from rlm_tui.commands.recorded import recording
+    from rlm_tui.engine.models import make_client
+    from rlm_tui.engine.run import RunConfig
+    from rlm_tui.env import load_environment
+    from rlm_tui.headless import print_summary
+    from rlm_tui.store import get_run, open_db, read_events, resolve_run_id
 
     path = db_path_of(args)
     db = open_db(path)
@@ -32,23 +41,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)
         return 0
     env = load_environment(config.env, config.env_args)
-    s = config.rollout
-    client = make_client(env, s.model, config.base_url)
-    writer = EventWriter(path)
-    writer.start()
-    try:
-        run = Run(config, env, client, sinks=[writer.append], run_id=run_id, history=history,
-                  commands=lambda rid: queued_commands(db, rid))
-        state = run_headless(run, client)
-    finally:
-        writer.close()
+    client = make_client(env, config.rollout.model, config.base_url)
+    with recording(path) as recorder:
+        run, state = recorder.run(config, env, client, run_id=run_id, history=history)
     print_summary(state)
     if state.status != "done":
         print(f"rlm-tui: error: run {run_id} {state.status}: {run.error}", file=sys.stderr)
         return 1
     return 0
-
-
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("resume", parents=[common], help="finish the rollouts of a stopped or killed run, in that run")
-    p.add_argument("run_id", metavar="RUN", help="run id or prefix")
