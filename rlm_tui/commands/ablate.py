@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import closing
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,7 +92,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         if args.resume:
             if args.envs:
                 raise UserError("--resume runs the grid with its own settings; name no environments with it")
-            spec = load_spec(open_db(path, create=False), args.resume)
+            with closing(open_db(path, create=False)) as db:
+                spec = load_spec(db, args.resume)
             run_grid(path, args.resume, spec, resume=True)
             return 0
         options = RunOptions.from_args(args, without=AXES).resolved()  # the axes are the spec's, cell by cell

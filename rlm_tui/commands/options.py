@@ -44,8 +44,8 @@ class RunOptions:
                                help="root model (default: gpt-5-mini with OPENAI_API_KEY, else scripted)")
     sub_model: str | None = option("--sub-model", default=None, help="model of the sub-LLMs (default: the root model)")
     base_url: str | None = option("--base-url", default=None, parse=http_url,
-                                  help="OpenAI-compatible http(s) endpoint (default: $OPENAI_BASE_URL, or OpenAI when it "
-                                       "is unset or empty)")
+                                  help="OpenAI-compatible http(s) endpoint (default: $OPENAI_BASE_URL, or OpenAI "
+                                       "when it is unset or empty)")
     num_examples: int = option("-n", "--num-examples", default=5, parse=p.at_most(MAX_EXAMPLES),
                                help="rollouts to run (default 5)")
     concurrency: int = option("--concurrency", default=8, parse=p.at_most(256), help="rollouts at once (default 8)")
@@ -54,7 +54,8 @@ class RunOptions:
     max_turns: int = option("--max-turns", default=30, parse=p.at_most(1000),
                             help="root model calls per rollout (default 30)")
     timeout: float = option("--timeout", default=120.0, parse=p.seconds, help="seconds per REPL cell (default 120)",
-                            sweep=Sweep("--timeout", (120.0,), "seconds per REPL cell; a comma list sweeps it (default 120)"))
+                            sweep=Sweep("--timeout", (120.0,),
+                                        "seconds per REPL cell; a comma list sweeps it (default 120)"))
     max_output_chars: int = option("--max-output-chars", default=8192, parse=p.at_most(1_000_000),
                                    help="cell output the model sees (default 8192)")
     memory_mb: int = option("--memory-mb", default=2048, parse=p.memory_mb,
@@ -146,7 +147,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, sweeps: bool = False) ->
         parser.add_argument(*flags, action="append" if m["repeat"] else "store", **kwargs)
 
 
-def _comma_list(parse: Callable[[str], Any] | None, choices: tuple[str, ...] | None) -> Callable[[str], tuple[Any, ...]]:
+def _comma_list(parse: Callable[[str], Any] | None,
+                choices: tuple[str, ...] | None) -> Callable[[str], tuple[Any, ...]]:
     """A comma list of values, each checked as the option checks one; repeats dropped, order kept."""
     def parse_list(raw: str) -> tuple[Any, ...]:
         values = []

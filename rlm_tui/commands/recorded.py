@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +27,13 @@ class Recorder:
 
 @contextmanager
 def recording(path: Any) -> Iterator[Recorder]:
-    """The database at `path` (created if need be) and a started writer, closed after the runs."""
+    """The database at `path` (created if need be) and a started writer, both closed after the runs."""
     from rlm_tui.store import EventWriter, open_db
 
-    db = open_db(path)
-    writer = EventWriter(path)
-    writer.start()
-    try:
-        yield Recorder(db, writer)
-    finally:
-        writer.close()
+    with closing(open_db(path)) as db:
+        writer = EventWriter(path)
+        writer.start()
+        try:
+            yield Recorder(db, writer)
+        finally:
+            writer.close()

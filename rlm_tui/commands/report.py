@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import closing
 from pathlib import Path
 
 from rlm_tui.commands.common import UserError, db_path_of
@@ -24,14 +25,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from rlm_tui.store import open_db
     from rlm_tui.text import printable
 
-    db = open_db(db_path_of(args), create=False)
-    try:
-        title, run_ids = resolve(db, args.names)
-        rows = load_rows(db, run_ids)
-        if not rows:
-            raise ReportError(f"{title} has no finished rollouts yet")
-    except ReportError as exc:
-        raise UserError(str(exc)) from None
+    with closing(open_db(db_path_of(args), create=False)) as db:
+        try:
+            title, run_ids = resolve(db, args.names)
+            rows = load_rows(db, run_ids)
+        except ReportError as exc:
+            raise UserError(str(exc)) from None
+    if not rows:
+        raise UserError(f"{title} has no finished rollouts yet")
     console = Console(highlight=False)
     runs = len({r.run_id for r in rows})
     console.print(f"report on {escape(printable(title))}: {len(rows)} rollouts in {runs} run{'s' if runs != 1 else ''}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 
 from rlm_tui.commands.common import UserError, db_path_of
 
@@ -24,22 +25,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from rlm_tui.store import get_run, open_db, read_events, resolve_run_id
 
     path = db_path_of(args)
-    db = open_db(path)
-    run_id = resolve_run_id(db, args.run_id)
-    row = get_run(db, run_id)
-    if row["status"] == "running":
-        raise UserError(f"run {run_id} is still running (pid {row['pid']} on {row['hostname']}); stop it first")
-    if row["config"].get("grid"):
-        raise UserError(f"run {run_id} is a cell of grid {row['config']['grid']!r}; "
-                        f"resume it with `rlm-tui ablate --resume {row['config']['grid']}`")
-    try:
-        config = RunConfig.from_dict(row["config"])
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise UserError(f"run {run_id} has a config this rlm-tui cannot read ({exc}); it cannot be resumed") from None
-    history = [e for _, e in read_events(db, run_id=run_id)]
-    if row["done"] == row["rollouts"] >= row["num_rollouts"]:
-        print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)
-        return 0
+    with closing(open_db(path)) as db:
+        run_id = resolve_run_id(db, args.run_id)
+        row = get_run(db, run_id)
+        if row["status"] == "running":
+            raise UserError(f"run {run_id} is still running (pid {row['pid']} on {row['hostname']}); stop it first")
+        if row["config"].get("grid"):
+            raise UserError(f"run {run_id} is a cell of grid {row['config']['grid']!r}; "
+                            f"resume it with `rlm-tui ablate --resume {row['config']['grid']}`")
+        try:
+            config = RunConfig.from_dict(row["config"])
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"run {run_id} has a config this rlm-tui cannot read ({exc}); it cannot be resumed") from None
+        history = [e for _, e in read_events(db, run_id=run_id)]
+        if row["done"] == row["rollouts"] >= row["num_rollouts"]:
+            print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)
+            return 0
     env = load_environment(config.env, config.env_args)
     client = make_client(env, config.rollout.model, config.base_url)
     with recording(path) as recorder:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from typing import Any
 
 from rlm_tui.commands.common import UserError, argtype, db_path_of, id_prefix
@@ -33,7 +34,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rlm_tui.headless import print_runs
     from rlm_tui.store import list_runs, open_db
 
-    print_runs(list_runs(open_db(db_path_of(args), create=False)))
+    with closing(open_db(db_path_of(args), create=False)) as db:
+        print_runs(list_runs(db))
     return 0
 
 
@@ -48,9 +50,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from rlm_tui.headless import print_rollouts, print_transcript
     from rlm_tui.store import open_db, resolve_run_or_rollout
 
-    db = open_db(db_path_of(args), create=False)
-    run_id, rollout_id = resolve_run_or_rollout(db, args.rollout_id, rollout_first=True)
-    run = _load_run(db, run_id)
+    with closing(open_db(db_path_of(args), create=False)) as db:
+        run_id, rollout_id = resolve_run_or_rollout(db, args.rollout_id, rollout_first=True)
+        run = _load_run(db, run_id)
     if rollout_id is None:
         print_rollouts(run)  # a run id: list its rollouts
     else:
@@ -62,12 +64,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from rlm_tui.export import run_records
     from rlm_tui.store import get_run, latest_run_id, open_db, resolve_run_id
 
-    db = open_db(db_path_of(args), create=False)
-    run_id = resolve_run_id(db, args.run_id) if args.run_id else latest_run_id(db)
-    if run_id is None:
-        raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
-    row = get_run(db, run_id)
-    records = run_records(_load_run(db, run_id), row["status"] if row else None)
+    with closing(open_db(db_path_of(args), create=False)) as db:
+        run_id = resolve_run_id(db, args.run_id) if args.run_id else latest_run_id(db)
+        if run_id is None:
+            raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
+        row = get_run(db, run_id)
+        records = run_records(_load_run(db, run_id), row["status"] if row else None)
     try:
         out = open(args.out, "w", newline="") if args.out else sys.stdout
     except OSError as exc:

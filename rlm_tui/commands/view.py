@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 
 from rlm_tui.commands.common import UserError, argtype, context_limit, db_path_of, id_prefix
 
@@ -33,15 +34,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
     _need_terminal("attach")
     path = db_path_of(args)
-    db = open_db(path, create=False)
-    if args.run_id:
-        run_id = resolve_run_id(db, args.run_id)
-    else:
-        running = [r["id"] for r in list_runs(db) if r["status"] == "running"]
-        if not running:
-            raise UserError("no run is running; `rlm-tui replay` opens finished ones")
-        run_id = running[0]
-    db.close()
+    with closing(open_db(path, create=False)) as db:
+        if args.run_id:
+            run_id = resolve_run_id(db, args.run_id)
+        else:
+            running = [r["id"] for r in list_runs(db) if r["status"] == "running"]
+            if not running:
+                raise UserError("no run is running; `rlm-tui replay` opens finished ones")
+            run_id = running[0]
     leave_running_on_hangup(path, run_id)
     return open_app(path, context_limit=args.context_limit, run_id=run_id, follow=True)
 
@@ -52,8 +52,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     _need_terminal("replay")
     path = db_path_of(args)
-    db = open_db(path, create=False)
-    run_id, rollout_id = resolve_run_or_rollout(db, args.id) if args.id else (None, None)
-    db.close()
+    with closing(open_db(path, create=False)) as db:
+        run_id, rollout_id = resolve_run_or_rollout(db, args.id) if args.id else (None, None)
     return open_app(path, context_limit=args.context_limit, run_id=run_id, rollout_id=rollout_id,
                     follow=False if run_id else None)
