@@ -101,7 +101,7 @@ async def test_files_outside_the_mounts_are_invisible(make):
                 path.unlink(missing_ok=True)
     assert seen == []
     assert Path(tmp).name not in tmp_listing
-    from rlm_tui.sandbox import jail
+    from rlm_tui.sandbox import nsjail as jail
 
     mounted = {Path(p).parts[1] for p in jail.python_mounts() if len(Path(p).parts) > 1}  # a virtualenv's own root
     assert [name for name in ("home", "work", "var") if name in root_listing and name not in mounted] == []
@@ -232,7 +232,7 @@ async def test_huge_print_is_contained(make):
 
 
 def test_command_keeps_every_namespace_and_clears_the_environment():
-    from rlm_tui.sandbox import jail
+    from rlm_tui.sandbox import nsjail as jail
     cmd = jail.command(Limits(), 3, 4)
     for flag in ("-N", "--disable_clone_newnet", "--disable_clone_newns", "--disable_clone_newpid", "--keep_env",
                  "-e", "--keep_caps", "--disable_no_new_privs", "--rw"):
@@ -265,7 +265,7 @@ def _world_readable(path: Path) -> bool:
 async def test_user_namespace_mode_for_a_normal_user():
     # as root the jail has no user namespace; running the host side as uid 1234 covers the other mode
     import rlm_tui
-    from rlm_tui.sandbox import jail
+    from rlm_tui.sandbox import nsjail as jail
     root, nsjail = Path(rlm_tui.__file__).resolve().parents[1], Path(jail.find_nsjail())
     python = Path("/usr/bin/python3")
     if not python.exists() or not _world_readable(root) or not _world_readable(nsjail.parent):

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlm_tui.sandbox import frames, jail
+from rlm_tui.sandbox import frames, nsjail
 from rlm_tui.sandbox.jail import Jail, Limits, SandboxError
 
 LlmBatch = Callable[[list[str]], Awaitable[list[str]]]
@@ -330,7 +330,7 @@ class Sandbox:
                     "gone and the cell's output was lost; `context` and `answer` were restored.")
         if not restarted:
             lost = f"{error}; the cell's output was lost and {self.spent}."
-        lines = [line for line in crash.splitlines() if jail.SERVER_DIR not in line and line.strip()]
+        lines = [line for line in crash.splitlines() if nsjail.SERVER_DIR not in line and line.strip()]
         tb = "\n".join(lines)[-4000:] or None
         output, chars = _join([(tb or "", len(tb or "")), (error, len(error))], self.output_cap)
         return CellResult(output=output, output_chars=chars, stdout="", stderr="", out=None, error=error,
