@@ -17,7 +17,7 @@ import openai
 try:  # the SDK's own HTTP response type: httpx2 from openai 3 on, httpx before (whose import pulls in rich)
     from httpx2 import Response as HTTPResponse
 except ImportError:
-    from httpx import Response as HTTPResponse
+    from httpx import Response as HTTPResponse  # type: ignore[assignment]
 
 
 @dataclass

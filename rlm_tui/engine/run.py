@@ -110,10 +110,9 @@ class Run:
             if example.id in earlier:  # resumed: the same rollout starts again
                 rollout_id = earlier[example.id].id
             else:
-                queued = ev.RolloutQueued(run_id=self.id, rollout_id=ev.new_id(), index=len(self.state.rollouts),
-                                          example_id=example.id, info=example.info, target=example.target)
-                self.emit(queued)
-                rollout_id = queued.rollout_id
+                rollout_id = ev.new_id()
+                self.emit(ev.RolloutQueued(run_id=self.id, rollout_id=rollout_id, index=len(self.state.rollouts),
+                                           example_id=example.id, info=example.info, target=example.target))
             rollouts.append((rollout_id, example))
             self.controls[rollout_id] = RolloutControl()
         semaphore = asyncio.Semaphore(c.concurrency)
@@ -186,6 +185,7 @@ class Run:
 
     async def _poll(self) -> None:
         """Take commands that another process (the app, `attach`) left in the store."""
+        assert self.commands is not None  # polled only when there is a queue
         while True:
             try:
                 commands = self.commands(self.id)

@@ -88,7 +88,9 @@ class SubLLMs:
                 response = f"[sub-LLM error] {exc}"
             self.emit(ev.SubCallFinished(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=started.id,
                                          batch=batch, index=index, response=response, latency_s=time.perf_counter() - t0,
-                                         error=error, **stats))
+                                         error=error, turns=stats["turns"], tool_calls=stats["tool_calls"],
+                                         prompt_tokens=stats["prompt_tokens"],
+                                         completion_tokens=stats["completion_tokens"]))
             return response, error is not None
 
     async def _loop(self, prompt: str, call_id: str, stats: dict[str, int]) -> str:

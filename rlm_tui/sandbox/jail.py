@@ -53,6 +53,7 @@ class _Lines(asyncio.Protocol):
         self.transport: asyncio.ReadTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
@@ -70,7 +71,8 @@ class _Lines(asyncio.Protocol):
             self.buf += data[start:]
             if len(self.buf) > MAX_FRAME:
                 self.buf.clear()
-                self.transport.close()
+                if self.transport is not None:
+                    self.transport.close()
                 self.on_overflow()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -186,6 +188,7 @@ class Jail:
         self._spawn(self._finish())
 
     async def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
         while chunk := await self.proc.stderr.read(65536):
             self.err += chunk
             self.err_total += len(chunk)
@@ -199,7 +202,8 @@ class Jail:
     async def _finish(self) -> None:
         """The REPL ended (the frame pipe closed, or an exit report came): let the jail go, then say how it ended."""
         try:
-            await asyncio.wait_for(self.proc.wait(), KILL_GRACE)
+            if self.proc is not None:
+                await asyncio.wait_for(self.proc.wait(), KILL_GRACE)
         except asyncio.TimeoutError:
             await self.kill()
         if self.drainer is not None:

