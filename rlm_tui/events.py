@@ -257,6 +257,26 @@ class OperatorAction(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ModelNudged(Event):
+    """The root model's turn ran no code, so it was reminded how to run code and how to answer;
+    `parent_id` is that turn's ModelCallStarted id."""
+
+    kind: ClassVar[str] = "model_nudged"
+    nudge: int  # from 1
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolProtocolChanged(Event):
+    """The server refused the tools parameter, so the rollout goes on with cells written as fenced text."""
+
+    kind: ClassVar[str] = "tool_protocol_changed"
+    protocol: str  # the protocol from now on: text
+    reason: str  # one line: what the server said
+    system_prompt: str  # the system prompt that replaces the rollout's first one
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RolloutPaused(Event):
     """The rollout stopped at a safe point (paused=True) or went on from one (paused=False)."""
 
@@ -270,7 +290,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted, RunFinished, RunStalled, RolloutQueued, RolloutStarted, RolloutFinished,
         ModelCallStarted, ModelCallFinished, ModelRetry, CellStarted, CellFinished, AnswerUpdated,
         SandboxRestarted, SubBatchStarted, SubBatchFinished, SubCallStarted, SubCallFinished,
-        ToolCalled, OperatorAction, RolloutPaused,
+        ToolCalled, OperatorAction, RolloutPaused, ModelNudged, ToolProtocolChanged,
     )
 }
 

@@ -34,7 +34,8 @@ class ModelReply:
 
 
 class ModelError(Exception):
-    """A model call that failed after retries; `kind` is context_length, connection, timeout, malformed or api."""
+    """A model call that failed after retries; `kind` is context_length, tools_refused, connection, timeout,
+    malformed or api."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -188,6 +189,8 @@ class OpenAIClient:
             if is_context_length_error(exc):
                 raise ModelError("context_length", f"the prompt is longer than {model}'s context window: "
                                                    f"{reason}") from None
+            if body.get("tools") and exc.status_code in (400, 404, 422, 501) and "tool" in reason.lower():
+                raise ModelError("tools_refused", f"{model} refused the tools parameter: {reason}") from None
             if exc.status_code in RETRY_STATUSES or exc.status_code >= 500:
                 asked = retry_after(exc.response.headers)
                 raise _Transient("api", f"{model} request failed with {reason}", asked) from None
@@ -324,11 +327,14 @@ def estimate_usage(reply: ModelReply, messages: list[dict[str, Any]]) -> None:
 def tool_call_message(reply: ModelReply) -> dict[str, Any]:
     """The assistant message to append to the conversation after `reply`."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
-    if reply.tool_calls:
+    native = [c for c in reply.tool_calls if not c.get("recovered")]  # a call read from the text stays text
+    if native:
         message["tool_calls"] = [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in reply.tool_calls
+            for c in native
         ]
+    elif not reply.text:
+        message["content"] = ""
     return message
 
 

@@ -36,15 +36,23 @@ PYTHON_TOOL: dict[str, Any] = {
 }
 
 
+TOOL_PROTOCOLS = ("auto", "native", "text")
+HOW_TO_RUN = {
+    "native": "through the `call_python_repl` tool",
+    "text": ("by writing the code to run in a fenced block that opens with ```repl and closes with ```; every such "
+             "block in your reply runs, in order, and you get its output in the next message"),
+}
+
+
 def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, max_output_chars: int,
-                      sub_tools: list[str], tips: str = "") -> str:
+                      sub_tools: list[str], tips: str = "", protocol: str = "native") -> str:
     context = (
         f"- `context`: the input data for this task ({context_chars:,} characters when printed). It is too large "
         "to read at once: inspect it with code.\n" if has_context else ""
     )
     tools = f" Sub-LLMs can use these tools: {', '.join(sub_tools)}." if sub_tools else ""
     text = (
-        "You solve the task by writing Python in a persistent REPL, through the `call_python_repl` tool. "
+        f"You solve the task by writing Python in a persistent REPL, {HOW_TO_RUN.get(protocol, HOW_TO_RUN['native'])}. "
         "The REPL holds:\n"
         f"{context}"
         "- `llm_batch(prompts: list[str]) -> list[str]`: ask sub-LLMs, one per prompt, all in parallel; the "
@@ -58,6 +66,21 @@ def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, 
         "summaries, not whole data. Each output ends with the time the cell took."
     )
     return f"{text}\n\n{tips}" if tips else text
+
+
+def nudge(protocol: str) -> str:
+    """The reminder a model gets after a turn that ran no code."""
+    run = ("write the code in a ```repl block" if protocol == "text"
+           else "call `call_python_repl` with {\"code\": \"...\"} (or write the code in a ```repl block)")
+    return (f"Your last reply ran no code, and only code moves this task on. To run code, {run}. To finish, set "
+            'answer["content"] to your answer and then answer["ready"] = True, in code.')
+
+
+def text_reports(reports: list[str]) -> str:
+    """The message that gives a model the output of the blocks it wrote as text."""
+    if len(reports) == 1:
+        return f"REPL output:\n{reports[0]}"
+    return "\n\n".join(f"REPL output of block {i}:\n{r}" for i, r in enumerate(reports, 1))
 
 
 def llm_system_prompt(tools: list[str]) -> str:

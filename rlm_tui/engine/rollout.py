@@ -6,7 +6,6 @@ import json
 from contextlib import AsyncExitStack
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from rlm_tui import events as ev
@@ -14,6 +13,7 @@ from rlm_tui.engine import prompts
 from rlm_tui.engine.control import Command, RolloutControl
 from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments, tool_call_message
 from rlm_tui.engine.sub_llm import SubLLMs, run_tool
+from rlm_tui.engine.textcalls import recover_calls
 from rlm_tui.env import Environment, Example
 from rlm_tui.sandbox import CpuBudgetSpent, Limits, Sandbox, SandboxError
 
@@ -29,6 +29,8 @@ class RolloutSettings:
     output_cap: int = 1_000_000
     sub_concurrency: int = 16
     limits: Limits = Limits()
+    tool_protocol: str = "auto"  # native: tool calls only; text: cells in fenced blocks; auto: either
+    max_nudges: int = 1  # reminders after a turn that ran no code, before the rollout ends with no_tool_call
 
 
 class FatalRunError(Exception):
@@ -45,6 +47,10 @@ class _Stop(Exception):
     def __init__(self, status: str, reason: str, error: str | None = None) -> None:
         super().__init__(reason)
         self.status, self.reason, self.error = status, reason, error
+
+
+class _ToolsRefused(Exception):
+    """The server refused the tools parameter (the message says how)."""
 
 
 class Rollout:
@@ -102,21 +108,32 @@ class Rollout:
 
     # --- model calls --------------------------------------------------------------------------
 
-    async def _call_model(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> tuple[ModelReply, str]:
+    async def _call_model(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                          recover: str | None = None) -> tuple[ModelReply, str]:
+        """One root-model turn; `recover`: the tool whose calls are read from the text when none came natively."""
         if self.turn >= self.settings.max_turns:
             raise _Stop("done", "max_turns")
         self.turn += 1
         started = self.emit(ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn,
                             messages=len(messages))
+
+        def retried(*, attempt: int, max_attempts: int, reason: str, wait_s: float) -> None:
+            self.emit(ev.ModelRetry, parent_id=started.id, role="main", attempt=attempt, max_attempts=max_attempts,
+                      reason=reason, wait_s=wait_s)
+
         try:
-            reply = await self.client.complete(self.settings.model, messages, tools, on_retry=partial(
-                self.emit, ev.ModelRetry, parent_id=started.id, role="main"))
+            reply = await self.client.complete(self.settings.model, messages, tools, on_retry=retried)
         except ModelError as exc:
             outcome = "context_length" if exc.kind == "context_length" else "error"
             self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome=outcome, error=str(exc))
             if exc.kind == "context_length":
                 raise _Stop("done", "context_length", str(exc)) from None
+            if exc.kind == "tools_refused" and recover is not None:
+                self.turn -= 1  # the turn is taken again, without tools
+                raise _ToolsRefused(str(exc)) from None
             raise _Stop("failed", "error", str(exc)) from None
+        if recover is not None and not reply.tool_calls:
+            reply.tool_calls = recover_calls(reply.text, recover)
         self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", text=reply.text, reasoning=reply.reasoning,
                   tool_calls=reply.tool_calls, prompt_tokens=reply.prompt_tokens,
                   completion_tokens=reply.completion_tokens, reasoning_tokens=reply.reasoning_tokens,
@@ -173,31 +190,56 @@ class Rollout:
         context = self.example.context
         context_chars = len(context if isinstance(context, str) else json.dumps(context)) if context is not None else 0
         sub_tools = self.env.sub_tools()
-        system = prompts.rlm_system_prompt(
-            has_context=context is not None, context_chars=context_chars, timeout=s.timeout,
-            max_output_chars=s.max_output_chars, sub_tools=[t.name for t in sub_tools],
-            tips=self.env.tips if s.mode == "rlm-tips" else "",
-        )
+        protocol = s.tool_protocol
+
+        def system_prompt() -> str:
+            return prompts.rlm_system_prompt(
+                has_context=context is not None, context_chars=context_chars, timeout=s.timeout,
+                max_output_chars=s.max_output_chars, sub_tools=[t.name for t in sub_tools],
+                tips=self.env.tips if s.mode == "rlm-tips" else "", protocol="text" if protocol == "text" else "native")
+
         user = self.env.user_prompt(self.example, s.mode)
-        self.emit(ev.RolloutStarted, system_prompt=system, user_prompt=user, context_chars=context_chars)
+        self.emit(ev.RolloutStarted, system_prompt=system_prompt(), user_prompt=user, context_chars=context_chars)
         self.subs = SubLLMs(client=self.client, model=s.sub_model, tools=sub_tools, concurrency=s.sub_concurrency,
                             emit=self._emit, run_id=self.run_id, rollout_id=self.id)
-        messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user}]
+        nudges = 0
         async with self._sandbox() as sandbox:
             await self._start(sandbox, context=context)
             while not self.answer["ready"]:
                 await self._checkpoint(messages, sandbox)
                 if self.answer["ready"]:
                     break
-                reply, _ = await self._call_model(messages, [prompts.REPL_TOOL])
+                try:
+                    reply, call_id = await self._call_model(
+                        messages, None if protocol == "text" else [prompts.REPL_TOOL],
+                        recover=None if protocol == "native" else prompts.REPL_TOOL_NAME)
+                except _ToolsRefused as exc:
+                    protocol = "text"
+                    messages[0] = {"role": "system", "content": system_prompt()}
+                    self.emit(ev.ToolProtocolChanged, protocol=protocol, reason=str(exc),
+                              system_prompt=messages[0]["content"])
+                    continue
                 messages.append(tool_call_message(reply))
                 if not reply.tool_calls:
-                    raise _Stop("done", "no_tool_call")
+                    if nudges >= s.max_nudges:
+                        raise _Stop("done", "no_tool_call")
+                    nudges += 1
+                    text = prompts.nudge(protocol)
+                    messages.append({"role": "user", "content": text})
+                    self.emit(ev.ModelNudged, parent_id=call_id, nudge=nudges, text=text)
+                    continue
+                reports = []
                 for call in reply.tool_calls:
                     content = await self._tool_call(sandbox, call, prompts.REPL_TOOL_NAME)
-                    messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
+                    if call.get("recovered"):
+                        reports.append(content)
+                    else:
+                        messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
                     if self.answer["ready"]:
                         break
+                if reports:
+                    messages.append({"role": "user", "content": prompts.text_reports(reports)})
 
     # --- the operator -------------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ class RunConfig:
         rollout = {k: v for k, v in data.get("rollout", {}).items() if k in {f.name for f in fields(RolloutSettings)}}
         limits = {k: v for k, v in rollout.get("limits", {}).items() if k in {f.name for f in fields(Limits)}}
         rollout["limits"] = Limits(**limits)
+        if "tool_protocol" not in rollout:  # recorded before the protocols: native calls, no reminder
+            rollout.update(tool_protocol="native", max_nudges=0)
         data["rollout"] = RolloutSettings(**rollout)
         if data.get("example_ids") is not None:
             data["example_ids"] = tuple(data["example_ids"])
