@@ -267,6 +267,16 @@ class ModelNudged(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCallRejected(Event):
+    """A root-model call that could not run (an unknown tool, arguments that are not JSON, no string `code`);
+    the model is told `reason`; `parent_id` is the turn's ModelCallStarted id."""
+
+    kind: ClassVar[str] = "tool_call_rejected"
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ToolProtocolChanged(Event):
     """The server refused the tools parameter, so the rollout goes on with cells written as fenced text."""
 
@@ -290,7 +300,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted, RunFinished, RunStalled, RolloutQueued, RolloutStarted, RolloutFinished,
         ModelCallStarted, ModelCallFinished, ModelRetry, CellStarted, CellFinished, AnswerUpdated,
         SandboxRestarted, SubBatchStarted, SubBatchFinished, SubCallStarted, SubCallFinished,
-        ToolCalled, OperatorAction, RolloutPaused, ModelNudged, ToolProtocolChanged,
+        ToolCalled, OperatorAction, RolloutPaused, ModelNudged, ToolCallRejected, ToolProtocolChanged,
     )
 }
 

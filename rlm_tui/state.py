@@ -97,6 +97,7 @@ class RolloutState:
     retries: list[ev.ModelRetry] = field(default_factory=list)  # main and sub, in order
     nudges: int = 0  # reminders after turns that ran no code
     recovered_calls: int = 0  # cells read from the model's text rather than from native tool calls
+    rejected_calls: int = 0  # root-model calls that could not run: unknown tool, bad arguments
     tool_protocol: str | None = None  # set when the rollout changed protocol on its way
     paused: bool = False  # stopped at a safe point, waiting for the operator
     operator: list[ev.OperatorAction] = field(default_factory=list)
@@ -151,6 +152,7 @@ class RolloutState:
             "model_time_seconds": self.model_time_s,
             "main_nudge_count": self.nudges,
             "main_recovered_call_count": self.recovered_calls,
+            "main_rejected_call_count": self.rejected_calls,
         }
 
     def apply(self, e: ev.Event) -> None:
@@ -198,6 +200,10 @@ def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
 
 def _nudged(s: RolloutState, e: ev.ModelNudged) -> None:
     s.nudges += 1
+
+
+def _rejected(s: RolloutState, e: ev.ToolCallRejected) -> None:
+    s.rejected_calls += 1
 
 
 def _protocol(s: RolloutState, e: ev.ToolProtocolChanged) -> None:
@@ -296,7 +302,7 @@ _ROLLOUT_HANDLERS: dict[type, Any] = {
     ev.SandboxRestarted: _restarted, ev.SubBatchStarted: _batch_started, ev.SubBatchFinished: _batch_finished,
     ev.SubCallStarted: _sub_started, ev.SubCallFinished: _sub_finished, ev.ToolCalled: _tool,
     ev.OperatorAction: _operator, ev.RolloutPaused: _paused, ev.ModelNudged: _nudged,
-    ev.ToolProtocolChanged: _protocol,
+    ev.ToolProtocolChanged: _protocol, ev.ToolCallRejected: _rejected,
 }
 
 

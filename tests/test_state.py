@@ -52,6 +52,7 @@ def test_metrics_fold_from_events():
         "sub_llm_max_batch_size": 3, "sub_llm_mean_batch_size": 3.0, "repl_call_count": 2,
         "repl_total_time_seconds": 0.75, "repl_mean_time_seconds": 0.375, "wall_time_seconds": 10.0,
         "model_time_seconds": 2.0, "main_nudge_count": 0, "main_recovered_call_count": 0,
+        "main_rejected_call_count": 0,
     }
 
 

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import openai
 
+from rlm_tui.engine.generation import Generation
+
 try:  # the SDK's own HTTP response type: httpx2 from openai 3 on, httpx before (whose import pulls in rich)
     from httpx2 import Response as HTTPResponse
 except ImportError:
@@ -31,6 +33,7 @@ class ModelReply:
     cached_tokens: int = 0
     tokens_estimated: bool = False
     latency_s: float = 0.0
+    finish_reason: str | None = None  # "length": the reply was cut at the token limit
 
 
 class ModelError(Exception):
@@ -50,7 +53,7 @@ class RetryHook(Protocol):
 
 class ModelClient(Protocol):
     async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None) -> ModelReply: ...
+                       on_retry: RetryHook | None = None, generation: Generation | None = None) -> ModelReply: ...
 
     async def close(self) -> None: ...
 
@@ -139,8 +142,9 @@ class OpenAIClient:
         )
 
     async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None) -> ModelReply:
-        body: dict[str, Any] = {"model": model, "messages": messages}
+                       on_retry: RetryHook | None = None, generation: Generation | None = None) -> ModelReply:
+        extra = generation.body(model, self.base_url) if generation is not None else {}
+        body: dict[str, Any] = {**extra, "model": model, "messages": messages}
         if tools:
             body["tools"] = tools
         attempts = self.max_retries + 1
@@ -300,8 +304,10 @@ def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) 
     if not isinstance(message, dict):
         raise ValueError(f"choices[0].message is {_kind(message)}, not an object")
     reasoning = message.get("reasoning_content") or message.get("reasoning")
+    finish = choices[0].get("finish_reason")
     reply = ModelReply(text=_text(message.get("content")), reasoning=reasoning if isinstance(reasoning, str) else "",
-                       tool_calls=_tool_calls(message.get("tool_calls")), latency_s=latency)
+                       tool_calls=_tool_calls(message.get("tool_calls")), latency_s=latency,
+                       finish_reason=finish[:40] if isinstance(finish, str) else None)
     usage = data.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))

@@ -12,6 +12,7 @@ from rlm_tui import events as ev
 from rlm_tui.engine import prompts
 from rlm_tui.engine.control import Command, RolloutControl
 from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments, tool_call_message
+from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.sub_llm import SubLLMs, run_tool
 from rlm_tui.engine.textcalls import recover_calls
 from rlm_tui.env import Environment, Example
@@ -31,6 +32,8 @@ class RolloutSettings:
     limits: Limits = Limits()
     tool_protocol: str = "auto"  # native: tool calls only; text: cells in fenced blocks; auto: either
     max_nudges: int = 1  # reminders after a turn that ran no code, before the rollout ends with no_tool_call
+    generation: Generation = Generation()  # the root model's sampling knobs
+    sub_generation: Generation = Generation()
 
 
 class FatalRunError(Exception):
@@ -122,7 +125,8 @@ class Rollout:
                       reason=reason, wait_s=wait_s)
 
         try:
-            reply = await self.client.complete(self.settings.model, messages, tools, on_retry=retried)
+            reply = await self.client.complete(self.settings.model, messages, tools, on_retry=retried,
+                                               generation=self.settings.generation)
         except ModelError as exc:
             outcome = "context_length" if exc.kind == "context_length" else "error"
             self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome=outcome, error=str(exc))
@@ -164,7 +168,7 @@ class Rollout:
                 messages.append(tool_call_message(reply))
                 for call in reply.tool_calls:
                     if sandbox is not None and call["name"] == prompts.PYTHON_TOOL_NAME:
-                        content = await self._tool_call(sandbox, call, prompts.PYTHON_TOOL_NAME)
+                        content = await self._tool_call(sandbox, call, prompts.PYTHON_TOOL_NAME, reply, call_id)
                     else:
                         content = await run_tool(tools, call, self._emit, self.run_id, self.id, call_id)
                     messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
@@ -201,7 +205,7 @@ class Rollout:
         user = self.env.user_prompt(self.example, s.mode)
         self.emit(ev.RolloutStarted, system_prompt=system_prompt(), user_prompt=user, context_chars=context_chars)
         self.subs = SubLLMs(client=self.client, model=s.sub_model, tools=sub_tools, concurrency=s.sub_concurrency,
-                            emit=self._emit, run_id=self.run_id, rollout_id=self.id)
+                            emit=self._emit, run_id=self.run_id, rollout_id=self.id, generation=s.sub_generation)
         messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user}]
         nudges = 0
         async with self._sandbox() as sandbox:
@@ -231,7 +235,7 @@ class Rollout:
                     continue
                 reports = []
                 for call in reply.tool_calls:
-                    content = await self._tool_call(sandbox, call, prompts.REPL_TOOL_NAME)
+                    content = await self._tool_call(sandbox, call, prompts.REPL_TOOL_NAME, reply, call_id)
                     if call.get("recovered"):
                         reports.append(content)
                     else:
@@ -295,17 +299,29 @@ class Rollout:
 
     # --- cells --------------------------------------------------------------------------------
 
-    async def _tool_call(self, sandbox: Sandbox, call: dict[str, Any], tool: str) -> str:
-        """Run one code-tool call; a malformed call is answered with what to fix."""
+    async def _tool_call(self, sandbox: Sandbox, call: dict[str, Any], tool: str, reply: ModelReply,
+                         turn_id: str) -> str:
+        """Run one code-tool call; a malformed call is answered with what to fix, and recorded as rejected."""
+        try:
+            code = self._code_of(call, tool, cut=reply.finish_reason == "length")
+        except ValueError as exc:
+            self.emit(ev.ToolCallRejected, parent_id=turn_id, name=str(call["name"])[:200], reason=str(exc))
+            return f"[error] {exc}"
+        return await self.run_cell(sandbox, code, "model")
+
+    @staticmethod
+    def _code_of(call: dict[str, Any], tool: str, cut: bool) -> str:
         if call["name"] != tool:
-            return f"[error] there is no tool named {call['name']!r}; call {tool} with {{\"code\": \"...\"}}"
+            raise ValueError(f"there is no tool named {call['name']!r}; call {tool} with {{\"code\": \"...\"}}")
         try:
             code = parse_arguments(call["arguments"]).get("code")
         except ValueError as exc:
-            return f"[error] malformed {tool} call: {exc}; send {{\"code\": \"...\"}}"
+            why = ("; your reply was cut at the token limit in the middle of the call: write a shorter cell"
+                   if cut else "")
+            raise ValueError(f"malformed {tool} call: {exc}; send {{\"code\": \"...\"}}{why}") from None
         if not isinstance(code, str):
-            return f"[error] {tool} needs a string argument \"code\""
-        return await self.run_cell(sandbox, code, "model")
+            raise ValueError(f"{tool} needs a string argument \"code\"")
+        return code
 
     async def run_cell(self, sandbox: Sandbox, code: str, source: str) -> str:
         s = self.settings

@@ -11,6 +11,7 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import ModelClient
+from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
 from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings, one_line
 from rlm_tui.env import Environment
@@ -51,6 +52,8 @@ class RunConfig:
         rollout = {k: v for k, v in data.get("rollout", {}).items() if k in {f.name for f in fields(RolloutSettings)}}
         limits = {k: v for k, v in rollout.get("limits", {}).items() if k in {f.name for f in fields(Limits)}}
         rollout["limits"] = Limits(**limits)
+        for key in ("generation", "sub_generation"):
+            rollout[key] = Generation.from_dict(rollout.get(key))
         if "tool_protocol" not in rollout:  # recorded before the protocols: native calls, no reminder
             rollout.update(tool_protocol="native", max_nudges=0)
         data["rollout"] = RolloutSettings(**rollout)
