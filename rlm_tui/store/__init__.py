@@ -1,5 +1,6 @@
 """The SQLite event store: schema and migrations, the batched writer, readers and tail."""
 
+from .database import Database
 from .reader import (
     get_rollout,
     get_run,
@@ -17,6 +18,7 @@ from .schema import StoreError, default_db_path, open_db
 from .writer import EventWriter
 
 __all__ = [
+    "Database",
     "EventWriter",
     "StoreError",
     "default_db_path",

@@ -11,13 +11,12 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from rlm_tui.events import EVENT_TYPES, Event, from_row
 
+from .database import Database
 from .schema import StoreError, open_db
 
-DB = sqlite_utils.Database | str | Path
+DB = Database | str | Path
 TAIL_BATCH = 2000
 
 _RUN_JSON = ("config",)
@@ -41,8 +40,8 @@ _KIND_FILTER = f"kind IN ({', '.join('?' * len(_KNOWN_KINDS))})"
 
 
 @contextmanager
-def _opened(db: DB) -> Iterator[sqlite_utils.Database]:
-    if isinstance(db, sqlite_utils.Database):
+def _opened(db: DB) -> Iterator[Database]:
+    if isinstance(db, Database):
         yield db
         return
     with closing(open_db(db, create=False)) as opened:
@@ -161,7 +160,7 @@ def read_events(
     ]
 
 
-def run_over(db: sqlite_utils.Database, run_id: str) -> bool:
+def run_over(db: Database, run_id: str) -> bool:
     """Whether a run has ended: finished, or its writer on this host is gone (one row, no counting)."""
     row = db.execute("SELECT status, pid, hostname FROM runs WHERE id = ?", [run_id]).fetchone()
     return row is not None and _status(*row) != "running"
