@@ -163,13 +163,6 @@ def print_rollouts(run: RunState) -> None:
     console.print(table)
 
 
-def _seen(cell: Any) -> int:
-    """How much of the output the model saw: what it was shown, less the truncation marker."""
-    shown = cell.shown or ""
-    cut = shown.rfind("\n[output truncated:")
-    return cut if cut >= 0 else len(shown)
-
-
 def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> None:
     ended = f" ({r.stop_reason})" if r.stop_reason else ""
     head = (f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}{ended}"
@@ -197,7 +190,7 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
                 if full:
                     _print_calls(batch)
             text = cell.output if full else cell.shown
-            note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {_seen(cell):,} of {cell.output_chars:,} chars"
+            note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {cell.shown_chars:,} of {cell.output_chars:,} chars"
                                                      if cell.truncated else "")
             if cell.source == "operator":
                 note += ", the operator's cell"

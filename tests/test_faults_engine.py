@@ -21,7 +21,8 @@ from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import load_environment
 from rlm_tui.sandbox import Limits
 from rlm_tui.state import fold
-from rlm_tui.store import Database, EventWriter, StoreError, get_run, list_rollouts, list_runs, open_db, read_events, tail_events
+from rlm_tui.store import Database, EventWriter, StoreError, get_run, list_rollouts, list_runs, open_db, read_events
+from runs import tail_events
 
 RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 WAIT = 60  # seconds: generous bounds on waits that normally take milliseconds

@@ -39,9 +39,9 @@ from rlm_tui.store import (
     read_events,
     resolve_rollout_id,
     resolve_run_id,
-    tail_events,
 )
 from rlm_tui.store.schema import MIGRATIONS, MIGRATIONS_TABLE
+from runs import tail_events
 
 WAIT = 60  # seconds before a test that waits on another thread or process gives up
 
@@ -52,6 +52,7 @@ SAMPLES = {
     "float": 2.5,
     "bool": True,
     "str | None": "an error",
+    "int | None": 3,
     "float | None": 0.25,
     "dict[str, Any]": {"k": [1, "ü", None], "nested": {"x": 1.5}},
     "list[dict[str, Any]]": [{"id": "call-1", "name": "python", "arguments": "{}"}],

@@ -248,8 +248,8 @@ class Rollout:
     def _no_repl(self, code: str) -> None:
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source="operator")
         note = "there is no REPL in llm mode"
-        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=note, shown=note, output_chars=len(note),
-                  truncated=False, elapsed_s=0.0, error=note, source="operator")
+        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=note, shown=note, shown_chars=len(note),
+                  output_chars=len(note), truncated=False, elapsed_s=0.0, error=note, source="operator")
 
     # --- cells --------------------------------------------------------------------------------
 
@@ -272,20 +272,20 @@ class Rollout:
         try:
             result = await sandbox.run(code, batch)
         except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background
-            self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output="", shown="", output_chars=0,
-                      truncated=False, elapsed_s=0.0, error=f"not run: {exc}", source=source)
+            self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output="", shown="", shown_chars=0,
+                      output_chars=0, truncated=False, elapsed_s=0.0, error=f"not run: {exc}", source=source)
             raise _Stop("done", "budget_cpu", str(exc)) from None
-        shown, truncated = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
-        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=result.output, shown=shown,
-                  output_chars=result.output_chars, truncated=truncated, elapsed_s=result.elapsed_s,
-                  error=result.error, source=source)
+        shown = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
+        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=result.output, shown=shown.text,
+                  shown_chars=shown.chars, output_chars=result.output_chars, truncated=shown.truncated,
+                  elapsed_s=result.elapsed_s, error=result.error, source=source)
         if result.restarted:
             reason = "timeout" if result.error and result.error.startswith("timeout") else "crash"
             self.emit(ev.SandboxRestarted, parent_id=started.id, reason=reason, lost=result.lost or "")
         self._set_answer(str(result.answer.get("content", "")), bool(result.answer.get("ready", False)), source)
         if sandbox.spent:  # the answer stands as it is, and is scored
             raise _Stop("done", "budget_cpu", sandbox.spent)
-        return prompts.cell_report(shown, elapsed_s=result.elapsed_s, error=result.error, lost=result.lost)
+        return prompts.cell_report(shown.text, elapsed_s=result.elapsed_s, error=result.error, lost=result.lost)
 
     def _set_answer(self, content: str, ready: bool, source: str = "model") -> None:
         if content != self.answer["content"] or ready != self.answer["ready"]:

@@ -1,4 +1,4 @@
-"""The SQLite event store: schema and migrations, the batched writer, readers and tail."""
+"""The SQLite event store: schema and migrations, the batched writer, readers, the command queue."""
 
 from .database import Database
 from .reader import (
@@ -11,7 +11,6 @@ from .reader import (
     resolve_rollout_id,
     resolve_run_id,
     run_over,
-    tail_events,
 )
 from .commands import send_command, take_commands
 from .schema import StoreError, default_db_path, open_db
@@ -34,5 +33,4 @@ __all__ = [
     "run_over",
     "send_command",
     "take_commands",
-    "tail_events",
 ]
