@@ -108,6 +108,24 @@ def test_tokens_efficiency_timing_and_sub_calls_by_hand(fixture_db):
     assert cell(stats.sub_call_table(rows), "oolong", "llm")["share_with_calls"] == 0.0
 
 
+def test_token_counts_read_the_same_in_the_report_the_terminal_and_the_app(fixture_db):
+    from rich.console import Console
+
+    from rlm_tui import headless
+    from rlm_tui.report import render
+    from rlm_tui.tui import fmt
+    from rlm_tui.units import tokens
+
+    assert [tokens(n) for n in (0, 9_999, 10_000, 12_345.6, 999_999, 1_000_000, 12_345_678, 1234.4)] == \
+        ["0", "9,999", "10.0k", "12.3k", "1.00M", "1.00M", "12.35M", "1,234"]
+    assert fmt.tokens is tokens and headless.tokens is tokens and render.tokens is tokens
+    console = Console(record=True, width=200)
+    for table in render.tables(rows_of(fixture_db)):
+        console.print(table)
+    (line,) = [l for l in console.export_text().splitlines() if "verbatim-copy" in l and "1,200" in l]
+    assert line.replace("│", " ").split() == ["verbatim-copy", "rlm", "1,200", "100", "500", "50"]
+
+
 def test_slices_by_info(fixture_db):
     rows = rows_of(fixture_db)
     by_subset = stats.by_value(rows, "oolong", lambda r: r.info["subset"])

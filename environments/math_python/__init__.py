@@ -8,11 +8,12 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from environments.boxed import last_boxed
 from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, choice
 
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex
-from .grade import check_bounded, last_boxed
+from .grade import check_bounded
 from .problems import TOPICS
 
 BOX = hf.BOX
