@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 MODES = ("rlm", "rlm-tips", "llm")
 MAX_EXAMPLES = 100_000  # rollouts in one run, and examples an environment is asked for
@@ -43,6 +43,14 @@ class Tool:
 class Score:
     reward: float
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Judge(Protocol):
+    """An LLM judge the engine lends a scorer, so that no environment builds a model client of its own."""
+
+    async def __call__(self, model: str, prompt: str, *, base_url: str | None = None) -> str:
+        """The reply of `model` to one user message `prompt`, at `base_url` (else the engine's default endpoint)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -147,9 +155,9 @@ class Environment:
     def score(self, example: Example, answer: str) -> Score:
         raise NotImplementedError
 
-    async def score_async(self, example: Example, answer: str, rollout: Any = None) -> Score:
-        """What the engine calls: override for a scorer that awaits (an LLM judge) or reads the rollout's
-        folded state (`rlm_tui.state.RolloutState`, e.g. its tool calls); by default `score`."""
+    async def score_async(self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None) -> Score:
+        """What the engine calls: override for a scorer that awaits (an LLM `judge`, passed in by the engine) or
+        reads the rollout's folded state (`rlm_tui.state.RolloutState`, e.g. its tool calls); by default `score`."""
         return self.score(example, answer)
 
     python_tool_in_llm_mode: bool = False  # in llm mode, give the root a `python` tool that runs in the sandbox

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from environments.boxed import last_boxed
-from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, choice
+from rlm_tui.env import Environment, Example, Judge, Knob, NUM_EXAMPLES, Score, choice
 
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex
@@ -89,7 +89,7 @@ class MathPython(Environment):
         reward = 1.0 if check_bounded(answer, str(example.target)) else 0.0
         return Score(reward=reward, metrics={"boxed": float(last_boxed(answer) is not None)})
 
-    async def score_async(self, example: Example, answer: str, rollout: Any = None) -> Score:
+    async def score_async(self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None) -> Score:
         return await asyncio.to_thread(self.score, example, answer)  # sympy work stays off the event loop
 
     # --- the scripted model ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
 from rlm_tui.engine.control import Command, RolloutControl
+from rlm_tui.engine.judge import ask_judge
 from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments, tool_call_message
 from rlm_tui.engine.sub_llm import SubLLMs, run_tool
 from rlm_tui.env import Environment, Example
@@ -91,7 +92,8 @@ class Rollout:
         reward, metrics = None, dict(self._metrics())
         if status == "done":
             try:
-                score = await self.env.score_async(self.example, self.answer.get("content", ""), self._state())
+                score = await self.env.score_async(self.example, self.answer.get("content", ""), self._state(),
+                                                   judge=ask_judge)
             except Exception as exc:  # a scorer that fails (a judge that is down) must not lose the rollout
                 status, reason, error = "failed", "error", f"scoring failed: {type(exc).__name__}: {exc}"
             else:
