@@ -17,6 +17,7 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, code_call, is_root
 from rlm_tui import events as ev
+from rlm_tui.env import power_of_two_bin
 from rlm_tui.report import stats
 from rlm_tui.report.data import load_rows, resolve
 from rlm_tui.store import EventWriter, open_db
@@ -131,9 +132,23 @@ def test_slices_by_info(fixture_db):
     by_subset = stats.by_value(rows, "oolong", lambda r: r.info["subset"])
     real_tips = [r for r in by_subset if r["value"] == "real" and r["mode"] == "rlm-tips"][0]
     assert (real_tips["n"], real_tips["mean"]) == (1, 0.0)
-    by_len = stats.by_value(rows, "oolong", lambda r: stats.power_of_two_bin(r.info["context_len"]))
+    by_len = stats.by_value(rows, "oolong", lambda r: power_of_two_bin(r.info["context_len"]))
     assert {r["value"] for r in by_len} == {4096, 8192}  # 8000 tokens falls in the 8192 bin
     assert [r["mean"] for r in by_len if r["value"] == 8192 and r["mode"] == "llm"] == [pytest.approx(0.375)]
+
+
+def test_the_report_shows_the_slices_each_environment_declares(fixture_db, tmp_path, monkeypatch):
+    from rlm_tui.env import Slice, environment_class
+    from rlm_tui.report import figures, render
+
+    by_example = Slice("example", lambda row: row.example_id, figure="oolong_by_example")
+    monkeypatch.setattr(environment_class("oolong"), "report_slices", (by_example,))
+    rows = rows_of(fixture_db)
+    titles = [str(t.title) for t in render.tables(rows)]
+    assert "oolong: reward by example" in titles and "oolong: reward by subset" not in titles
+    assert "verbatim-copy: reward by content type" in titles
+    written = {p.stem for p in figures.per_environment(rows, tmp_path)}
+    assert written == {"oolong_by_example", "verbatim_copy_by_content_type"}
 
 
 def test_report_command_prints_tables_and_writes_figures(fixture_db, tmp_path):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rlm_tui.env import EnvError, Environment, Example, Judge, Knob, Score, Tool, between, choice, http_url, seed
+from rlm_tui.env import (EnvError, Environment, Example, Judge, Knob, Score, Slice, Tool, between, choice, http_url,
+                         seed)
 
 from . import scripted
 from .dataset import examples_from_rows, load_rows
@@ -53,6 +54,11 @@ class DeepDive(Environment):
         "independent prompts in parallel (for example the same hop phrased two ways). Cross-check what they "
         "return, follow the chain hop by hop, and iterate where answers disagree or come back empty. Write the "
         "answer into answer['content'], print it, correct it to just the answer, then set answer['ready'] = True."
+    )
+    report_slices = (
+        Slice("examples", lambda row: "all", table=False, figure="deepdive_reward"),
+        Slice("examples", lambda row: "all", table=False, figure="deepdive_search_redundancy",
+              measure=lambda row: row.m("search_query_redundancy"), ylabel="search-query redundancy (Jaccard)"),
     )
 
     def __init__(self, **args: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from environments.boxed import last_boxed
-from rlm_tui.env import Environment, Example, Judge, Knob, NUM_EXAMPLES, Score, choice
+from rlm_tui.env import Environment, Example, Judge, Knob, NUM_EXAMPLES, Score, Slice, choice
 
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex
@@ -57,6 +57,12 @@ class MathPython(Environment):
              choice("offline", "hf")),
     )
     python_tool_in_llm_mode = True
+    report_slices = (
+        Slice("timeout (s)", lambda row: row.timeout),
+        Slice("cell timeout (s)", lambda row: row.timeout, table=False, figure="math_python_reward_by_timeout"),
+        Slice("cell timeout (s)", lambda row: row.timeout, table=False, figure="math_python_sub_calls_by_timeout",
+              measure=lambda row: row.m("sub_llm_call_count"), ylabel="sub-LLM calls per rollout"),
+    )
 
     def __init__(self, **args: str) -> None:
         super().__init__(**args)

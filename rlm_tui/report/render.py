@@ -57,33 +57,16 @@ def _tables(rows: list[Row]) -> list[Table | None]:
                [[r["env"], r["mode"], _f(r["mean"], 1), _f(r["median"], 1), _f(r["max"], 0),
                  f"{r['share_with_calls']:.0%}"] for r in stats.sub_call_table(rows)]),
     ]
-    for title, env, value in _slices(rows):
-        table = stats.by_value(rows, env, value)
+    for env, s in stats.slices(rows):
+        table = stats.by_value(rows, env, s.group) if s.table else []
         if table:
-            out.append(_table(f"{env}: reward by {title}", [title, "mode", "n", "reward", "± se"],
+            out.append(_table(f"{env}: reward by {s.label}", [s.label, "mode", "n", "reward", "± se"],
                               [[_value(r["value"]), r["mode"], str(r["n"]), _f(r["mean"]), _f(r["se"])] for r in table]))
     return out
 
 
-def _slices(rows: list[Row]) -> list[tuple[str, str, Any]]:
-    return [
-        ("content type", "verbatim-copy", lambda r: r.info.get("content_type")),
-        ("target length", "verbatim-copy", lambda r: r.info.get("target_length")),
-        ("fragment length", "verbatim-copy", lambda r: _fragment(r)),
-        ("subset", "oolong", lambda r: r.info.get("subset")),
-        ("context length", "oolong", lambda r: stats.power_of_two_bin(r.info.get("context_len"))),
-        ("timeout (s)", "math-python", lambda r: r.timeout),
-    ]
-
-
 def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _fragment(row: Row) -> Any:
-    if "mean_fragment_length" not in row.info:
-        return None
-    return row.info["mean_fragment_length"] or "none"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
