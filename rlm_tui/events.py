@@ -162,6 +162,7 @@ class CellFinished(Event):
     turn: int
     output: str
     shown: str
+    shown_chars: int | None = None  # characters of the output in `shown`, the marker not counted; None in logs written before it
     output_chars: int  # length of the full output before the storage cap
     truncated: bool  # the model saw less than the full output
     elapsed_s: float

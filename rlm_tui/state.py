@@ -16,6 +16,7 @@ class Cell:
     source: str = "model"
     output: str | None = None
     shown: str | None = None
+    shown_chars: int = 0  # characters of the output the model saw, the truncation marker not counted
     output_chars: int = 0
     truncated: bool = False
     elapsed_s: float | None = None
@@ -233,10 +234,17 @@ def _cell_finished(s: RolloutState, e: ev.CellFinished) -> None:
     cell = s._cells.get(e.parent_id or "")
     if cell is not None:
         cell.output, cell.shown, cell.output_chars = e.output, e.shown, e.output_chars
+        cell.shown_chars = _legacy_shown_chars(e.shown) if e.shown_chars is None else e.shown_chars
         cell.truncated, cell.elapsed_s, cell.error = e.truncated, e.elapsed_s, e.error
     if e.source == "model":
         s.repl_calls += 1
         s.repl_time_s += e.elapsed_s
+
+
+def _legacy_shown_chars(shown: str) -> int:
+    """For logs written before cell_finished carried shown_chars: what was shown, less the truncation marker."""
+    cut = shown.rfind("\n[output truncated:")
+    return cut if cut >= 0 else len(shown)
 
 
 def _answer(s: RolloutState, e: ev.AnswerUpdated) -> None:

@@ -12,7 +12,6 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
 from rlm_tui.engine.clients import OpenAIClient
@@ -22,7 +21,8 @@ from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import load_environment
 from rlm_tui.sandbox import Limits
 from rlm_tui.state import fold
-from rlm_tui.store import EventWriter, StoreError, get_run, list_rollouts, list_runs, open_db, read_events, tail_events
+from rlm_tui.store import Database, EventWriter, StoreError, get_run, list_rollouts, list_runs, open_db, read_events
+from runs import tail_events
 
 RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 WAIT = 60  # seconds: generous bounds on waits that normally take milliseconds
@@ -372,10 +372,10 @@ def test_a_corrupt_file_or_a_directory_as_db_fails_in_one_line(tmp_path):
 def test_an_old_schema_is_migrated_and_the_run_works(tmp_path):
     from rlm_tui.store.schema import MIGRATIONS, MIGRATIONS_TABLE
 
-    with closing(sqlite_utils.Database(tmp_path / "old.db")) as db:
+    with Database(tmp_path / "old.db") as db:
         for fn in MIGRATIONS[:2]:  # a database from before commands and grids
             fn(db)
-            db[MIGRATIONS_TABLE].insert({"name": fn.__name__, "applied_at": "2026-01-01"})
+            db.execute(f"INSERT INTO [{MIGRATIONS_TABLE}] VALUES (?, ?)", [fn.__name__, "2026-01-01"])
     proc = rlm_tui(tmp_path, "run", "verbatim-copy", "--headless", "-n", "2", "--db", "old.db")
     assert proc.returncode == 0, proc.stderr
     (run,) = list_runs(tmp_path / "old.db")

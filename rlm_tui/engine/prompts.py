@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from rlm_tui.sandbox.session import MAX_ANSWER_CHARS
 
@@ -89,11 +89,21 @@ def llm_system_prompt(tools: list[str]) -> str:
     return "Answer the user's task. Reply with your final answer only."
 
 
-def truncate(output: str, limit: int, total: int) -> tuple[str, bool]:
+class Shown(NamedTuple):
+    """What the model sees of a cell's output."""
+
+    text: str
+    chars: int  # characters of the output in `text`, the marker not counted
+    truncated: bool
+
+
+def truncate(output: str, limit: int, total: int) -> Shown:
     """What the model sees of an output of `total` characters: the head, and a marker of what was cut."""
     if total <= limit and len(output) <= limit:
-        return output, False
-    return output[:limit] + f"\n[output truncated: showing {limit:,} of {total:,} characters; {total - limit:,} cut]", True
+        return Shown(output, len(output), False)
+    head = output[:limit]
+    return Shown(head + f"\n[output truncated: showing {limit:,} of {total:,} characters; {total - limit:,} cut]",
+                 len(head), True)
 
 
 def cell_report(shown: str, *, elapsed_s: float, error: str | None, lost: str | None) -> str:

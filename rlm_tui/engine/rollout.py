@@ -11,6 +11,7 @@ from typing import Any
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
 from rlm_tui.engine.control import Command, RolloutControl
+from rlm_tui.engine.judge import ask_judge
 from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments, tool_call_message
 from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.sub_llm import SubLLMs, run_tool
@@ -100,7 +101,8 @@ class Rollout:
         reward, metrics = None, dict(self._metrics())
         if status == "done":
             try:
-                score = await self.env.score_async(self.example, self.answer.get("content", ""), self._state())
+                score = await self.env.score_async(self.example, self.answer.get("content", ""), self._state(),
+                                                   judge=ask_judge)
             except Exception as exc:  # a scorer that fails (a judge that is down) must not lose the rollout
                 status, reason, error = "failed", "error", f"scoring failed: {type(exc).__name__}: {exc}"
             else:
@@ -294,8 +296,8 @@ class Rollout:
     def _no_repl(self, code: str) -> None:
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source="operator")
         note = "there is no REPL in llm mode"
-        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=note, shown=note, output_chars=len(note),
-                  truncated=False, elapsed_s=0.0, error=note, source="operator")
+        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=note, shown=note, shown_chars=len(note),
+                  output_chars=len(note), truncated=False, elapsed_s=0.0, error=note, source="operator")
 
     # --- cells --------------------------------------------------------------------------------
 
@@ -330,20 +332,20 @@ class Rollout:
         try:
             result = await sandbox.run(code, batch)
         except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background
-            self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output="", shown="", output_chars=0,
-                      truncated=False, elapsed_s=0.0, error=f"not run: {exc}", source=source)
+            self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output="", shown="", shown_chars=0,
+                      output_chars=0, truncated=False, elapsed_s=0.0, error=f"not run: {exc}", source=source)
             raise _Stop("done", "budget_cpu", str(exc)) from None
-        shown, truncated = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
-        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=result.output, shown=shown,
-                  output_chars=result.output_chars, truncated=truncated, elapsed_s=result.elapsed_s,
-                  error=result.error, source=source)
+        shown = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
+        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=result.output, shown=shown.text,
+                  shown_chars=shown.chars, output_chars=result.output_chars, truncated=shown.truncated,
+                  elapsed_s=result.elapsed_s, error=result.error, source=source)
         if result.restarted:
             reason = "timeout" if result.error and result.error.startswith("timeout") else "crash"
             self.emit(ev.SandboxRestarted, parent_id=started.id, reason=reason, lost=result.lost or "")
         self._set_answer(str(result.answer.get("content", "")), bool(result.answer.get("ready", False)), source)
         if sandbox.spent:  # the answer stands as it is, and is scored
             raise _Stop("done", "budget_cpu", sandbox.spent)
-        return prompts.cell_report(shown, elapsed_s=result.elapsed_s, error=result.error, lost=result.lost)
+        return prompts.cell_report(shown.text, elapsed_s=result.elapsed_s, error=result.error, lost=result.lost)
 
     def _set_answer(self, content: str, ready: bool, source: str = "model") -> None:
         if content != self.answer["content"] or ready != self.answer["ready"]:
