@@ -15,13 +15,13 @@ from textual.binding import Binding
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from runs import store_events  # noqa: E402
+from synthetic import run_events  # noqa: E402
 
 from rlm_tui.state import fold
 from rlm_tui.store import EventWriter, open_db, read_events
 from rlm_tui.tui.app import EventsArrived, RlmApp
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.sources import Feed, TailSource
-from rlm_tui.tui.synthetic import run_events
 
 SIZE = (160, 45)
 HEAVY = dict(rollouts=32, turns=3, batch=1000, tools=0)  # 32 concurrent rollouts, 1,000-prompt batches

@@ -14,10 +14,12 @@ from typing import Any, Protocol
 
 import openai
 
+from rlm_tui.engine.generation import Generation
+
 try:  # the SDK's own HTTP response type: httpx2 from openai 3 on, httpx before (whose import pulls in rich)
     from httpx2 import Response as HTTPResponse
 except ImportError:
-    from httpx import Response as HTTPResponse
+    from httpx import Response as HTTPResponse  # type: ignore[assignment]
 
 
 @dataclass
@@ -31,10 +33,12 @@ class ModelReply:
     cached_tokens: int = 0
     tokens_estimated: bool = False
     latency_s: float = 0.0
+    finish_reason: str | None = None  # "length": the reply was cut at the token limit
 
 
 class ModelError(Exception):
-    """A model call that failed after retries; `kind` is context_length, connection, timeout, malformed or api."""
+    """A model call that failed after retries; `kind` is context_length, tools_refused, connection, timeout,
+    malformed or api."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -49,7 +53,7 @@ class RetryHook(Protocol):
 
 class ModelClient(Protocol):
     async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None) -> ModelReply: ...
+                       on_retry: RetryHook | None = None, generation: Generation | None = None) -> ModelReply: ...
 
     async def close(self) -> None: ...
 
@@ -138,8 +142,9 @@ class OpenAIClient:
         )
 
     async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None) -> ModelReply:
-        body: dict[str, Any] = {"model": model, "messages": messages}
+                       on_retry: RetryHook | None = None, generation: Generation | None = None) -> ModelReply:
+        extra = generation.body(model, self.base_url) if generation is not None else {}
+        body: dict[str, Any] = {**extra, "model": model, "messages": messages}
         if tools:
             body["tools"] = tools
         attempts = self.max_retries + 1
@@ -188,6 +193,8 @@ class OpenAIClient:
             if is_context_length_error(exc):
                 raise ModelError("context_length", f"the prompt is longer than {model}'s context window: "
                                                    f"{reason}") from None
+            if body.get("tools") and exc.status_code in (400, 404, 422, 501) and "tool" in reason.lower():
+                raise ModelError("tools_refused", f"{model} refused the tools parameter: {reason}") from None
             if exc.status_code in RETRY_STATUSES or exc.status_code >= 500:
                 asked = retry_after(exc.response.headers)
                 raise _Transient("api", f"{model} request failed with {reason}", asked) from None
@@ -297,8 +304,10 @@ def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) 
     if not isinstance(message, dict):
         raise ValueError(f"choices[0].message is {_kind(message)}, not an object")
     reasoning = message.get("reasoning_content") or message.get("reasoning")
+    finish = choices[0].get("finish_reason")
     reply = ModelReply(text=_text(message.get("content")), reasoning=reasoning if isinstance(reasoning, str) else "",
-                       tool_calls=_tool_calls(message.get("tool_calls")), latency_s=latency)
+                       tool_calls=_tool_calls(message.get("tool_calls")), latency_s=latency,
+                       finish_reason=finish[:40] if isinstance(finish, str) else None)
     usage = data.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
@@ -324,11 +333,14 @@ def estimate_usage(reply: ModelReply, messages: list[dict[str, Any]]) -> None:
 def tool_call_message(reply: ModelReply) -> dict[str, Any]:
     """The assistant message to append to the conversation after `reply`."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
-    if reply.tool_calls:
+    native = [c for c in reply.tool_calls if not c.get("recovered")]  # a call read from the text stays text
+    if native:
         message["tool_calls"] = [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in reply.tool_calls
+            for c in native
         ]
+    elif not reply.text:
+        message["content"] = ""
     return message
 
 

@@ -1,5 +1,6 @@
-"""The SQLite event store: schema and migrations, the batched writer, readers and tail."""
+"""The SQLite event store: schema and migrations, the batched writer, readers, the command queue."""
 
+from .database import Database
 from .reader import (
     AmbiguousId,
     get_rollout,
@@ -12,7 +13,6 @@ from .reader import (
     resolve_run_id,
     resolve_run_or_rollout,
     run_over,
-    tail_events,
 )
 from .commands import queued_commands, send_command, take_commands
 from .schema import StoreError, default_db_path, open_db
@@ -20,6 +20,7 @@ from .writer import EventWriter
 
 __all__ = [
     "AmbiguousId",
+    "Database",
     "EventWriter",
     "StoreError",
     "default_db_path",
@@ -37,5 +38,4 @@ __all__ = [
     "run_over",
     "send_command",
     "take_commands",
-    "tail_events",
 ]
