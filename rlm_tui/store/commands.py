@@ -38,7 +38,7 @@ def take_commands(db: Database, run_id: str) -> list[dict[str, Any]]:
     return [{"id": r[0], "rollout_id": r[1], "action": r[2], "text": r[3]} for r in sorted(rows, key=lambda r: r[4])]
 
 
-def queued_commands(db: sqlite_utils.Database, run_id: str) -> list[Command]:
+def queued_commands(db: Database, run_id: str) -> list[Command]:
     """The engine's command source: the commands for `run_id` not yet taken, as the engine's Command."""
     from rlm_tui.engine.control import Command, ControlError  # it brings asyncio, which readers of the store never need
 
