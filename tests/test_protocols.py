@@ -125,3 +125,22 @@ def test_a_server_that_refuses_tools_gets_text_from_then_on():
     assert [("tools" in b) for b in roots] == [True, False]
     assert roots[1]["messages"][0]["content"] == change.system_prompt and "```repl" in change.system_prompt
     assert r.tool_protocol == "text"
+
+
+def context_window(**server):
+    async def ask():
+        client = OpenAIClient(base_url=fake.base_url, api_key="k", max_retries=0)
+        try:
+            return await client.context_window("m")
+        finally:
+            await client.close()
+
+    with FakeOpenAI(lambda body: Reply(content="x"), **server) as fake:
+        return asyncio.run(ask())
+
+
+def test_the_context_window_comes_from_the_server_when_it_says():
+    assert context_window(models=[{"id": "other", "max_model_len": 8192}, {"id": "m", "max_model_len": 32768}]) == 32768
+    assert context_window(props={"default_generation_settings": {"n_ctx": 4096}}) == 4096  # llama.cpp
+    assert context_window() is None  # OpenAI's /v1/models says nothing of it
+    assert context_window(models=[{"id": "m", "max_model_len": "huge"}], props={"n_ctx": -5}) is None

@@ -62,3 +62,9 @@ def test_a_reply_of_many_fences_is_capped():
 def test_broken_json_is_not_a_call_but_its_fence_is_read_as_what_it_is():
     assert recover_calls('{"name": "call_python_repl", "arguments": {"code": ', TOOL) == []
     assert recover_calls('```json\n{"name": 3}\n```', TOOL) == []
+
+
+def test_an_unlabelled_fence_runs_only_when_it_is_python():
+    assert codes('To finish:\n```\nanswer["content"] = "42"\nanswer["ready"] = True\n```') == [
+        'answer["content"] = "42"\nanswer["ready"] = True\n']
+    assert codes("The output:\n```\nThe sum is 42, so we are done.\n```") == []

@@ -86,6 +86,7 @@ RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer is waited on this long, then tried again
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0  # seconds: 0.5, 1, 2, 4 ... before jitter
 MAX_REPLY_BYTES = 32 << 20  # far above any real completion; a bigger reply is a broken server
+CONTEXT_QUERY_TIMEOUT = 5.0  # seconds for a server to say its context window before we stop asking
 MAX_TOKENS = 10**9  # a usage count above this is nonsense, not a count
 
 
@@ -217,6 +218,24 @@ class OpenAIClient:
     def for_rollout(self, example: Any, mode: str) -> OpenAIClient:
         return self
 
+    async def context_window(self, model: str) -> int | None:
+        """The context window the server says `model` has (vLLM's /v1/models, llama.cpp's /props), or None."""
+        root = str(self._client.base_url).rstrip("/").removesuffix("/v1")
+        for url in (f"{str(self._client.base_url).rstrip('/')}/models", f"{root}/props"):
+            try:
+                async with asyncio.timeout(CONTEXT_QUERY_TIMEOUT):
+                    response = await self._client.get(url, cast_to=HTTPResponse, stream=True)
+                    try:
+                        data = json.loads(await _read_capped(response))
+                    finally:
+                        await response.aclose()
+            except Exception:  # noqa: BLE001 - a server that does not say is the common case
+                continue
+            window = context_window_of(data, model)
+            if window is not None:
+                return window
+        return None
+
     async def close(self) -> None:
         await self._client.close()
 
@@ -283,6 +302,19 @@ def _tool_calls(raw: Any) -> list[dict[str, Any]]:
             call_id = f"call_{i}_{os.urandom(4).hex()}"  # the next request must name the call it answers
         calls.append({"id": call_id, "name": name, "arguments": arguments or ""})
     return calls
+
+
+def context_window_of(data: Any, model: str) -> int | None:
+    """The context window in a /v1/models (max_model_len) or /props (n_ctx) reply, checked; None if absent."""
+    found: Any = None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        entries = [m for m in data["data"] if isinstance(m, dict)]
+        mine = [m for m in entries if m.get("id") == model] or entries[:1]
+        found = mine[0].get("max_model_len") if mine else None
+    if found is None and isinstance(data, dict):
+        settings = data.get("default_generation_settings")
+        found = settings.get("n_ctx") if isinstance(settings, dict) else data.get("n_ctx")
+    return found if type(found) is int and 0 < found <= 100_000_000 else None
 
 
 def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) -> ModelReply:

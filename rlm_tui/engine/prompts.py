@@ -38,9 +38,10 @@ PYTHON_TOOL: dict[str, Any] = {
 
 TOOL_PROTOCOLS = ("auto", "native", "text")
 HOW_TO_RUN = {
-    "native": "through the `call_python_repl` tool",
-    "text": ("by writing the code to run in a fenced block that opens with ```repl and closes with ```; every such "
-             "block in your reply runs, in order, and you get its output in the next message"),
+    "native": ", through the `call_python_repl` tool",
+    "text": (": put the code to run in a fenced block that opens with ```repl and closes with ```, such as\n"
+             "```repl\nprint(2 + 2)\n```\nEvery such block in your reply runs, in order, and you get its output in the "
+             "next message"),
 }
 
 
@@ -52,7 +53,7 @@ def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, 
     )
     tools = f" Sub-LLMs can use these tools: {', '.join(sub_tools)}." if sub_tools else ""
     text = (
-        f"You solve the task by writing Python in a persistent REPL, {HOW_TO_RUN.get(protocol, HOW_TO_RUN['native'])}. "
+        f"You solve the task by writing Python in a persistent REPL{HOW_TO_RUN.get(protocol, HOW_TO_RUN['native'])}. "
         "The REPL holds:\n"
         f"{context}"
         "- `llm_batch(prompts: list[str]) -> list[str]`: ask sub-LLMs, one per prompt, all in parallel; the "
@@ -72,8 +73,9 @@ def nudge(protocol: str) -> str:
     """The reminder a model gets after a turn that ran no code."""
     run = ("write the code in a ```repl block" if protocol == "text"
            else "call `call_python_repl` with {\"code\": \"...\"} (or write the code in a ```repl block)")
-    return (f"Your last reply ran no code, and only code moves this task on. To run code, {run}. To finish, set "
-            'answer["content"] to your answer and then answer["ready"] = True, in code.')
+    return (f"Your last reply ran no code, and only code moves this task on. To run code, {run}. To finish, write "
+            'your answer into `answer` in code, for example:\n```repl\nanswer["content"] = "42"\n'
+            'answer["ready"] = True\n```')
 
 
 def text_reports(reports: list[str]) -> str:

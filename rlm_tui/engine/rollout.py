@@ -328,7 +328,8 @@ class Rollout:
     async def run_cell(self, sandbox: Sandbox, code: str, source: str) -> str:
         s = self.settings
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source)
-        batch = (lambda ps: self.subs.batch(ps, started.id)) if self.subs else None
+        subs = self.subs
+        batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
         try:
             result = await sandbox.run(code, batch)
         except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background

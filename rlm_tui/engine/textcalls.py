@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 CODE_FENCES = ("repl", "python", "py", "python3")  # the fence languages read as a cell
+MAX_UNLABELLED = 100_000  # characters of a fence without a language that are checked for being Python
 MAX_RECOVERED = 8  # cells taken from one reply: a model that writes fifty fences is not asking for fifty runs
 
 _TAG = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)  # Hermes/Qwen; an unclosed last tag counts
@@ -26,6 +27,17 @@ def _object(text: str) -> dict[str, Any] | None:
     if text[end:].strip() or not isinstance(value, dict) or not isinstance(value.get("name"), str):
         return None
     return value
+
+
+def _is_python(text: str) -> bool:
+    """Whether an unlabelled block is Python code (it compiles) rather than prose or output."""
+    if not text.strip() or len(text) > MAX_UNLABELLED:
+        return False
+    try:
+        compile(text, "<fence>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _call(n: int, name: str, arguments: Any, how: str) -> dict[str, Any]:
@@ -64,4 +76,6 @@ def recover_calls(text: str, tool: str) -> list[dict[str, Any]]:
             value = _object(body)
             if value is not None and value["name"] == tool:
                 calls.append(_from_object(len(calls), value, "json"))
+            elif not lang and value is None and _is_python(body):  # small models often leave the language out
+                calls.append(_call(len(calls), tool, {"code": body.rstrip("\n") + "\n"}, "fence"))
     return calls[:MAX_RECOVERED]
