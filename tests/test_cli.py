@@ -115,6 +115,36 @@ def test_run_against_a_local_server_with_the_real_client(rlm):
     assert {b["model"] for b in server.requests if not is_root(b)} == {"sub-m"}
 
 
+def test_sampling_knobs_and_the_text_protocol_reach_the_server(rlm):
+    def respond(body):
+        if body["messages"][0]["role"] == "system":
+            return Reply(content='```repl\nanswer["content"] = llm_batch(["q"])[0]\nanswer["ready"] = True\n```')
+        return Reply(content="sub")
+
+    with FakeOpenAI(respond) as server:
+        rlm("run", "verbatim-copy", "--headless", "-n", "1", "--model", "m", "--base-url", server.base_url,
+            "--db", "x.db", "--tool-protocol", "text", "--max-tokens", "50", "--temperature", "0.2",
+            "--sampling-seed", "7", "--extra-body", '{"top_k": 5}', "--sub-max-tokens", "9", "--sub-top-p", "0.5")
+    root, sub = server.requests
+    assert "tools" not in root and (root["max_tokens"], root["temperature"], root["seed"], root["top_k"]) == (
+        50, 0.2, 7, 5)
+    assert (sub["max_tokens"], sub["top_p"]) == (9, 0.5) and "temperature" not in sub
+    (record,) = [json.loads(line) for line in rlm("export", "--db", "x.db").stdout.splitlines()]
+    assert record["answer"]["content"] == "sub" and record["metrics"]["main_recovered_call_count"] == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "verbatim-copy", "--headless", "--extra-body", "[1]"], "must be a JSON object"),
+    (["run", "verbatim-copy", "--headless", "--extra-body", '{"model": "x"}'], "may not set model"),
+    (["run", "verbatim-copy", "--headless", "--temperature", "nan"], "must be from 0 to 2"),
+    (["run", "verbatim-copy", "--headless", "--max-nudges", "11"], "must be from 0 to 10"),
+    (["run", "verbatim-copy", "--headless", "--tool-protocol", "xml"], "invalid choice: 'xml'"),
+])
+def test_bad_sampling_knobs_are_one_line(rlm, args, message):
+    done = rlm(*args, check=False)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["run", "nope", "--headless"], "unknown environment 'nope'"),
     (["run", "verbatim-copy", "--headless", "--bogus"], "unrecognized arguments: --bogus"),

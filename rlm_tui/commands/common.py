@@ -85,6 +85,41 @@ def memory_mb(raw: str) -> int:
     return value
 
 
+def count(high: int) -> Callable[[str], int]:
+    """A whole number from 0 to `high`."""
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        if not 0 <= value <= high:
+            raise ValueError(f"must be from 0 to {high:,}, got {raw}")
+        return value
+    return parse
+
+
+def fraction(high: float) -> Callable[[str], float]:
+    """A finite number from 0 to `high`."""
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if not 0 <= value <= high:  # NaN fails this too
+            raise ValueError(f"must be from 0 to {high:g}, got {raw}")
+        return value
+    return parse
+
+
+def json_object(raw: str) -> str:
+    """A JSON object of a server's own request fields, kept as canonical JSON text."""
+    import json
+
+    from rlm_tui.engine.generation import parse_extra_body
+
+    return json.dumps(parse_extra_body(raw), sort_keys=True)
+
+
 def not_empty(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")

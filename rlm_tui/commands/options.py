@@ -8,7 +8,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from rlm_tui.commands import common as p
-from rlm_tui.env import MAX_EXAMPLES, MODES, http_url, seed
+from rlm_tui.engine.generation import REASONING_EFFORTS, TOOL_PROTOCOLS
+from rlm_tui.env import MAX_EXAMPLES, MODES, http_url
+from rlm_tui.env import seed as a_seed  # the class body below has a field named seed
 
 APP_SCRIPTED_DELAY = 1.5  # seconds per scripted call in the app: about a real model's pace, time to pause and look
 
@@ -64,7 +66,7 @@ class RunOptions:
                               help="CPU seconds for each rollout's code, across REPL restarts (default 600)")
     request_timeout: float = option("--request-timeout", default=120.0, parse=p.seconds, metavar="SECONDS",
                                     help="seconds to wait for each model server reply before retrying (default 120)")
-    seed: int = option("--seed", default=0, parse=seed,
+    seed: int = option("--seed", default=0, parse=a_seed,
                        help="example seed, a 64-bit whole number (default 0)")
     env_arg: tuple[tuple[str, str], ...] = option(
         "--env-arg", default=(), parse=p.env_arg, repeat=True, metavar="KEY=VALUE", help="environment knob, repeatable",
@@ -74,7 +76,37 @@ class RunOptions:
                                           help=f"seconds per scripted model call (default 0 headless, "
                                                f"{APP_SCRIPTED_DELAY} in the app)")
     context_limit: int = option("--context-limit", default=128_000, parse=p.context_limit,
-                                help="the root model's context, for the app's gauge (default 128000)")
+                                help="the root model's context, for the app's gauge, when the server does not say it "
+                                     "(default 128000)")
+    tool_protocol: str = option("--tool-protocol", default="auto", choices=TOOL_PROTOCOLS,
+                                help="how the root model's cells arrive: native tool calls, fenced blocks in its text, "
+                                     "or auto: either (default auto; see docs/servers.md)")
+    max_nudges: int = option("--max-nudges", default=1, parse=p.count(10),
+                             help="reminders after a turn that ran no code, before no_tool_call (default 1)")
+    max_tokens: int | None = option("--max-tokens", default=None, parse=p.at_most(1_000_000),
+                            help="most tokens per reply of the root model (default: the server's)")
+    temperature: float | None = option("--temperature", default=None, parse=p.fraction(2.0),
+                            help="sampling temperature of the root model (default: the server's)")
+    top_p: float | None = option("--top-p", default=None, parse=p.fraction(1.0),
+                            help="nucleus sampling of the root model (default: the server's)")
+    sampling_seed: int | None = option("--sampling-seed", default=None, parse=a_seed,
+                            help="sampling seed sent to the server for the root model (--seed chooses the examples)")
+    reasoning_effort: str | None = option("--reasoning-effort", default=None, choices=REASONING_EFFORTS,
+                            help="reasoning effort of the root model (default: the server's)")
+    extra_body: str | None = option("--extra-body", default=None, parse=p.json_object, metavar="JSON",
+                            help="a JSON object of the server's own request fields for the root model")
+    sub_max_tokens: int | None = option("--sub-max-tokens", default=None, parse=p.at_most(1_000_000),
+                            help="most tokens per reply of the sub-LLMs (default: the server's)")
+    sub_temperature: float | None = option("--sub-temperature", default=None, parse=p.fraction(2.0),
+                            help="sampling temperature of the sub-LLMs (default: the server's)")
+    sub_top_p: float | None = option("--sub-top-p", default=None, parse=p.fraction(1.0),
+                            help="nucleus sampling of the sub-LLMs (default: the server's)")
+    sub_sampling_seed: int | None = option("--sub-sampling-seed", default=None, parse=a_seed,
+                            help="sampling seed sent to the server for the sub-LLMs (--seed chooses the examples)")
+    sub_reasoning_effort: str | None = option("--sub-reasoning-effort", default=None, choices=REASONING_EFFORTS,
+                            help="reasoning effort of the sub-LLMs (default: the server's)")
+    sub_extra_body: str | None = option("--sub-extra-body", default=None, parse=p.json_object, metavar="JSON",
+                            help="a JSON object of the server's own request fields for the sub-LLMs")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, without: tuple[str, ...] = ()) -> RunOptions:
@@ -112,6 +144,17 @@ class RunOptions:
 
         return make_client(env, self.model, self.base_url, self.scripted_delay or 0.0, self.request_timeout)
 
+    def generation(self, prefix: str) -> Any:
+        """The sampling knobs of the root model (prefix "") or of the sub-LLMs ("sub_")."""
+        import json
+
+        from rlm_tui.engine.generation import Generation
+
+        knobs = {k: getattr(self, prefix + k) for k in ("max_tokens", "temperature", "top_p", "reasoning_effort")}
+        extra = getattr(self, prefix + "extra_body")
+        return Generation(**knobs, seed=getattr(self, prefix + "sampling_seed"),
+                          extra_body=json.loads(extra) if extra else {})
+
     def run_config(self, env: str, **extra: Any) -> Any:
         """The engine's RunConfig for environment `env`; `extra`: the grid fields."""
         from rlm_tui.engine.rollout import RolloutSettings
@@ -121,7 +164,9 @@ class RunOptions:
         settings = RolloutSettings(mode=self.mode, model=self.model, sub_model=self.sub_model, max_turns=self.max_turns,
                                    timeout=self.timeout, max_output_chars=self.max_output_chars,
                                    sub_concurrency=self.sub_concurrency,
-                                   limits=Limits(memory_mb=self.memory_mb, cpu_seconds=self.cpu_seconds))
+                                   limits=Limits(memory_mb=self.memory_mb, cpu_seconds=self.cpu_seconds),
+                                   tool_protocol=self.tool_protocol, max_nudges=self.max_nudges,
+                                   generation=self.generation(""), sub_generation=self.generation("sub_"))
         return RunConfig(env=env, env_args=dict(self.env_arg), num_examples=self.num_examples, seed=self.seed,
                          concurrency=self.concurrency, base_url=self.base_url, context_limit=self.context_limit,
                          rollout=settings, **extra)

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from rlm_tui import events as ev
@@ -102,6 +102,10 @@ class Run:
                 self._stop_on_store_error(str(exc) or one_line(exc))
 
     async def execute(self) -> RunState:
+        ask = getattr(self.client, "context_window", None)  # what the server says wins over --context-limit
+        window = await ask(self.config.rollout.model) if ask is not None else None
+        if window is not None:
+            self.config = replace(self.config, context_limit=window)
         c, s = self.config, self.config.rollout
         examples = self.env.examples(c.num_examples, c.seed)
         if c.example_ids is not None:
