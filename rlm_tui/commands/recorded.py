@@ -18,7 +18,7 @@ class Recorder:
         """(the Run, its final RunState), its events written and its commands taken through the store."""
         from rlm_tui.engine.run import Run
         from rlm_tui.headless import run_headless
-        from rlm_tui.store import queued_commands
+        from rlm_tui.engine.control import queued_commands
 
         run = Run(config, env, client, sinks=[self.writer.append], run_id=run_id, history=history,
                   commands=lambda rid: queued_commands(self.db, rid))

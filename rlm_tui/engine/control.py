@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from rlm_tui.events import new_id
 
@@ -48,3 +49,16 @@ class RolloutControl:
         self._wake.clear()
         if not self.queue:
             await self._wake.wait()
+
+
+def queued_commands(db: Any, run_id: str) -> list[Command]:
+    """The engine's command source: the commands for `run_id` that the store holds and no engine took yet."""
+    from rlm_tui.store import take_commands
+
+    commands = []
+    for row in take_commands(db, run_id):
+        try:
+            commands.append(Command(row["action"], row["rollout_id"], row["text"] or "", row["id"]))
+        except ControlError:
+            pass  # the sender validated it; a malformed row changes nothing
+    return commands

@@ -14,7 +14,7 @@ from .reader import (
     resolve_run_or_rollout,
     run_over,
 )
-from .commands import queued_commands, send_command, take_commands
+from .commands import send_command, take_commands
 from .schema import StoreError, default_db_path, open_db
 from .writer import EventWriter
 
@@ -30,7 +30,6 @@ __all__ = [
     "list_rollouts",
     "list_runs",
     "open_db",
-    "queued_commands",
     "read_events",
     "resolve_rollout_id",
     "resolve_run_id",
