@@ -154,4 +154,5 @@ def test_watchers_hear_of_each_drawn_frame_and_of_the_close():
     session.drawn()
     session.watch(lambda: heard.append(session.closed))
     session.close()
+    session.close()  # the app exits, then unmounts
     assert heard == [False, False, True]

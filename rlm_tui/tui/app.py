@@ -80,6 +80,10 @@ class RlmApp(App):
         """Every toast: its text may come from an engine log, a database or an exception, so shown as characters."""
         super().notify(printable(str(message)), title=printable(str(title)), **options)
 
+    def exit(self, result: Any = None, return_code: int = 0, message: Any = None) -> None:
+        super().exit(result, return_code, message)
+        self.session.close()  # no frame follows: whoever waits for one hears of it now
+
     def on_unmount(self) -> None:
         if self.tail:
             self.tail.stop()

@@ -135,8 +135,9 @@ class Session:
             callback()
 
     def close(self) -> None:
-        self.closed = True
-        self.drawn()
+        if not self.closed:
+            self.closed = True
+            self.drawn()
 
     # --- what the run is now ----------------------------------------------------------------
 
