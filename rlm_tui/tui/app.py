@@ -53,7 +53,8 @@ class RlmApp(App):
         self.session = Session(db_path, engine_run_id=run_id if engine is not None else None,
                                context_limit=context_limit, clock=clock)
         self.start = (run_id, rollout_id, follow)
-        self.engine, self.engine_log, self.engine_rc = engine, engine_log, None
+        self.engine, self.engine_log = engine, engine_log
+        self.engine_rc: int | None = None
         self.tail: TailSource | None = None
         self.stopping = False
 
@@ -152,7 +153,7 @@ class RlmApp(App):
         if tick.keys_changed:
             self.refresh_bindings()
         if tick.check_engine and self.engine is not None and self.engine_rc is None:
-            self._check_engine()
+            self._check_engine(self.engine)
         if tick.redraw:
             self.refresh_view()
         self.session.drawn()
@@ -174,8 +175,8 @@ class RlmApp(App):
 
     # --- the engine this app started --------------------------------------------------------
 
-    def _check_engine(self) -> None:
-        rc = self.engine.poll()
+    def _check_engine(self, engine: subprocess.Popen) -> None:
+        rc = engine.poll()
         if rc is None:
             return
         self.engine_rc = rc
@@ -200,7 +201,8 @@ class RlmApp(App):
         if answer == "stop":
             self.stopping = True
             self.notify("stopping the run…", timeout=10)
-            self._stop_engine()
+            if self.engine is not None:
+                self._stop_engine(self.engine)
         elif answer == "leave":
             self._leave()
 
@@ -221,8 +223,7 @@ class RlmApp(App):
         self.push_screen(leave_paused(), answer)
 
     @work(thread=True, exclusive=True, group="engine")
-    def _stop_engine(self) -> None:
-        engine = self.engine
+    def _stop_engine(self, engine: subprocess.Popen) -> None:
         engine.send_signal(signal.SIGTERM)  # recorded as killed; unlike SIGINT, never inherited as ignored
         try:
             engine.wait(20)

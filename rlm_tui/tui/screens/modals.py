@@ -85,7 +85,8 @@ class InspectScreen(SessionView, ModalScreen):
         r = self._rollout()
         if r is None:
             return []
-        out, taken = [], set()
+        out: list[Cell] = []
+        taken: set[int] = set()
         for code, before in self.sent:
             match = next((c for i, c in enumerate(r.operator_cells)
                           if i >= before and i not in taken and c.code == printable(code)), None)
