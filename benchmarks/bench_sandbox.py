@@ -6,7 +6,7 @@ import statistics
 import sys
 import time
 
-from rlm_tui.sandbox import Limits, Sandbox, jail
+from rlm_tui.sandbox import Limits, Sandbox, nsjail
 
 ECHO = "import sys\nfor line in sys.stdin.buffer:\n    sys.stdout.buffer.write(line)\n    sys.stdout.buffer.flush()"
 
@@ -55,7 +55,7 @@ async def bare_jail(n: int) -> float:
     times = []
     for _ in range(n):
         rfd, wfd = os.pipe()
-        cmd = jail.command(Limits(), rfd, wfd, argv=(sys.executable, "-I", "-c", "pass"))
+        cmd = nsjail.command(Limits(), rfd, wfd, argv=(sys.executable, "-I", "-c", "pass"))
         start = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL,
                                                     stdout=asyncio.subprocess.DEVNULL, pass_fds=(rfd, wfd))
@@ -77,7 +77,7 @@ async def main() -> None:
     bare = await bare_jail(30)
     cold = await cold_start(30, "some context")
     big = await cold_start(5, "x" * 16_000_000)
-    print(f"nsjail {jail.find_nsjail()}  cgroups: {'v1 pids+memory' if jail.cgroups_v1() else 'off (rlimits only)'}")
+    print(f"nsjail {nsjail.find_nsjail()}  cgroups: {'v1 pids+memory' if nsjail.cgroups_v1() else 'off (rlimits only)'}")
     print(line("trivial cell round trip", cell, "floor: raw pipe echo, no jail", echo, 0.0005))
     print(line("sandbox cold start", cold, "floor: nsjail + python -c pass", bare, 0.150))
     print(line("cold start, 16 MB context", big, "floor: nsjail + python -c pass", bare, 0.150))

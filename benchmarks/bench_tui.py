@@ -15,6 +15,7 @@ from textual.binding import Binding
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from runs import store_events  # noqa: E402
+from synthetic import run_events  # noqa: E402
 
 from rlm_tui.state import fold
 from rlm_tui.store import EventWriter, open_db, read_events
@@ -22,7 +23,6 @@ from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.messages import EventsArrived
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.sources import TailSource
-from rlm_tui.tui.synthetic import run_events
 
 SIZE = (160, 45)
 HEAVY = dict(rollouts=32, turns=3, batch=1000, tools=0)  # 32 concurrent rollouts, 1,000-prompt batches

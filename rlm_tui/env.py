@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 MODES = ("rlm", "rlm-tips", "llm")
 MAX_EXAMPLES = 100_000  # rollouts in one run, and examples an environment is asked for
@@ -43,6 +44,43 @@ class Tool:
 class Score:
     reward: float
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Judge(Protocol):
+    """An LLM judge the engine lends a scorer, so that no environment builds a model client of its own."""
+
+    async def __call__(self, model: str, prompt: str, *, base_url: str | None = None) -> str:
+        """The reply of `model` to one user message `prompt`, at `base_url` (else the engine's default endpoint)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One breakdown of an environment's rollouts in `rlm-tui report`: a table, a figure, or both.
+
+    `group` and `measure` receive a report row: `row.info` (the example's info), `row.timeout` (the run's cell
+    timeout), `row.reward`, and `row.m(name)` (a metric, 0 when absent)."""
+
+    label: str  # what the groups are ("content type"): the table's column, the figure's axis
+    group: Callable[[Any], Any]  # a row's group; None leaves the row out
+    table: bool = True  # print the mean reward per group and mode as "<env>: reward by <label>"
+    figure: str | None = None  # with --out, write the measure per group and mode as <figure>.png and .svg
+    measure: Callable[[Any], float] | None = None  # the figure's measure; None is the reward
+    ylabel: str = "mean reward"  # the figure's name for the measure
+
+
+def info_value(name: str) -> Callable[[Any], Any]:
+    """A Slice group: the info field `name`, "none" when it is empty, and rows without it left out."""
+    return lambda row: (row.info[name] or "none") if name in row.info else None
+
+
+def power_of_two_bin(n: Any) -> int | None:
+    """Sizes (context lengths) into power-of-two bins; None for what is not a positive number."""
+    try:
+        n = int(n)
+    except (TypeError, ValueError):
+        return None
+    return 2 ** round(math.log2(n)) if n > 0 else None
 
 
 @dataclass(frozen=True)
@@ -105,11 +143,12 @@ NUM_EXAMPLES = Knob("num_examples", None, "how many examples (default: -n)", bet
 
 
 class Environment:
-    """Base class: subclasses set `name`, `knobs`, `tips` and implement the methods below."""
+    """Base class: subclasses set `name`, `knobs`, `tips`, `report_slices` and implement the methods below."""
 
     name: str = ""
     knobs: tuple[Knob, ...] = ()
     tips: str = ""
+    report_slices: tuple[Slice, ...] = ()  # how `rlm-tui report` breaks this environment's results down
 
     def __init__(self, **args: str) -> None:
         known = {k.name: k for k in self.knobs}
@@ -147,9 +186,9 @@ class Environment:
     def score(self, example: Example, answer: str) -> Score:
         raise NotImplementedError
 
-    async def score_async(self, example: Example, answer: str, rollout: Any = None) -> Score:
-        """What the engine calls: override for a scorer that awaits (an LLM judge) or reads the rollout's
-        folded state (`rlm_tui.state.RolloutState`, e.g. its tool calls); by default `score`."""
+    async def score_async(self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None) -> Score:
+        """What the engine calls: override for a scorer that awaits (an LLM `judge`, passed in by the engine) or
+        reads the rollout's folded state (`rlm_tui.state.RolloutState`, e.g. its tool calls); by default `score`."""
         return self.score(example, answer)
 
     python_tool_in_llm_mode: bool = False  # in llm mode, give the root a `python` tool that runs in the sandbox
@@ -186,9 +225,12 @@ ENVIRONMENTS = {
 }
 
 
-def load_environment(name: str, args: dict[str, str] | None = None) -> Environment:
+def environment_class(name: str) -> type[Environment]:
     module_name = ENVIRONMENTS.get(name)
     if module_name is None:
         raise EnvError(f"unknown environment {name!r}; choose one of: {', '.join(ENVIRONMENTS)}")
-    module = importlib.import_module(module_name)
-    return module.ENVIRONMENT(**(args or {}))
+    return importlib.import_module(module_name).ENVIRONMENT
+
+
+def load_environment(name: str, args: dict[str, str] | None = None) -> Environment:
+    return environment_class(name)(**(args or {}))

@@ -162,6 +162,7 @@ class CellFinished(Event):
     turn: int
     output: str
     shown: str
+    shown_chars: int | None = None  # characters of the output in `shown`, the marker not counted; None in logs written before it
     output_chars: int  # length of the full output before the storage cap
     truncated: bool  # the model saw less than the full output
     elapsed_s: float
@@ -257,6 +258,36 @@ class OperatorAction(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ModelNudged(Event):
+    """The root model's turn ran no code, so it was reminded how to run code and how to answer;
+    `parent_id` is that turn's ModelCallStarted id."""
+
+    kind: ClassVar[str] = "model_nudged"
+    nudge: int  # from 1
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolCallRejected(Event):
+    """A root-model call that could not run (an unknown tool, arguments that are not JSON, no string `code`);
+    the model is told `reason`; `parent_id` is the turn's ModelCallStarted id."""
+
+    kind: ClassVar[str] = "tool_call_rejected"
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolProtocolChanged(Event):
+    """The server refused the tools parameter, so the rollout goes on with cells written as fenced text."""
+
+    kind: ClassVar[str] = "tool_protocol_changed"
+    protocol: str  # the protocol from now on: text
+    reason: str  # one line: what the server said
+    system_prompt: str  # the system prompt that replaces the rollout's first one
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RolloutPaused(Event):
     """The rollout stopped at a safe point (paused=True) or went on from one (paused=False)."""
 
@@ -270,7 +301,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted, RunFinished, RunStalled, RolloutQueued, RolloutStarted, RolloutFinished,
         ModelCallStarted, ModelCallFinished, ModelRetry, CellStarted, CellFinished, AnswerUpdated,
         SandboxRestarted, SubBatchStarted, SubBatchFinished, SubCallStarted, SubCallFinished,
-        ToolCalled, OperatorAction, RolloutPaused,
+        ToolCalled, OperatorAction, RolloutPaused, ModelNudged, ToolCallRejected, ToolProtocolChanged,
     )
 }
 

@@ -8,9 +8,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from rlm_tui.env import MODES, EnvError, load_environment
+from rlm_tui.store import Database
 
 
 class GridError(Exception):
@@ -75,7 +74,7 @@ class GridSpec:
         return cls(**data)
 
 
-def save_spec(db: sqlite_utils.Database, name: str, spec: GridSpec) -> None:
+def save_spec(db: Database, name: str, spec: GridSpec) -> None:
     """Record a new grid, or check that a resumed one asks for the same thing."""
     row = db.execute("SELECT spec FROM grids WHERE name = ?", [name]).fetchone()
     if row is None:
@@ -86,18 +85,18 @@ def save_spec(db: sqlite_utils.Database, name: str, spec: GridSpec) -> None:
                         "or pick another --name")
 
 
-def load_spec(db: sqlite_utils.Database, name: str) -> GridSpec:
+def load_spec(db: Database, name: str) -> GridSpec:
     row = db.execute("SELECT spec FROM grids WHERE name = ?", [name]).fetchone()
     if row is None:
         raise GridError(f"no grid named {name!r} in this database; `rlm-tui runs` lists the runs")
     return GridSpec.from_json(row[0])
 
 
-def grid_names(db: sqlite_utils.Database) -> list[str]:
+def grid_names(db: Database) -> list[str]:
     return [r[0] for r in db.execute("SELECT name FROM grids ORDER BY created DESC").fetchall()]
 
 
-def finished_examples(db: sqlite_utils.Database, name: str, cell: Cell) -> set[str]:
+def finished_examples(db: Database, name: str, cell: Cell) -> set[str]:
     """Examples of this cell that some run of the grid already finished (failed or killed ones run again)."""
     rows = db.execute(
         "SELECT r.example_id FROM rollouts r JOIN runs ON runs.id = r.run_id "
@@ -108,7 +107,7 @@ def finished_examples(db: sqlite_utils.Database, name: str, cell: Cell) -> set[s
     return {r[0] for r in rows}
 
 
-def missing_examples(db: sqlite_utils.Database, name: str, spec: GridSpec, cell: Cell) -> list[str]:
+def missing_examples(db: Database, name: str, spec: GridSpec, cell: Cell) -> list[str]:
     env = load_environment(cell.env, cell.env_args)
     done = finished_examples(db, name, cell)
     return [e.id for e in env.examples(spec.num_examples, spec.seed) if e.id not in done]

@@ -20,6 +20,7 @@ from rich.text import Text
 from rlm_tui import events as ev
 from rlm_tui.state import RolloutState, RunState
 from rlm_tui.text import printable
+from rlm_tui.units import tokens
 
 # Piped output is read by programs and people alike: do not squeeze it to 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -86,10 +87,6 @@ def run_headless(run: Any, client: Any) -> RunState:
     return state
 
 
-def _tokens(n: int) -> str:
-    return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
-
-
 def _t(text: Any, style: str = "") -> Text:
     """Outside text (a model's, a cell's, the database's) as literal, visible characters: never markup or a control."""
     return Text(printable(str(text)), style=style)
@@ -104,15 +101,15 @@ def print_summary(state: RunState) -> None:
         m = r.final_metrics or r.metrics(time.time())
         table.add_row(str(r.index), _t(r.example_id), _t(r.status if r.status != "done" else r.stop_reason or "done"),
                       "-" if r.reward is None else f"{r.reward:.3f}", str(m["main_rlm_turns"]),
-                      _tokens(r.main_tokens), str(m["sub_llm_call_count"]), _tokens(r.sub_tokens),
+                      tokens(r.main_tokens), str(m["sub_llm_call_count"]), tokens(r.sub_tokens),
                       f"{m['repl_total_time_seconds']:.2f}", f"{m['wall_time_seconds']:.2f}")
     if len(rollouts) > 30:
         table.add_row("…", f"{len(rollouts) - 30} more", *[""] * 8)
     mean = state.mean_reward
     table.add_section()
     table.add_row("", "all", f"{len(state.done)}/{len(rollouts)}", "-" if mean is None else f"{mean:.3f}",
-                  str(sum(len(r.turns) for r in rollouts)), _tokens(sum(r.main_tokens for r in rollouts)),
-                  str(sum(r.sub_calls for r in rollouts)), _tokens(sum(r.sub_tokens for r in rollouts)),
+                  str(sum(len(r.turns) for r in rollouts)), tokens(sum(r.main_tokens for r in rollouts)),
+                  str(sum(r.sub_calls for r in rollouts)), tokens(sum(r.sub_tokens for r in rollouts)),
                   f"{sum(r.repl_time_s for r in rollouts):.2f}",
                   f"{(state.finished or time.time()) - (state.started or time.time()):.2f}")
     console.print(table)
@@ -163,13 +160,6 @@ def print_rollouts(run: RunState) -> None:
     console.print(table)
 
 
-def _seen(cell: Any) -> int:
-    """How much of the output the model saw: what it was shown, less the truncation marker."""
-    shown = cell.shown or ""
-    cut = shown.rfind("\n[output truncated:")
-    return cut if cut >= 0 else len(shown)
-
-
 def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> None:
     ended = f" ({r.stop_reason})" if r.stop_reason else ""
     head = (f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}{ended}"
@@ -180,8 +170,8 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
     for batch in r.batches:
         batches_by_cell.setdefault(batch.cell_id, []).append(batch)
     for turn in r.turns:
-        tokens = f"{turn.prompt_tokens}+{turn.completion_tokens} tok, {turn.latency_s or 0:.2f} s"
-        console.print(Text(f"── turn {turn.index} · {tokens}", style="cyan"))
+        usage = f"{turn.prompt_tokens}+{turn.completion_tokens} tok, {turn.latency_s or 0:.2f} s"
+        console.print(Text(f"── turn {turn.index} · {usage}", style="cyan"))
         if turn.error:
             console.print(_t(f"model error: {turn.error}", "red"))
         if turn.text:
@@ -197,7 +187,7 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
                 if full:
                     _print_calls(batch)
             text = cell.output if full else cell.shown
-            note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {_seen(cell):,} of {cell.output_chars:,} chars"
+            note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {cell.shown_chars:,} of {cell.output_chars:,} chars"
                                                      if cell.truncated else "")
             if cell.source == "operator":
                 note += ", the operator's cell"

@@ -16,6 +16,7 @@ class Cell:
     source: str = "model"
     output: str | None = None
     shown: str | None = None
+    shown_chars: int = 0  # characters of the output the model saw, the truncation marker not counted
     output_chars: int = 0
     truncated: bool = False
     elapsed_s: float | None = None
@@ -95,6 +96,10 @@ class RolloutState:
     batches: list[SubBatch] = field(default_factory=list)
     restarts: list[ev.SandboxRestarted] = field(default_factory=list)
     retries: list[ev.ModelRetry] = field(default_factory=list)  # main and sub, in order
+    nudges: int = 0  # reminders after turns that ran no code
+    recovered_calls: int = 0  # cells read from the model's text rather than from native tool calls
+    rejected_calls: int = 0  # root-model calls that could not run: unknown tool, bad arguments
+    tool_protocol: str | None = None  # set when the rollout changed protocol on its way
     paused: bool = False  # stopped at a safe point, waiting for the operator
     operator: list[ev.OperatorAction] = field(default_factory=list)
     operator_cells: list[Cell] = field(default_factory=list)  # code the operator ran; `turn` says where
@@ -146,6 +151,9 @@ class RolloutState:
             "repl_mean_time_seconds": self.repl_time_s / self.repl_calls if self.repl_calls else 0.0,
             "wall_time_seconds": (end - self.started) if self.started is not None and end is not None else 0.0,
             "model_time_seconds": self.model_time_s,
+            "main_nudge_count": self.nudges,
+            "main_recovered_call_count": self.recovered_calls,
+            "main_rejected_call_count": self.rejected_calls,
         }
 
     def apply(self, e: ev.Event) -> None:
@@ -188,6 +196,19 @@ def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
     s.main_reasoning_tokens += e.reasoning_tokens
     s.main_cached_tokens += e.cached_tokens
     s.model_time_s += e.latency_s
+    s.recovered_calls += sum(1 for c in e.tool_calls if c.get("recovered"))
+
+
+def _nudged(s: RolloutState, e: ev.ModelNudged) -> None:
+    s.nudges += 1
+
+
+def _rejected(s: RolloutState, e: ev.ToolCallRejected) -> None:
+    s.rejected_calls += 1
+
+
+def _protocol(s: RolloutState, e: ev.ToolProtocolChanged) -> None:
+    s.tool_protocol = e.protocol
 
 
 def _retry(s: RolloutState, e: ev.ModelRetry) -> None:
@@ -213,10 +234,17 @@ def _cell_finished(s: RolloutState, e: ev.CellFinished) -> None:
     cell = s._cells.get(e.parent_id or "")
     if cell is not None:
         cell.output, cell.shown, cell.output_chars = e.output, e.shown, e.output_chars
+        cell.shown_chars = _legacy_shown_chars(e.shown) if e.shown_chars is None else e.shown_chars
         cell.truncated, cell.elapsed_s, cell.error = e.truncated, e.elapsed_s, e.error
     if e.source == "model":
         s.repl_calls += 1
         s.repl_time_s += e.elapsed_s
+
+
+def _legacy_shown_chars(shown: str) -> int:
+    """For logs written before cell_finished carried shown_chars: what was shown, less the truncation marker."""
+    cut = shown.rfind("\n[output truncated:")
+    return cut if cut >= 0 else len(shown)
 
 
 def _answer(s: RolloutState, e: ev.AnswerUpdated) -> None:
@@ -281,7 +309,8 @@ _ROLLOUT_HANDLERS: dict[type, Any] = {
     ev.CellStarted: _cell_started, ev.CellFinished: _cell_finished, ev.AnswerUpdated: _answer,
     ev.SandboxRestarted: _restarted, ev.SubBatchStarted: _batch_started, ev.SubBatchFinished: _batch_finished,
     ev.SubCallStarted: _sub_started, ev.SubCallFinished: _sub_finished, ev.ToolCalled: _tool,
-    ev.OperatorAction: _operator, ev.RolloutPaused: _paused,
+    ev.OperatorAction: _operator, ev.RolloutPaused: _paused, ev.ModelNudged: _nudged,
+    ev.ToolProtocolChanged: _protocol, ev.ToolCallRejected: _rejected,
 }
 
 

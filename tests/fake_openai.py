@@ -52,8 +52,11 @@ Responder = Callable[[dict[str, Any]], "Reply | Fail | Raw | Hang | dict[str, An
 class FakeOpenAI:
     """Serves /v1/chat/completions from `respond(request_body)`; records every request body."""
 
-    def __init__(self, respond: Responder, *, latency: float = 0.0) -> None:
+    def __init__(self, respond: Responder, *, latency: float = 0.0, models: list[dict[str, Any]] | None = None,
+                 props: dict[str, Any] | None = None) -> None:
         self.respond, self.latency = respond, latency
+        self.models = models if models is not None else [{"id": "fake-model", "object": "model"}]
+        self.props = props  # llama.cpp's /props, served only when given
         self.requests: list[dict[str, Any]] = []
         self._ids = itertools.count()
         self._loop = asyncio.new_event_loop()
@@ -79,14 +82,19 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
+        if self.props is not None:
+            app.router.add_get("/props", self._props)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=2048)
         await site.start()
         return site._server.sockets[0].getsockname()[1]
 
+    async def _props(self, request: web.Request) -> web.Response:
+        return web.json_response(self.props)
+
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        return web.json_response({"object": "list", "data": self.models})
 
     async def _completions(self, request: web.Request) -> web.Response:
         body = await request.json()

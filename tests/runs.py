@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,10 @@ from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import Environment
 from rlm_tui.state import RunState, fold
-from rlm_tui.store import EventWriter, open_db, read_events
+from rlm_tui.events import Event
+from rlm_tui.store import EventWriter, open_db, read_events, run_over
+
+TAIL_BATCH = 2000
 
 
 def stored_run(tmp_path: Path, env: Environment, client: Any = None, *, mode: str = "rlm", n: int = 1,
@@ -48,3 +54,22 @@ def store_events(path: Path, events: list[Any]) -> Path:
         writer.append(e)
     writer.close()
     return path
+
+
+def tail_events(path: str | Path, *, run_id: str, after_seq: int = 0, poll: float = 0.1) -> Iterator[list[tuple[int, Event]]]:
+    """Yield each new batch of a run's events as another process commits them.
+
+    Ends once every event is yielded and the run is over: finished, or its writer on this host is gone.
+    """
+    with closing(open_db(path, create=False)) as db:
+        while True:
+            # checked before reading: run_finished commits with the final status, so nothing can follow it
+            over = run_over(db, run_id)
+            batch = read_events(db, run_id=run_id, after_seq=after_seq, limit=TAIL_BATCH)
+            if batch:
+                after_seq = batch[-1][0]
+                yield batch
+            elif over:
+                return
+            else:
+                time.sleep(poll)

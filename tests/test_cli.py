@@ -272,7 +272,8 @@ def test_export_to_a_path_that_cannot_be_written(tmp_path):
 def started_run(tmp_path, name: str, run_id: str) -> subprocess.Popen:
     """A real headless run in its own process, returned once its store shows a rollout under way."""
     from rlm_tui import events as ev
-    from rlm_tui.store import open_db, tail_events
+    from rlm_tui.store import open_db
+    from runs import tail_events
 
     open_db(tmp_path / name).close()  # so that the tail can open it before the run writes
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}

@@ -96,7 +96,7 @@ def test_names_from_the_database_print_no_control_sequences(tmp_path, command):
     from runs import store_events
     from test_tui_text import with_markup
 
-    from rlm_tui.tui.synthetic import run_events
+    from synthetic import run_events
 
     store_events(tmp_path / "s.db", with_markup(run_events("hostile-run", rollouts=2), SEQUENCES))
     args = {"runs": [], "show": ["hostile-run"], "report": ["hostile-run"]}[command]

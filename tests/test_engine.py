@@ -197,6 +197,7 @@ def test_cell_output_is_truncated_with_a_marker(tmp_path):
     assert "showing 1,000 of 20,001 characters; 19,001 cut" in seen
     cell = only(stored).turns[0].cells[0]
     assert cell.truncated and cell.output_chars == 20001 and len(cell.output) == 20001
+    assert cell.shown_chars == 1000 and cell.shown.startswith("y" * 1000 + "\n[output truncated:")
 
 
 @pytest.mark.parametrize("mode", ["rlm", "rlm-tips"])

@@ -403,7 +403,7 @@ async def test_the_app_shows_retries_in_the_timeline_and_the_sub_llm_tree(tmp_pa
     from rlm_tui.tui.screens.rollout import RolloutScreen
     from rlm_tui.tui.screens.run import RunScreen
     from rlm_tui.tui.screens.runs import RunsScreen
-    from rlm_tui.tui.synthetic import run_events
+    from synthetic import run_events
     from rlm_tui.tui.widgets.subtree import SubTree
     from rlm_tui.tui.widgets.timeline import Timeline
 

@@ -16,7 +16,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
 from rlm_tui.engine.clients import OpenAIClient
 from rlm_tui.engine.sub_llm import SubLLMs
-from rlm_tui.sandbox import MAX_ANSWER_CHARS, CpuBudgetSpent, Limits, jail
+from rlm_tui.sandbox import MAX_ANSWER_CHARS, CpuBudgetSpent, Limits, nsjail
 from rlm_tui.sandbox.session import MAX_BATCH_PROMPTS, MAX_ROLLOUT_PROMPTS
 from test_isolation import process_tree
 
@@ -302,7 +302,7 @@ def test_the_jail_dies_with_its_sigkilled_owner(path):
         owner.send_signal(signal.SIGKILL)
         owner.wait(30)
         assert wait_gone([p for p, _ in tree], 20.0) == []
-        left = [p for p, _ in tree for c in ("pids", "memory") if Path(jail.CGROUP_V1, c, f"NSJAIL.{p}").exists()]
+        left = [p for p, _ in tree for c in ("pids", "memory") if Path(nsjail.CGROUP_V1, c, f"NSJAIL.{p}").exists()]
         assert left == []  # nsjail removed its jail's cgroups: a reused pid must not inherit their limits
     finally:
         owner.kill()

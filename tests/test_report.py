@@ -17,6 +17,7 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, code_call, is_root
 from rlm_tui import events as ev
+from rlm_tui.env import power_of_two_bin
 from rlm_tui.report import stats
 from rlm_tui.report.data import load_rows, resolve
 from rlm_tui.store import EventWriter, open_db
@@ -108,14 +109,46 @@ def test_tokens_efficiency_timing_and_sub_calls_by_hand(fixture_db):
     assert cell(stats.sub_call_table(rows), "oolong", "llm")["share_with_calls"] == 0.0
 
 
+def test_token_counts_read_the_same_in_the_report_the_terminal_and_the_app(fixture_db):
+    from rich.console import Console
+
+    from rlm_tui import headless
+    from rlm_tui.report import render
+    from rlm_tui.tui import fmt
+    from rlm_tui.units import tokens
+
+    assert [tokens(n) for n in (0, 9_999, 10_000, 12_345.6, 999_999, 1_000_000, 12_345_678, 1234.4)] == \
+        ["0", "9,999", "10.0k", "12.3k", "1.00M", "1.00M", "12.35M", "1,234"]
+    assert fmt.tokens is tokens and headless.tokens is tokens and render.tokens is tokens
+    console = Console(record=True, width=200)
+    for table in render.tables(rows_of(fixture_db)):
+        console.print(table)
+    (line,) = [l for l in console.export_text().splitlines() if "verbatim-copy" in l and "1,200" in l]
+    assert line.replace("│", " ").split() == ["verbatim-copy", "rlm", "1,200", "100", "500", "50"]
+
+
 def test_slices_by_info(fixture_db):
     rows = rows_of(fixture_db)
     by_subset = stats.by_value(rows, "oolong", lambda r: r.info["subset"])
     real_tips = [r for r in by_subset if r["value"] == "real" and r["mode"] == "rlm-tips"][0]
     assert (real_tips["n"], real_tips["mean"]) == (1, 0.0)
-    by_len = stats.by_value(rows, "oolong", lambda r: stats.power_of_two_bin(r.info["context_len"]))
+    by_len = stats.by_value(rows, "oolong", lambda r: power_of_two_bin(r.info["context_len"]))
     assert {r["value"] for r in by_len} == {4096, 8192}  # 8000 tokens falls in the 8192 bin
     assert [r["mean"] for r in by_len if r["value"] == 8192 and r["mode"] == "llm"] == [pytest.approx(0.375)]
+
+
+def test_the_report_shows_the_slices_each_environment_declares(fixture_db, tmp_path, monkeypatch):
+    from rlm_tui.env import Slice, environment_class
+    from rlm_tui.report import figures, render
+
+    by_example = Slice("example", lambda row: row.example_id, figure="oolong_by_example")
+    monkeypatch.setattr(environment_class("oolong"), "report_slices", (by_example,))
+    rows = rows_of(fixture_db)
+    titles = [str(t.title) for t in render.tables(rows)]
+    assert "oolong: reward by example" in titles and "oolong: reward by subset" not in titles
+    assert "verbatim-copy: reward by content type" in titles
+    written = {p.stem for p in figures.per_environment(rows, tmp_path)}
+    assert written == {"oolong_by_example", "verbatim_copy_by_content_type"}
 
 
 def test_report_command_prints_tables_and_writes_figures(fixture_db, tmp_path):

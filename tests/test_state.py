@@ -51,7 +51,8 @@ def test_metrics_fold_from_events():
         "sub_llm_completion_tokens": 15, "sub_llm_total_tool_calls": 3, "sub_llm_batch_count": 1,
         "sub_llm_max_batch_size": 3, "sub_llm_mean_batch_size": 3.0, "repl_call_count": 2,
         "repl_total_time_seconds": 0.75, "repl_mean_time_seconds": 0.375, "wall_time_seconds": 10.0,
-        "model_time_seconds": 2.0,
+        "model_time_seconds": 2.0, "main_nudge_count": 0, "main_recovered_call_count": 0,
+        "main_rejected_call_count": 0,
     }
 
 
@@ -91,3 +92,23 @@ def test_root_tool_calls_hang_under_their_turn():
     tool = ev.ToolCalled(run_id=R, rollout_id=X, parent_id=call.id, name="search", arguments={"query": "q"}, result="r")
     r = fold(_events()[:3] + [call, tool], R).rollouts[X]
     assert r.turns[0].tools == [tool] and r.sub_tool_calls == 0
+
+
+def _one_cell(**finished):
+    events = _events()[:3] + [ev.CellStarted(run_id=R, rollout_id=X, turn=0, code="print(x)", id="c"),
+                              ev.CellFinished(run_id=R, rollout_id=X, parent_id="c", turn=0, output="x" * 50,
+                                              output_chars=50, truncated=True, elapsed_s=0.1, **finished)]
+    return fold(events, R).rollouts[X]._cells["c"]
+
+
+def test_a_cell_records_how_much_output_the_model_saw():
+    marker = "\n[output truncated: showing 10 of 50 characters; 40 cut]"
+    assert _one_cell(shown="x" * 10 + marker, shown_chars=10).shown_chars == 10
+    # the number on the event is what counts, whatever the shown text looks like
+    assert _one_cell(shown="x" * 7 + marker, shown_chars=5).shown_chars == 5
+
+
+def test_a_cell_stored_before_shown_chars_counts_what_was_shown_less_the_marker():
+    marker = "\n[output truncated: showing 10 of 50 characters; 40 cut]"
+    assert _one_cell(shown="x" * 10 + marker).shown_chars == 10
+    assert _one_cell(shown="x" * 12).shown_chars == 12

@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
+import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from rlm_tui.events import (
     EVENT_TYPES,
@@ -25,6 +26,7 @@ from rlm_tui.events import (
     SubCallStarted,
 )
 from rlm_tui.store import (
+    Database,
     EventWriter,
     StoreError,
     default_db_path,
@@ -37,9 +39,9 @@ from rlm_tui.store import (
     read_events,
     resolve_rollout_id,
     resolve_run_id,
-    tail_events,
 )
 from rlm_tui.store.schema import MIGRATIONS, MIGRATIONS_TABLE
+from runs import tail_events
 
 WAIT = 60  # seconds before a test that waits on another thread or process gives up
 
@@ -50,6 +52,7 @@ SAMPLES = {
     "float": 2.5,
     "bool": True,
     "str | None": "an error",
+    "int | None": 3,
     "float | None": 0.25,
     "dict[str, Any]": {"k": [1, "ü", None], "nested": {"x": 1.5}},
     "list[dict[str, Any]]": [{"id": "call-1", "name": "python", "arguments": "{}"}],
@@ -175,9 +178,9 @@ def test_migrations_are_recorded_once_in_order(db_path):
 
 
 def test_a_database_from_an_older_version_gets_the_later_migrations(db_path):
-    with sqlite_utils.Database(db_path) as old:
+    with Database(db_path) as old:
         MIGRATIONS[0](old)
-        old[MIGRATIONS_TABLE].insert({"name": MIGRATIONS[0].__name__, "applied_at": "then"})
+        old.execute(f"INSERT INTO [{MIGRATIONS_TABLE}] VALUES (?, ?)", [MIGRATIONS[0].__name__, "then"])
     with open_db(db_path) as db:
         rows = db.execute(f"SELECT name, applied_at FROM [{MIGRATIONS_TABLE}] ORDER BY rowid").fetchall()
     assert [name for name, _ in rows] == [fn.__name__ for fn in MIGRATIONS]
@@ -385,3 +388,18 @@ def test_sigkill_mid_write_keeps_the_file_whole(db_path):
     assert (run["id"], run["status"]) == ("run-1", "interrupted")
     assert get_run(db_path, "run-1")["status"] == "interrupted"
     assert get_rollout(db_path, "ro-1")["status"] == "running"
+
+
+def test_importing_the_store_loads_neither_sqlite_utils_nor_pandas():
+    code = "import sys, rlm_tui.store; print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlite_utils', 'pandas'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_documented_queries_run_on_the_stores_tables(db_path):
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "querying.md").read_text()
+    queries = re.findall(r'sqlite-utils rlm-tui\.db "(.*?)"', doc, re.DOTALL)
+    assert len(queries) >= 7
+    with open_db(db_path) as db:
+        for sql in queries:
+            db.execute(sql, {"run": "run-1"}).fetchall()

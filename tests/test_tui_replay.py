@@ -14,7 +14,7 @@ from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
 from rlm_tui.tui.sources import Feed, Replay, TailSource
-from rlm_tui.tui.synthetic import run_events
+from synthetic import run_events
 from rlm_tui.tui.widgets.subtree import SubTree
 from rlm_tui.tui.widgets.timeline import Timeline
 

@@ -11,7 +11,7 @@ from rlm_tui.store import EventWriter, open_db
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
-from rlm_tui.tui.synthetic import T0, run_events
+from synthetic import T0, run_events
 from rlm_tui.tui.widgets.timeline import Timeline
 
 RUN = "0a1b2c3d4e5f6071"

@@ -16,7 +16,7 @@ from rlm_tui.tui.screens.modals import CallScreen
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
 from rlm_tui.tui.screens.runs import RunsScreen
-from rlm_tui.tui.synthetic import run_events
+from synthetic import run_events
 from rlm_tui.tui.widgets.answer import AnswerView
 from rlm_tui.tui.widgets.subtree import SubTree
 from rlm_tui.tui.widgets.timeline import Timeline

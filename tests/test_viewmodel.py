@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from synthetic import T0, run_events
+
 from rlm_tui import events as ev
 from rlm_tui.tui.session import REFRESH_HZ, Session
-from rlm_tui.tui.synthetic import T0, run_events
 
 RUN = "vm-run"
 

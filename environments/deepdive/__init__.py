@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rlm_tui.env import EnvError, Environment, Example, Knob, Score, Tool, between, choice, http_url, seed
+from rlm_tui.env import (EnvError, Environment, Example, Judge, Knob, Score, Slice, Tool, between, choice, http_url,
+                         seed)
 
 from . import scripted
 from .dataset import examples_from_rows, load_rows
@@ -53,6 +54,11 @@ class DeepDive(Environment):
         "independent prompts in parallel (for example the same hop phrased two ways). Cross-check what they "
         "return, follow the chain hop by hop, and iterate where answers disagree or come back empty. Write the "
         "answer into answer['content'], print it, correct it to just the answer, then set answer['ready'] = True."
+    )
+    report_slices = (
+        Slice("examples", lambda row: "all", table=False, figure="deepdive_reward"),
+        Slice("examples", lambda row: "all", table=False, figure="deepdive_search_redundancy",
+              measure=lambda row: row.m("search_query_redundancy"), ylabel="search-query redundancy (Jaccard)"),
     )
 
     def __init__(self, **args: str) -> None:
@@ -104,27 +110,19 @@ class DeepDive(Environment):
         exact = float(matches(example.target, answer))
         return Score(reward=exact, metrics={"exact_match": exact})
 
-    async def score_async(self, example: Example, answer: str, rollout: Any = None) -> Score:
+    async def score_async(self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None) -> Score:
         queries = search_queries(rollout) if rollout is not None else []
         exact = float(matches(example.target, answer))
         metrics = {"exact_match": exact, "search_count": float(len(queries)),
                    "search_query_redundancy": redundancy(queries)}
         reward = exact
         if self.args["judge_model"] and answer.strip():
-            reward = 1.0 if await self._judge(example, answer) else 0.0
+            if judge is None:
+                raise EnvError("judge_model is set but no judge was given to score with")
+            reply = await judge(self.args["judge_model"], judge_prompt(example.question, example.target, answer),
+                                base_url=self.args["judge_base_url"] or None)
+            reward = 1.0 if verdict(reply) else 0.0
         return Score(reward=reward, metrics=metrics)
-
-    async def _judge(self, example: Example, answer: str) -> bool:
-        from rlm_tui.engine.clients import OpenAIClient
-
-        base_url = self.args["judge_base_url"] or os.environ.get("OPENAI_BASE_URL") or None
-        client = OpenAIClient(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY"), max_retries=2)
-        try:
-            prompt = judge_prompt(example.question, example.target, answer)
-            reply = await client.complete(self.args["judge_model"], [{"role": "user", "content": prompt}], None)
-        finally:
-            await client.close()
-        return verdict(reply.text)
 
     def scripted_cells(self, example: Example, mode: str) -> list[str]:
         return scripted.cells(example)

@@ -8,11 +8,12 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, choice
+from environments.boxed import last_boxed
+from rlm_tui.env import Environment, Example, Judge, Knob, NUM_EXAMPLES, Score, Slice, choice
 
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex
-from .grade import check_bounded, last_boxed
+from .grade import check_bounded
 from .problems import TOPICS
 
 BOX = hf.BOX
@@ -56,6 +57,12 @@ class MathPython(Environment):
              choice("offline", "hf")),
     )
     python_tool_in_llm_mode = True
+    report_slices = (
+        Slice("timeout (s)", lambda row: row.timeout),
+        Slice("cell timeout (s)", lambda row: row.timeout, table=False, figure="math_python_reward_by_timeout"),
+        Slice("cell timeout (s)", lambda row: row.timeout, table=False, figure="math_python_sub_calls_by_timeout",
+              measure=lambda row: row.m("sub_llm_call_count"), ylabel="sub-LLM calls per rollout"),
+    )
 
     def __init__(self, **args: str) -> None:
         super().__init__(**args)
@@ -88,7 +95,7 @@ class MathPython(Environment):
         reward = 1.0 if check_bounded(answer, str(example.target)) else 0.0
         return Score(reward=reward, metrics={"boxed": float(last_boxed(answer) is not None)})
 
-    async def score_async(self, example: Example, answer: str, rollout: Any = None) -> Score:
+    async def score_async(self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None) -> Score:
         return await asyncio.to_thread(self.score, example, answer)  # sympy work stays off the event loop
 
     # --- the scripted model ---------------------------------------------------------------------

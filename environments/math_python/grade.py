@@ -8,31 +8,11 @@ import threading
 
 import sympy
 
+from environments.boxed import last_boxed
+
 MAX_CHARS = 1000  # longer answers are not parsed: a bound on the work one answer can cause
 MAX_DIGITS = 5000  # integer powers and factorials beyond this many digits are refused, not computed
 TIMEOUT = 5.0  # seconds for one equivalence check
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last \\boxed{...} (or \\fbox{...}), nested braces included; None when there is none."""
-    boxed, fbox = text.rfind("\\boxed"), text.rfind("\\fbox")
-    if boxed < 0 and fbox < 0:
-        return None
-    i = boxed + len("\\boxed") if boxed > fbox else fbox + len("\\fbox")
-    while i < len(text) and text[i] == " ":
-        i += 1
-    if i >= len(text) or text[i] != "{":
-        match = re.match(r"[^\s$]+", text[i:])  # \boxed 5
-        return match.group(0) if match else None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1:j]
-    return None
 
 
 # --- normalising ------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlm_tui.env import EnvError, Environment, Example, Knob, NUM_EXAMPLES, Score, choice
+from rlm_tui.env import (EnvError, Environment, Example, Knob, NUM_EXAMPLES, Score, Slice, choice, info_value,
+                         power_of_two_bin)
 
 from . import hf, real, synth
 from .score import score_real, score_synth
@@ -24,6 +25,10 @@ TIPS = (
     "single llm_batch call. Add the counts up in Python, compute the answer from the totals, print it, and write it "
     "in answer['content'] in the form the question asks for before you set answer['ready'] = True."
 )
+
+
+def _context_bin_in(subset: str) -> Any:
+    return lambda row: power_of_two_bin(row.info.get("context_len")) if row.info.get("subset") == subset else None
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,13 @@ class Oolong(Environment):
         Knob("split", "test", "Hugging Face split with source=hf: validation or test", choice("validation", "test")),
     )
     tips = TIPS
+    report_slices = (
+        Slice("subset", info_value("subset"), figure="oolong_by_subset"),
+        Slice("context length", lambda row: power_of_two_bin(row.info.get("context_len"))),
+        # one figure per subset: a context of one length is a different task in each
+        *(Slice(f"context length (tokens), {subset}", _context_bin_in(subset), table=False,
+                figure=f"oolong_{subset}_by_context_len") for subset in sorted(SUBSETS)),
+    )
 
     def __init__(self, **args: str) -> None:
         super().__init__(**args)

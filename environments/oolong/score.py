@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+from environments.boxed import last_boxed
+
 PHRASES = ("more common", "less common", "same frequency")
 DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%b %d, %Y", "%B %d, %Y", "%d %B %Y", "%b %d %Y", "%B %d %Y")
 
@@ -52,22 +54,6 @@ def score_synth(answer: str, gold: str, answer_type: str) -> float:
         value, target = parse_date(got), parse_date(gold)
         return float(value is not None and value == target)
     return 0.0
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last \\boxed{...} with nested braces; \\boxed{\\text{x}} gives x."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += text[j] == "{"
-        depth -= text[j] == "}"
-        if depth == 0:
-            inner = text[i + 1:j].strip()
-            match = re.fullmatch(r"\\text\{(.*)\}", inner)
-            return match.group(1) if match else inner
-    return None
 
 
 def parse_real(text: str) -> int | str | list[str]:

@@ -7,7 +7,7 @@ import re
 
 import Levenshtein
 
-from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, between
+from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, Slice, between, info_value
 
 from .generate import CONTENT_TYPES, generate
 
@@ -53,6 +53,13 @@ class VerbatimCopy(Environment):
         "against the prompt before you build the answer. Sub-LLMs can copy chunks in parallel with llm_batch; "
         "compare what they return with your own chunks and fix any that differ. Print answer['content'] to "
         "check it, and only set answer['ready'] = True when it matches exactly."
+    )
+    report_slices = (
+        Slice("content type", info_value("content_type"), figure="verbatim_copy_by_content_type"),
+        Slice("target length", info_value("target_length"), figure="verbatim_copy_by_target_length"),
+        Slice("fragment length", info_value("mean_fragment_length")),
+        Slice("mean fragment length", info_value("mean_fragment_length"), table=False,
+              figure="verbatim_copy_by_mean_fragment_length"),
     )
 
     def examples(self, n: int, seed: int) -> list[Example]:

@@ -14,10 +14,12 @@ from typing import Any, Protocol
 
 import openai
 
+from rlm_tui.engine.generation import Generation
+
 try:  # the SDK's own HTTP response type: httpx2 from openai 3 on, httpx before (whose import pulls in rich)
     from httpx2 import Response as HTTPResponse
 except ImportError:
-    from httpx import Response as HTTPResponse
+    from httpx import Response as HTTPResponse  # type: ignore[assignment]
 
 
 @dataclass
@@ -31,10 +33,12 @@ class ModelReply:
     cached_tokens: int = 0
     tokens_estimated: bool = False
     latency_s: float = 0.0
+    finish_reason: str | None = None  # "length": the reply was cut at the token limit
 
 
 class ModelError(Exception):
-    """A model call that failed after retries; `kind` is context_length, connection, timeout, malformed or api."""
+    """A model call that failed after retries; `kind` is context_length, tools_refused, connection, timeout,
+    malformed or api."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -49,7 +53,7 @@ class RetryHook(Protocol):
 
 class ModelClient(Protocol):
     async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None) -> ModelReply: ...
+                       on_retry: RetryHook | None = None, generation: Generation | None = None) -> ModelReply: ...
 
     async def close(self) -> None: ...
 
@@ -82,6 +86,7 @@ RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer is waited on this long, then tried again
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0  # seconds: 0.5, 1, 2, 4 ... before jitter
 MAX_REPLY_BYTES = 32 << 20  # far above any real completion; a bigger reply is a broken server
+CONTEXT_QUERY_TIMEOUT = 5.0  # seconds for a server to say its context window before we stop asking
 MAX_TOKENS = 10**9  # a usage count above this is nonsense, not a count
 
 
@@ -138,8 +143,9 @@ class OpenAIClient:
         )
 
     async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None) -> ModelReply:
-        body: dict[str, Any] = {"model": model, "messages": messages}
+                       on_retry: RetryHook | None = None, generation: Generation | None = None) -> ModelReply:
+        extra = generation.body(model, self.base_url) if generation is not None else {}
+        body: dict[str, Any] = {**extra, "model": model, "messages": messages}
         if tools:
             body["tools"] = tools
         attempts = self.max_retries + 1
@@ -188,6 +194,8 @@ class OpenAIClient:
             if is_context_length_error(exc):
                 raise ModelError("context_length", f"the prompt is longer than {model}'s context window: "
                                                    f"{reason}") from None
+            if body.get("tools") and exc.status_code in (400, 404, 422, 501) and "tool" in reason.lower():
+                raise ModelError("tools_refused", f"{model} refused the tools parameter: {reason}") from None
             if exc.status_code in RETRY_STATUSES or exc.status_code >= 500:
                 asked = retry_after(exc.response.headers)
                 raise _Transient("api", f"{model} request failed with {reason}", asked) from None
@@ -209,6 +217,24 @@ class OpenAIClient:
 
     def for_rollout(self, example: Any, mode: str) -> OpenAIClient:
         return self
+
+    async def context_window(self, model: str) -> int | None:
+        """The context window the server says `model` has (vLLM's /v1/models, llama.cpp's /props), or None."""
+        root = str(self._client.base_url).rstrip("/").removesuffix("/v1")
+        for url in (f"{str(self._client.base_url).rstrip('/')}/models", f"{root}/props"):
+            try:
+                async with asyncio.timeout(CONTEXT_QUERY_TIMEOUT):
+                    response = await self._client.get(url, cast_to=HTTPResponse, stream=True)
+                    try:
+                        data = json.loads(await _read_capped(response))
+                    finally:
+                        await response.aclose()
+            except Exception:  # noqa: BLE001 - a server that does not say is the common case
+                continue
+            window = context_window_of(data, model)
+            if window is not None:
+                return window
+        return None
 
     async def close(self) -> None:
         await self._client.close()
@@ -278,6 +304,19 @@ def _tool_calls(raw: Any) -> list[dict[str, Any]]:
     return calls
 
 
+def context_window_of(data: Any, model: str) -> int | None:
+    """The context window in a /v1/models (max_model_len) or /props (n_ctx) reply, checked; None if absent."""
+    found: Any = None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        entries = [m for m in data["data"] if isinstance(m, dict)]
+        mine = [m for m in entries if m.get("id") == model] or entries[:1]
+        found = mine[0].get("max_model_len") if mine else None
+    if found is None and isinstance(data, dict):
+        settings = data.get("default_generation_settings")
+        found = settings.get("n_ctx") if isinstance(settings, dict) else data.get("n_ctx")
+    return found if type(found) is int and 0 < found <= 100_000_000 else None
+
+
 def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) -> ModelReply:
     """A chat completion decoded from JSON, checked field by field; ValueError says what is wrong."""
     if not isinstance(data, dict):
@@ -297,8 +336,10 @@ def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) 
     if not isinstance(message, dict):
         raise ValueError(f"choices[0].message is {_kind(message)}, not an object")
     reasoning = message.get("reasoning_content") or message.get("reasoning")
+    finish = choices[0].get("finish_reason")
     reply = ModelReply(text=_text(message.get("content")), reasoning=reasoning if isinstance(reasoning, str) else "",
-                       tool_calls=_tool_calls(message.get("tool_calls")), latency_s=latency)
+                       tool_calls=_tool_calls(message.get("tool_calls")), latency_s=latency,
+                       finish_reason=finish[:40] if isinstance(finish, str) else None)
     usage = data.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
@@ -324,11 +365,14 @@ def estimate_usage(reply: ModelReply, messages: list[dict[str, Any]]) -> None:
 def tool_call_message(reply: ModelReply) -> dict[str, Any]:
     """The assistant message to append to the conversation after `reply`."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
-    if reply.tool_calls:
+    native = [c for c in reply.tool_calls if not c.get("recovered")]  # a call read from the text stays text
+    if native:
         message["tool_calls"] = [
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in reply.tool_calls
+            for c in native
         ]
+    elif not reply.text:
+        message["content"] = ""
     return message
 
 

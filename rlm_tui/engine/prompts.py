@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from rlm_tui.sandbox.session import MAX_ANSWER_CHARS
 
@@ -36,15 +36,24 @@ PYTHON_TOOL: dict[str, Any] = {
 }
 
 
+TOOL_PROTOCOLS = ("auto", "native", "text")
+HOW_TO_RUN = {
+    "native": ", through the `call_python_repl` tool",
+    "text": (": put the code to run in a fenced block that opens with ```repl and closes with ```, such as\n"
+             "```repl\nprint(2 + 2)\n```\nEvery such block in your reply runs, in order, and you get its output in the "
+             "next message"),
+}
+
+
 def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, max_output_chars: int,
-                      sub_tools: list[str], tips: str = "") -> str:
+                      sub_tools: list[str], tips: str = "", protocol: str = "native") -> str:
     context = (
         f"- `context`: the input data for this task ({context_chars:,} characters when printed). It is too large "
         "to read at once: inspect it with code.\n" if has_context else ""
     )
     tools = f" Sub-LLMs can use these tools: {', '.join(sub_tools)}." if sub_tools else ""
     text = (
-        "You solve the task by writing Python in a persistent REPL, through the `call_python_repl` tool. "
+        f"You solve the task by writing Python in a persistent REPL{HOW_TO_RUN.get(protocol, HOW_TO_RUN['native'])}. "
         "The REPL holds:\n"
         f"{context}"
         "- `llm_batch(prompts: list[str]) -> list[str]`: ask sub-LLMs, one per prompt, all in parallel; the "
@@ -60,17 +69,43 @@ def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, 
     return f"{text}\n\n{tips}" if tips else text
 
 
+def nudge(protocol: str) -> str:
+    """The reminder a model gets after a turn that ran no code."""
+    run = ("write the code in a ```repl block" if protocol == "text"
+           else "call `call_python_repl` with {\"code\": \"...\"} (or write the code in a ```repl block)")
+    return (f"Your last reply ran no code, and only code moves this task on. To run code, {run}. To finish, write "
+            'your answer into `answer` in code, for example:\n```repl\nanswer["content"] = "42"\n'
+            'answer["ready"] = True\n```')
+
+
+def text_reports(reports: list[str]) -> str:
+    """The message that gives a model the output of the blocks it wrote as text."""
+    if len(reports) == 1:
+        return f"REPL output:\n{reports[0]}"
+    return "\n\n".join(f"REPL output of block {i}:\n{r}" for i, r in enumerate(reports, 1))
+
+
 def llm_system_prompt(tools: list[str]) -> str:
     if tools:
         return f"Answer the user's task. You can call these tools: {', '.join(tools)}. Reply with your final answer."
     return "Answer the user's task. Reply with your final answer only."
 
 
-def truncate(output: str, limit: int, total: int) -> tuple[str, bool]:
+class Shown(NamedTuple):
+    """What the model sees of a cell's output."""
+
+    text: str
+    chars: int  # characters of the output in `text`, the marker not counted
+    truncated: bool
+
+
+def truncate(output: str, limit: int, total: int) -> Shown:
     """What the model sees of an output of `total` characters: the head, and a marker of what was cut."""
     if total <= limit and len(output) <= limit:
-        return output, False
-    return output[:limit] + f"\n[output truncated: showing {limit:,} of {total:,} characters; {total - limit:,} cut]", True
+        return Shown(output, len(output), False)
+    head = output[:limit]
+    return Shown(head + f"\n[output truncated: showing {limit:,} of {total:,} characters; {total - limit:,} cut]",
+                 len(head), True)
 
 
 def cell_report(shown: str, *, elapsed_s: float, error: str | None, lost: str | None) -> str:

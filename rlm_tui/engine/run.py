@@ -11,6 +11,7 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import ModelClient
+from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
 from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings, one_line
 from rlm_tui.env import Environment
@@ -51,6 +52,10 @@ class RunConfig:
         rollout = {k: v for k, v in data.get("rollout", {}).items() if k in {f.name for f in fields(RolloutSettings)}}
         limits = {k: v for k, v in rollout.get("limits", {}).items() if k in {f.name for f in fields(Limits)}}
         rollout["limits"] = Limits(**limits)
+        for key in ("generation", "sub_generation"):
+            rollout[key] = Generation.from_dict(rollout.get(key))
+        if "tool_protocol" not in rollout:  # recorded before the protocols: native calls, no reminder
+            rollout.update(tool_protocol="native", max_nudges=0)
         data["rollout"] = RolloutSettings(**rollout)
         if data.get("example_ids") is not None:
             data["example_ids"] = tuple(data["example_ids"])
@@ -110,10 +115,9 @@ class Run:
             if example.id in earlier:  # resumed: the same rollout starts again
                 rollout_id = earlier[example.id].id
             else:
-                queued = ev.RolloutQueued(run_id=self.id, rollout_id=ev.new_id(), index=len(self.state.rollouts),
-                                          example_id=example.id, info=example.info, target=example.target)
-                self.emit(queued)
-                rollout_id = queued.rollout_id
+                rollout_id = ev.new_id()
+                self.emit(ev.RolloutQueued(run_id=self.id, rollout_id=rollout_id, index=len(self.state.rollouts),
+                                           example_id=example.id, info=example.info, target=example.target))
             rollouts.append((rollout_id, example))
             self.controls[rollout_id] = RolloutControl()
         semaphore = asyncio.Semaphore(c.concurrency)
@@ -186,6 +190,7 @@ class Run:
 
     async def _poll(self) -> None:
         """Take commands that another process (the app, `attach`) left in the store."""
+        assert self.commands is not None  # polled only when there is a queue
         while True:
             try:
                 commands = self.commands(self.id)

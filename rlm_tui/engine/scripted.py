@@ -40,7 +40,7 @@ class ScriptedRollout:
         self.cells = parent.env.scripted_cells(example, mode) if mode != "llm" else []
 
     async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None) -> ModelReply:
+                       on_retry: RetryHook | None = None, generation: Any = None) -> ModelReply:
         start = time.perf_counter()
         if self.parent.delay:
             await asyncio.sleep(self.parent.delay)

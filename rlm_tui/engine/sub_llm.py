@@ -9,6 +9,7 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import ModelClient, ModelError, parse_arguments, tool_call_message
+from rlm_tui.engine.generation import Generation
 from rlm_tui.env import Tool
 
 MAX_TOOL_TURNS = 5
@@ -44,8 +45,9 @@ class SubLLMs:
     """Runs the batches of one rollout: each prompt is its own sub-LLM, at most `concurrency` at a time."""
 
     def __init__(self, *, client: ModelClient, model: str, tools: list[Tool], concurrency: int,
-                 emit: Callable[[ev.Event], None], run_id: str, rollout_id: str) -> None:
-        self.client, self.model, self.emit = client, model, emit
+                 emit: Callable[[ev.Event], None], run_id: str, rollout_id: str,
+                 generation: Generation | None = None) -> None:
+        self.client, self.model, self.emit, self.generation = client, model, emit, generation
         self.tools = {t.name: t for t in tools}
         self.schemas = [t.schema() for t in tools]
         self.concurrency = concurrency
@@ -88,7 +90,9 @@ class SubLLMs:
                 response = f"[sub-LLM error] {exc}"
             self.emit(ev.SubCallFinished(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=started.id,
                                          batch=batch, index=index, response=response, latency_s=time.perf_counter() - t0,
-                                         error=error, **stats))
+                                         error=error, turns=stats["turns"], tool_calls=stats["tool_calls"],
+                                         prompt_tokens=stats["prompt_tokens"],
+                                         completion_tokens=stats["completion_tokens"]))
             return response, error is not None
 
     async def _loop(self, prompt: str, call_id: str, stats: dict[str, int]) -> str:
@@ -111,7 +115,7 @@ class SubLLMs:
             self.emit(ev.ModelRetry(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=call_id, role="sub",
                                     **retry))
 
-        reply = await self.client.complete(self.model, messages, tools, on_retry=on_retry)
+        reply = await self.client.complete(self.model, messages, tools, on_retry=on_retry, generation=self.generation)
         stats["turns"] += 1
         stats["prompt_tokens"] += reply.prompt_tokens
         stats["completion_tokens"] += reply.completion_tokens

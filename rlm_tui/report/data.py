@@ -6,9 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
-
 from rlm_tui.grid import grid_names
+from rlm_tui.store import Database
 
 
 class ReportError(Exception):
@@ -49,7 +48,7 @@ ORDER BY r.finished
 """
 
 
-def resolve(db: sqlite_utils.Database, names: list[str]) -> tuple[str, list[str]]:
+def resolve(db: Database, names: list[str]) -> tuple[str, list[str]]:
     """Grid names and run-id prefixes -> a title and the run ids; no names: the newest grid, else the newest run."""
     from rlm_tui.store import StoreError, latest_run_id, resolve_run_id
 
@@ -78,7 +77,7 @@ def resolve(db: sqlite_utils.Database, names: list[str]) -> tuple[str, list[str]
     return ", ".join(names), run_ids
 
 
-def load_rows(db: sqlite_utils.Database, run_ids: list[str]) -> list[Row]:
+def load_rows(db: Database, run_ids: list[str]) -> list[Row]:
     """Finished rollouts of these runs; when a cell ran an example twice (a resumed grid), the last one counts."""
     if not run_ids:
         return []

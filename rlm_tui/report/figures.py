@@ -149,26 +149,11 @@ def _by(rows: list[Row], env: str, value: Callable[[Row], Any], label: str, out:
 
 
 def per_environment(rows: list[Row], out: Path) -> list[Path]:
+    """The figures each environment declares in its `report_slices`."""
     paths: list[Path] = []
-    present = set(stats.envs(rows))
-    if "verbatim-copy" in present:
-        for field in ("content_type", "target_length", "mean_fragment_length"):
-            paths += _by(rows, "verbatim-copy", lambda r, f=field: (r.info[f] or "none") if f in r.info else None,
-                         field.replace("_", " "), out, f"verbatim_copy_by_{field}")
-    if "oolong" in present:
-        paths += _by(rows, "oolong", lambda r: r.info.get("subset"), "subset", out, "oolong_by_subset")
-        for subset in sorted({r.info.get("subset") for r in rows if r.env == "oolong" and r.info.get("subset")}):
-            paths += _by(rows, "oolong", lambda r, s=subset: stats.power_of_two_bin(r.info.get("context_len"))
-                         if r.info.get("subset") == s else None, f"context length (tokens), {subset}", out,
-                         f"oolong_{subset}_by_context_len")
-    if "math-python" in present:
-        paths += _by(rows, "math-python", lambda r: r.timeout, "cell timeout (s)", out, "math_python_reward_by_timeout")
-        paths += _by(rows, "math-python", lambda r: r.timeout, "cell timeout (s)", out, "math_python_sub_calls_by_timeout",
-                     measure=lambda r: r.m("sub_llm_call_count"), ylabel="sub-LLM calls per rollout")
-    if "deepdive" in present:
-        paths += _by(rows, "deepdive", lambda r: "all", "examples", out, "deepdive_reward")
-        paths += _by(rows, "deepdive", lambda r: "all", "examples", out, "deepdive_search_redundancy",
-                     measure=lambda r: r.m("search_query_redundancy"), ylabel="search-query redundancy (Jaccard)")
+    for env, s in stats.slices(rows):
+        if s.figure is not None:
+            paths += _by(rows, env, s.group, s.label, out, s.figure, s.measure or (lambda r: r.reward), s.ylabel)
     return paths
 
 

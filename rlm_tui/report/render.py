@@ -15,6 +15,7 @@ from rich.text import Text
 from rlm_tui.report import stats
 from rlm_tui.report.data import ReportError, Row, load_rows, resolve
 from rlm_tui.text import printable
+from rlm_tui.units import tokens
 
 
 def _f(value: float, digits: int = 3) -> str:
@@ -36,10 +37,6 @@ def tables(rows: list[Row]) -> list[Table]:
     return [t for t in _tables(rows) if t is not None]
 
 
-def _tokens(n: float) -> str:
-    return f"{n / 1e6:,.1f}M" if n >= 1e7 else f"{n:,.0f}"
-
-
 def _tables(rows: list[Row]) -> list[Table | None]:
     out = [
         _table("Mean reward (± standard error)", ["env", "mode", "n", "reward", "± se"],
@@ -48,8 +45,8 @@ def _tables(rows: list[Row]) -> list[Table | None]:
                [[r["env"], r["mode"], _f(r["lift"]), _f(r["se"])] for r in stats.lift_table(rows)]),
         _table("Tokens per rollout (mean)", ["env", "mode", "main prompt", "main completion", "sub prompt",
                                              "sub completion"],
-               [[r["env"], r["mode"], _tokens(r["main_prompt"]), _tokens(r["main_completion"]),
-                 _tokens(r["sub_prompt"]), _tokens(r["sub_completion"])] for r in stats.token_table(rows)]),
+               [[r["env"], r["mode"], tokens(r["main_prompt"]), tokens(r["main_completion"]),
+                 tokens(r["sub_prompt"]), tokens(r["sub_completion"])] for r in stats.token_table(rows)]),
         _table("Main-model token efficiency", ["env", "mode", "reward / 1k main tokens", "relative to llm"],
                [[r["env"], r["mode"], _f(r["reward_per_1k_main_tokens"], 4), _f(r["relative_to_llm"], 2)]
                 for r in stats.efficiency_table(rows)]),
@@ -60,33 +57,16 @@ def _tables(rows: list[Row]) -> list[Table | None]:
                [[r["env"], r["mode"], _f(r["mean"], 1), _f(r["median"], 1), _f(r["max"], 0),
                  f"{r['share_with_calls']:.0%}"] for r in stats.sub_call_table(rows)]),
     ]
-    for title, env, value in _slices(rows):
-        table = stats.by_value(rows, env, value)
+    for env, s in stats.slices(rows):
+        table = stats.by_value(rows, env, s.group) if s.table else []
         if table:
-            out.append(_table(f"{env}: reward by {title}", [title, "mode", "n", "reward", "± se"],
+            out.append(_table(f"{env}: reward by {s.label}", [s.label, "mode", "n", "reward", "± se"],
                               [[_value(r["value"]), r["mode"], str(r["n"]), _f(r["mean"]), _f(r["se"])] for r in table]))
     return out
 
 
-def _slices(rows: list[Row]) -> list[tuple[str, str, Any]]:
-    return [
-        ("content type", "verbatim-copy", lambda r: r.info.get("content_type")),
-        ("target length", "verbatim-copy", lambda r: r.info.get("target_length")),
-        ("fragment length", "verbatim-copy", lambda r: _fragment(r)),
-        ("subset", "oolong", lambda r: r.info.get("subset")),
-        ("context length", "oolong", lambda r: stats.power_of_two_bin(r.info.get("context_len"))),
-        ("timeout (s)", "math-python", lambda r: r.timeout),
-    ]
-
-
 def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _fragment(row: Row) -> Any:
-    if "mean_fragment_length" not in row.info:
-        return None
-    return row.info["mean_fragment_length"] or "none"
 
 
 def cmd_report(args: argparse.Namespace) -> int:

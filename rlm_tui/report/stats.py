@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rlm_tui.env import EnvError, Slice, environment_class
 from rlm_tui.report.data import Row
 
 MODE_ORDER = ("llm", "rlm", "rlm-tips")
@@ -125,10 +126,13 @@ def _sortable(value: Any) -> tuple:
     return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
 
-def power_of_two_bin(n: Any) -> int | None:
-    """Context lengths into power-of-two bins (the Oolong sweep)."""
-    try:
-        n = int(n)
-    except (TypeError, ValueError):
-        return None
-    return 2 ** round(math.log2(n)) if n > 0 else None
+def slices(rows: list[Row]) -> list[tuple[str, Slice]]:
+    """(env, slice) for each environment in the rows, in `envs` order, as each environment declares them."""
+    out = []
+    for env in envs(rows):
+        try:
+            declared = environment_class(env).report_slices
+        except EnvError:  # a run of an environment this install does not have: the common tables only
+            declared = ()
+        out += [(env, s) for s in declared]
+    return out

@@ -30,7 +30,7 @@ class _Decoder(json.JSONDecoder):
     def __init__(self) -> None:
         super().__init__(parse_constant=_constant)
         self.parse_array, self.parse_object = self._array, self._object
-        self.scan_once = json.scanner.py_make_scanner(self)
+        self.scan_once = json.scanner.py_make_scanner(self)  # type: ignore[attr-defined]  # the pure-Python scanner
         self.values = 0
 
     def _counted(self, scan):
@@ -67,13 +67,13 @@ def _text(frame: dict, key: str, cap: int, optional: bool = False) -> str | None
 
 
 def _result(frame: dict, cap: int, answer_cap: int) -> dict:
-    elapsed = frame.get("elapsed_s")
+    elapsed: Any = frame.get("elapsed_s")
     if type(elapsed) not in (int, float) or not math.isfinite(elapsed) or elapsed < 0:
         raise BadFrame("elapsed_s must be a finite number of seconds")
     answer = frame.get("answer")
     if not isinstance(answer, dict) or type(answer.get("ready")) is not bool:
         raise BadFrame("answer must be an object with a string content and a boolean ready")
-    checked = {"t": "result", "id": _int(frame, "id"), "elapsed_s": float(elapsed),
+    checked: dict[str, Any] = {"t": "result", "id": _int(frame, "id"), "elapsed_s": float(elapsed),
                "answer": {"content": _text(answer, "content", answer_cap), "ready": answer["ready"]}}
     for key in ("stdout", "stderr"):
         checked[key] = _text(frame, key, cap)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlm_tui.sandbox import frames, jail
+from rlm_tui.sandbox import frames, nsjail
 from rlm_tui.sandbox.jail import Jail, Limits, SandboxError
 
 LlmBatch = Callable[[list[str]], Awaitable[list[str]]]
@@ -53,7 +53,8 @@ def _fit(responses: Any, n: int) -> list[str]:
 
 def _join(pieces: list[tuple[str, int]], cap: int) -> tuple[str, int]:
     """Join (kept text, full length) pieces with newlines between them: the capped text and the full length."""
-    kept, total = [], 0
+    kept: list[str] = []
+    total = 0
     for text, full in pieces:
         if not full:
             continue
@@ -203,6 +204,7 @@ class Sandbox:
             if refused:
                 repl.send({"t": "llm_batch_result", "id": call_id, "error": refused})
             else:
+                assert cell is not None and cell.llm is not None  # _refuse said so
                 self._prompts += len(prompts)
                 cell.batch_started()
                 task = asyncio.ensure_future(self._llm_batch(cell.llm, repl, call_id, prompts))
@@ -330,7 +332,7 @@ class Sandbox:
                     "gone and the cell's output was lost; `context` and `answer` were restored.")
         if not restarted:
             lost = f"{error}; the cell's output was lost and {self.spent}."
-        lines = [line for line in crash.splitlines() if jail.SERVER_DIR not in line and line.strip()]
+        lines = [line for line in crash.splitlines() if nsjail.SERVER_DIR not in line and line.strip()]
         tb = "\n".join(lines)[-4000:] or None
         output, chars = _join([(tb or "", len(tb or "")), (error, len(error))], self.output_cap)
         return CellResult(output=output, output_chars=chars, stdout="", stderr="", out=None, error=error,

@@ -1,5 +1,6 @@
-"""The SQLite event store: schema and migrations, the batched writer, readers and tail."""
+"""The SQLite event store: schema and migrations, the batched writer, readers, the command queue."""
 
+from .database import Database
 from .reader import (
     get_rollout,
     get_run,
@@ -10,13 +11,13 @@ from .reader import (
     resolve_rollout_id,
     resolve_run_id,
     run_over,
-    tail_events,
 )
 from .commands import send_command, take_commands
 from .schema import StoreError, default_db_path, open_db
 from .writer import EventWriter
 
 __all__ = [
+    "Database",
     "EventWriter",
     "StoreError",
     "default_db_path",
@@ -32,5 +33,4 @@ __all__ = [
     "run_over",
     "send_command",
     "take_commands",
-    "tail_events",
 ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import sqlite_utils
-
 from rlm_tui.events import new_id
 
+from .database import Database
 
-def send_command(db: sqlite_utils.Database, run_id: str, action: str, rollout_id: str | None = None,
+
+def send_command(db: Database, run_id: str, action: str, rollout_id: str | None = None,
                  text: str = "") -> str:
     command_id = new_id()
     with db.conn:
@@ -21,7 +21,7 @@ def send_command(db: sqlite_utils.Database, run_id: str, action: str, rollout_id
     return command_id
 
 
-def take_commands(db: sqlite_utils.Database, run_id: str) -> list[dict[str, Any]]:
+def take_commands(db: Database, run_id: str) -> list[dict[str, Any]]:
     """Commands for `run_id` not yet taken, oldest first, marked taken in the same transaction."""
     # Polled ten times a second: a plain read when nothing waits, so the write lock is left to the event writer.
     if db.execute("SELECT 1 FROM commands WHERE run_id = ? AND taken IS NULL LIMIT 1", [run_id]).fetchone() is None:

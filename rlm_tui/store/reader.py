@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from rlm_tui.events import EVENT_TYPES, Event, from_row
 
+from .database import Database
 from .schema import StoreError, open_db
 
-DB = sqlite_utils.Database | str | Path
-TAIL_BATCH = 2000
+DB = Database | str | Path
 
 _RUN_JSON = ("config",)
 _ROLLOUT_JSON = ("info", "target", "answer", "metrics")
@@ -41,8 +38,8 @@ _KIND_FILTER = f"kind IN ({', '.join('?' * len(_KNOWN_KINDS))})"
 
 
 @contextmanager
-def _opened(db: DB) -> Iterator[sqlite_utils.Database]:
-    if isinstance(db, sqlite_utils.Database):
+def _opened(db: DB) -> Iterator[Database]:
+    if isinstance(db, Database):
         yield db
         return
     with closing(open_db(db, create=False)) as opened:
@@ -161,26 +158,7 @@ def read_events(
     ]
 
 
-def run_over(db: sqlite_utils.Database, run_id: str) -> bool:
+def run_over(db: Database, run_id: str) -> bool:
     """Whether a run has ended: finished, or its writer on this host is gone (one row, no counting)."""
     row = db.execute("SELECT status, pid, hostname FROM runs WHERE id = ?", [run_id]).fetchone()
     return row is not None and _status(*row) != "running"
-
-
-def tail_events(path: str | Path, *, run_id: str, after_seq: int = 0, poll: float = 0.1) -> Iterator[list[tuple[int, Event]]]:
-    """Yield each new batch of a run's events as another process commits them.
-
-    Ends once every event is yielded and the run is over: finished, or its writer on this host is gone.
-    """
-    with closing(open_db(path, create=False)) as db:
-        while True:
-            # checked before reading: run_finished commits with the final status, so nothing can follow it
-            over = run_over(db, run_id)
-            batch = read_events(db, run_id=run_id, after_seq=after_seq, limit=TAIL_BATCH)
-            if batch:
-                after_seq = batch[-1][0]
-                yield batch
-            elif over:
-                return
-            else:
-                time.sleep(poll)

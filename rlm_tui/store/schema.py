@@ -8,12 +8,12 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-import sqlite_utils
+from .database import Database
 
 MIGRATIONS_TABLE = "_rlm_tui_migrations"
 BUSY_TIMEOUT_MS = 5000
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = []
+MIGRATIONS: list[Callable[[Database], None]] = []
 migration = MIGRATIONS.append
 
 
@@ -29,7 +29,7 @@ def default_db_path() -> Path:
     return Path(os.environ.get("RLM_TUI_DB") or "rlm-tui.db").expanduser()
 
 
-def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+def open_db(path: str | Path, *, create: bool = True) -> Database:
     """Open (or create) an rlm-tui database in WAL mode with every migration applied."""
     path = Path(path)
     if path.is_dir():
@@ -40,7 +40,7 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     if create:
         _check_writable(path)
     try:
-        db = sqlite_utils.Database(_read_only(path) if read_only else path)
+        db = Database(_read_only(path) if read_only else path)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}; pass another --db") from exc
     try:
@@ -96,29 +96,24 @@ def _read_only(path: Path) -> sqlite3.Connection:
         return sqlite3.connect(f"file:{path.resolve()}?immutable=1", uri=True)
 
 
-def applied_migrations(db: sqlite_utils.Database) -> list[str]:
+def applied_migrations(db: Database) -> list[str]:
     """Names of the migrations recorded in this database, in the order they were applied."""
     if MIGRATIONS_TABLE not in db.table_names():
         return []
     return [row[0] for row in db.execute(f"SELECT name FROM [{MIGRATIONS_TABLE}] ORDER BY rowid").fetchall()]
 
 
-def migrate(db: sqlite_utils.Database) -> None:
+def migrate(db: Database) -> None:
     """Apply every migration not yet recorded, all in one transaction."""
     if _pending(db):
         # IMMEDIATE takes the write lock first, so two processes opening a new file never both migrate
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with db.atomic("BEGIN IMMEDIATE"):
             for fn in _pending(db):
                 fn(db)
-                db[MIGRATIONS_TABLE].insert({"name": fn.__name__, "applied_at": _now()})
-        except BaseException:
-            db.rollback()
-            raise
-        db.commit()
+                db.execute(f"INSERT INTO [{MIGRATIONS_TABLE}] (name, applied_at) VALUES (?, ?)", [fn.__name__, _now()])
 
 
-def _pending(db: sqlite_utils.Database) -> list[Callable[[sqlite_utils.Database], None]]:
+def _pending(db: Database) -> list[Callable[[Database], None]]:
     done = set(applied_migrations(db))
     return [fn for fn in MIGRATIONS if fn.__name__ not in done]
 
@@ -127,31 +122,49 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
+# The DDL is the text sqlite-utils wrote for the first databases, so that old and new files hold one schema
 @migration
-def m001_migrations_table(db: sqlite_utils.Database) -> None:
-    db[MIGRATIONS_TABLE].create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
+def m001_migrations_table(db: Database) -> None:
+    db.execute(f'''CREATE TABLE IF NOT EXISTS "{MIGRATIONS_TABLE}" (
+   "name" TEXT PRIMARY KEY,
+   "applied_at" TEXT
+)''')
 
 
 @migration
-def m002_runs_rollouts_events(db: sqlite_utils.Database) -> None:
-    db["runs"].create(
-        {
-            "id": str, "env": str, "mode": str, "model": str, "sub_model": str, "num_rollouts": int,
-            "config": str, "started": float, "finished": float, "status": str, "error": str,
-            "pid": int, "hostname": str,
-        },
-        pk="id",
-    )
-    db["rollouts"].create(
-        {
-            "id": str, "run_id": str, "idx": int, "example_id": str, "info": str, "target": str,
-            "status": str, "stop_reason": str, "reward": float, "answer": str, "metrics": str,
-            "error": str, "started": float, "finished": float,
-        },
-        pk="id",
-        foreign_keys=[("run_id", "runs", "id")],
-    )
-    db["rollouts"].create_index(["run_id", "idx"])
+def m002_runs_rollouts_events(db: Database) -> None:
+    db.execute('''CREATE TABLE "runs" (
+   "id" TEXT PRIMARY KEY,
+   "env" TEXT,
+   "mode" TEXT,
+   "model" TEXT,
+   "sub_model" TEXT,
+   "num_rollouts" INTEGER,
+   "config" TEXT,
+   "started" REAL,
+   "finished" REAL,
+   "status" TEXT,
+   "error" TEXT,
+   "pid" INTEGER,
+   "hostname" TEXT
+)''')
+    db.execute('''CREATE TABLE "rollouts" (
+   "id" TEXT PRIMARY KEY,
+   "run_id" TEXT REFERENCES "runs"("id"),
+   "idx" INTEGER,
+   "example_id" TEXT,
+   "info" TEXT,
+   "target" TEXT,
+   "status" TEXT,
+   "stop_reason" TEXT,
+   "reward" REAL,
+   "answer" TEXT,
+   "metrics" TEXT,
+   "error" TEXT,
+   "started" REAL,
+   "finished" REAL
+)''')
+    _index(db, "rollouts", "run_id", "idx")
     # AUTOINCREMENT keeps seq strictly increasing, so a tail's after_seq never sees a reused number
     db.execute(
         """CREATE TABLE events (
@@ -165,22 +178,36 @@ def m002_runs_rollouts_events(db: sqlite_utils.Database) -> None:
             data TEXT NOT NULL
         )"""
     )
-    db["events"].create_index(["run_id", "seq"])
-    db["events"].create_index(["rollout_id", "seq"])
-    db["events"].create_index(["parent_id"])
+    _index(db, "events", "run_id", "seq")
+    _index(db, "events", "rollout_id", "seq")
+    _index(db, "events", "parent_id")
 
 
 @migration
-def m003_commands(db: sqlite_utils.Database) -> None:
+def m003_commands(db: Database) -> None:
     # Operator commands for a running engine, from the app or `attach` in another process
-    db["commands"].create(
-        {"id": str, "run_id": str, "rollout_id": str, "action": str, "text": str, "created": float, "taken": float},
-        pk="id",
-    )
-    db["commands"].create_index(["run_id", "taken"])
+    db.execute('''CREATE TABLE "commands" (
+   "id" TEXT PRIMARY KEY,
+   "run_id" TEXT,
+   "rollout_id" TEXT,
+   "action" TEXT,
+   "text" TEXT,
+   "created" REAL,
+   "taken" REAL
+)''')
+    _index(db, "commands", "run_id", "taken")
 
 
 @migration
-def m004_grids(db: sqlite_utils.Database) -> None:
+def m004_grids(db: Database) -> None:
     # A grid (rlm-tui ablate) groups runs; its spec lets an interrupted grid resume
-    db["grids"].create({"name": str, "created": float, "spec": str}, pk="name")
+    db.execute('''CREATE TABLE "grids" (
+   "name" TEXT PRIMARY KEY,
+   "created" REAL,
+   "spec" TEXT
+)''')
+
+
+def _index(db: Database, table: str, *columns: str) -> None:
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    db.execute(f'CREATE INDEX "idx_{table}_{"_".join(columns)}"\n    ON "{table}" ({quoted})')

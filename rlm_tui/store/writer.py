@@ -237,11 +237,12 @@ class EventWriter:
         batch: list[Event] = []
         while self._queue:
             item = self._queue.popleft()
-            if item is _STOP or isinstance(item, threading.Event):
+            if item is _STOP:
+                self._write(db, batch)
+                return True
+            if isinstance(item, threading.Event):  # a flush: everything before it is committed
                 self._write(db, batch)
                 batch = []
-                if item is _STOP:
-                    return True
                 item.set()
                 continue
             batch.append(item)

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from rlm_tui.export import shown_status
 from rlm_tui.state import RolloutState
+from rlm_tui.units import tokens as tokens  # the views' formatter is everyone's
 
 STATUS_STYLE = {
     "queued": "dim", "running": "cyan", "paused": "bold yellow", "done": "green", "failed": "bold red",
     "killed": "magenta", "interrupted": "bold red",
 }
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-
-def tokens(n: int) -> str:
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.2f}M"
-    if n >= 10_000:
-        return f"{n / 1000:.1f}k"
-    return f"{n:,}"
 
 
 def seconds(s: float | None) -> str:

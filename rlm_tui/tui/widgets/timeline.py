@@ -21,12 +21,6 @@ NOTES = {"pause": "paused", "resume": "resumed", "step": "asked for one turn", "
          "finish": "forced the finish", "kill": "killed the rollout", "edit_answer": "edited the answer"}
 
 
-def _marker_free(shown: str) -> int:
-    """How many characters of output the model saw, without the truncation marker."""
-    cut = shown.rfind("\n[output truncated:")
-    return cut if cut >= 0 else len(shown)
-
-
 class Timeline(LineView):
     """Builds blocks from a RolloutState, reusing every block whose fingerprint did not change."""
 
@@ -164,8 +158,7 @@ class Timeline(LineView):
             if cell.output_chars > len(cell.output or ""):
                 head.append(f" (stored {len(cell.output or ''):,})", style="dim")
         elif cell.truncated:
-            seen = _marker_free(cell.shown or "")
-            head.append(f" · model saw {seen:,} of {cell.output_chars:,} chars (o: full)", style="yellow")
+            head.append(f" · model saw {cell.shown_chars:,} of {cell.output_chars:,} chars (o: full)", style="yellow")
         return head
 
     def _operator(self, items: Any, by_cell: dict, restarts: dict, frame: int) -> list[Block]:

@@ -59,6 +59,7 @@ def rollout_events(run_id: str, index: int, *, turns: int = 3, batch: int = 4, t
             f"\n[output truncated: showing 8,192 of {len(output):,} characters; {len(output) - 8192:,} cut]"
         answer += f"part {turn} "
         yield ev.CellFinished(**common(), parent_id=cell.id, turn=turn, output=output, shown=shown,
+                              shown_chars=min(len(output), 8192),
                               output_chars=len(output), truncated=len(output) > 8192, elapsed_s=0.42,
                               answer={"content": answer, "ready": turn == turns})
         yield ev.AnswerUpdated(**common(), content=answer.strip(), ready=turn == turns)
