@@ -129,7 +129,7 @@ async def test_edit_answer_reaches_the_sandbox_and_kill_ends_the_rollout():
 async def test_run_pause_holds_every_rollout_and_commands_arrive_through_the_store(tmp_path):
     db_path = tmp_path / "c.db"
     db = open_db(db_path)
-    from rlm_tui.cli import queued_commands
+    from rlm_tui.store import queued_commands
 
     with FakeOpenAI(looping, latency=0.01) as server:
         # max_turns high enough that no rollout can use up its turns before the polled pause lands

@@ -139,6 +139,24 @@ def context_window(**server):
         return asyncio.run(ask())
 
 
+def test_the_run_records_the_servers_context_window():
+    env = load_environment("verbatim-copy", {"target_length": "50"})
+    events: list = []
+
+    async def main(url):
+        client = OpenAIClient(base_url=url, api_key="k", max_retries=0)
+        try:
+            cfg = RunConfig(env=env.name, num_examples=1, context_limit=128_000,
+                            rollout=RolloutSettings(model="m", sub_model="m", timeout=30))
+            await Run(cfg, env, client, [events.append]).execute()
+        finally:
+            await client.close()
+
+    with FakeOpenAI(lambda body: code_call(FINISH), props={"default_generation_settings": {"n_ctx": 8192}}) as fake:
+        asyncio.run(main(fake.base_url))
+    assert events[0].kind == "run_started" and events[0].config["context_limit"] == 8192
+
+
 def test_the_context_window_comes_from_the_server_when_it_says():
     assert context_window(models=[{"id": "other", "max_model_len": 8192}, {"id": "m", "max_model_len": 32768}]) == 32768
     assert context_window(props={"default_generation_settings": {"n_ctx": 4096}}) == 4096  # llama.cpp

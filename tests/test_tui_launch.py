@@ -1,4 +1,5 @@
-"""The app's commands as a user starts them: without a terminal, and with a run that cannot start."""
+"""The app's commands as a user starts them: without a terminal, with a run that cannot start, and the engine
+command line the app derives from the run options."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import pty
 import subprocess
 import sys
 import threading
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from rlm_tui.store import open_db
+from rlm_tui.cli import build_parser, main
+from rlm_tui.commands.options import RunOptions
+from rlm_tui.commands.run import engine_argv
+from rlm_tui.store import list_runs, open_db
 
 RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 
@@ -22,14 +27,31 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("command", ["replay", "attach"])
-def test_the_app_without_a_terminal_says_so_in_one_line(tmp_path, command):
+def test_the_app_without_a_terminal_says_so_in_one_line(tmp_path, command, monkeypatch, capfd):
     db = tmp_path / "t.db"
     open_db(db).close()
-    done = subprocess.run([RLM_TUI, command, "--db", str(db)], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, env=clean_env(), timeout=30)
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == (f"rlm-tui: error: {command} needs a terminal; "
-                           "use `rlm-tui show` or `rlm-tui export` instead\n")
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))
+    assert main([command, "--db", str(db)]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err == (f"rlm-tui: error: {command} needs a terminal; "
+                                 "use `rlm-tui show` or `rlm-tui export` instead\n")
+
+
+def test_the_engine_gets_every_run_option_the_user_gave():
+    """The app's engine is a headless run with the same options: none dropped, none changed on the way."""
+    args = build_parser().parse_args(
+        ["run", "oolong", "--mode", "llm", "--model", "m", "--sub-model", "s", "--base-url", "http://127.0.0.1:1/v1",
+         "-n", "3", "--concurrency", "2", "--sub-concurrency", "3", "--max-turns", "4", "--timeout", "5.5",
+         "--max-output-chars", "600", "--memory-mb", "700", "--cpu-seconds", "80", "--request-timeout", "9",
+         "--seed", "-10", "--env-arg", "context_len=2048", "--env-arg", "subset=real", "--scripted-delay", "0",
+         "--context-limit", "64000"])
+    given = RunOptions.from_args(args)
+    assert all(getattr(given, f.name) != f.default for f in fields(RunOptions))  # every option is in the list above
+    argv = engine_argv("oolong", given, run_id="00000000000000aa", db="/tmp/x.db")
+    assert argv[:3] == [sys.executable, "-m", "rlm_tui.cli"]
+    engine = build_parser().parse_args(argv[3:])
+    assert (engine.env, engine.headless, engine.run_id, engine.db) == ("oolong", True, "00000000000000aa", "/tmp/x.db")
+    assert RunOptions.from_args(engine) == given
 
 
 def test_the_app_refuses_a_stderr_that_is_not_a_terminal_since_it_draws_there(tmp_path):
@@ -76,3 +98,18 @@ def _read_all(fd: int, into: list[bytes]) -> None:
             into.append(chunk)
     except OSError:
         pass
+
+
+def test_a_replay_gauges_the_context_limit_the_run_recorded(tmp_path, monkeypatch):
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.sources import Feed, load_events
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    db = tmp_path / "c.db"
+    assert main(["run", "verbatim-copy", "--headless", "-n", "1", "--context-limit", "64000", "--db", str(db)]) == 0
+    (run_id,) = [r["id"] for r in list_runs(db)]
+    app = RlmApp(db, run_id=run_id, follow=False, context_limit=128_000)  # as `rlm-tui replay` opens it
+    app.feed = Feed(run_id)
+    for chunk in load_events(db, run_id):
+        app.feed.apply(chunk)
+    assert app.context_limit_for_run == 64000

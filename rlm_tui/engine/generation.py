@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+TOOL_PROTOCOLS = ("auto", "native", "text")  # how a root model's cells arrive: see docs/servers.md
 # OpenAI's reasoning models refuse max_tokens and take max_completion_tokens instead.
 _COMPLETION_TOKENS = re.compile(r"^(?:openai/)?(?:o\d|gpt-5)", re.I)
 OPENAI_HOST = "api.openai.com"

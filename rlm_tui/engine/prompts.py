@@ -36,7 +36,6 @@ PYTHON_TOOL: dict[str, Any] = {
 }
 
 
-TOOL_PROTOCOLS = ("auto", "native", "text")
 HOW_TO_RUN = {
     "native": ", through the `call_python_repl` tool",
     "text": (": put the code to run in a fenced block that opens with ```repl and closes with ```, such as\n"

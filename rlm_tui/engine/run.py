@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from rlm_tui import events as ev
@@ -31,6 +31,7 @@ class RunConfig:
     seed: int = 0
     concurrency: int = 8
     base_url: str | None = None
+    context_limit: int | None = None  # the root model's context window, recorded for the app's gauge
     rollout: RolloutSettings = RolloutSettings()
     example_ids: tuple[str, ...] | None = None  # run only these examples (a resumed grid cell)
     grid: str | None = None  # the grid (rlm-tui ablate) this run belongs to
@@ -101,6 +102,10 @@ class Run:
                 self._stop_on_store_error(str(exc) or one_line(exc))
 
     async def execute(self) -> RunState:
+        ask = getattr(self.client, "context_window", None)  # what the server says wins over --context-limit
+        window = await ask(self.config.rollout.model) if ask is not None else None
+        if window is not None:
+            self.config = replace(self.config, context_limit=window)
         c, s = self.config, self.config.rollout
         examples = self.env.examples(c.num_examples, c.seed)
         if c.example_ids is not None:

@@ -50,7 +50,7 @@ ORDER BY r.finished
 
 def resolve(db: Database, names: list[str]) -> tuple[str, list[str]]:
     """Grid names and run-id prefixes -> a title and the run ids; no names: the newest grid, else the newest run."""
-    from rlm_tui.store import StoreError, latest_run_id, resolve_run_id
+    from rlm_tui.store import AmbiguousId, StoreError, latest_run_id, resolve_run_id
 
     if not names:
         grids = grid_names(db)
@@ -70,9 +70,9 @@ def resolve(db: Database, names: list[str]) -> tuple[str, list[str]]:
             continue
         try:
             run_ids.append(resolve_run_id(db, name))
-        except StoreError as exc:
-            if "matches" in str(exc):  # a prefix of several runs
-                raise ReportError(str(exc)) from None
+        except AmbiguousId as exc:
+            raise ReportError(str(exc)) from None
+        except StoreError:
             raise ReportError(f"{name!r} is neither a grid nor a run in this database; `rlm-tui runs` lists them") from None
     return ", ".join(names), run_ids
 

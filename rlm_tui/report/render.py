@@ -1,19 +1,16 @@
-"""`rlm-tui report`: the comparison tables in the terminal, and the figures on disk."""
+"""The report's comparison tables, as rich renders them."""
 
 from __future__ import annotations
 
-import argparse
 import math
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from rlm_tui.report import stats
-from rlm_tui.report.data import ReportError, Row, load_rows, resolve
+from rlm_tui.report.data import Row
 from rlm_tui.text import printable
 from rlm_tui.units import tokens
 
@@ -67,34 +64,3 @@ def _tables(rows: list[Row]) -> list[Table | None]:
 
 def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from rlm_tui.cli import UserError, db_path_of
-    from rlm_tui.store import open_db
-
-    db = open_db(db_path_of(args), create=False)
-    try:
-        title, run_ids = resolve(db, args.names)
-        rows = load_rows(db, run_ids)
-        if not rows:
-            raise ReportError(f"{title} has no finished rollouts yet")
-    except ReportError as exc:
-        raise UserError(str(exc)) from None
-    console = Console(highlight=False)
-    runs = len({r.run_id for r in rows})
-    console.print(f"report on {escape(printable(title))}: {len(rows)} rollouts in {runs} run{'s' if runs != 1 else ''}")
-    for table in tables(rows):
-        console.print(table)
-    if args.out:
-        from rlm_tui.report.figures import write_all
-
-        paths = write_all(rows, Path(args.out))
-        console.print(f"wrote {len(paths)} files ({len(paths) // 2} figures as PNG and SVG) to {escape(args.out)}")
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("report", parents=[common], help="compare modes and environments: tables, and figures with --out")
-    p.add_argument("names", nargs="*", metavar="GRID_OR_RUN", help="grids or run ids (default: the newest grid)")
-    p.add_argument("--out", metavar="DIR", help="write PNG and SVG figures here")

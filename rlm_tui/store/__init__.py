@@ -2,6 +2,7 @@
 
 from .database import Database
 from .reader import (
+    AmbiguousId,
     get_rollout,
     get_run,
     latest_run_id,
@@ -10,13 +11,15 @@ from .reader import (
     read_events,
     resolve_rollout_id,
     resolve_run_id,
+    resolve_run_or_rollout,
     run_over,
 )
-from .commands import send_command, take_commands
+from .commands import queued_commands, send_command, take_commands
 from .schema import StoreError, default_db_path, open_db
 from .writer import EventWriter
 
 __all__ = [
+    "AmbiguousId",
     "Database",
     "EventWriter",
     "StoreError",
@@ -27,9 +30,11 @@ __all__ = [
     "list_rollouts",
     "list_runs",
     "open_db",
+    "queued_commands",
     "read_events",
     "resolve_rollout_id",
     "resolve_run_id",
+    "resolve_run_or_rollout",
     "run_over",
     "send_command",
     "take_commands",

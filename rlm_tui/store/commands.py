@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlm_tui.events import new_id
 
 from .database import Database
+
+if TYPE_CHECKING:
+    from rlm_tui.engine.control import Command
 
 
 def send_command(db: Database, run_id: str, action: str, rollout_id: str | None = None,
@@ -33,3 +36,16 @@ def take_commands(db: Database, run_id: str) -> list[dict[str, Any]]:
             [time.time(), run_id],
         ).fetchall()
     return [{"id": r[0], "rollout_id": r[1], "action": r[2], "text": r[3]} for r in sorted(rows, key=lambda r: r[4])]
+
+
+def queued_commands(db: Database, run_id: str) -> list[Command]:
+    """The engine's command source: the commands for `run_id` not yet taken, as the engine's Command."""
+    from rlm_tui.engine.control import Command, ControlError  # it brings asyncio, which readers of the store never need
+
+    commands = []
+    for row in take_commands(db, run_id):
+        try:
+            commands.append(Command(row["action"], row["rollout_id"], row["text"] or "", row["id"]))
+        except ControlError:
+            pass  # the sender validated it; a malformed row changes nothing
+    return commands

@@ -94,6 +94,10 @@ def latest_run_id(db: DB) -> str | None:
     return row[0] if row else None
 
 
+class AmbiguousId(StoreError):
+    """A prefix that starts several ids; the user types more of it."""
+
+
 def _resolve(db: DB, table: str, noun: str, prefix: str, hint: str) -> str:
     prefix = prefix.strip()
     if not prefix:
@@ -109,17 +113,38 @@ def _resolve(db: DB, table: str, noun: str, prefix: str, hint: str) -> str:
     if not ids:
         raise StoreError(f"no {noun} id starts with {prefix!r}; {hint}")
     shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
-    raise StoreError(f"{prefix!r} matches {len(ids)} {noun}s ({shown}); type more of the id")
+    raise AmbiguousId(f"{prefix!r} matches {len(ids)} {noun}s ({shown}); type more of the id")
 
 
 def resolve_run_id(db: DB, prefix: str) -> str:
-    """The one run id starting with `prefix`; StoreError when none or several do."""
+    """The one run id starting with `prefix`; StoreError when none do, AmbiguousId when several do."""
     return _resolve(db, "runs", "run", prefix, "`rlm-tui runs` lists them")
 
 
 def resolve_rollout_id(db: DB, prefix: str) -> str:
-    """The one rollout id starting with `prefix`; StoreError when none or several do."""
+    """The one rollout id starting with `prefix`; StoreError when none do, AmbiguousId when several do."""
     return _resolve(db, "rollouts", "rollout", prefix, "`rlm-tui show RUN` lists a run's rollouts")
+
+
+def resolve_run_or_rollout(db: DB, prefix: str, *, rollout_first: bool = False) -> tuple[str, str | None]:
+    """(run id, rollout id or None) for a prefix of a run's or a rollout's id; the kind tried first wins."""
+    kinds = ("rollout", "run") if rollout_first else ("run", "rollout")
+    ambiguous: AmbiguousId | None = None
+    with _opened(db) as d:
+        for kind in kinds:
+            try:
+                if kind == "run":
+                    return resolve_run_id(d, prefix), None
+                rollout_id = resolve_rollout_id(d, prefix)
+                return get_rollout(d, rollout_id)["run_id"], rollout_id
+            except AmbiguousId as exc:
+                ambiguous = ambiguous or exc
+            except StoreError:
+                pass
+    if ambiguous:  # a prefix of several ids: say so, not that it matches nothing
+        raise ambiguous
+    raise StoreError(f"no {' or '.join(kinds)} id starts with {prefix!r}; `rlm-tui runs` lists the runs, "
+                     "`rlm-tui show RUN` a run's rollouts")
 
 
 def list_rollouts(db: DB, run_id: str) -> list[dict[str, Any]]:

@@ -1,0 +1,52 @@
+"""`rlm-tui resume RUN`: run again, in the same run, the rollouts a stopped or killed run did not finish."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import closing
+
+from rlm_tui.commands.common import UserError, db_path_of
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("resume", parents=[common], help="finish the rollouts of a stopped or killed run, in that run")
+    p.add_argument("run_id", metavar="RUN", help="run id or prefix")
+    p.set_defaults(handler=cmd_resume)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """The run goes on with the settings its run_started recorded, every run option among them."""
+    from rlm_tui.commands.recorded import recording
+    from rlm_tui.engine.models import make_client
+    from rlm_tui.engine.run import RunConfig
+    from rlm_tui.env import load_environment
+    from rlm_tui.headless import print_summary
+    from rlm_tui.store import get_run, open_db, read_events, resolve_run_id
+
+    path = db_path_of(args)
+    with closing(open_db(path)) as db:
+        run_id = resolve_run_id(db, args.run_id)
+        row = get_run(db, run_id)
+        if row["status"] == "running":
+            raise UserError(f"run {run_id} is still running (pid {row['pid']} on {row['hostname']}); stop it first")
+        if row["config"].get("grid"):
+            raise UserError(f"run {run_id} is a cell of grid {row['config']['grid']!r}; "
+                            f"resume it with `rlm-tui ablate --resume {row['config']['grid']}`")
+        try:
+            config = RunConfig.from_dict(row["config"])
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"run {run_id} has a config this rlm-tui cannot read ({exc}); it cannot be resumed") from None
+        history = [e for _, e in read_events(db, run_id=run_id)]
+        if row["done"] == row["rollouts"] >= row["num_rollouts"]:
+            print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)
+            return 0
+    env = load_environment(config.env, config.env_args)
+    client = make_client(env, config.rollout.model, config.base_url)
+    with recording(path) as recorder:
+        run, state = recorder.run(config, env, client, run_id=run_id, history=history)
+    print_summary(state)
+    if state.status != "done":
+        print(f"rlm-tui: error: run {run_id} {state.status}: {run.error}", file=sys.stderr)
+        return 1
+    return 0
