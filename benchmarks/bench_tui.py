@@ -19,9 +19,10 @@ from synthetic import run_events  # noqa: E402
 
 from rlm_tui.state import fold
 from rlm_tui.store import EventWriter, open_db, read_events
-from rlm_tui.tui.app import EventsArrived, RlmApp
+from rlm_tui.tui.app import RlmApp
+from rlm_tui.tui.messages import EventsArrived
 from rlm_tui.tui.screens.rollout import RolloutScreen
-from rlm_tui.tui.sources import Feed, TailSource
+from rlm_tui.tui.sources import TailSource
 
 SIZE = (160, 45)
 HEAVY = dict(rollouts=32, turns=3, batch=1000, tools=0)  # 32 concurrent rollouts, 1,000-prompt batches
@@ -51,18 +52,18 @@ def bench_throughput(tmp: Path) -> None:
     async def main(forced: bool) -> float:
         app = RlmApp(db)
         async with app.run_test(size=SIZE) as pilot:
-            app.feed, app.mode = Feed("heavy"), "attach"
+            app.session.open("heavy", follow=True)
             app.tail = TailSource(db, "heavy", app._deliver)  # never started: this loop delivers instead
-            await app.push_screen(RolloutScreen("heavy-r000"))
+            await app.push_screen(RolloutScreen(app.session, "heavy-r000"))
             await until(pilot, lambda: app.screen.ready)
             t = time.perf_counter()
             for i in range(0, len(events), CHUNK):
                 app.post_message(EventsArrived(app.tail, events[i:i + CHUNK], False))
                 if forced:  # a redraw after every delivery: no coalescing at all
-                    await until(pilot, lambda: app.feed.count >= min(len(events), i + CHUNK))
+                    await until(pilot, lambda: app.session.feed.count >= min(len(events), i + CHUNK))
                     app.refresh_view()
                     await pilot.pause()
-            await until(pilot, lambda: app.feed.count == len(events))
+            await until(pilot, lambda: app.session.feed.count == len(events))
             app.refresh_view()
             await pilot.pause()
             return len(events) / (time.perf_counter() - t)
@@ -92,8 +93,8 @@ def bench_latency(tmp: Path) -> None:
         app = ProbeApp(db, run_id=run_id, follow=True)
         out = []
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.feed is not None and app.feed.state.rollouts.get(f"{run_id}-r000"))
-            await app.push_screen(RolloutScreen(f"{run_id}-r000"))
+            await until(pilot, lambda: app.session.feed is not None and app.session.feed.state.rollouts.get(f"{run_id}-r000"))
+            await app.push_screen(RolloutScreen(app.session, f"{run_id}-r000"))
             await until(pilot, lambda: app.screen.ready)
             if stream is not None:
                 stream.start()
@@ -104,7 +105,7 @@ def bench_latency(tmp: Path) -> None:
                 await until(pilot, lambda: app.handled is not None)
                 out.append(app.handled - t)
                 await pilot.pause(0.05)
-            seen = app.feed.count
+            seen = app.session.feed.count
         return out, seen
 
     events = run_events("live", finish=False, **HEAVY)
@@ -154,7 +155,7 @@ def bench_open(tmp: Path) -> None:
             await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.ready
                         and app.screen.query_one("#timeline").total > 0, timeout=30)
             first = time.perf_counter() - t
-            await until(pilot, lambda: app.replay is not None, timeout=30)
+            await until(pilot, lambda: app.session.replay is not None, timeout=30)
             app.refresh_view()
             await pilot.pause()
             return booted, first, time.perf_counter() - t

@@ -99,3 +99,18 @@ def test_a_command_imports_only_what_it_uses(argv, deferred):
             f"print(sorted(m for m in sys.modules if m.startswith({deferred!r}))[:5], file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_the_apps_view_model_imports_no_ui():
+    """The session view-model is plain Python, so that it is tested, and could be driven, without a screen."""
+    code = ("import sys, rlm_tui.tui.session; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_apps_modules_import_no_circle():
+    graph = import_graph()
+    checked = [m for m in graph if m.startswith("rlm_tui.tui")]
+    assert "rlm_tui.tui.screens.run" in checked and "rlm_tui.tui.screens.runs" in checked
+    assert [m for m in checked if on_a_circle(graph, m)] == []

@@ -150,15 +150,21 @@ async def test_run_pause_holds_every_rollout_and_commands_arrive_through_the_sto
 
 async def test_a_failing_command_source_does_not_stop_the_polling():
     calls = {"n": 0}
+    handed_out_on: list[int] = []  # the polls that returned a command
 
     def flaky(run_id):
         calls["n"] += 1
         if calls["n"] == 1:
             raise OSError("database is locked")
-        return [Command("inject", next(iter(live.run.controls)), "please finish")] if calls["n"] == 2 else []
+        if handed_out_on:
+            return []
+        handed_out_on.append(calls["n"])
+        return [Command("inject", next(iter(live.run.controls)), "please finish")]
 
     with FakeOpenAI(looping, latency=0.05) as server:  # the rollout outlasts many polls: it can only end on the command
         live = Live(server, commands=flaky, max_turns=200)
         await live.start()
         state = await live.finish()
-    assert calls["n"] >= 2 and next(iter(state.rollouts.values())).answer["content"] == "stopped on request"
+    r = next(iter(state.rollouts.values()))
+    assert handed_out_on == [2]  # the poll right after the failed one
+    assert [a.action for a in r.operator] == ["inject"] and r.answer["content"] == "stopped on request"

@@ -397,7 +397,7 @@ def test_the_progress_line_counts_retries(monkeypatch, tmp_path):
 
 async def test_the_app_shows_retries_in_the_timeline_and_the_sub_llm_tree(tmp_path):
     from runs import store_events
-    from test_tui_replay import until
+    from pilot import until
 
     from rlm_tui.tui.app import RlmApp
     from rlm_tui.tui.screens.rollout import RolloutScreen
@@ -423,7 +423,7 @@ async def test_the_app_shows_retries_in_the_timeline_and_the_sub_llm_tree(tmp_pa
     async with app.run_test(size=(200, 50)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.replay is not None)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.session.replay is not None)
         await pilot.pause()
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.query_one(Timeline).total)

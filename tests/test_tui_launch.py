@@ -109,7 +109,7 @@ def test_a_replay_gauges_the_context_limit_the_run_recorded(tmp_path, monkeypatc
     assert main(["run", "verbatim-copy", "--headless", "-n", "1", "--context-limit", "64000", "--db", str(db)]) == 0
     (run_id,) = [r["id"] for r in list_runs(db)]
     app = RlmApp(db, run_id=run_id, follow=False, context_limit=128_000)  # as `rlm-tui replay` opens it
-    app.feed = Feed(run_id)
+    app.session.feed = Feed(run_id)
     for chunk in load_events(db, run_id):
-        app.feed.apply(chunk)
-    assert app.context_limit_for_run == 64000
+        app.session.feed.apply(chunk)
+    assert app.session.context_limit_for_run == 64000

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 from fake_openai import FakeOpenAI, looping
+from pilot import until
 from rlm_tui import events as ev
 from rlm_tui.events import new_id
 from rlm_tui.store import open_db, read_events
 from rlm_tui.tui.app import RlmApp
-from rlm_tui.tui.screens.modals import ConfirmScreen, InspectScreen, LeavePausedScreen, QuitScreen, TextScreen
+from rlm_tui.tui.screens.modals import ChoiceScreen, InspectScreen, TextScreen
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
 from textual.widgets import TextArea
@@ -49,15 +50,13 @@ class Engine:
         self.proc.wait(10)
 
 
-async def until(pilot, predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.02)
+def asking(app, name):
+    """The question `name` is on top."""
+    return isinstance(app.screen, ChoiceScreen) and app.screen.name == name
 
 
 def rollout(app):
-    rollouts = list(app.feed.state.rollouts.values()) if app.feed else []
+    rollouts = list(app.session.feed.state.rollouts.values()) if app.session.feed else []
     return rollouts[0] if rollouts else None
 
 
@@ -169,14 +168,14 @@ async def test_kill_asks_first_then_ends_the_rollout(tmp_path):
             names = {c.title for c in app.get_system_commands(app.screen)}
             assert {"rollout: resume", "rollout: kill", "rollout: inspect", "run: pause"} <= names
             await pilot.press("K")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await until(pilot, lambda: asking(app, "kill"))
             await pilot.press("n")
             assert r.status == "running" and isinstance(app.screen, RolloutScreen)
             await pilot.press("K")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await until(pilot, lambda: asking(app, "kill"))
             await pilot.press("y")
-            await until(pilot, lambda: r.status == "killed" and app.run_over)
-            assert r.reward is None and app.feed.state.status == "killed"
+            await until(pilot, lambda: r.status == "killed" and app.session.run_over)
+            assert r.reward is None and app.session.feed.state.status == "killed"
             assert not app.screen.check_action("pause", ())  # a finished run takes no more commands
     finally:
         engine.stop()
@@ -206,7 +205,7 @@ async def test_the_footer_offers_space_for_the_run_and_drops_a_finished_rollouts
             await until(pilot, lambda: r.status == "done")
             await until(pilot, lambda: ("P", "Resume run") in footer(app)
                         and not ROLLOUT_KEYS & {description for _, description in footer(app)})
-            assert app.controls_enabled  # the run goes on; only this rollout is over
+            assert app.session.controls_enabled  # the run goes on; only this rollout is over
     finally:
         engine.stop()
 
@@ -219,11 +218,11 @@ async def test_leaving_a_paused_run_asks_whether_to_resume_it(tmp_path):
             r = await open_rollout(app, pilot)
             await pause(app, pilot, r)
             await pilot.press("q")
-            await until(pilot, lambda: isinstance(app.screen, LeavePausedScreen))
+            await until(pilot, lambda: asking(app, "leave"))
             await pilot.press("escape")  # cancel: still here
             await until(pilot, lambda: isinstance(app.screen, RolloutScreen))
             await pilot.press("q")
-            await until(pilot, lambda: isinstance(app.screen, LeavePausedScreen))
+            await until(pilot, lambda: asking(app, "leave"))
             await pilot.press("r")
             await until(pilot, lambda: app.return_code is not None)
         assert engine.proc.wait(60) == 0  # resumed, it ran to the end with nobody attached
@@ -238,9 +237,9 @@ async def test_quitting_the_app_that_started_the_run_stops_it_as_killed(tmp_path
     try:
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: rollout(app) is not None and rollout(app).status == "running")
-            assert app.mode == "live"
+            assert app.session.mode == "live"
             await pilot.press("q")
-            await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+            await until(pilot, lambda: asking(app, "quit"))
             await pilot.press("s")
             await until(pilot, lambda: engine.proc.poll() is not None and app.return_code is not None)
         assert app.return_code == 0

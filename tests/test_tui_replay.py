@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
+from pilot import until
 from runs import store_events
 from rlm_tui import events as ev
 from rlm_tui.store import EventWriter, open_db
@@ -24,14 +24,6 @@ RUN = "synthetic-run"
 @pytest.fixture
 def db(tmp_path):
     return store_events(tmp_path / "r.db", run_events(RUN, rollouts=3, turns=3, batch=4))
-
-
-async def until(pilot, predicate, timeout=20.0):
-    """Let the app process messages until `predicate()` holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.02)
 
 
 def test_replay_seeks_forward_by_applying_and_back_by_refolding():
@@ -99,12 +91,12 @@ async def test_replay_keys_move_the_position(db):
     now = [0.0]
     app = RlmApp(db, run_id=RUN, follow=False, clock=lambda: now[0])
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: app.replay is not None)
-        replay = app.replay
+        await until(pilot, lambda: app.session.replay is not None)
+        replay = app.session.replay
         total = len(replay.events)
         assert replay.position == total and isinstance(app.screen, RunScreen)
         await pilot.press("g")
-        assert replay.position == 0 and app.feed.count == 0
+        assert replay.position == 0 and app.session.feed.count == 0
         await pilot.press("l", "l", "l")
         assert replay.position == 3
         await pilot.press("h")
@@ -123,7 +115,7 @@ async def test_replay_keys_move_the_position(db):
         await pilot.press("space")
         assert not replay.playing
         await pilot.press("G")
-        assert replay.position == total and app.feed.state.status == "done"
+        assert replay.position == total and app.session.feed.state.status == "done"
         assert "event " + f"{total:,}/{total:,}" in str(app.screen.query_one("#replay-bar").render())
 
 
@@ -131,14 +123,14 @@ async def test_replay_of_one_rollout_opens_its_view_and_steps_its_turns(db):
     rollout = f"{RUN}-r001"
     app = RlmApp(db, run_id=RUN, rollout_id=rollout, follow=False)
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: app.replay is not None)
-        assert isinstance(app.screen, RolloutScreen) and app.scope == rollout
-        assert {e.rollout_id for e in app.replay.events} == {None, rollout}
+        await until(pilot, lambda: app.session.replay is not None)
+        assert isinstance(app.screen, RolloutScreen) and app.session.scope == rollout
+        assert {e.rollout_id for e in app.session.replay.events} == {None, rollout}
         timeline = app.screen.query_one(Timeline)
         await until(pilot, lambda: timeline.total > 0)
         assert "■ done" in "".join(s.text for s in (timeline.render_line(y) for y in range(timeline.size.height)))
         await pilot.press("g", "L", "L")
-        r = app.feed.state.rollouts[rollout]
+        r = app.session.feed.state.rollouts[rollout]
         assert len(r.turns) == 2 and r.turns[-1].outcome is None
         await pilot.press("G")
         tree = app.screen.query_one(SubTree)
@@ -147,18 +139,18 @@ async def test_replay_of_one_rollout_opens_its_view_and_steps_its_turns(db):
         await pilot.press("g", "minus", "minus")  # from the start, slowly: playing cannot reach the end meanwhile
         tree.focus()
         await pilot.press("space")  # the view's key, though the focused tree has a space of its own
-        assert app.replay.playing
+        assert app.session.replay.playing
         await pilot.press("space")
         await pilot.press("escape")
         assert isinstance(app.screen, RunScreen)
-        await until(pilot, lambda: app.scope is None and app.replay is not None)
-        assert len(app.feed.state.rollouts) == 3  # back on the run view, the whole run is loaded
+        await until(pilot, lambda: app.session.scope is None and app.session.replay is not None)
+        assert len(app.session.feed.state.rollouts) == 3  # back on the run view, the whole run is loaded
 
 
 async def test_every_key_of_a_view_is_in_the_palette_as_group_action(db):
     app = RlmApp(db, run_id=RUN, follow=False)
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: app.replay is not None)
+        await until(pilot, lambda: app.session.replay is not None)
         names = {c.title for c in app.get_system_commands(app.screen)}
         assert {"replay: play", "replay: faster", "replay: start", "view: back", "app: quit", "app: help"} <= names
         assert not any(name.startswith("rollout:") for name in names)  # a replay takes no commands

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from test_report import fixture_db  # noqa: F401  (the hand-checked fixture database)
-from test_tui_replay import until
+from pilot import until
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 

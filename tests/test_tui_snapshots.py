@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from pilot import until
 from rlm_tui.store import EventWriter, open_db
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.rollout import RolloutScreen
@@ -39,10 +40,7 @@ def app_for(db, **kw):
 
 
 async def settle(pilot, predicate):
-    deadline = time.monotonic() + 20
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.02)
+    await until(pilot, predicate)
     await pilot.pause()
 
 
@@ -59,7 +57,7 @@ def test_run_screen(db, snap_compare):
     app = app_for(db, run_id=RUN, follow=False)
 
     async def ready(pilot):
-        await settle(pilot, lambda: app.replay is not None and isinstance(app.screen, RunScreen)
+        await settle(pilot, lambda: app.session.replay is not None and isinstance(app.screen, RunScreen)
                      and app.screen.query_one("DataTable").row_count == 4)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
@@ -69,9 +67,9 @@ def test_rollout_screen(db, snap_compare):
     app = app_for(db, run_id=RUN, rollout_id=f"{RUN}-r001", follow=False)
 
     async def ready(pilot):
-        await settle(pilot, lambda: app.replay is not None and isinstance(app.screen, RolloutScreen)
+        await settle(pilot, lambda: app.session.replay is not None and isinstance(app.screen, RolloutScreen)
                      and app.screen.query_one(Timeline).total > 0)
         await pilot.press("H")  # back one turn: a running batch and a partial answer
-        await settle(pilot, lambda: app.feed.state.rollouts[f"{RUN}-r001"].status == "running")
+        await settle(pilot, lambda: app.session.feed.state.rollouts[f"{RUN}-r001"].status == "running")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 
 from runs import store_events
-from test_tui_replay import until
+from pilot import until
 from textual.widgets import DataTable
 from textual.widgets._toast import Toast
 
@@ -53,7 +53,7 @@ async def test_every_view_shows_markup_like_text_literally(tmp_path):
         await pilot.pause()
         assert "verbatim-copy" + MARKUP in shown(app.screen.query_one(DataTable))
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.replay is not None)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.session.replay is not None)
         await pilot.pause()
         assert "synthetic" + MARKUP in shown(app.screen.query_one("#run-title"))
         assert "boom" + MARKUP in shown(app.screen.query_one("#run-totals"))
@@ -120,7 +120,7 @@ async def test_no_view_draws_a_control_character(tmp_path):
         await pilot.pause()
         check("runs")
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.replay is not None)
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.session.replay is not None)
         await pilot.pause()
         check("run")
         await pilot.press("enter")

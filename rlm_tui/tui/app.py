@@ -13,33 +13,17 @@ from typing import Any
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.screen import ModalScreen, Screen
 
 from rlm_tui import events as ev
 from rlm_tui.store import get_run, open_db
 from rlm_tui.text import printable
-from rlm_tui.tui.sources import CommandSender, Feed, Replay, TailSource, load_events
+from rlm_tui.tui.messages import EventsArrived, OpenRun, RunLoaded
+from rlm_tui.tui.screens.view import SessionView
+from rlm_tui.tui.session import DEFAULT_CONTEXT_LIMIT, REFRESH_HZ, Session
+from rlm_tui.tui.sources import CommandSender, TailSource, load_events
 
-REFRESH_HZ = 15
-DEFAULT_CONTEXT_LIMIT = 128_000
 ERROR_PREFIX = "rlm-tui: error: "
-
-
-class EventsArrived(Message):
-    """One poll's worth of a tailed run's events."""
-
-    def __init__(self, source: TailSource, events: list[ev.Event], over: bool) -> None:
-        super().__init__()
-        self.source, self.events, self.over = source, events, over
-
-
-class RunLoaded(Message):
-    """A chunk of a replay's stored events; the last one has `done` set."""
-
-    def __init__(self, token: object, events: list[ev.Event], done: bool, error: str | None = None) -> None:
-        super().__init__()
-        self.token, self.events, self.done, self.error = token, events, done, error
 
 
 def last_line(path: Path | None) -> str:
@@ -66,21 +50,12 @@ class RlmApp(App):
                  follow: bool | None = None, engine: subprocess.Popen | None = None, engine_log: Path | None = None,
                  context_limit: int = DEFAULT_CONTEXT_LIMIT, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
-        self.db_path = Path(db_path)
+        self.session = Session(db_path, engine_run_id=run_id if engine is not None else None,
+                               context_limit=context_limit, clock=clock)
         self.start = (run_id, rollout_id, follow)
-        self.engine, self.engine_log, self.engine_rc = engine, engine_log, None
-        self.engine_run_id = run_id if engine is not None else None
-        self.context_limit, self.clock = context_limit, clock
-        self.feed: Feed | None = None
-        self.replay: Replay | None = None
+        self.engine, self.engine_log = engine, engine_log
+        self.engine_rc: int | None = None
         self.tail: TailSource | None = None
-        self.mode = "runs"  # live | attach | replay, for the open run
-        self.scope: str | None = None  # the one rollout a replay was loaded for, or None for the whole run
-        self.loading = False
-        self.run_over = False
-        self.pausing: set[str | None] = set()  # pause sent, not yet in effect (None: the whole run)
-        self.frame = 0
-        self._last_tick = clock()
         self.stopping = False
 
     # --- set-up -----------------------------------------------------------------------------
@@ -90,47 +65,50 @@ class RlmApp(App):
         from rlm_tui.tui.screens.run import RunScreen
         from rlm_tui.tui.screens.runs import RunsScreen
 
-        self.db = open_db(self.db_path, create=False)
-        self.commands = CommandSender(self.db_path, self._command_failed)
-        self.push_screen(RunsScreen())
+        self.db = open_db(self.session.db_path, create=False)
+        self.commands = CommandSender(self.session.db_path, self._command_failed)
+        self.session.commands = self.commands.send
+        self.push_screen(RunsScreen(self.session))
         run_id, rollout_id, follow = self.start
         if run_id is not None:
             self.open_run(run_id, rollout_id=rollout_id, follow=follow)
-            self.push_screen(RunScreen(run_id))
+            self.push_screen(RunScreen(self.session, run_id))
             if rollout_id is not None:
-                self.push_screen(RolloutScreen(rollout_id))
+                self.push_screen(RolloutScreen(self.session, rollout_id))
         self.set_interval(1 / REFRESH_HZ, self._tick)
 
     def notify(self, message: str, *, title: str = "", **options: Any) -> None:
         """Every toast: its text may come from an engine log, a database or an exception, so shown as characters."""
         super().notify(printable(str(message)), title=printable(str(title)), **options)
 
+    def exit(self, result: Any = None, return_code: int = 0, message: Any = None) -> None:
+        super().exit(result, return_code, message)
+        self.session.close()  # no frame follows: whoever waits for one hears of it now
+
     def on_unmount(self) -> None:
         if self.tail:
             self.tail.stop()
         if hasattr(self, "commands"):
             self.commands.close()
+        self.session.close()
+
+    def on_open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run_id, rollout_id=message.rollout_id)
 
     def open_run(self, run_id: str, *, rollout_id: str | None = None, follow: bool | None = None) -> None:
         """Fold `run_id` from a tail when it is running (or `follow`), else from a replay of its stored events."""
         if self.tail:
             self.tail.stop()
-        self.tail, self.replay, self.scope = None, None, None
-        self.feed = Feed(run_id)
-        self.pausing.clear()
-        row = get_run(self.db, run_id)
+        self.tail = None
         if follow is None:
+            row = get_run(self.db, run_id)
             follow = row is None or row["status"] == "running"
-        if follow:
-            self.mode = "live" if run_id == self.engine_run_id else "attach"
-            self.run_over, self.loading = False, False
-            self.tail = TailSource(self.db_path, run_id, self._deliver)
+        token = self.session.open(run_id, follow=follow, rollout_id=rollout_id)
+        if token is None:
+            self.tail = TailSource(self.session.db_path, run_id, self._deliver)
             self.tail.start()
         else:
-            self.mode, self.scope, self.run_over, self.loading = "replay", rollout_id, True, True
-            self._loaded: list[ev.Event] = []
-            self._load_token = object()
-            self._load(self._load_token, run_id, rollout_id)
+            self._load(token, run_id, rollout_id)
         self.refresh_bindings()
 
     def _deliver(self, source: TailSource, events: list[ev.Event], over: bool) -> None:
@@ -139,8 +117,8 @@ class RlmApp(App):
     @work(thread=True, group="load")
     def _load(self, token: object, run_id: str, rollout_id: str | None) -> None:
         try:
-            for chunk in load_events(self.db_path, run_id, rollout_id):
-                if token is not self._load_token:
+            for chunk in load_events(self.session.db_path, run_id, rollout_id):
+                if not self.session.is_loading(token):
                     return  # another run was opened meanwhile
                 self.post_message(RunLoaded(token, chunk, False))
             self.post_message(RunLoaded(token, [], True))
@@ -149,113 +127,56 @@ class RlmApp(App):
 
     def on_run_loaded(self, message: RunLoaded) -> None:
         """Fold each chunk as it comes, so the view fills in; the replay starts at the end once all are in."""
-        if message.token is not getattr(self, "_load_token", None) or self.feed is None:
+        loaded = self.session.take_chunk(message.token, message.events, message.done)
+        if loaded is None:
             return
-        first = not self._loaded
-        self._loaded += message.events
-        self.feed.apply(message.events)
-        if first:
+        if loaded.first:
             self.refresh_view()
         if message.error:
             self.notify(message.error, severity="error", markup=False)
-        if message.done:
-            self.loading = False
-            self.replay = Replay(self._loaded, self.feed, position=len(self._loaded))
+        if loaded.done:
             self.refresh_bindings()
             self.refresh_view()
 
     def on_events_arrived(self, message: EventsArrived) -> None:
-        if message.source is not self.tail or self.feed is None:
+        if message.source is not self.tail:
             return  # from a tail that was replaced
-        self.feed.apply(message.events)
-        for e in message.events:
-            if isinstance(e, ev.RolloutPaused) and e.paused:
-                self.pausing.discard(e.rollout_id)
-            elif isinstance(e, ev.OperatorAction) and e.rollout_id is None and e.action in ("pause", "resume"):
-                self.pausing.discard(None)
+        self.session.arrived(message.events, message.over)
         if message.over:
-            self.run_over = True
             self.tail = None
             self.refresh_bindings()
 
     # --- the refresh loop -------------------------------------------------------------------
 
     def _tick(self) -> None:
-        now = self.clock()  # injected, so a test decides how far a replay plays
-        dt, self._last_tick = now - self._last_tick, now
-        self.frame += 1
-        if self.replay is not None and self.replay.playing:
-            self.replay.tick(dt)
-            if not self.replay.playing:
-                self.refresh_bindings()
-        if self.engine is not None and self.engine_rc is None and self.frame % REFRESH_HZ == 0:
-            self._check_engine()
-        if not self.loading or self.frame % 4 == 0:  # a loading replay redraws less, to load sooner
+        tick = self.session.tick()
+        if tick.keys_changed:
+            self.refresh_bindings()
+        if tick.check_engine and self.engine is not None and self.engine_rc is None:
+            self._check_engine(self.engine)
+        if tick.redraw:
             self.refresh_view()
+        self.session.drawn()
 
     def refresh_view(self) -> None:
         """Let the screen on top redraw whatever its fingerprints say changed."""
-        if self._exit or self._closing:
-            return  # screens are being taken apart
+        if self.return_code is not None or not self.is_running:
+            return  # exiting: screens are being taken apart
         for screen in reversed(self.screen_stack):
-            if getattr(screen, "ready", False) and not screen._closing:  # composed, mounted, not going away
+            if isinstance(screen, SessionView) and screen.ready:  # composed and mounted
                 screen.refresh_view()
             if not isinstance(screen, ModalScreen):
                 break  # screens under this one are hidden
 
-    def now(self) -> float:
-        """The time the views show: the replay's clock, the last event of a run that is over, or now."""
-        if self.replay is not None:
-            return self.replay.clock
-        if self.run_over and self.feed is not None and self.feed.last_ts is not None:
-            return self.feed.last_ts
-        return self.clock()
-
-    @property
-    def interrupted(self) -> bool:
-        """Followed until its engine went away without finishing it."""
-        return self.mode in ("live", "attach") and self.run_over and self.feed is not None \
-            and self.feed.state.status == "running"
-
-    @property
-    def controls_enabled(self) -> bool:
-        return (self.mode in ("live", "attach") and not self.run_over and self.feed is not None
-                and self.feed.state.status == "running")
-
-    @property
-    def holds_paused(self) -> bool:
-        """The followed run, or one of its rollouts, is paused or about to be."""
-        if not self.controls_enabled:
-            return False
-        state = self.feed.state
-        return bool(state.paused or self.pausing
-                    or any(r.paused and r.status == "running" for r in state.rollouts.values()))
-
-    @property
-    def context_limit_for_run(self) -> int:
-        config = self.feed.state.config if self.feed else {}
-        return int(config.get("context_limit") or config.get("rollout", {}).get("context_limit") or self.context_limit)
-
     # --- commands ---------------------------------------------------------------------------
-
-    def send(self, action: str, rollout_id: str | None = None, text: str = "", note: str | None = None) -> None:
-        if self.feed is None:
-            return
-        if action == "pause":
-            self.pausing.add(rollout_id)
-        elif action == "resume":
-            self.pausing.discard(rollout_id)
-        self.commands.send(self.feed.run_id, action, rollout_id, text)
-        if note:
-            self.notify(note, timeout=3, markup=False)
 
     def _command_failed(self, message: str) -> None:
         self.call_from_thread(self.notify, message, severity="error", markup=False)
 
     # --- the engine this app started --------------------------------------------------------
 
-    def _check_engine(self) -> None:
-        rc = self.engine.poll()
+    def _check_engine(self, engine: subprocess.Popen) -> None:
+        rc = engine.poll()
         if rc is None:
             return
         self.engine_rc = rc
@@ -269,40 +190,40 @@ class RlmApp(App):
         return self.engine is not None and self.engine.poll() is None
 
     async def action_quit(self) -> None:
-        from rlm_tui.tui.screens.modals import QuitScreen
+        from rlm_tui.tui.screens.modals import quit_engine
 
         if self.engine_running and not self.stopping:
-            self.push_screen(QuitScreen(), self._quit_answer)
+            self.push_screen(quit_engine(), self._quit_answer)
         else:
             self._leave()
 
-    def _quit_answer(self, answer: str | None) -> None:
+    def _quit_answer(self, answer: object) -> None:
         if answer == "stop":
             self.stopping = True
             self.notify("stopping the run…", timeout=10)
-            self._stop_engine()
+            if self.engine is not None:
+                self._stop_engine(self.engine)
         elif answer == "leave":
             self._leave()
 
     def _leave(self) -> None:
         """Exit, leaving the run going; a paused run would wait for nobody, so ask about that first."""
-        from rlm_tui.tui.screens.modals import LeavePausedScreen
+        from rlm_tui.tui.screens.modals import leave_paused
 
-        if self.stopping or not self.holds_paused:
+        if self.stopping or not self.session.holds_paused:
             self.exit()
             return
 
-        def answer(choice: str | None) -> None:
+        def answer(choice: object) -> None:
             if choice == "resume":
-                self.send("resume")
+                self.session.send("resume")
             if choice is not None:
                 self.exit()
 
-        self.push_screen(LeavePausedScreen(), answer)
+        self.push_screen(leave_paused(), answer)
 
     @work(thread=True, exclusive=True, group="engine")
-    def _stop_engine(self) -> None:
-        engine = self.engine
+    def _stop_engine(self, engine: subprocess.Popen) -> None:
         engine.send_signal(signal.SIGTERM)  # recorded as killed; unlike SIGINT, never inherited as ignored
         try:
             engine.wait(20)

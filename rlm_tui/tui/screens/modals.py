@@ -1,20 +1,24 @@
-"""Modal screens: the inspect console, text entry, confirmations, help, and one sub-LLM call."""
+"""Modal screens: the inspect console, text entry, questions with a few answers, help, and one sub-LLM call."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Static, TextArea
+from textual.widgets.button import ButtonVariant
 
-from rlm_tui.state import Cell, SubCall
+from rlm_tui.state import Cell, RolloutState, SubCall
 from rlm_tui.text import printable
 from rlm_tui.tui import fmt
+from rlm_tui.tui.screens.view import SessionView
+from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.lines import RichBlock, TextBlock
 from rlm_tui.tui.widgets.subtree import tool_label
 from rlm_tui.tui.widgets.timeline import Timeline
@@ -44,7 +48,7 @@ class Console(Timeline):
         self.set_blocks(blocks)
 
 
-class InspectScreen(ModalScreen):
+class InspectScreen(SessionView, ModalScreen):
     """A console over a paused rollout's live REPL, through the exec command."""
 
     CSS_PATH = "modals.tcss"
@@ -55,12 +59,11 @@ class InspectScreen(ModalScreen):
         Binding("escape", "close", "Close", id="inspect.close", priority=True),
     ]
 
-    def __init__(self, rollout_id: str) -> None:
+    def __init__(self, session: Session, rollout_id: str) -> None:
         super().__init__()
-        self.rollout_id = rollout_id
+        self.session, self.rollout_id = session, rollout_id
         self.sent: list[tuple[str, int]] = []  # (code, operator cells before it was sent)
-        self.ready = False
-        self._fp: Any = None
+        self._fp: tuple | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -74,16 +77,16 @@ class InspectScreen(ModalScreen):
         self.ready = True
         self.refresh_view()
 
-    def _rollout(self) -> Any:
-        feed = self.app.feed
-        return feed.state.rollouts.get(self.rollout_id) if feed else None
+    def _rollout(self) -> RolloutState | None:
+        return self.session.rollout(self.rollout_id)
 
     def cells(self) -> list[Cell]:
         """The cells this console sent, matched by code in the order they ran."""
         r = self._rollout()
         if r is None:
             return []
-        out, taken = [], set()
+        out: list[Cell] = []
+        taken: set[int] = set()
         for code, before in self.sent:
             match = next((c for i, c in enumerate(r.operator_cells)
                           if i >= before and i not in taken and c.code == printable(code)), None)
@@ -117,7 +120,7 @@ class InspectScreen(ModalScreen):
         if not code.strip() or r is None:
             return
         self.sent.append((code, len(r.operator_cells)))
-        self.app.send("exec", self.rollout_id, code)
+        self.session.send("exec", self.rollout_id, code)
         area.clear()
         self._fp = None
         self.refresh_view()
@@ -127,8 +130,8 @@ class InspectScreen(ModalScreen):
         if not done:
             self.notify("run a cell first: its code and output are what the model gets", severity="warning")
             return
-        self.app.send("inject", self.rollout_id, share_message(done[-1]),
-                      note="the model gets the last cell and its output before its next turn")
+        if self.session.send("inject", self.rollout_id, share_message(done[-1])):
+            self.notify("the model gets the last cell and its output before its next turn", timeout=3, markup=False)
 
     def action_close(self) -> None:
         self.dismiss()
@@ -171,75 +174,65 @@ class TextScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    CSS_PATH = "modals.tcss"
-    BINDINGS = [Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-                Binding("n,escape", "answer(False)", "No", id="confirm.no")]
+@dataclass(frozen=True)
+class Choice:
+    """One answer to a question: the keys that give it, its button, and what the question is dismissed with."""
 
-    def __init__(self, question: str, verb: str) -> None:
-        super().__init__()
-        self.question, self.verb = question, verb
+    keys: tuple[str, ...]
+    label: str
+    result: object
+    variant: ButtonVariant = "default"
+
+
+class ChoiceScreen(ModalScreen[object]):
+    """A question answered by a key or a button; `name` says which question, for the code that asked it."""
+
+    CSS_PATH = "modals.tcss"
+
+    def __init__(self, name: str, question: Content, choices: list[Choice]) -> None:
+        super().__init__(name=name)
+        self.question, self.choices = question, choices
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="-tiny"):
-            yield Static(Content(self.question))
+            yield Static(self.question)
             with Horizontal(classes="buttons"):
-                yield Button(f"{self.verb} (y)", variant="error", id="yes")
-                yield Button("Cancel (n)", id="no")
+                for i, choice in enumerate(self.choices):
+                    yield Button(choice.label, variant=choice.variant, id=f"choice-{i}")
+
+    def on_key(self, event: events.Key) -> None:
+        for choice in self.choices:
+            if event.key in choice.keys:
+                event.stop()
+                self.dismiss(choice.result)
+                return
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+        self.dismiss(self.choices[int(str(event.button.id).removeprefix("choice-"))].result)
 
 
-class QuitScreen(ModalScreen[str | None]):
-    """Quitting while the run this app started is still going."""
-
-    CSS_PATH = "modals.tcss"
-    BINDINGS = [Binding("s", "answer('stop')", "Stop run", id="quit.stop"),
-                Binding("l", "answer('leave')", "Leave running", id="quit.leave"),
-                Binding("escape,n", "answer(None)", "Cancel", id="quit.cancel")]
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="-tiny"):
-            yield Static("The run this app started is still going. Stop it (it is recorded as killed), "
-                         "or leave it running and follow it later with [b]rlm-tui attach[/b]?")
-            with Horizontal(classes="buttons"):
-                yield Button("Stop and quit (s)", variant="error", id="stop")
-                yield Button("Leave running (l)", id="leave")
-                yield Button("Cancel", id="cancel")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None if event.button.id == "cancel" else event.button.id)
-
-    def action_answer(self, answer: str | None) -> None:
-        self.dismiss(answer)
+def confirm_kill(label: str) -> ChoiceScreen:
+    """Killing a rollout: True to kill it."""
+    return ChoiceScreen("kill", Content(f"Kill {label}? It ends with no reward."),
+                        [Choice(("y",), "Kill (y)", True, "error"), Choice(("n", "escape"), "Cancel (n)", False)])
 
 
-class LeavePausedScreen(ModalScreen[str | None]):
-    """Leaving a run that is paused: nobody would be left to resume it."""
+def quit_engine() -> ChoiceScreen:
+    """Quitting while the run this app started is still going: 'stop', 'leave', or None to stay."""
+    return ChoiceScreen("quit", Content.from_markup(
+        "The run this app started is still going. Stop it (it is recorded as killed), "
+        "or leave it running and follow it later with [b]rlm-tui attach[/b]?"),
+        [Choice(("s",), "Stop and quit (s)", "stop", "error"), Choice(("l",), "Leave running (l)", "leave"),
+         Choice(("escape", "n"), "Cancel", None)])
 
-    CSS_PATH = "modals.tcss"
-    BINDINGS = [Binding("r", "answer('resume')", "Resume and quit", id="leave.resume"),
-                Binding("p", "answer('paused')", "Quit, leave paused", id="leave.paused"),
-                Binding("escape,n", "answer(None)", "Cancel", id="leave.cancel")]
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="-tiny"):
-            yield Static("The run, or some of its rollouts, is paused: with nobody here it waits until someone "
-                         "resumes it. Resume it now, or leave it paused (resume it later with [b]rlm-tui attach[/b])?")
-            with Horizontal(classes="buttons"):
-                yield Button("Resume and quit (r)", variant="primary", id="resume")
-                yield Button("Leave paused (p)", id="paused")
-                yield Button("Cancel", id="cancel")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None if event.button.id == "cancel" else event.button.id)
-
-    def action_answer(self, answer: str | None) -> None:
-        self.dismiss(answer)
+def leave_paused() -> ChoiceScreen:
+    """Leaving a run that is paused, when nobody would be left to resume it: 'resume', 'paused', or None to stay."""
+    return ChoiceScreen("leave", Content.from_markup(
+        "The run, or some of its rollouts, is paused: with nobody here it waits until someone "
+        "resumes it. Resume it now, or leave it paused (resume it later with [b]rlm-tui attach[/b])?"),
+        [Choice(("r",), "Resume and quit (r)", "resume", "primary"), Choice(("p",), "Leave paused (p)", "paused"),
+         Choice(("escape", "n"), "Cancel", None)])
 
 
 class HelpScreen(ModalScreen):

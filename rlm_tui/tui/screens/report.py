@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -11,7 +12,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual_plotext import PlotextPlot
@@ -22,17 +22,12 @@ from rlm_tui.report.render import tables
 from rlm_tui.store import open_db
 from rlm_tui.text import printable
 from rlm_tui.tui import fmt
+from rlm_tui.tui.messages import ReportRead
 
 MODE_COLORS = {"llm": "gray", "rlm": "blue", "rlm-tips": "orange"}
 # how plotext draws its colour names, so that a legend in text matches the chart
 TEXT_COLORS = {"gray": "color(8)", "blue": "color(4)", "orange": "color(3)", "green": "color(2)"}
 MARKERS = "•x+o*"  # one per environment in the scatter
-
-
-class ReportRead(Message):
-    def __init__(self, title: str, rows: list[Row], error: str | None = None) -> None:
-        super().__init__()
-        self.title, self.rows, self.error = title, rows, error
 
 
 class ReportScreen(Screen):
@@ -46,9 +41,9 @@ class ReportScreen(Screen):
         Binding("k", "scroll_up", "Up", show=False),
     ]
 
-    def __init__(self, names: list[str]) -> None:
+    def __init__(self, db_path: Path, names: list[str]) -> None:
         super().__init__()
-        self.names = names
+        self.db_path, self.names = db_path, names
 
     def compose(self) -> ComposeResult:
         yield Static(Content.assemble(("report", "bold"), " ", ("· reading…", "dim")), id="report-title")
@@ -81,7 +76,7 @@ class ReportScreen(Screen):
     @work(thread=True, exclusive=True, group="report")
     def _read(self) -> None:
         try:
-            db = open_db(self.app.db_path, create=False)
+            db = open_db(self.db_path, create=False)
             try:
                 title, run_ids = resolve(db, self.names)
                 self.post_message(ReportRead(title, load_rows(db, run_ids)))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
@@ -13,6 +11,7 @@ from textual.widgets import Footer, Static, Tree
 from rlm_tui.state import RolloutState
 from rlm_tui.tui import fmt
 from rlm_tui.tui.screens.base import RunBase
+from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.answer import AnswerView
 from rlm_tui.tui.widgets.subtree import SubTree
 from rlm_tui.tui.widgets.timeline import Timeline
@@ -36,10 +35,10 @@ class RolloutScreen(RunBase):
     ]
     turns_of_target = True
 
-    def __init__(self, rollout_id: str) -> None:
-        super().__init__()
+    def __init__(self, session: Session, rollout_id: str) -> None:
+        super().__init__(session)
         self.rollout_id = rollout_id
-        self._version: Any = None
+        self._version: tuple | None = None
         self._frame = -1
         self._head = ""
         self._turn_of: dict[str, int] = {}
@@ -64,8 +63,7 @@ class RolloutScreen(RunBase):
         self.refresh_view()
 
     def target(self) -> RolloutState | None:
-        feed = self.app.feed
-        return feed.state.rollouts.get(self.rollout_id) if feed else None
+        return self.session.rollout(self.rollout_id)
 
     def action_full(self) -> None:
         timeline = self.query_one(Timeline)
@@ -88,8 +86,8 @@ class RolloutScreen(RunBase):
             self.app.push_screen(CallScreen(call))
 
     def refresh_view(self) -> None:
-        app: Any = self.app
-        feed = app.feed
+        session = self.session
+        feed = session.feed
         r = self.target()
         self.sync_keys()
         self._update_head(r)
@@ -101,7 +99,7 @@ class RolloutScreen(RunBase):
             return
         version = (feed.generation, feed.versions.get(self.rollout_id, 0))
         live = r is not None and r.status in ("queued", "running") and not r.paused
-        frame = int(app.now() * 8) if live else 0  # from the view's clock: replays and snapshots stay still
+        frame = int(session.now() * 8) if live else 0  # from the view's clock: replays and snapshots stay still
         if version == self._version and frame == self._frame:
             return
         changed = version != self._version
@@ -116,22 +114,22 @@ class RolloutScreen(RunBase):
             self.query_one(AnswerView).show(r)
 
     def _update_head(self, r: RolloutState | None) -> None:
-        app: Any = self.app
+        session = self.session
         if r is None:
-            head = Content.styled("loading…" if app.loading else f"rollout {self.rollout_id}: no events yet", "dim")
+            head = Content.styled("loading…" if session.loading else f"rollout {self.rollout_id}: no events yet", "dim")
             gauge_line = ""
         else:
-            status = fmt.status(r, app.interrupted)
-            if r.id in app.pausing and not r.paused and r.status == "running":
+            status = fmt.status(r, session.interrupted)
+            if r.id in session.pausing and not r.paused and r.status == "running":
                 status = "pausing"
-            end = r.finished if r.finished is not None else app.now()
+            end = r.finished if r.finished is not None else session.now()
             elapsed = fmt.seconds(end - r.started) if r.started is not None else "-"
             head = Content.assemble((f"rollout #{r.index}", "bold"), f" · {r.example_id} · ",
                                     (status, fmt.STATUS_STYLE.get(status, "yellow")),
                                     f" · turn {len(r.turns)} · reward ", (fmt.reward(r.reward), "bold"),
-                                    f" · {elapsed} · ", (f"{r.id} · {app.mode}", "dim"))
+                                    f" · {elapsed} · ", (f"{r.id} · {session.mode}", "dim"))
             last = next((t.prompt_tokens for t in reversed(r.turns) if t.outcome is not None), 0)
-            gauge_line = (f"{gauge(last, app.context_limit_for_run)} · main [b]{fmt.tokens(r.main_tokens)}[/b] tok"
+            gauge_line = (f"{gauge(last, session.context_limit_for_run)} · main [b]{fmt.tokens(r.main_tokens)}[/b] tok"
                           f" · sub [b]{fmt.tokens(r.sub_tokens)}[/b] tok · {r.sub_calls:,} sub calls"
                           f" · {len(r.batches)} batches")
         if head.plain + gauge_line != self._head:

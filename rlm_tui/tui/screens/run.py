@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
-from rlm_tui.state import RolloutState
+from rlm_tui.state import RolloutState, RunState
 from rlm_tui.tui import fmt
 from rlm_tui.tui.screens.base import REPLAY_BINDINGS, RunBase
-from rlm_tui.tui.screens.runs import VimTable
+from rlm_tui.tui.messages import OpenRun
+from rlm_tui.tui.session import Session
+from rlm_tui.tui.widgets.table import VimTable
 
 COLUMNS = ("#", "example", "status", "reward", "turns", "main tok", "sub tok", "sub calls", "elapsed")
 MODE_STYLE = {"live": "bold green", "attach": "bold cyan", "replay": "bold magenta"}
@@ -36,10 +36,10 @@ class RunScreen(RunBase):
                         tooltip="Let every rollout of the run go on", priority=True),
                 *(b for b in REPLAY_BINDINGS if b.key == "space")]
 
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
+    def __init__(self, session: Session, run_id: str) -> None:
+        super().__init__(session)
         self.run_id = run_id
-        self._fp: Any = None
+        self._fp: tuple | None = None
         self._ids: list[str] = []
         self._cells: dict[str, tuple] = {}
         self._seen: dict[str, int] = {}  # the feed's version of each row when it was last drawn
@@ -61,7 +61,7 @@ class RunScreen(RunBase):
         self.refresh_view()
 
     def target(self) -> RolloutState | None:
-        feed = self.app.feed
+        feed = self.session.feed
         if feed is None or not self._ids:
             return None
         row = self.query_one(VimTable).cursor_row
@@ -78,25 +78,25 @@ class RunScreen(RunBase):
         from rlm_tui.tui.screens.rollout import RolloutScreen
 
         if r := self.target():
-            self.app.push_screen(RolloutScreen(r.id))
+            self.app.push_screen(RolloutScreen(self.session, r.id))
 
     def on_screen_resume(self) -> None:
-        app: Any = self.app
-        if app.screen is self and app.mode == "replay" and app.scope is not None and app.feed is not None:
-            app.open_run(self.run_id)  # it was loaded for one rollout; this view needs them all
+        session = self.session
+        if self.is_active and session.mode == "replay" and session.scope is not None and session.feed is not None:
+            self.app.post_message(OpenRun(self.run_id))  # it was loaded for one rollout; this view needs them all
         super().on_screen_resume()
 
     def refresh_view(self) -> None:
-        app: Any = self.app
-        feed = app.feed
+        session = self.session
+        feed = session.feed
         if feed is None or feed.run_id != self.run_id:
             return
         s = feed.state
-        now = app.now()
+        now = session.now()
         self.sync_keys()
         self._update_head(s, now)
         self.show_replay_bar()
-        fp = (feed.generation, feed.count, int(now), app.run_over)
+        fp = (feed.generation, feed.count, int(now), session.run_over)
         if fp == self._fp:
             return
         self._fp = fp
@@ -109,7 +109,7 @@ class RunScreen(RunBase):
             table.clear()
             self._ids, self._cells, self._seen = [], {}, {}
         for r in rollouts[len(self._ids):]:
-            cells = rollout_cells(r, now, app.interrupted)
+            cells = rollout_cells(r, now, session.interrupted)
             table.add_row(*cells, key=r.id)
             self._ids.append(r.id)
             self._cells[r.id] = cells
@@ -118,18 +118,17 @@ class RunScreen(RunBase):
             if self._seen.get(r.id) == version and r.status not in ("queued", "running"):
                 continue  # a finished row only changes with new events
             self._seen[r.id] = version
-            cells = rollout_cells(r, now, app.interrupted)
+            cells = rollout_cells(r, now, session.interrupted)
             old = self._cells.get(r.id)
             for i, (column, value) in enumerate(zip(COLUMNS, cells)):
                 if old is None or old[i] != value:
                     table.update_cell(r.id, column, value)
             self._cells[r.id] = cells
 
-    def _update_head(self, s: Any, now: float) -> None:
-        app: Any = self.app
-        mode = app.mode
+    def _update_head(self, s: RunState, now: float) -> None:
+        mode = self.session.mode
         status = "paused" if s.paused and s.status == "running" else s.status
-        if app.interrupted:
+        if self.session.interrupted:
             status = "interrupted"
         title = Content.assemble((s.env or "…", "bold"), " ", (f"[{s.mode}]", "dim"), f" · {s.model} · run ",
                                  (self.run_id, "bold"), " · ", (mode, MODE_STYLE.get(mode, "")), " · ",

@@ -11,30 +11,18 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from rlm_tui.text import printable
 from rlm_tui.store import list_runs, open_db
+from rlm_tui.text import printable
 from rlm_tui.tui import fmt
+from rlm_tui.tui.messages import OpenRun, RunsRead
+from rlm_tui.tui.session import Session
+from rlm_tui.tui.widgets.table import VimTable
 
 COLUMNS = ("run", "env", "mode", "model", "started", "done", "mean reward", "status")
 POLL_SECONDS = 1.0
-
-
-class VimTable(DataTable):
-    BINDINGS = [
-        Binding("enter", "select_cursor", "Open", id="view.open", tooltip="Open the highlighted row"),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-    ]
-
-
-class RunsRead(Message):
-    def __init__(self, rows: list[dict[str, Any]], error: str | None = None) -> None:
-        super().__init__()
-        self.rows, self.error = rows, error
 
 
 def run_cells(row: dict[str, Any]) -> tuple:
@@ -49,6 +37,14 @@ class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
     BINDINGS = [Binding("R", "report", "Report", id="report.open",
                         tooltip="Compare modes: the highlighted run's grid, or the run itself")]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self._ids: list[str] = []
+        self._rows: dict[str, tuple] = {}
+        self._grids: dict[str, str | None] = {}
+
     def compose(self) -> ComposeResult:
         yield Static("[b]runs[/b]", id="runs-title")
         yield VimTable(id="runs", cursor_type="row", zebra_stripes=True)
@@ -59,12 +55,9 @@ class RunsScreen(Screen):
         table = self.query_one(VimTable)
         for name in COLUMNS:
             table.add_column(name, key=name)
-        path = self.app.db_path.resolve()
+        path = self.session.db_path.resolve()
         shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
         self.query_one("#runs-title", Static).update(Content.assemble(("runs", "bold"), " ", (f"· {printable(str(shown))}", "dim")))
-        self._ids: list[str] = []
-        self._rows: dict[str, tuple] = {}
-        self._grids: dict[str, str | None] = {}
         self._read()
         self.set_interval(POLL_SECONDS, self._poll)
 
@@ -75,7 +68,7 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs")
     def _read(self) -> None:
         try:
-            db = open_db(self.app.db_path, create=False)
+            db = open_db(self.session.db_path, create=False)
             try:
                 self.post_message(RunsRead(list_runs(db)))
             finally:
@@ -122,12 +115,12 @@ class RunsScreen(Screen):
         if self._ids and table.cursor_row < len(self._ids):
             run_id = self._ids[table.cursor_row]
             names = [self._grids.get(run_id) or run_id]
-        self.app.push_screen(ReportScreen(names))
+        self.app.push_screen(ReportScreen(self.session.db_path, names))
 
     def open(self, run_id: str) -> None:
         from rlm_tui.tui.screens.run import RunScreen
 
-        app: Any = self.app
-        if app.feed is None or app.feed.run_id != run_id or app.scope is not None:
-            app.open_run(run_id)
-        app.push_screen(RunScreen(run_id))
+        feed = self.session.feed
+        if feed is None or feed.run_id != run_id or self.session.scope is not None:
+            self.app.post_message(OpenRun(run_id))
+        self.app.push_screen(RunScreen(self.session, run_id))
