@@ -40,6 +40,8 @@ class Turn:
     cells: list[Cell] = field(default_factory=list)
     tools: list[ev.ToolCalled] = field(default_factory=list)  # the root's own tool calls, in llm mode
     retries: list[ev.ModelRetry] = field(default_factory=list)
+    rejected: list[ev.ToolCallRejected] = field(default_factory=list)  # calls that could not run
+    nudge: ev.ModelNudged | None = None  # the reminder sent after this turn ran no code
     started: float | None = None  # when the call was made, to place operator actions between turns
 
 
@@ -99,7 +101,7 @@ class RolloutState:
     nudges: int = 0  # reminders after turns that ran no code
     recovered_calls: int = 0  # cells read from the model's text rather than from native tool calls
     rejected_calls: int = 0  # root-model calls that could not run: unknown tool, bad arguments
-    tool_protocol: str | None = None  # set when the rollout changed protocol on its way
+    protocol_change: ev.ToolProtocolChanged | None = None  # the server refused tools: cells came as text since
     paused: bool = False  # stopped at a safe point, waiting for the operator
     operator: list[ev.OperatorAction] = field(default_factory=list)
     operator_cells: list[Cell] = field(default_factory=list)  # code the operator ran; `turn` says where
@@ -201,14 +203,20 @@ def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
 
 def _nudged(s: RolloutState, e: ev.ModelNudged) -> None:
     s.nudges += 1
+    turn = s._turns.get(e.parent_id or "")
+    if turn is not None:
+        turn.nudge = e
 
 
 def _rejected(s: RolloutState, e: ev.ToolCallRejected) -> None:
     s.rejected_calls += 1
+    turn = s._turns.get(e.parent_id or "")
+    if turn is not None:
+        turn.rejected.append(e)
 
 
 def _protocol(s: RolloutState, e: ev.ToolProtocolChanged) -> None:
-    s.tool_protocol = e.protocol
+    s.protocol_change = e
 
 
 def _retry(s: RolloutState, e: ev.ModelRetry) -> None:

@@ -124,7 +124,7 @@ def test_a_server_that_refuses_tools_gets_text_from_then_on():
     assert change.protocol == "text" and "HTTP 400: tools param requires --jinja flag" in change.reason
     assert [("tools" in b) for b in roots] == [True, False]
     assert roots[1]["messages"][0]["content"] == change.system_prompt and "```repl" in change.system_prompt
-    assert r.tool_protocol == "text"
+    assert r.protocol_change == change
 
 
 def context_window(**server):

@@ -44,7 +44,10 @@ def test_the_engine_gets_every_run_option_the_user_gave():
          "-n", "3", "--concurrency", "2", "--sub-concurrency", "3", "--max-turns", "4", "--timeout", "5.5",
          "--max-output-chars", "600", "--memory-mb", "700", "--cpu-seconds", "80", "--request-timeout", "9",
          "--seed", "-10", "--env-arg", "context_len=2048", "--env-arg", "subset=real", "--scripted-delay", "0",
-         "--context-limit", "64000"])
+         "--context-limit", "64000", "--tool-protocol", "text", "--max-nudges", "0", "--max-tokens", "64",
+         "--temperature", "0.5", "--top-p", "0.9", "--sampling-seed", "3", "--reasoning-effort", "low",
+         "--extra-body", '{"top_k": 4}', "--sub-max-tokens", "32", "--sub-temperature", "1", "--sub-top-p", "0.8",
+         "--sub-sampling-seed", "4", "--sub-reasoning-effort", "high", "--sub-extra-body", '{"min_p": 0.1}'])
     given = RunOptions.from_args(args)
     assert all(getattr(given, f.name) != f.default for f in fields(RunOptions))  # every option is in the list above
     argv = engine_argv("oolong", given, run_id="00000000000000aa", db="/tmp/x.db")

@@ -136,7 +136,10 @@ def resolve_run_or_rollout(db: DB, prefix: str, *, rollout_first: bool = False) 
                 if kind == "run":
                     return resolve_run_id(d, prefix), None
                 rollout_id = resolve_rollout_id(d, prefix)
-                return get_rollout(d, rollout_id)["run_id"], rollout_id
+                row = get_rollout(d, rollout_id)
+                if row is None:  # deleted between the two reads
+                    raise StoreError(f"no rollout {rollout_id}")
+                return row["run_id"], rollout_id
             except AmbiguousId as exc:
                 ambiguous = ambiguous or exc
             except StoreError:

@@ -67,9 +67,15 @@ class Timeline(LineView):
         placed = _place_operator(r)
         running = r.status in ("queued", "running") and not r.paused
         blocks += self._operator(placed.get(0, ()), by_cell, restarts, frame)
+        change = r.protocol_change
+        changed_after = max((i for i, t in enumerate(r.turns) if (t.started or 0) <= change.ts), default=-1) \
+            if change is not None else None  # the turn whose call the server refused
         for i, turn in enumerate(r.turns):
             last = i == len(r.turns) - 1
             blocks += self._turn(turn, by_cell, restarts, frame if last and running else 0)
+            if change is not None and i == changed_after:
+                add(self._text(("protocol", change.id), f"⇄ {change.reason}; the model writes its cells as fenced "
+                               "text from here on", "bold yellow"))
             blocks += self._operator(placed.get(i + 1, ()), by_cell, restarts, frame)
         if r.status in ("done", "failed", "killed"):
             style = {"done": "bold green", "failed": "bold red"}.get(r.status, "bold magenta")
@@ -102,6 +108,15 @@ class Timeline(LineView):
                 out.append(self._line(("reason", key), f"▸ reasoning · {len(t.reasoning):,} chars (r expands)", "dim italic"))
         if t.text:
             out.append(self._text(("text", key), t.text))
+        recovered = sorted({c.get("recovered") for c in t.tool_calls if c.get("recovered")})
+        if recovered:
+            n = sum(1 for c in t.tool_calls if c.get("recovered"))
+            out.append(self._line(("recovered", key), f"  ↺ {n} call{'s' if n != 1 else ''} read from the model's text "
+                                  f"({', '.join(recovered)}), not sent as tool calls", "dim cyan"))
+        for rejected in t.rejected:
+            out.append(self._text(("rejected", rejected.id), f"  ✗ call not run: {rejected.reason}", "red"))
+        if t.nudge is not None:
+            out.append(self._line(("nudge", key), f"  ↪ no code ran: reminder {t.nudge.nudge} sent", "yellow"))
         for tool in t.tools:  # the root's own tool calls, in llm mode
             head = Text(f"  ⚙ {tool.name}(", style="yellow")
             head.append(", ".join(f"{k}={v!r}" for k, v in tool.arguments.items()), style="yellow")
