@@ -32,7 +32,7 @@ def two_turn(body):
 
 def wide(body):
     if is_root(body):
-        cells = ['r = llm_batch([f"p{i}" for i in range(512)])', 'answer.update(content=str(len(r)), ready=True)']
+        cells = ['r = llm_batch([f"p{i}" for i in range(512)])', "answer.update(content=str(len(r)), ready=True)"]
         return code_call(cells[root_turn(body)])
     return Reply(content="ok", usage=USAGE)
 
@@ -48,6 +48,7 @@ async def one_rollout(client: OpenAIClient, writer: EventWriter, sub_concurrency
 
 def rollouts(base_url: str, db: Path, count: int, sub_concurrency: int) -> list[tuple[float, Run]]:
     """Time `count` rollouts in one loop, sharing one client and one writer."""
+
     async def main():
         client = OpenAIClient(base_url=base_url, api_key="k")
         writer = EventWriter(db)
@@ -69,6 +70,7 @@ def rollouts(base_url: str, db: Path, count: int, sub_concurrency: int) -> list[
 async def raw_requests(base_url: str, bodies: list[list[dict]]) -> None:
     """The floor: plain aiohttp doing the same requests, wave by wave, with no engine and no sandbox."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000)) as session:
+
         async def post(body):
             async with session.post(base_url + "/chat/completions", json=body) as response:
                 await response.json()
@@ -79,8 +81,11 @@ async def raw_requests(base_url: str, bodies: list[list[dict]]) -> None:
 
 def root_body(turn: int) -> dict:
     messages = [{"role": "user", "content": "q"}] + [{"role": "assistant", "content": "x"}] * turn
-    return {"model": "m", "messages": messages,
-            "tools": [{"type": "function", "function": {"name": "call_python_repl", "parameters": {}}}]}
+    return {
+        "model": "m",
+        "messages": messages,
+        "tools": [{"type": "function", "function": {"name": "call_python_repl", "parameters": {}}}],
+    }
 
 
 def sub_body(i: int) -> dict:
@@ -108,15 +113,21 @@ def main() -> None:
             rollout = statistics.median(t for t, _ in timed)
             waves = [[root_body(0)], [sub_body(i) for i in range(8)], [root_body(1)]]
             floor = median_of(10, lambda: asyncio.run(raw_requests(server.base_url, waves)))
-        print(f"whole 2-turn rollout, 8-prompt batch:  {rollout * 1000:7.1f} ms   "
-              f"floor (raw aiohttp, same requests, no sandbox) {floor * 1000:6.1f} ms   ratio {rollout / floor:5.1f}x")
+        print(
+            f"whole 2-turn rollout, 8-prompt batch:  {rollout * 1000:7.1f} ms   "
+            f"floor (raw aiohttp, same requests, no sandbox) {floor * 1000:6.1f} ms   ratio {rollout / floor:5.1f}x"
+        )
 
         with FakeOpenAIProcess(wide, latency=0.05) as server:
             runs = [run for _, run in rollouts(server.base_url, Path(tmp) / "b.db", 4, 512)[1:]]
             batch = statistics.median(batch_seconds(r) for r in runs)
-            floor = median_of(3, lambda: asyncio.run(raw_requests(server.base_url, [[sub_body(i) for i in range(512)]])))
-        print(f"llm_batch of 512 prompts, 50 ms server: {batch * 1000:7.1f} ms   "
-              f"floor (raw aiohttp, 512 concurrent)          {floor * 1000:6.1f} ms   ratio {batch / floor:5.1f}x")
+            floor = median_of(
+                3, lambda: asyncio.run(raw_requests(server.base_url, [[sub_body(i) for i in range(512)]]))
+            )
+        print(
+            f"llm_batch of 512 prompts, 50 ms server: {batch * 1000:7.1f} ms   "
+            f"floor (raw aiohttp, 512 concurrent)          {floor * 1000:6.1f} ms   ratio {batch / floor:5.1f}x"
+        )
 
 
 if __name__ == "__main__":

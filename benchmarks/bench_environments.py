@@ -25,8 +25,10 @@ def floor(context: str) -> float:
     width = max(1, len(context) // lines - 40)
     rng = random.Random(0)
     t0 = time.perf_counter()
-    text = "\n".join(f"Date: {rng.randrange(10**6):06d} || User: {rng.randrange(10**6)} || Instance: {'w' * width}"
-                     for _ in range(lines))
+    text = "\n".join(
+        f"Date: {rng.randrange(10**6):06d} || User: {rng.randrange(10**6)} || Instance: {'w' * width}"
+        for _ in range(lines)
+    )
     elapsed = time.perf_counter() - t0
     assert len(text) > 0.5 * len(context)
     return elapsed
@@ -38,8 +40,10 @@ def main() -> None:
         seconds = statistics.median(t for t, _ in runs)
         context = runs[0][1]
         base = statistics.median(floor(context) for _ in range(REPEATS))
-        print(f"oolong {subset:5} {CONTEXT_LEN:,} tokens ({len(context):,} chars): {seconds:6.2f} s   "
-              f"floor (random lines, joined) {base:5.2f} s   ratio {seconds / base:5.1f}x")
+        print(
+            f"oolong {subset:5} {CONTEXT_LEN:,} tokens ({len(context):,} chars): {seconds:6.2f} s   "
+            f"floor (random lines, joined) {base:5.2f} s   ratio {seconds / base:5.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ async def cell_round_trip(n: int) -> float:
 
 
 async def echo_round_trip(n: int) -> float:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-I", "-c", ECHO, stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-I", "-c", ECHO, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
     line = b'{"t": "exec", "id": 1, "code": "x = 1"}\n'
     times = []
     for i in range(n + 100):
@@ -57,8 +58,9 @@ async def bare_jail(n: int) -> float:
         rfd, wfd = os.pipe()
         cmd = nsjail.command(Limits(), rfd, wfd, argv=(sys.executable, "-I", "-c", "pass"))
         start = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.DEVNULL, pass_fds=(rfd, wfd))
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, pass_fds=(rfd, wfd)
+        )
         await proc.wait()
         times.append(time.perf_counter() - start)
         os.close(rfd)
@@ -67,8 +69,10 @@ async def bare_jail(n: int) -> float:
 
 
 def line(name: str, value: float, floor_name: str, floor: float, target: float) -> str:
-    return (f"{name:<28} median {value * 1e3:8.3f} ms   {floor_name:<34} {floor * 1e3:8.3f} ms   "
-            f"ratio {value / floor:5.2f}x   target <= {target * 1e3:g} ms")
+    return (
+        f"{name:<28} median {value * 1e3:8.3f} ms   {floor_name:<34} {floor * 1e3:8.3f} ms   "
+        f"ratio {value / floor:5.2f}x   target <= {target * 1e3:g} ms"
+    )
 
 
 async def main() -> None:
@@ -77,7 +81,9 @@ async def main() -> None:
     bare = await bare_jail(30)
     cold = await cold_start(30, "some context")
     big = await cold_start(5, "x" * 16_000_000)
-    print(f"nsjail {nsjail.find_nsjail()}  cgroups: {'v1 pids+memory' if nsjail.cgroups_v1() else 'off (rlimits only)'}")
+    print(
+        f"nsjail {nsjail.find_nsjail()}  cgroups: {'v1 pids+memory' if nsjail.cgroups_v1() else 'off (rlimits only)'}"
+    )
     print(line("trivial cell round trip", cell, "floor: raw pipe echo, no jail", echo, 0.0005))
     print(line("sandbox cold start", cold, "floor: nsjail + python -c pass", bare, 0.150))
     print(line("cold start, 16 MB context", big, "floor: nsjail + python -c pass", bare, 0.150))

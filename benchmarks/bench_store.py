@@ -11,9 +11,22 @@ import time
 from pathlib import Path
 
 from rlm_tui.events import (
-    AnswerUpdated, CellFinished, CellStarted, Event, ModelCallFinished, ModelCallStarted, RolloutFinished,
-    RolloutQueued, RolloutStarted, RunFinished, RunStarted, SubBatchFinished, SubBatchStarted, SubCallFinished,
-    SubCallStarted, ToolCalled,
+    AnswerUpdated,
+    CellFinished,
+    CellStarted,
+    Event,
+    ModelCallFinished,
+    ModelCallStarted,
+    RolloutFinished,
+    RolloutQueued,
+    RolloutStarted,
+    RunFinished,
+    RunStarted,
+    SubBatchFinished,
+    SubBatchStarted,
+    SubCallFinished,
+    SubCallStarted,
+    ToolCalled,
 )
 from rlm_tui.store import EventWriter, open_db
 from rlm_tui.store.writer import _INSERT_EVENT, _event_row
@@ -32,38 +45,91 @@ def rollout_events(run_id: str, idx: int, turns: int = 3, calls: int = 24) -> li
     ro = f"{run_id}-ro{idx}"
     out: list[Event] = [
         RolloutQueued(run_id=run_id, rollout_id=ro, index=idx, example_id=f"ex{idx}", info={"level": 2}, target="42"),
-        RolloutStarted(run_id=run_id, rollout_id=ro, system_prompt=text(800), user_prompt=text(300), context_chars=50_000),
+        RolloutStarted(
+            run_id=run_id, rollout_id=ro, system_prompt=text(800), user_prompt=text(300), context_chars=50_000
+        ),
     ]
     for turn in range(turns):
         call = ModelCallStarted(run_id=run_id, rollout_id=ro, role="main", model="m", turn=turn, messages=2 + 2 * turn)
-        out += [call, ModelCallFinished(run_id=run_id, rollout_id=ro, parent_id=call.id, role="main", text=text(600),
-                                        prompt_tokens=3000, completion_tokens=200, latency_s=1.2)]
+        out += [
+            call,
+            ModelCallFinished(
+                run_id=run_id,
+                rollout_id=ro,
+                parent_id=call.id,
+                role="main",
+                text=text(600),
+                prompt_tokens=3000,
+                completion_tokens=200,
+                latency_s=1.2,
+            ),
+        ]
         cell = CellStarted(run_id=run_id, rollout_id=ro, turn=turn, code=text(300))
         batch = SubBatchStarted(run_id=run_id, rollout_id=ro, parent_id=cell.id, batch=turn, size=calls)
         out += [cell, batch]
         for i in range(calls):
-            sub = SubCallStarted(run_id=run_id, rollout_id=ro, parent_id=batch.id, batch=turn, index=i, prompt=text(200))
+            sub = SubCallStarted(
+                run_id=run_id, rollout_id=ro, parent_id=batch.id, batch=turn, index=i, prompt=text(200)
+            )
             out.append(sub)
             if i % 6 == 0:
-                out.append(ToolCalled(run_id=run_id, rollout_id=ro, parent_id=sub.id, name="search",
-                                      arguments={"q": text(40)}, result=text(200)))
-            out.append(SubCallFinished(run_id=run_id, rollout_id=ro, parent_id=sub.id, batch=turn, index=i,
-                                       response=text(200), turns=1, prompt_tokens=180, completion_tokens=60))
+                out.append(
+                    ToolCalled(
+                        run_id=run_id,
+                        rollout_id=ro,
+                        parent_id=sub.id,
+                        name="search",
+                        arguments={"q": text(40)},
+                        result=text(200),
+                    )
+                )
+            out.append(
+                SubCallFinished(
+                    run_id=run_id,
+                    rollout_id=ro,
+                    parent_id=sub.id,
+                    batch=turn,
+                    index=i,
+                    response=text(200),
+                    turns=1,
+                    prompt_tokens=180,
+                    completion_tokens=60,
+                )
+            )
         out += [
             SubBatchFinished(run_id=run_id, rollout_id=ro, batch=turn, elapsed_s=3.0),
-            CellFinished(run_id=run_id, rollout_id=ro, parent_id=cell.id, turn=turn, output=text(500), shown=text(500),
-                         output_chars=500, truncated=False, elapsed_s=3.1, answer={"content": "", "ready": False}),
+            CellFinished(
+                run_id=run_id,
+                rollout_id=ro,
+                parent_id=cell.id,
+                turn=turn,
+                output=text(500),
+                shown=text(500),
+                output_chars=500,
+                truncated=False,
+                elapsed_s=3.1,
+                answer={"content": "", "ready": False},
+            ),
         ]
     out += [
         AnswerUpdated(run_id=run_id, rollout_id=ro, content="42", ready=True),
-        RolloutFinished(run_id=run_id, rollout_id=ro, status="done", stop_reason="answer_ready",
-                        answer={"content": "42", "ready": True}, reward=1.0, metrics={"turns": turns}),
+        RolloutFinished(
+            run_id=run_id,
+            rollout_id=ro,
+            status="done",
+            stop_reason="answer_ready",
+            answer={"content": "42", "ready": True},
+            reward=1.0,
+            metrics={"turns": turns},
+        ),
     ]
     return out
 
 
 def make_events(run_id: str, rollouts: int) -> list[Event]:
-    events: list[Event] = [RunStarted(run_id=run_id, env="bench", mode="rlm", model="m", sub_model="s", num_rollouts=rollouts)]
+    events: list[Event] = [
+        RunStarted(run_id=run_id, env="bench", mode="rlm", model="m", sub_model="s", num_rollouts=rollouts)
+    ]
     for idx in range(rollouts):
         events += rollout_events(run_id, idx)
     return events + [RunFinished(run_id=run_id, status="done")]
@@ -112,7 +178,9 @@ def main() -> int:
     sub = sum(e.kind in ("sub_call_started", "sub_call_finished") for e in events)
     print(f"{n:,} events ({sub / n:.0%} sub_call_started/finished, ~200-char prompts and responses), best of {REPEATS}")
     writer_rate, floor_rate = n / best_writer, n / best_floor
-    print(f"EventWriter       {writer_rate:>10,.0f} events/s  (append() {best_append / n * 1e6:.2f} us/event on the caller)")
+    print(
+        f"EventWriter       {writer_rate:>10,.0f} events/s  (append() {best_append / n * 1e6:.2f} us/event on the caller)"
+    )
     print(f"raw executemany   {floor_rate:>10,.0f} events/s  (rows prepared beforehand, one transaction)")
     print(f"ratio             {writer_rate / floor_rate:>10.2f}  writer / floor")
     ok = writer_rate >= TARGET

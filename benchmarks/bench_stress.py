@@ -27,7 +27,10 @@ FANOUT = 16
 def respond(body):
     """Two cells: one llm_batch of FANOUT prompts, then the answer."""
     if is_root(body):
-        cells = [f'r = llm_batch([f"p{{i}}" for i in range({FANOUT})])', 'answer.update(content="".join(r), ready=True)']
+        cells = [
+            f'r = llm_batch([f"p{{i}}" for i in range({FANOUT})])',
+            'answer.update(content="".join(r), ready=True)',
+        ]
         return code_call(cells[min(root_turn(body), 1)])
     return Reply(content="ok", usage={"prompt_tokens": 10, "completion_tokens": 2})
 
@@ -51,10 +54,12 @@ def live_jails() -> int:
 
 async def stress(base_url: str, db: Path, rollouts: int, concurrency: int, limit: float) -> dict:
     env = load_environment("verbatim-copy", {"target_length": "100"})
-    settings = RolloutSettings(mode="rlm", model="m", sub_model="m", sub_concurrency=FANOUT, timeout=60,
-                               limits=Limits(memory_mb=512))
-    config = RunConfig(env="verbatim-copy", num_examples=rollouts, concurrency=concurrency, rollout=settings,
-                       stall_seconds=30)
+    settings = RolloutSettings(
+        mode="rlm", model="m", sub_model="m", sub_concurrency=FANOUT, timeout=60, limits=Limits(memory_mb=512)
+    )
+    config = RunConfig(
+        env="verbatim-copy", num_examples=rollouts, concurrency=concurrency, rollout=settings, stall_seconds=30
+    )
     client = OpenAIClient(base_url=base_url, api_key="k")
     writer = EventWriter(db)
     writer.start()
@@ -72,7 +77,7 @@ async def stress(base_url: str, db: Path, rollouts: int, concurrency: int, limit
     task = asyncio.create_task(run.execute())
     try:
         await asyncio.wait_for(asyncio.shield(task), limit)
-    except asyncio.TimeoutError:  # a hang: stop it, and say what was stuck (the watchdog has said where)
+    except TimeoutError:  # a hang: stop it, and say what was stuck (the watchdog has said where)
         task.cancel()
         await task
     elapsed = time.perf_counter() - t0
@@ -82,8 +87,14 @@ async def stress(base_url: str, db: Path, rollouts: int, concurrency: int, limit
     statuses: dict[str, int] = {}
     for r in run.state.rollouts.values():
         statuses[r.status] = statuses.get(r.status, 0) + 1
-    return {"status": run.state.status, "error": run.error, "rollouts": statuses, "seconds": elapsed,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_jails": peak}
+    return {
+        "status": run.state.status,
+        "error": run.error,
+        "rollouts": statuses,
+        "seconds": elapsed,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_jails": peak,
+    }
 
 
 def main() -> None:
@@ -96,10 +107,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIProcess(respond, latency=args.latency) as server:
         out = asyncio.run(stress(server.base_url, Path(tmp) / "s.db", args.rollouts, args.concurrency, args.limit))
     done = out["rollouts"].get("done", 0)
-    print(f"{args.rollouts} rollouts at concurrency {args.concurrency}, fanout {FANOUT}, {args.latency * 1000:g} ms "
-          f"server: {out['status']}, {done}/{args.rollouts} done {out['rollouts']}, {out['seconds']:.1f} s, "
-          f"peak RSS {out['peak_rss_mb']:.0f} MB, peak live jails {out['peak_jails']}"
-          + (f"; {out['error']}" if out["error"] else ""))
+    print(
+        f"{args.rollouts} rollouts at concurrency {args.concurrency}, fanout {FANOUT}, {args.latency * 1000:g} ms "
+        f"server: {out['status']}, {done}/{args.rollouts} done {out['rollouts']}, {out['seconds']:.1f} s, "
+        f"peak RSS {out['peak_rss_mb']:.0f} MB, peak live jails {out['peak_jails']}"
+        + (f"; {out['error']}" if out["error"] else "")
+    )
     if done != args.rollouts:
         sys.exit(1)
 

@@ -14,15 +14,14 @@ from textual.binding import Binding
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from runs import store_events  # noqa: E402
-from synthetic import run_events  # noqa: E402
-
 from rlm_tui.state import fold
 from rlm_tui.store import EventWriter, open_db, read_events
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.messages import EventsArrived
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.sources import TailSource
+from runs import store_events  # noqa: E402
+from synthetic import run_events  # noqa: E402
 
 SIZE = (160, 45)
 HEAVY = dict(rollouts=32, turns=3, batch=1000, tools=0)  # 32 concurrent rollouts, 1,000-prompt batches
@@ -58,9 +57,9 @@ def bench_throughput(tmp: Path) -> None:
             await until(pilot, lambda: app.screen.ready)
             t = time.perf_counter()
             for i in range(0, len(events), CHUNK):
-                app.post_message(EventsArrived(app.tail, events[i:i + CHUNK], False))
+                app.post_message(EventsArrived(app.tail, events[i : i + CHUNK], False))
                 if forced:  # a redraw after every delivery: no coalescing at all
-                    await until(pilot, lambda: app.session.feed.count >= min(len(events), i + CHUNK))
+                    await until(pilot, lambda: app.session.feed.count >= min(len(events), i + CHUNK))  # noqa: B023
                     app.refresh_view()
                     await pilot.pause()
             await until(pilot, lambda: app.session.feed.count == len(events))
@@ -70,7 +69,9 @@ def bench_throughput(tmp: Path) -> None:
 
     coalesced, forced = asyncio.run(main(False)), asyncio.run(main(True))
     print(f"events/s, reducer alone (floor):                {floor:10,.0f}  ({len(events):,} events, 32 rollouts)")
-    print(f"events/s, app as delivered (15 Hz redraws):     {coalesced:10,.0f}  floor/measured {floor / coalesced:.2f}x")
+    print(
+        f"events/s, app as delivered (15 Hz redraws):     {coalesced:10,.0f}  floor/measured {floor / coalesced:.2f}x"
+    )
     print(f"events/s, app redrawing after every poll:       {forced:10,.0f}  floor/measured {floor / forced:.2f}x")
 
 
@@ -93,7 +94,9 @@ def bench_latency(tmp: Path) -> None:
         app = ProbeApp(db, run_id=run_id, follow=True)
         out = []
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.session.feed is not None and app.session.feed.state.rollouts.get(f"{run_id}-r000"))
+            await until(
+                pilot, lambda: app.session.feed is not None and app.session.feed.state.rollouts.get(f"{run_id}-r000")
+            )
             await app.push_screen(RolloutScreen(app.session, f"{run_id}-r000"))
             await until(pilot, lambda: app.screen.ready)
             if stream is not None:
@@ -117,7 +120,7 @@ def bench_latency(tmp: Path) -> None:
 
     def write() -> None:
         for i in range(200, len(events), 400):
-            for e in events[i:i + 400]:
+            for e in events[i : i + 400]:
                 writer.append(e)
             time.sleep(400 / rate)
 
@@ -130,9 +133,13 @@ def bench_latency(tmp: Path) -> None:
     def p(values: list[float], q: float) -> float:
         return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1000
 
-    print(f"key->handler ms, idle (floor):        median {statistics.median(idle) * 1000:6.1f}  p95 {p(idle, 0.95):6.1f}")
-    print(f"key->handler ms, {rate:,} ev/s stream: median {statistics.median(loaded) * 1000:6.1f}  p95 {p(loaded, 0.95):6.1f}"
-          f"  ratio (median) {statistics.median(loaded) / statistics.median(idle):.2f}x  ({seen:,} events folded meanwhile)")
+    print(
+        f"key->handler ms, idle (floor):        median {statistics.median(idle) * 1000:6.1f}  p95 {p(idle, 0.95):6.1f}"
+    )
+    print(
+        f"key->handler ms, {rate:,} ev/s stream: median {statistics.median(loaded) * 1000:6.1f}  p95 {p(loaded, 0.95):6.1f}"
+        f"  ratio (median) {statistics.median(loaded) / statistics.median(idle):.2f}x  ({seen:,} events folded meanwhile)"
+    )
 
 
 # --- 3. opening a 100,000-event rollout in replay ---------------------------------------------------
@@ -152,8 +159,15 @@ def bench_open(tmp: Path) -> None:
         app = RlmApp(db, run_id="big", rollout_id=rollout, follow=False)
         async with app.run_test(size=SIZE) as pilot:
             booted = time.perf_counter() - t
-            await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.ready
-                        and app.screen.query_one("#timeline").total > 0, timeout=30)
+            await until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, RolloutScreen)
+                    and app.screen.ready
+                    and app.screen.query_one("#timeline").total > 0
+                ),
+                timeout=30,
+            )
             first = time.perf_counter() - t
             await until(pilot, lambda: app.session.replay is not None, timeout=30)
             app.refresh_view()
@@ -162,8 +176,10 @@ def bench_open(tmp: Path) -> None:
 
     booted, first, done = asyncio.run(main())
     print(f"open {len(events):,}-event rollout, read_events alone (floor): {floor:6.2f} s")
-    print(f"  in the app: started {booted:.2f} s, first turns shown {first:.2f} s, every event folded and drawn "
-          f"{done:.2f} s (ratio {done / floor:.2f}x; target < 1 s {'met' if done < 1 else 'NOT met'})")
+    print(
+        f"  in the app: started {booted:.2f} s, first turns shown {first:.2f} s, every event folded and drawn "
+        f"{done:.2f} s (ratio {done / floor:.2f}x; target < 1 s {'met' if done < 1 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("bench_sandbox.py", "bench_engine.py", "bench_store.py", "bench_tui.py", "bench_stress.py",
-               "bench_environments.py"):
+for script in (
+    "bench_sandbox.py",
+    "bench_engine.py",
+    "bench_store.py",
+    "bench_tui.py",
+    "bench_stress.py",
+    "bench_environments.py",
+):
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

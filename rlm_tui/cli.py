@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except sqlite3.DatabaseError as exc:  # damage found past opening, while reading
-        print(f"rlm-tui: error: the database is damaged or locked ({printable(str(exc))}); pass another --db",
-              file=sys.stderr)
+        print(
+            f"rlm-tui: error: the database is damaged or locked ({printable(str(exc))}); pass another --db",
+            file=sys.stderr,
+        )
         return 2
     except Exception as exc:
         if isinstance(exc, _user_errors()):
@@ -61,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if os.environ.get("RLM_TUI_DEBUG"):  # a bug: still one line, the traceback only on request
             raise
-        print(f"rlm-tui: internal error: {type(exc).__name__}: {printable(str(exc))}; rerun with RLM_TUI_DEBUG=1 for the "
-              "traceback and report it", file=sys.stderr)
+        print(
+            f"rlm-tui: internal error: {type(exc).__name__}: {printable(str(exc))}; rerun with RLM_TUI_DEBUG=1 for the "
+            "traceback and report it",
+            file=sys.stderr,
+        )
         return 70
 
 

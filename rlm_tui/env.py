@@ -37,7 +37,10 @@ class Tool:
     run: Callable[..., Awaitable[str]]
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Knob:
 
 def between(low: int, high: int) -> Callable[[str], int]:
     """A knob parser: a whole number from `low` to `high`."""
+
     def parse(raw: str) -> int:
         try:
             value = int(raw)
@@ -101,6 +105,7 @@ def between(low: int, high: int) -> Callable[[str], int]:
         if not low <= value <= high:
             raise ValueError(f"must be from {low:,} to {high:,}")
         return value
+
     return parse
 
 
@@ -132,10 +137,12 @@ def http_url(raw: str) -> str:
 
 def choice(*options: str) -> Callable[[str], str]:
     """A knob parser that accepts one of `options`."""
+
     def parse(raw: str) -> str:
         if raw not in options:
             raise ValueError(f"choose one of {', '.join(options)}")
         return raw
+
     return parse
 
 
@@ -160,8 +167,10 @@ class Environment:
         for knob in self.knobs:
             raw = args.get(knob.name)
             if raw is not None and len(raw) > MAX_KNOB_CHARS:
-                raise EnvError(f"the value of {self.name} knob {knob.name} has {len(raw):,} characters; "
-                               f"at most {MAX_KNOB_CHARS:,} characters")
+                raise EnvError(
+                    f"the value of {self.name} knob {knob.name} has {len(raw):,} characters; "
+                    f"at most {MAX_KNOB_CHARS:,} characters"
+                )
             try:
                 self.args[knob.name] = knob.default if raw is None else knob.parse(raw)
             except (TypeError, ValueError) as exc:
@@ -186,7 +195,9 @@ class Environment:
     def score(self, example: Example, answer: str) -> Score:
         raise NotImplementedError
 
-    async def score_async(self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None) -> Score:
+    async def score_async(
+        self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None
+    ) -> Score:
         """What the engine calls: override for a scorer that awaits (an LLM `judge`, passed in by the engine) or
         reads the rollout's folded state (`rlm_tui.state.RolloutState`, e.g. its tool calls); by default `score`."""
         return self.score(example, answer)
@@ -212,7 +223,9 @@ class Environment:
         sees its earlier tool results in `messages`. By default a single reply to the first prompt."""
         return self.scripted_sub_reply(messages[0]["content"] or ""), []
 
-    def scripted_llm_turn(self, example: Example, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    def scripted_llm_turn(
+        self, example: Example, messages: list[dict[str, Any]]
+    ) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
         """One scripted root call in llm mode, where the root may call tools directly; by default the final text."""
         return self.scripted_text(example), []
 

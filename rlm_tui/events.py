@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+
 def new_id() -> str:
     """64 random bits as hex: unique across processes, and any few leading characters tell ids apart."""
     return os.urandom(8).hex()
@@ -162,7 +163,9 @@ class CellFinished(Event):
     turn: int
     output: str
     shown: str
-    shown_chars: int | None = None  # characters of the output in `shown`, the marker not counted; None in logs written before it
+    shown_chars: int | None = (
+        None  # characters of the output in `shown`, the marker not counted; None in logs written before it
+    )
     output_chars: int  # length of the full output before the storage cap
     truncated: bool  # the model saw less than the full output
     elapsed_s: float
@@ -298,10 +301,29 @@ class RolloutPaused(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
-        RunStarted, RunFinished, RunStalled, RolloutQueued, RolloutStarted, RolloutFinished,
-        ModelCallStarted, ModelCallFinished, ModelRetry, CellStarted, CellFinished, AnswerUpdated,
-        SandboxRestarted, SubBatchStarted, SubBatchFinished, SubCallStarted, SubCallFinished,
-        ToolCalled, OperatorAction, RolloutPaused, ModelNudged, ToolCallRejected, ToolProtocolChanged,
+        RunStarted,
+        RunFinished,
+        RunStalled,
+        RolloutQueued,
+        RolloutStarted,
+        RolloutFinished,
+        ModelCallStarted,
+        ModelCallFinished,
+        ModelRetry,
+        CellStarted,
+        CellFinished,
+        AnswerUpdated,
+        SandboxRestarted,
+        SubBatchStarted,
+        SubBatchFinished,
+        SubCallStarted,
+        SubCallFinished,
+        ToolCalled,
+        OperatorAction,
+        RolloutPaused,
+        ModelNudged,
+        ToolCallRejected,
+        ToolProtocolChanged,
     )
 }
 

@@ -68,8 +68,20 @@ def run_records(run: RunState, run_status: str | None = None) -> list[dict[str, 
     return [rollout_record(run, r, interrupted) for r in sorted(run.rollouts.values(), key=lambda r: r.index)]
 
 
-CSV_FIRST = ["run_id", "rollout_id", "env", "mode", "model", "sub_model", "example_id", "status", "stop_reason",
-             "reward", "answer_ready", "error"]
+CSV_FIRST = [
+    "run_id",
+    "rollout_id",
+    "env",
+    "mode",
+    "model",
+    "sub_model",
+    "example_id",
+    "status",
+    "stop_reason",
+    "reward",
+    "answer_ready",
+    "error",
+]
 
 
 def csv_table(records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:

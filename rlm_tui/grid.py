@@ -70,7 +70,11 @@ class GridSpec:
     @classmethod
     def from_json(cls, text: str) -> GridSpec:
         data = json.loads(text)
-        data["envs"], data["modes"], data["timeouts"] = tuple(data["envs"]), tuple(data["modes"]), tuple(data["timeouts"])
+        data["envs"], data["modes"], data["timeouts"] = (
+            tuple(data["envs"]),
+            tuple(data["modes"]),
+            tuple(data["timeouts"]),
+        )
         return cls(**data)
 
 
@@ -81,8 +85,10 @@ def save_spec(db: Database, name: str, spec: GridSpec) -> None:
         with db.conn:
             db.execute("INSERT INTO grids (name, created, spec) VALUES (?, ?, ?)", [name, time.time(), spec.to_json()])
     elif GridSpec.from_json(row[0]) != spec:
-        raise GridError(f"grid {name!r} exists with other settings; resume it with `rlm-tui ablate --resume {name}` "
-                        "or pick another --name")
+        raise GridError(
+            f"grid {name!r} exists with other settings; resume it with `rlm-tui ablate --resume {name}` "
+            "or pick another --name"
+        )
 
 
 def load_spec(db: Database, name: str) -> GridSpec:

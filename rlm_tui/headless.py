@@ -42,11 +42,19 @@ def run_headless(run: Any, client: Any) -> RunState:
     """Execute `run` with a progress bar on stderr; the run's own events drive the bar.
 
     SIGTERM and SIGHUP (unless ignored, as under nohup) stop it as Ctrl-C does, then raise Stopped."""
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("reward {task.fields[reward]}"), TimeElapsedColumn(),
-                        TextColumn("{task.fields[retries]}", style="yellow"), console=err, transient=True)
-    task = progress.add_task(escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples,
-                             reward="-", retries="")
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("reward {task.fields[reward]}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[retries]}", style="yellow"),
+        console=err,
+        transient=True,
+    )
+    task = progress.add_task(
+        escape(f"{run.config.env} [{run.config.rollout.mode}]"), total=run.config.num_examples, reward="-", retries=""
+    )
 
     def on_event(event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
@@ -99,19 +107,34 @@ def print_summary(state: RunState) -> None:
     rollouts = sorted(state.rollouts.values(), key=lambda r: r.index)
     for r in rollouts[:30]:
         m = r.final_metrics or r.metrics(time.time())
-        table.add_row(str(r.index), _t(r.example_id), _t(r.status if r.status != "done" else r.stop_reason or "done"),
-                      "-" if r.reward is None else f"{r.reward:.3f}", str(m["main_rlm_turns"]),
-                      tokens(r.main_tokens), str(m["sub_llm_call_count"]), tokens(r.sub_tokens),
-                      f"{m['repl_total_time_seconds']:.2f}", f"{m['wall_time_seconds']:.2f}")
+        table.add_row(
+            str(r.index),
+            _t(r.example_id),
+            _t(r.status if r.status != "done" else r.stop_reason or "done"),
+            "-" if r.reward is None else f"{r.reward:.3f}",
+            str(m["main_rlm_turns"]),
+            tokens(r.main_tokens),
+            str(m["sub_llm_call_count"]),
+            tokens(r.sub_tokens),
+            f"{m['repl_total_time_seconds']:.2f}",
+            f"{m['wall_time_seconds']:.2f}",
+        )
     if len(rollouts) > 30:
         table.add_row("…", f"{len(rollouts) - 30} more", *[""] * 8)
     mean = state.mean_reward
     table.add_section()
-    table.add_row("", "all", f"{len(state.done)}/{len(rollouts)}", "-" if mean is None else f"{mean:.3f}",
-                  str(sum(len(r.turns) for r in rollouts)), tokens(sum(r.main_tokens for r in rollouts)),
-                  str(sum(r.sub_calls for r in rollouts)), tokens(sum(r.sub_tokens for r in rollouts)),
-                  f"{sum(r.repl_time_s for r in rollouts):.2f}",
-                  f"{(state.finished or time.time()) - (state.started or time.time()):.2f}")
+    table.add_row(
+        "",
+        "all",
+        f"{len(state.done)}/{len(rollouts)}",
+        "-" if mean is None else f"{mean:.3f}",
+        str(sum(len(r.turns) for r in rollouts)),
+        tokens(sum(r.main_tokens for r in rollouts)),
+        str(sum(r.sub_calls for r in rollouts)),
+        tokens(sum(r.sub_tokens for r in rollouts)),
+        f"{sum(r.repl_time_s for r in rollouts):.2f}",
+        f"{(state.finished or time.time()) - (state.started or time.time()):.2f}",
+    )
     console.print(table)
     console.print(_t(f"run {state.id} {state.status}"))
     console.print(_t(state.id))
@@ -127,8 +150,13 @@ def print_runs(runs: list[dict[str, Any]]) -> None:
     for r in runs:
         started = datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M") if r.get("started") else "-"
         reward = r.get("mean_reward")
-        table.add_row(*(_t(r[k]) for k in ("id", "env", "mode", "model")), started, f"{r['ended']}/{r['rollouts']}",
-                      "-" if reward is None else f"{reward:.3f}", _t(r["status"]))
+        table.add_row(
+            *(_t(r[k]) for k in ("id", "env", "mode", "model")),
+            started,
+            f"{r['ended']}/{r['rollouts']}",
+            "-" if reward is None else f"{reward:.3f}",
+            _t(r["status"]),
+        )
     console.print(table)
 
 
@@ -150,20 +178,28 @@ def _print_calls(batch: Any) -> None:
 
 
 def print_rollouts(run: RunState) -> None:
-    table = Table(title=_t(f"run {run.id} · {run.env} [{run.mode}] · {run.model} · {run.status}"),
-                  title_justify="left")
+    table = Table(title=_t(f"run {run.id} · {run.env} [{run.mode}] · {run.model} · {run.status}"), title_justify="left")
     for name in ("#", "rollout", "example", "status", "reward", "turns", "sub calls"):
         table.add_column(name, no_wrap=name == "rollout")
     for r in sorted(run.rollouts.values(), key=lambda r: r.index):
-        table.add_row(str(r.index), _t(r.id), _t(r.example_id), _t(r.stop_reason or r.status),
-                      "-" if r.reward is None else f"{r.reward:.3f}", str(len(r.turns)), str(r.sub_calls))
+        table.add_row(
+            str(r.index),
+            _t(r.id),
+            _t(r.example_id),
+            _t(r.stop_reason or r.status),
+            "-" if r.reward is None else f"{r.reward:.3f}",
+            str(len(r.turns)),
+            str(r.sub_calls),
+        )
     console.print(table)
 
 
 def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> None:
     ended = f" ({r.stop_reason})" if r.stop_reason else ""
-    head = (f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}{ended}"
-            f" · reward {'-' if r.reward is None else f'{r.reward:.3f}'}")
+    head = (
+        f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}{ended}"
+        f" · reward {'-' if r.reward is None else f'{r.reward:.3f}'}"
+    )
     console.print(_t(head, "bold"))
     console.print(Panel(_t(r.user_prompt), title="prompt", title_align="left", border_style="dim"))
     batches_by_cell: dict[str | None, list] = {}
@@ -182,20 +218,32 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
             console.print(Syntax(printable(cell.code), "python", theme="ansi_dark", line_numbers=False))
             for batch in batches_by_cell.get(cell.id, ()):
                 tools = sum(len(c.tools) for c in batch.calls)
-                console.print(Text(f"  llm_batch #{batch.batch}: {batch.size} prompts, {tools} tool calls, "
-                                   f"{batch.elapsed_s or 0:.2f} s, {batch.errors} errors", style="magenta"))
+                console.print(
+                    Text(
+                        f"  llm_batch #{batch.batch}: {batch.size} prompts, {tools} tool calls, "
+                        f"{batch.elapsed_s or 0:.2f} s, {batch.errors} errors",
+                        style="magenta",
+                    )
+                )
                 if full:
                     _print_calls(batch)
             text = cell.output if full else cell.shown
-            note = f"{cell.elapsed_s or 0:.2f} s" + (f", model saw {cell.shown_chars:,} of {cell.output_chars:,} chars"
-                                                     if cell.truncated else "")
+            note = f"{cell.elapsed_s or 0:.2f} s" + (
+                f", model saw {cell.shown_chars:,} of {cell.output_chars:,} chars" if cell.truncated else ""
+            )
             if cell.source == "operator":
                 note += ", the operator's cell"
             style = "red" if cell.error else "dim"
-            console.print(Panel(_t(text or "(no output)"), title=escape(f"output · {note}"), title_align="left",
-                                border_style=style))
+            console.print(
+                Panel(
+                    _t(text or "(no output)"), title=escape(f"output · {note}"), title_align="left", border_style=style
+                )
+            )
     for restart in r.restarts:
         console.print(_t(f"sandbox restarted ({restart.reason}): {restart.lost}", "yellow"))
     ready = "ready" if r.answer.get("ready") else "not ready"
-    console.print(Panel(Group(_t(r.answer.get("content", ""))), title=f"answer · {ready}", title_align="left",
-                        border_style="green"))
+    console.print(
+        Panel(
+            Group(_t(r.answer.get("content", ""))), title=f"answer · {ready}", title_align="left", border_style="green"
+        )
+    )

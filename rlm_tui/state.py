@@ -312,13 +312,26 @@ def _tool(s: RolloutState, e: ev.ToolCalled) -> None:
 
 
 _ROLLOUT_HANDLERS: dict[type, Any] = {
-    ev.RolloutQueued: _queued, ev.RolloutStarted: _started, ev.RolloutFinished: _finished,
-    ev.ModelCallStarted: _call_started, ev.ModelCallFinished: _call_finished, ev.ModelRetry: _retry,
-    ev.CellStarted: _cell_started, ev.CellFinished: _cell_finished, ev.AnswerUpdated: _answer,
-    ev.SandboxRestarted: _restarted, ev.SubBatchStarted: _batch_started, ev.SubBatchFinished: _batch_finished,
-    ev.SubCallStarted: _sub_started, ev.SubCallFinished: _sub_finished, ev.ToolCalled: _tool,
-    ev.OperatorAction: _operator, ev.RolloutPaused: _paused, ev.ModelNudged: _nudged,
-    ev.ToolProtocolChanged: _protocol, ev.ToolCallRejected: _rejected,
+    ev.RolloutQueued: _queued,
+    ev.RolloutStarted: _started,
+    ev.RolloutFinished: _finished,
+    ev.ModelCallStarted: _call_started,
+    ev.ModelCallFinished: _call_finished,
+    ev.ModelRetry: _retry,
+    ev.CellStarted: _cell_started,
+    ev.CellFinished: _cell_finished,
+    ev.AnswerUpdated: _answer,
+    ev.SandboxRestarted: _restarted,
+    ev.SubBatchStarted: _batch_started,
+    ev.SubBatchFinished: _batch_finished,
+    ev.SubCallStarted: _sub_started,
+    ev.SubCallFinished: _sub_finished,
+    ev.ToolCalled: _tool,
+    ev.OperatorAction: _operator,
+    ev.RolloutPaused: _paused,
+    ev.ModelNudged: _nudged,
+    ev.ToolProtocolChanged: _protocol,
+    ev.ToolCallRejected: _rejected,
 }
 
 
@@ -354,8 +367,12 @@ class RunState:
             elif isinstance(e, ev.RolloutStarted) and rollout.status != "queued":
                 # a resumed run starts an unfinished rollout again; the earlier attempt stays in the log only
                 rollout = self.rollouts[e.rollout_id] = RolloutState(
-                    id=rollout.id, index=rollout.index, example_id=rollout.example_id, info=rollout.info,
-                    target=rollout.target)
+                    id=rollout.id,
+                    index=rollout.index,
+                    example_id=rollout.example_id,
+                    info=rollout.info,
+                    target=rollout.target,
+                )
             rollout.apply(e)
 
     @property

@@ -124,7 +124,7 @@ class Server:
             with self.wlock:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self.wfd, view):]
+                    view = view[os.write(self.wfd, view) :]
         finally:
             if main:
                 self.critical = False
@@ -176,8 +176,9 @@ class Server:
             return []
         total = sum(map(len, prompts))
         if total > self.max_chars:
-            raise ValueError(f"llm_batch prompts add up to {total:,} characters; send at most "
-                             f"{self.max_chars:,} per call")
+            raise ValueError(
+                f"llm_batch prompts add up to {total:,} characters; send at most {self.max_chars:,} per call"
+            )
         if self.forked:
             raise RuntimeError("llm_batch only works in the REPL process, not in a forked child")
         slot = [threading.Event(), None]
@@ -205,8 +206,13 @@ class Server:
         self.stdout, self.stderr = Capture("<stdout>", self.cap), Capture("<stderr>", self.cap)
         sys.stdout, sys.stderr = self.stdout, self.stderr
         self.answer = frame.get("answer") or {"content": "", "ready": False}
-        self.ns = {"__name__": "__main__", "__builtins__": __builtins__, "context": frame.get("context"),
-                   "answer": self.answer, "llm_batch": self.llm_batch}
+        self.ns = {
+            "__name__": "__main__",
+            "__builtins__": __builtins__,
+            "context": frame.get("context"),
+            "answer": self.answer,
+            "llm_batch": self.llm_batch,
+        }
         self.main_ident = threading.get_ident()
         signal.signal(signal.SIGINT, self._on_sigint)
         threading.Thread(target=self._read, name="repl-frames", daemon=True).start()
@@ -261,12 +267,23 @@ class Server:
                 out, out_chars = text[: self.cap], len(text)
             except BaseException as exc:  # noqa: BLE001 - a broken __repr__ is the user's error
                 error = exc
-        result = {"t": "result", "n": n, "elapsed_s": elapsed, "out": out, "out_chars": out_chars,
-                  "error": None, "traceback": None}
+        result = {
+            "t": "result",
+            "n": n,
+            "elapsed_s": elapsed,
+            "out": out,
+            "out_chars": out_chars,
+            "error": None,
+            "traceback": None,
+        }
         if error is not None:
             result["error"], result["traceback"] = self._describe(error)
-        result.update(stdout=self.stdout.text(), stdout_chars=self.stdout.total,
-                      stderr=self.stderr.text(), stderr_chars=self.stderr.total)
+        result.update(
+            stdout=self.stdout.text(),
+            stdout_chars=self.stdout.total,
+            stderr=self.stderr.text(),
+            stderr_chars=self.stderr.total,
+        )
         return result
 
     def _describe(self, exc: BaseException) -> tuple[str, str]:
@@ -287,13 +304,17 @@ class Server:
         if type(current) is dict:
             self.answer = current
         elif isinstance(current, dict):  # a subclass may override get, keys, __iter__...: take its items as a dict does
-            notes.append(f"answer must be a plain dict, not a {type(current).__name__}; a plain dict with its "
-                         "content and ready was put back")
+            notes.append(
+                f"answer must be a plain dict, not a {type(current).__name__}; a plain dict with its "
+                "content and ready was put back"
+            )
             self.answer = {"content": dict.get(current, "content", ""), "ready": dict.get(current, "ready", False)}
             self.ns["answer"] = self.answer
         else:
-            notes.append(f"answer must stay a dict like {{'content': '...', 'ready': False}}, but it was rebound to a "
-                         f"value of type {type(current).__name__}; the previous dict was restored")
+            notes.append(
+                f"answer must stay a dict like {{'content': '...', 'ready': False}}, but it was rebound to a "
+                f"value of type {type(current).__name__}; the previous dict was restored"
+            )
             self.ns["answer"] = self.answer
         content, ready = dict.get(self.answer, "content", ""), dict.get(self.answer, "ready", False)
         try:
@@ -307,8 +328,10 @@ class Server:
             notes.append(f"answer['ready'] could not be turned into True or False: {exc!r}")
             ready = False
         if len(content) > self.max_answer:
-            notes.append(f"answer['content'] had {len(content):,} characters and was cut to the first "
-                         f"{self.max_answer:,}, the most an answer may hold")
+            notes.append(
+                f"answer['content'] had {len(content):,} characters and was cut to the first "
+                f"{self.max_answer:,}, the most an answer may hold"
+            )
             content = self.answer["content"] = content[: self.max_answer]
         if notes:
             result["error"] = "; ".join(([result["error"]] if result.get("error") else []) + notes)

@@ -53,8 +53,10 @@ class FakeHub:
     def __init__(self, repos: Repos, *, errors: dict[str, int] | None = None) -> None:
         self.errors = errors or {}
         self.files = {repo: repo_files(configs) for repo, configs in repos.items()}
-        self.sha = {repo: hashlib.sha1(repo.encode() + b"".join(sorted(files.values()))).hexdigest()
-                    for repo, files in self.files.items()}
+        self.sha = {
+            repo: hashlib.sha1(repo.encode() + b"".join(sorted(files.values()))).hexdigest()
+            for repo, files in self.files.items()
+        }
         self.requests: list[str] = []  # "METHOD /path?query", in order
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -74,11 +76,20 @@ class FakeHub:
 
     def environ(self, home: Path, **extra: str) -> dict[str, str]:
         """The environment of a child whose Hugging Face libraries talk only to this server; caches go in `home`."""
-        environ = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("HF_", "OPENAI_", "RLM_TUI_")) and "proxy" not in k.lower()}
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("HF_", "OPENAI_", "RLM_TUI_")) and "proxy" not in k.lower()
+        }
         # datasets also asks the dataset viewer at datasets-server.<host>; the proxy keeps that lookup here too
-        environ.update(HF_ENDPOINT=self.endpoint, HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1",
-                       HTTP_PROXY=self.endpoint, NO_PROXY="127.0.0.1", **extra)
+        environ.update(
+            HF_ENDPOINT=self.endpoint,
+            HF_HOME=str(home),
+            HF_HUB_DISABLE_TELEMETRY="1",
+            HTTP_PROXY=self.endpoint,
+            NO_PROXY="127.0.0.1",
+            **extra,
+        )
         return environ
 
     async def _start(self) -> int:
@@ -126,8 +137,11 @@ class FakeHub:
         if path not in self.files[repo]:
             raise _not_found("EntryNotFound", f"{path} does not exist")
         data = self.files[repo][path]
-        headers = {"X-Repo-Commit": self.sha[repo], "ETag": f'"{hashlib.sha1(data).hexdigest()}"',
-                   "Accept-Ranges": "bytes"}
+        headers = {
+            "X-Repo-Commit": self.sha[repo],
+            "ETag": f'"{hashlib.sha1(data).hexdigest()}"',
+            "Accept-Ranges": "bytes",
+        }
         if request.method == "HEAD":
             return web.Response(headers={**headers, "Content-Length": str(len(data))})
         if "Range" in request.headers:  # streaming reads the parquet files in ranges
@@ -138,30 +152,42 @@ class FakeHub:
 
     async def _info(self, request: web.Request) -> web.Response:
         repo = self._repo(request)
-        return web.json_response({"id": repo, "sha": self.sha[repo], "private": False, "gated": False,
-                                  "disabled": False, "lastModified": "2025-01-01T00:00:00.000Z",
-                                  "siblings": [{"rfilename": path} for path in self.files[repo]]})
+        return web.json_response(
+            {
+                "id": repo,
+                "sha": self.sha[repo],
+                "private": False,
+                "gated": False,
+                "disabled": False,
+                "lastModified": "2025-01-01T00:00:00.000Z",
+                "siblings": [{"rfilename": path} for path in self.files[repo]],
+            }
+        )
 
     async def _tree(self, request: web.Request) -> web.Response:
         """The files and folders under a path: its children, or everything below it with `recursive`."""
         repo = self._repo(request)
         base = request.match_info.get("path", "").strip("/")
-        below = [p[len(base) + 1:] if base else p for p in self.files[repo] if not base or p.startswith(base + "/")]
+        below = [p[len(base) + 1 :] if base else p for p in self.files[repo] if not base or p.startswith(base + "/")]
         if base and not below:
             raise _not_found("EntryNotFound", f"{base} does not exist")
         recursive = request.query.get("recursive", "").lower() in ("1", "true")
         found = set()
         for rest in below:
             parts = rest.split("/")
-            found.update("/".join(filter(None, [base, *parts[:depth]]))
-                         for depth in range(1, len(parts) + 1 if recursive else 2))
+            found.update(
+                "/".join(filter(None, [base, *parts[:depth]])) for depth in range(1, len(parts) + 1 if recursive else 2)
+            )
         return web.json_response([self._entry(repo, path) for path in sorted(found)])
 
 
 def _not_found(code: str, message: str) -> web.HTTPNotFound:
     """A 404 the way the Hub sends it: huggingface_hub tells the kinds apart by X-Error-Code."""
-    return web.HTTPNotFound(headers={"X-Error-Code": code, "X-Error-Message": message},
-                            text=json.dumps({"error": message}), content_type="application/json")
+    return web.HTTPNotFound(
+        headers={"X-Error-Code": code, "X-Error-Message": message},
+        text=json.dumps({"error": message}),
+        content_type="application/json",
+    )
 
 
 LOAD = """
@@ -173,18 +199,30 @@ print(json.dumps(out))
 """
 
 
-def load_examples(hub: FakeHub, home: Path, jobs: list[tuple[str, dict[str, str], int, int]],
-                  **extra: str) -> list[list[dict[str, Any]]]:
+def load_examples(
+    hub: FakeHub, home: Path, jobs: list[tuple[str, dict[str, str], int, int]], **extra: str
+) -> list[list[dict[str, Any]]]:
     """Each job's (environment, env_args, n, seed) examples, loaded in one child process from `hub`."""
-    proc = subprocess.run([sys.executable, "-c", LOAD, json.dumps(jobs)], env=hub.environ(home, **extra),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD, json.dumps(jobs)],
+        env=hub.environ(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])
 
 
 def rlm_tui(hub: FakeHub, home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "rlm-tui"), *args], cwd=home,
-                          env=hub.environ(home, **extra), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "rlm-tui"), *args],
+        cwd=home,
+        env=hub.environ(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def rlm_tui_without_datasets(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
@@ -196,5 +234,11 @@ def rlm_tui_without_datasets(home: Path, *args: str, **extra: str) -> subprocess
             (site / entry.name).symlink_to(entry)
     code = f"import site, sys; site.addsitedir({str(site)!r}); from rlm_tui.cli import main; sys.exit(main())"
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_", "PYTHON"))}
-    return subprocess.run([sys.executable, "-S", "-c", code, *args], cwd=home, env={**environ, **extra},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-S", "-c", code, *args],
+        cwd=home,
+        env={**environ, **extra},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -52,8 +52,14 @@ Responder = Callable[[dict[str, Any]], "Reply | Fail | Raw | Hang | dict[str, An
 class FakeOpenAI:
     """Serves /v1/chat/completions from `respond(request_body)`; records every request body."""
 
-    def __init__(self, respond: Responder, *, latency: float = 0.0, models: list[dict[str, Any]] | None = None,
-                 props: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        respond: Responder,
+        *,
+        latency: float = 0.0,
+        models: list[dict[str, Any]] | None = None,
+        props: dict[str, Any] | None = None,
+    ) -> None:
         self.respond, self.latency = respond, latency
         self.models = models if models is not None else [{"id": "fake-model", "object": "model"}]
         self.props = props  # llama.cpp's /props, served only when given
@@ -121,19 +127,24 @@ class FakeOpenAI:
                 for name, args in result.tool_calls
             ]
         payload: dict[str, Any] = {
-            "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if result.tool_calls else "stop"}],
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if result.tool_calls else "stop"}
+            ],
         }
         if result.usage is not None:
             payload["usage"] = {"total_tokens": 0, **result.usage}
         return web.json_response(payload)
 
-
     async def _raw(self, request: web.Request, raw: Raw) -> web.StreamResponse:
         size = len(raw.body) * raw.repeat
-        response = web.StreamResponse(status=raw.status, headers={
-            "Content-Type": raw.content_type, "Content-Length": str(size + 100 if raw.cut else size)})
+        response = web.StreamResponse(
+            status=raw.status,
+            headers={"Content-Type": raw.content_type, "Content-Length": str(size + 100 if raw.cut else size)},
+        )
         await response.prepare(request)
         try:
             for _ in range(raw.repeat):

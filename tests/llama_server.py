@@ -43,8 +43,13 @@ def _free_port() -> int:
 @contextmanager
 def llama_server() -> Iterator[str]:
     """Serve the model on 127.0.0.1; yields the OpenAI base URL once the server says it listens."""
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, model_path(), str(_free_port())], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE, model_path(), str(_free_port())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()  # blocks until the model is loaded, or the server died (empty line)
         if not line.startswith("listening "):

@@ -13,15 +13,16 @@ from rlm_tui.engine.rollout import RolloutSettings
 from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import Environment
-from rlm_tui.state import RunState, fold
 from rlm_tui.events import Event
+from rlm_tui.state import RunState, fold
 from rlm_tui.store import EventWriter, open_db, read_events, run_over
 
 TAIL_BATCH = 2000
 
 
-def stored_run(tmp_path: Path, env: Environment, client: Any = None, *, mode: str = "rlm", n: int = 1,
-               **settings: Any) -> tuple[RunState, RunState]:
+def stored_run(
+    tmp_path: Path, env: Environment, client: Any = None, *, mode: str = "rlm", n: int = 1, **settings: Any
+) -> tuple[RunState, RunState]:
     """(the engine's own state, the state folded from the database); the scripted model unless a client is given."""
     client = client or ScriptedClient(env)
     scripted = isinstance(client, ScriptedClient)
@@ -31,8 +32,12 @@ def stored_run(tmp_path: Path, env: Environment, client: Any = None, *, mode: st
     db = tmp_path / "t.db"
     writer = EventWriter(db)
     writer.start()
-    config = RunConfig(env=env.name, env_args={k: str(v) for k, v in env.args.items()}, num_examples=n,
-                       rollout=RolloutSettings(mode=mode, **settings))
+    config = RunConfig(
+        env=env.name,
+        env_args={k: str(v) for k, v in env.args.items()},
+        num_examples=n,
+        rollout=RolloutSettings(mode=mode, **settings),
+    )
     run = Run(config, env, client, [writer.append])
 
     async def main() -> RunState:
@@ -56,7 +61,9 @@ def store_events(path: Path, events: list[Any]) -> Path:
     return path
 
 
-def tail_events(path: str | Path, *, run_id: str, after_seq: int = 0, poll: float = 0.1) -> Iterator[list[tuple[int, Event]]]:
+def tail_events(
+    path: str | Path, *, run_id: str, after_seq: int = 0, poll: float = 0.1
+) -> Iterator[list[tuple[int, Event]]]:
     """Yield each new batch of a run's events as another process commits them.
 
     Ends once every event is yielded and the run is over: finished, or its writer on this host is gone.

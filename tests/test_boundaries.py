@@ -10,10 +10,25 @@ import pytest
 
 import rlm_tui
 
-CORE = ["rlm_tui.engine.run", "rlm_tui.engine.rollout", "rlm_tui.engine.scripted", "rlm_tui.sandbox",
-        "rlm_tui.store", "rlm_tui.events", "rlm_tui.state", "rlm_tui.export", "environments.verbatim_copy"]
-WITHOUT_CIRCLES = ("rlm_tui.cli", "rlm_tui.commands", "rlm_tui.report.render", "rlm_tui.tui.launch", "rlm_tui.engine",
-                   "rlm_tui.store")
+CORE = [
+    "rlm_tui.engine.run",
+    "rlm_tui.engine.rollout",
+    "rlm_tui.engine.scripted",
+    "rlm_tui.sandbox",
+    "rlm_tui.store",
+    "rlm_tui.events",
+    "rlm_tui.state",
+    "rlm_tui.export",
+    "environments.verbatim_copy",
+]
+WITHOUT_CIRCLES = (
+    "rlm_tui.cli",
+    "rlm_tui.commands",
+    "rlm_tui.report.render",
+    "rlm_tui.tui.launch",
+    "rlm_tui.engine",
+    "rlm_tui.store",
+)
 
 
 @pytest.mark.parametrize("module", CORE)
@@ -51,8 +66,10 @@ def test_environments_import_neither_the_engine_nor_the_store_nor_the_app(path):
 def import_graph() -> dict[str, set[str]]:
     """Each rlm_tui module -> the rlm_tui modules its file imports, inside functions too."""
     root = Path(rlm_tui.__file__).parent.parent
-    paths = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
-             for p in (root / "rlm_tui").rglob("*.py")}
+    paths = {
+        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (root / "rlm_tui").rglob("*.py")
+    }
     graph = {}
     for name, path in paths.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -89,22 +106,44 @@ def test_the_command_layer_engine_and_store_import_no_circle():
     assert [m for m in checked if on_a_circle(graph, m)] == []
 
 
-@pytest.mark.parametrize("argv, deferred", [
-    (["--help"], ("rlm_tui.store", "rlm_tui.tui", "rlm_tui.engine.clients", "textual", "rich", "openai", "httpx",
-                  "matplotlib", "asyncio")),
-    (["envs"], ("rlm_tui.store", "rlm_tui.tui", "textual", "openai", "matplotlib")),  # environments import their own
-])
+@pytest.mark.parametrize(
+    "argv, deferred",
+    [
+        (
+            ["--help"],
+            (
+                "rlm_tui.store",
+                "rlm_tui.tui",
+                "rlm_tui.engine.clients",
+                "textual",
+                "rich",
+                "openai",
+                "httpx",
+                "matplotlib",
+                "asyncio",
+            ),
+        ),
+        (
+            ["envs"],
+            ("rlm_tui.store", "rlm_tui.tui", "textual", "openai", "matplotlib"),
+        ),  # environments import their own
+    ],
+)
 def test_a_command_imports_only_what_it_uses(argv, deferred):
-    code = ("import sys\nfrom rlm_tui.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            f"print(sorted(m for m in sys.modules if m.startswith({deferred!r}))[:5], file=sys.stderr)")
+    code = (
+        "import sys\nfrom rlm_tui.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({deferred!r}))[:5], file=sys.stderr)"
+    )
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"
 
 
 def test_the_apps_view_model_imports_no_ui():
     """The session view-model is plain Python, so that it is tested, and could be driven, without a screen."""
-    code = ("import sys, rlm_tui.tui.session; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))")
+    code = (
+        "import sys, rlm_tui.tui.session; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

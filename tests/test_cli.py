@@ -18,12 +18,40 @@ from rlm_tui.cli import main
 from rlm_tui.store import list_rollouts, list_runs
 
 RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
-FIELDS = {"run_id", "rollout_id", "env", "mode", "model", "example_id", "info", "target", "status", "reward",
-          "answer", "turns", "sub_llm_calls", "metrics"}
-METRICS = {"main_rlm_turns", "main_rlm_prompt_tokens", "main_rlm_completion_tokens", "sub_llm_call_count",
-           "sub_llm_total_turns", "sub_llm_prompt_tokens", "sub_llm_completion_tokens", "sub_llm_total_tool_calls",
-           "sub_llm_batch_count", "sub_llm_max_batch_size", "sub_llm_mean_batch_size", "repl_call_count",
-           "repl_total_time_seconds", "repl_mean_time_seconds", "wall_time_seconds", "model_time_seconds"}
+FIELDS = {
+    "run_id",
+    "rollout_id",
+    "env",
+    "mode",
+    "model",
+    "example_id",
+    "info",
+    "target",
+    "status",
+    "reward",
+    "answer",
+    "turns",
+    "sub_llm_calls",
+    "metrics",
+}
+METRICS = {
+    "main_rlm_turns",
+    "main_rlm_prompt_tokens",
+    "main_rlm_completion_tokens",
+    "sub_llm_call_count",
+    "sub_llm_total_turns",
+    "sub_llm_prompt_tokens",
+    "sub_llm_completion_tokens",
+    "sub_llm_total_tool_calls",
+    "sub_llm_batch_count",
+    "sub_llm_max_batch_size",
+    "sub_llm_mean_batch_size",
+    "repl_call_count",
+    "repl_total_time_seconds",
+    "repl_mean_time_seconds",
+    "wall_time_seconds",
+    "model_time_seconds",
+}
 
 
 def clean_environ() -> dict[str, str]:
@@ -32,8 +60,9 @@ def clean_environ() -> dict[str, str]:
 
 def cli(tmp_path, *args, check=True):
     """The installed `rlm-tui` in a process of its own."""
-    proc = subprocess.run([RLM_TUI, *args], cwd=tmp_path, env=clean_environ(), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [RLM_TUI, *args], cwd=tmp_path, env=clean_environ(), capture_output=True, text=True, timeout=300
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -107,8 +136,21 @@ def test_run_against_a_local_server_with_the_real_client(rlm):
         return Reply(content=body["messages"][0]["content"] * 2, usage={"prompt_tokens": 5, "completion_tokens": 2})
 
     with FakeOpenAI(respond) as server:
-        rlm("run", "verbatim-copy", "--headless", "-n", "2", "--model", "root-m", "--sub-model", "sub-m",
-            "--base-url", server.base_url, "--db", "x.db")
+        rlm(
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "-n",
+            "2",
+            "--model",
+            "root-m",
+            "--sub-model",
+            "sub-m",
+            "--base-url",
+            server.base_url,
+            "--db",
+            "x.db",
+        )
     (record, _) = [json.loads(line) for line in rlm("export", "--db", "x.db").stdout.splitlines()]
     assert record["answer"]["content"] == "aabb" and record["model"] == "root-m"
     assert record["metrics"]["sub_llm_call_count"] == 2 and record["metrics"]["sub_llm_prompt_tokens"] == 10
@@ -122,73 +164,115 @@ def test_sampling_knobs_and_the_text_protocol_reach_the_server(rlm):
         return Reply(content="sub")
 
     with FakeOpenAI(respond) as server:
-        rlm("run", "verbatim-copy", "--headless", "-n", "1", "--model", "m", "--base-url", server.base_url,
-            "--db", "x.db", "--tool-protocol", "text", "--max-tokens", "50", "--temperature", "0.2",
-            "--sampling-seed", "7", "--extra-body", '{"top_k": 5}', "--sub-max-tokens", "9", "--sub-top-p", "0.5")
+        rlm(
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--db",
+            "x.db",
+            "--tool-protocol",
+            "text",
+            "--max-tokens",
+            "50",
+            "--temperature",
+            "0.2",
+            "--sampling-seed",
+            "7",
+            "--extra-body",
+            '{"top_k": 5}',
+            "--sub-max-tokens",
+            "9",
+            "--sub-top-p",
+            "0.5",
+        )
     root, sub = server.requests
     assert "tools" not in root and (root["max_tokens"], root["temperature"], root["seed"], root["top_k"]) == (
-        50, 0.2, 7, 5)
+        50,
+        0.2,
+        7,
+        5,
+    )
     assert (sub["max_tokens"], sub["top_p"]) == (9, 0.5) and "temperature" not in sub
     (record,) = [json.loads(line) for line in rlm("export", "--db", "x.db").stdout.splitlines()]
     assert record["answer"]["content"] == "sub" and record["metrics"]["main_recovered_call_count"] == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "verbatim-copy", "--headless", "--extra-body", "[1]"], "must be a JSON object"),
-    (["run", "verbatim-copy", "--headless", "--extra-body", '{"model": "x"}'], "may not set model"),
-    (["run", "verbatim-copy", "--headless", "--temperature", "nan"], "must be from 0 to 2"),
-    (["run", "verbatim-copy", "--headless", "--max-nudges", "11"], "must be from 0 to 10"),
-    (["run", "verbatim-copy", "--headless", "--tool-protocol", "xml"], "invalid choice: 'xml'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "verbatim-copy", "--headless", "--extra-body", "[1]"], "must be a JSON object"),
+        (["run", "verbatim-copy", "--headless", "--extra-body", '{"model": "x"}'], "may not set model"),
+        (["run", "verbatim-copy", "--headless", "--temperature", "nan"], "must be from 0 to 2"),
+        (["run", "verbatim-copy", "--headless", "--max-nudges", "11"], "must be from 0 to 10"),
+        (["run", "verbatim-copy", "--headless", "--tool-protocol", "xml"], "invalid choice: 'xml'"),
+    ],
+)
 def test_bad_sampling_knobs_are_one_line(rlm, args, message):
     done = rlm(*args, check=False)
     assert done.returncode == 2 and message in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "nope", "--headless"], "unknown environment 'nope'"),
-    (["run", "verbatim-copy", "--headless", "--bogus"], "unrecognized arguments: --bogus"),
-    (["run", "verbatim-copy", "--headless", "-n", "0"], "must be at least 1"),
-    (["run", "verbatim-copy", "--headless", "--env-arg", "content_type=xml"], "content_type"),
-    (["run", "verbatim-copy", "--headless", "--model", "gpt-5-mini"], "needs OPENAI_API_KEY"),
-    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"], "cannot reach"),
-    (["show", "zzz"], "does not exist"),
-    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", ""], "--base-url: must not be empty"),
-    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "127.0.0.1:8000/v1"], "http:// or https://"),
-    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "file:///etc/passwd"], "http:// or https://"),
-    (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "http://"], "http:// or https://"),
-    (["runs", "--db", ""], "--db: must not be empty"),
-    (["run", "verbatim-copy", "--headless", "--db", " "], "--db: must not be empty"),
-    (["run", "verbatim-copy", "--headless", "-n", "100000000"], "at most 100,000"),
-    (["run", "verbatim-copy", "--headless", "--concurrency", "1000000"], "at most 256"),
-    (["run", "verbatim-copy", "--headless", "--sub-concurrency", "1000000"], "at most 1,024"),
-    (["run", "verbatim-copy", "--headless", "--max-turns", "1000000"], "at most 1,000"),
-    (["run", "verbatim-copy", "--headless", "--timeout", "1e12"], "at most 86,400"),
-    (["run", "verbatim-copy", "--headless", "--max-output-chars", "999999999"], "at most 1,000,000"),
-    (["run", "verbatim-copy", "--headless", "--memory-mb", "999999999"], "all the memory this machine has"),
-    (["run", "verbatim-copy", "--headless", "--seed", str(2 ** 64)], "64-bit"),
-    (["run", "verbatim-copy", "--headless", "--seed", "9" * 5000], "64-bit"),
-    (["run", "verbatim-copy", "--headless", "--scripted-delay", "1e9"], "at most 3,600"),
-    (["run", "verbatim-copy", "--headless", "--run-id", "not-hex!"], "16 hex digits"),
-    (["run", "verbatim-copy", "--headless", "--env-arg", "target_length=100000000"], "from 1 to 1,000,000"),
-    (["run", "verbatim-copy", "--headless", "--env-arg", "mean_fragment_length=100000000"], "from 1 to 1,000,000"),
-    (["run", "verbatim-copy", "--headless", "--env-arg", "num_examples=100000000"], "from 1 to 100,000"),
-    (["run", "deepdive", "--headless", "--env-arg", "world_seed=" + str(2 ** 70)], "64-bit"),
-    (["run", "deepdive", "--headless", "--env-arg", "judge_base_url=localhost"], "http:// or https://"),
-    (["run", "deepdive", "--headless", "--env-arg", "judge_model=" + "x" * 100_000], "at most 1,000 characters"),
-    (["show", "a" * 100_000], "at most 64 characters"),
-    (["ablate", "verbatim-copy", "-n", "100000000"], "at most 100,000"),
-    (["ablate", "verbatim-copy", "--concurrency", "1000000"], "at most 256"),
-    (["ablate", "verbatim-copy", "--seed", str(2 ** 64)], "64-bit"),
-    (["ablate", "verbatim-copy", "--model", "scripted", "--timeout", "30,1e12"],
-     "--timeout: must be at most 86,400 seconds"),
-    (["ablate", "verbatim-copy", "--modes", "llm,rlm-x"], "--modes: invalid choice: 'rlm-x'"),
-    (["run", "verbatim-copy", "--headless", "--cpu-seconds", "0"], "--cpu-seconds: must be at least 1"),
-    (["run", "verbatim-copy", "--headless", "--cpu-seconds", "1e9"], "--cpu-seconds: expected a whole number"),
-    (["run", "verbatim-copy", "--headless", "--cpu-seconds", "100000"], "--cpu-seconds: must be at most 86,400"),
-    (["ablate", "verbatim-copy", "--cpu-seconds", "100000"], "--cpu-seconds: must be at most 86,400"),
-    (["ablate", "verbatim-copy", "--model", "m", "--base-url", ""], "--base-url: must not be empty"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "nope", "--headless"], "unknown environment 'nope'"),
+        (["run", "verbatim-copy", "--headless", "--bogus"], "unrecognized arguments: --bogus"),
+        (["run", "verbatim-copy", "--headless", "-n", "0"], "must be at least 1"),
+        (["run", "verbatim-copy", "--headless", "--env-arg", "content_type=xml"], "content_type"),
+        (["run", "verbatim-copy", "--headless", "--model", "gpt-5-mini"], "needs OPENAI_API_KEY"),
+        (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"], "cannot reach"),
+        (["show", "zzz"], "does not exist"),
+        (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", ""], "--base-url: must not be empty"),
+        (
+            ["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "127.0.0.1:8000/v1"],
+            "http:// or https://",
+        ),
+        (
+            ["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "file:///etc/passwd"],
+            "http:// or https://",
+        ),
+        (["run", "verbatim-copy", "--headless", "--model", "m", "--base-url", "http://"], "http:// or https://"),
+        (["runs", "--db", ""], "--db: must not be empty"),
+        (["run", "verbatim-copy", "--headless", "--db", " "], "--db: must not be empty"),
+        (["run", "verbatim-copy", "--headless", "-n", "100000000"], "at most 100,000"),
+        (["run", "verbatim-copy", "--headless", "--concurrency", "1000000"], "at most 256"),
+        (["run", "verbatim-copy", "--headless", "--sub-concurrency", "1000000"], "at most 1,024"),
+        (["run", "verbatim-copy", "--headless", "--max-turns", "1000000"], "at most 1,000"),
+        (["run", "verbatim-copy", "--headless", "--timeout", "1e12"], "at most 86,400"),
+        (["run", "verbatim-copy", "--headless", "--max-output-chars", "999999999"], "at most 1,000,000"),
+        (["run", "verbatim-copy", "--headless", "--memory-mb", "999999999"], "all the memory this machine has"),
+        (["run", "verbatim-copy", "--headless", "--seed", str(2**64)], "64-bit"),
+        (["run", "verbatim-copy", "--headless", "--seed", "9" * 5000], "64-bit"),
+        (["run", "verbatim-copy", "--headless", "--scripted-delay", "1e9"], "at most 3,600"),
+        (["run", "verbatim-copy", "--headless", "--run-id", "not-hex!"], "16 hex digits"),
+        (["run", "verbatim-copy", "--headless", "--env-arg", "target_length=100000000"], "from 1 to 1,000,000"),
+        (["run", "verbatim-copy", "--headless", "--env-arg", "mean_fragment_length=100000000"], "from 1 to 1,000,000"),
+        (["run", "verbatim-copy", "--headless", "--env-arg", "num_examples=100000000"], "from 1 to 100,000"),
+        (["run", "deepdive", "--headless", "--env-arg", "world_seed=" + str(2**70)], "64-bit"),
+        (["run", "deepdive", "--headless", "--env-arg", "judge_base_url=localhost"], "http:// or https://"),
+        (["run", "deepdive", "--headless", "--env-arg", "judge_model=" + "x" * 100_000], "at most 1,000 characters"),
+        (["show", "a" * 100_000], "at most 64 characters"),
+        (["ablate", "verbatim-copy", "-n", "100000000"], "at most 100,000"),
+        (["ablate", "verbatim-copy", "--concurrency", "1000000"], "at most 256"),
+        (["ablate", "verbatim-copy", "--seed", str(2**64)], "64-bit"),
+        (
+            ["ablate", "verbatim-copy", "--model", "scripted", "--timeout", "30,1e12"],
+            "--timeout: must be at most 86,400 seconds",
+        ),
+        (["ablate", "verbatim-copy", "--modes", "llm,rlm-x"], "--modes: invalid choice: 'rlm-x'"),
+        (["run", "verbatim-copy", "--headless", "--cpu-seconds", "0"], "--cpu-seconds: must be at least 1"),
+        (["run", "verbatim-copy", "--headless", "--cpu-seconds", "1e9"], "--cpu-seconds: expected a whole number"),
+        (["run", "verbatim-copy", "--headless", "--cpu-seconds", "100000"], "--cpu-seconds: must be at most 86,400"),
+        (["ablate", "verbatim-copy", "--cpu-seconds", "100000"], "--cpu-seconds: must be at most 86,400"),
+        (["ablate", "verbatim-copy", "--model", "m", "--base-url", ""], "--base-url: must not be empty"),
+    ],
+)
 def test_bad_input_is_one_line_and_non_zero(rlm, args, message):
     proc = rlm(*args, check=False)
     assert proc.returncode != 0
@@ -211,8 +295,12 @@ def test_a_database_that_is_not_ours(tmp_path, rlm):
 
 def test_envs_lists_every_environment_and_its_knobs(rlm):
     out = rlm("envs").stdout
-    for name, knob in [("verbatim-copy", "target_length"), ("deepdive", "num_entities"), ("math-python", "topics"),
-                       ("oolong", "context_len")]:
+    for name, knob in [
+        ("verbatim-copy", "target_length"),
+        ("deepdive", "num_entities"),
+        ("math-python", "topics"),
+        ("oolong", "context_len"),
+    ]:
         assert f"\n{name}\n" in f"\n{out}" and knob in out
 
 
@@ -232,12 +320,19 @@ def test_ctrl_c_stops_the_run_and_records_it(tmp_path, rlm):
     import signal
     import time
 
-    proc = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "600",
-                             "--db", "c.db"], cwd=tmp_path, env=clean_environ(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal gives it
+    proc = subprocess.Popen(
+        [RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "600", "--db", "c.db"],
+        cwd=tmp_path,
+        env=clean_environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # as a terminal gives it
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until a rollout is under way; its model takes 600 s, so it cannot end first
+    while (
+        time.monotonic() < deadline
+    ):  # wait until a rollout is under way; its model takes 600 s, so it cannot end first
         try:
             with sqlite3.connect(tmp_path / "c.db") as conn:
                 if conn.execute("select count(*) from rollouts where status = 'running'").fetchone()[0]:
@@ -258,8 +353,21 @@ def test_memory_limit_reaches_the_sandbox(rlm):
         return code_call(cells[root_turn(body)]) if is_root(body) else Reply(content="")
 
     with FakeOpenAI(respond) as server:
-        rlm("run", "verbatim-copy", "--headless", "-n", "1", "--model", "m", "--base-url", server.base_url,
-            "--memory-mb", "300", "--db", "m.db")
+        rlm(
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--memory-mb",
+            "300",
+            "--db",
+            "m.db",
+        )
         told = server.requests[1]["messages"][-1]["content"]
     assert "MemoryError" in told and "REPL restarted" not in told  # the address-space limit refuses 600 MB of 300
     (record,) = [json.loads(line) for line in rlm("export", "--db", "m.db").stdout.splitlines()]
@@ -267,17 +375,37 @@ def test_memory_limit_reaches_the_sandbox(rlm):
 
 
 def test_cpu_seconds_bounds_a_rollout_and_the_run_records_its_limits(rlm):
-    burn = ("import threading\ndef spin():\n    while True:\n        pass\n"
-            "threading.Thread(target=spin, daemon=True).start()")
+    burn = (
+        "import threading\ndef spin():\n    while True:\n        pass\n"
+        "threading.Thread(target=spin, daemon=True).start()"
+    )
     cells = [burn] + ["import time; time.sleep(1)"] * 50  # the model never says it is ready
 
     def respond(body):
         return code_call(cells[root_turn(body)]) if is_root(body) else Reply(content="")
 
     with FakeOpenAI(respond) as server:
-        rlm("run", "verbatim-copy", "--headless", "-n", "1", "--model", "m", "--base-url", server.base_url,
-            "--max-turns", "50", "--cpu-seconds", "1", "--memory-mb", "1024", "--context-limit", "64000",
-            "--db", "u.db")
+        rlm(
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--max-turns",
+            "50",
+            "--cpu-seconds",
+            "1",
+            "--memory-mb",
+            "1024",
+            "--context-limit",
+            "64000",
+            "--db",
+            "u.db",
+        )
     (run,) = list_runs("u.db")
     limits = run["config"]["rollout"]["limits"]
     assert (limits["cpu_seconds"], limits["memory_mb"], run["config"]["context_limit"]) == (1, 1024, 64000)
@@ -286,11 +414,29 @@ def test_cpu_seconds_bounds_a_rollout_and_the_run_records_its_limits(rlm):
 
 
 def test_ablate_records_the_run_options_in_every_cell(rlm):
-    rlm("ablate", "verbatim-copy", "--modes", "llm,rlm", "-n", "1", "--cpu-seconds", "300", "--context-limit", "64000",
-        "--timeout", "30,60", "--db", "g.db")
+    rlm(
+        "ablate",
+        "verbatim-copy",
+        "--modes",
+        "llm,rlm",
+        "-n",
+        "1",
+        "--cpu-seconds",
+        "300",
+        "--context-limit",
+        "64000",
+        "--timeout",
+        "30,60",
+        "--db",
+        "g.db",
+    )
     runs = list_runs("g.db")
     assert sorted((r["config"]["rollout"]["mode"], r["config"]["rollout"]["timeout"]) for r in runs) == [
-        ("llm", 30.0), ("llm", 60.0), ("rlm", 30.0), ("rlm", 60.0)]
+        ("llm", 30.0),
+        ("llm", 60.0),
+        ("rlm", 30.0),
+        ("rlm", 60.0),
+    ]
     recorded = {(r["config"]["rollout"]["limits"]["cpu_seconds"], r["config"]["context_limit"]) for r in runs}
     assert recorded == {(300, 64000)}
 
@@ -306,8 +452,21 @@ def test_show_prints_model_text_and_output_literally(rlm):
         return code_call('answer.update(content="[/]", ready=True)')
 
     with FakeOpenAI(respond) as server:
-        rlm("run", "verbatim-copy", "--headless", "-n", "1", "--model", "m", "--base-url", server.base_url,
-            "--max-output-chars", "40", "--db", "s.db")
+        rlm(
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--max-output-chars",
+            "40",
+            "--db",
+            "s.db",
+        )
     (record,) = [json.loads(line) for line in rlm("export", "--db", "s.db").stdout.splitlines()]
     shown = rlm("show", record["rollout_id"], "--db", "s.db").stdout
     assert "[/INST] [bold]not bold" in shown and "[red]my plan[/red]" in shown and "[/]" in shown
@@ -344,10 +503,27 @@ def test_a_run_whose_every_rollout_failed_exits_non_zero_with_the_reason(tmp_pat
     from fake_openai import Fail
 
     with FakeOpenAI(lambda body: Fail(501, "not implemented here", headers={"retry-after-ms": "1"})) as server:
-        proc = cli(tmp_path, "run", "verbatim-copy", "--headless", "-n", "2", "--model", "m", "--base-url",
-                         server.base_url, "--db", "f.db", check=False)
+        proc = cli(
+            tmp_path,
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "-n",
+            "2",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--db",
+            "f.db",
+            check=False,
+        )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].startswith("rlm-tui: error: every rollout failed; the first: m request failed with HTTP 501")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("rlm-tui: error: every rollout failed; the first: m request failed with HTTP 501")
+    )
 
 
 def test_ambiguous_prefixes_say_so(rlm):
@@ -373,9 +549,27 @@ def started_run(tmp_path, name: str, run_id: str) -> subprocess.Popen:
     from runs import tail_events
 
     open_db(tmp_path / name).close()  # so that the tail can open it before the run writes
-    proc = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "5",
-                             "--run-id", run_id, "--db", name], cwd=tmp_path, env=clean_environ(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            RLM_TUI,
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "-n",
+            "2",
+            "--scripted-delay",
+            "5",
+            "--run-id",
+            run_id,
+            "--db",
+            name,
+        ],
+        cwd=tmp_path,
+        env=clean_environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for batch in tail_events(tmp_path / name, run_id=run_id):
         if any(isinstance(e, ev.RolloutStarted) for _, e in batch):
             return proc
@@ -419,8 +613,9 @@ def test_run_on_a_read_only_database_says_it_is_read_only(tmp_path, rlm):
     subprocess.run(["mount", "-o", "remount,ro,bind", str(where)], check=True)
     try:
         for target in (where / "ro.db", where / "new.db"):
-            proc = rlm("run", "verbatim-copy", "--headless", "-n", "1", "--model", "scripted",
-                       "--db", str(target), check=False)
+            proc = rlm(
+                "run", "verbatim-copy", "--headless", "-n", "1", "--model", "scripted", "--db", str(target), check=False
+            )
             assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
             assert "read-only" in proc.stderr and str(target.parent) in proc.stderr, proc.stderr
             assert "not an rlm-tui database" not in proc.stderr

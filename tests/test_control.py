@@ -27,8 +27,9 @@ class Live:
             self.writer = EventWriter(db)
             self.writer.start()
             sinks.append(self.writer.append)
-        self.run = Run(RunConfig(env="verbatim-copy", num_examples=n, rollout=settings), env, self.client, sinks,
-                       commands=commands)
+        self.run = Run(
+            RunConfig(env="verbatim-copy", num_examples=n, rollout=settings), env, self.client, sinks, commands=commands
+        )
         self.events: list[ev.Event] = []
         self.waiters: list[tuple] = []
 
@@ -80,7 +81,9 @@ async def test_pause_stops_model_calls_and_inspect_runs_in_the_sandbox():
         assert "42 {'content': '', 'ready': False}" in cell.output
         assert len(server.requests) == calls  # paused: the operator's cell ran, the model was not called
         live.run.submit(Command("exec", live.rollout_id, "secret + 1"))
-        cell = await live.until(lambda e: isinstance(e, ev.CellFinished) and e.source == "operator" and "43" in e.output)
+        cell = await live.until(
+            lambda e: isinstance(e, ev.CellFinished) and e.source == "operator" and "43" in e.output
+        )
         live.run.submit(Command("inject", live.rollout_id, "please finish now"))
         live.run.submit(Command("resume", live.rollout_id))
         state = await live.finish()
@@ -88,7 +91,9 @@ async def test_pause_stops_model_calls_and_inspect_runs_in_the_sandbox():
     assert r.answer == {"content": "stopped on request", "ready": True}
     after = server.requests[calls]
     assert after["messages"][-1] == {"role": "user", "content": "please finish now"}
-    assert all("secret" not in str(m.get("content")) for m in after["messages"])  # the model never saw the inspect cells
+    assert all(
+        "secret" not in str(m.get("content")) for m in after["messages"]
+    )  # the model never saw the inspect cells
     assert r.repl_calls == len([c for t in r.turns for c in t.cells])  # operator cells are not the model's
     assert [a.action for a in r.operator] == ["pause", "exec", "exec", "inject", "resume"]
 
@@ -100,8 +105,14 @@ async def test_step_runs_one_turn_then_pauses_again():
         await live.until(paused)
         before = len(server.requests)
         live.run.submit(Command("step", live.rollout_id))
-        await live.until(lambda e: isinstance(e, ev.RolloutPaused) and e.paused and e is not live.events[0]
-                         and sum(isinstance(x, ev.RolloutPaused) and x.paused for x in live.events) == 2)
+        await live.until(
+            lambda e: (
+                isinstance(e, ev.RolloutPaused)
+                and e.paused
+                and e is not live.events[0]
+                and sum(isinstance(x, ev.RolloutPaused) and x.paused for x in live.events) == 2
+            )
+        )
         assert len(server.requests) == before + 1
         live.run.submit(Command("finish", live.rollout_id))
         state = await live.finish()
@@ -133,8 +144,9 @@ async def test_run_pause_holds_every_rollout_and_commands_arrive_through_the_sto
 
     with FakeOpenAI(looping, latency=0.01) as server:
         # max_turns high enough that no rollout can use up its turns before the polled pause lands
-        live = await Live(server, n=3, db=db_path, commands=lambda run_id: queued_commands(db, run_id),
-                          max_turns=1000).start()
+        live = await Live(
+            server, n=3, db=db_path, commands=lambda run_id: queued_commands(db, run_id), max_turns=1000
+        ).start()
         send_command(db, live.run.id, "pause")
         for rid in live.run.controls:
             await live.until(lambda e, rid=rid: paused(e) and e.rollout_id == rid)

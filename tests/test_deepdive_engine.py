@@ -10,8 +10,8 @@ import pytest
 
 import environments.deepdive as deepdive
 from fake_openai import Fail, FakeOpenAI, Reply
-from runs import stored_run
 from rlm_tui.env import load_environment
+from runs import stored_run
 
 
 def execute(tmp_path, env, *, mode="rlm", n=1):
@@ -53,8 +53,9 @@ def test_scripted_llm_mode_calls_the_tools_itself(tmp_path):
 
 def judged(tmp_path, respond):
     with FakeOpenAI(respond) as server:
-        env = load_environment("deepdive", {"source": "offline", "judge_model": "judge-model",
-                                            "judge_base_url": server.base_url})
+        env = load_environment(
+            "deepdive", {"source": "offline", "judge_model": "judge-model", "judge_base_url": server.base_url}
+        )
         stored = execute(tmp_path, env, mode="llm")
     (rollout,) = stored.rollouts.values()
     return rollout, server
@@ -88,10 +89,24 @@ def test_online_rollout_with_only_the_network_replaced(tmp_path, monkeypatch):
     def handler(request):
         if request.url.host == "google.serper.dev":
             serper.append(json.loads(request.content))
-            return httpx.Response(200, json={"organic": [
-                {"title": "Difference Engine", "link": "https://example.org/engine", "snippet": "…", "position": 1}]})
-        return httpx.Response(200, headers={"content-type": "text/html"},
-                              text="<title>Engine</title><nav>menu</nav><p>Charles Babbage</p><p>More text.</p>")
+            return httpx.Response(
+                200,
+                json={
+                    "organic": [
+                        {
+                            "title": "Difference Engine",
+                            "link": "https://example.org/engine",
+                            "snippet": "…",
+                            "position": 1,
+                        }
+                    ]
+                },
+            )
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/html"},
+            text="<title>Engine</title><nav>menu</nav><p>Charles Babbage</p><p>More text.</p>",
+        )
 
     monkeypatch.setenv("SERPER_API_KEY", "test-key")
     rows = [{"id": 1, "question": "Who designed the Difference Engine?", "answer": "Charles Babbage"}]

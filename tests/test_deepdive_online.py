@@ -23,25 +23,40 @@ SERPER = {
     "searchParameters": {"q": "ada lovelace", "gl": "us", "hl": "en", "type": "search", "num": 10, "engine": "google"},
     "answerBox": {"title": "Ada Lovelace / Born", "answer": "10 December 1815, London"},
     "knowledgeGraph": {
-        "title": "Ada Lovelace", "type": "English mathematician", "website": "https://example.org/ada",
+        "title": "Ada Lovelace",
+        "type": "English mathematician",
+        "website": "https://example.org/ada",
         "imageUrl": "https://example.org/ada.jpg",
         "description": "Augusta Ada King, Countess of Lovelace, was an English mathematician and writer.",
-        "descriptionSource": "Wikipedia", "descriptionLink": "https://en.wikipedia.org/wiki/Ada_Lovelace",
+        "descriptionSource": "Wikipedia",
+        "descriptionLink": "https://en.wikipedia.org/wiki/Ada_Lovelace",
         "attributes": {"Born": "December 10, 1815, London", "Parents": "Lord Byron, Lady Byron"},
     },
     "organic": [
-        {"title": "Ada Lovelace - Wikipedia", "link": "https://en.wikipedia.org/wiki/Ada_Lovelace",
-         "snippet": "Augusta Ada King, Countess of Lovelace was an English mathematician ...",
-         "sitelinks": [{"title": "Early life", "link": "https://en.wikipedia.org/wiki/Ada_Lovelace#Early_life"}],
-         "position": 1},
-        {"title": "Ada Lovelace | Biography", "link": "https://example.org/ada", "snippet": "Her notes on the engine ...",
-         "date": "Mar 2, 2024", "position": 2},
+        {
+            "title": "Ada Lovelace - Wikipedia",
+            "link": "https://en.wikipedia.org/wiki/Ada_Lovelace",
+            "snippet": "Augusta Ada King, Countess of Lovelace was an English mathematician ...",
+            "sitelinks": [{"title": "Early life", "link": "https://en.wikipedia.org/wiki/Ada_Lovelace#Early_life"}],
+            "position": 1,
+        },
+        {
+            "title": "Ada Lovelace | Biography",
+            "link": "https://example.org/ada",
+            "snippet": "Her notes on the engine ...",
+            "date": "Mar 2, 2024",
+            "position": 2,
+        },
         {"title": "A result without a link", "position": 3},
         {"title": "Analytical Engine", "link": "https://example.org/engine", "snippet": "", "position": 4},
     ],
     "peopleAlsoAsk": [
-        {"question": "What is Ada Lovelace famous for?", "snippet": "The first published algorithm.",
-         "title": "Ada Lovelace", "link": "https://example.org/famous"},
+        {
+            "question": "What is Ada Lovelace famous for?",
+            "snippet": "The first published algorithm.",
+            "title": "Ada Lovelace",
+            "link": "https://example.org/famous",
+        },
         {"question": "Did Ada Lovelace have children?"},
     ],
     "relatedSearches": [{"query": "ada lovelace children"}],
@@ -91,7 +106,9 @@ def tools(monkeypatch):
 
 def call(tools, name, **arguments):
     events = []
-    return asyncio.run(run_tool(tools, {"name": name, "arguments": json.dumps(arguments)}, events.append, "r", "o", "p"))
+    return asyncio.run(
+        run_tool(tools, {"name": name, "arguments": json.dumps(arguments)}, events.append, "r", "o", "p")
+    )
 
 
 def test_search_formats_serper_results(tools):
@@ -100,11 +117,18 @@ def test_search_formats_serper_results(tools):
     assert "Knowledge graph: Ada Lovelace (English mathematician)" in text
     assert "English mathematician and writer. [Wikipedia]" in text and "Parents: Lord Byron, Lady Byron" in text
     hits = parse_hits(text)
-    assert [h.url for h in hits] == ["https://en.wikipedia.org/wiki/Ada_Lovelace", "https://example.org/ada",
-                                     "https://example.org/engine"]  # the one without a link is skipped
-    assert hits[0].title == "Ada Lovelace - Wikipedia" and hits[1].snippet == "Mar 2, 2024 — Her notes on the engine ..."
-    assert "People also ask:\n- What is Ada Lovelace famous for? The first published algorithm. " \
-           "(https://example.org/famous)\n- Did Ada Lovelace have children?" in text
+    assert [h.url for h in hits] == [
+        "https://en.wikipedia.org/wiki/Ada_Lovelace",
+        "https://example.org/ada",
+        "https://example.org/engine",
+    ]  # the one without a link is skipped
+    assert (
+        hits[0].title == "Ada Lovelace - Wikipedia" and hits[1].snippet == "Mar 2, 2024 — Her notes on the engine ..."
+    )
+    assert (
+        "People also ask:\n- What is Ada Lovelace famous for? The first published algorithm. "
+        "(https://example.org/famous)\n- Did Ada Lovelace have children?" in text
+    )
 
 
 def test_serper_without_extras_is_just_the_results():
@@ -127,7 +151,9 @@ def test_open_reads_html_as_text(tools):
 
 
 def test_open_follows_redirects_and_handles_other_content(tools):
-    assert call(tools, "open", url="https://example.org/old").startswith("Ada Lovelace & the Engine\nhttps://example.org/ada")
+    assert call(tools, "open", url="https://example.org/old").startswith(
+        "Ada Lovelace & the Engine\nhttps://example.org/ada"
+    )
     assert call(tools, "open", url="example.org/plain.txt") == "https://example.org/plain.txt\n\njust text"
     assert "application/pdf" in call(tools, "open", url="https://example.org/paper.pdf")
     assert call(tools, "open", url="https://example.org/gone") == "[could not open https://example.org/gone: HTTP 404]"
@@ -136,8 +162,10 @@ def test_open_follows_redirects_and_handles_other_content(tools):
 
 
 def test_html_to_text_keeps_structure():
-    title, text = html_to_text("<title> T </title><div><h3>Head</h3>a <i>b</i> c<p>d &lt; e</p></div>"
-                               "<ol><li>one<li>two</ol><script>x()</script>")
+    title, text = html_to_text(
+        "<title> T </title><div><h3>Head</h3>a <i>b</i> c<p>d &lt; e</p></div>"
+        "<ol><li>one<li>two</ol><script>x()</script>"
+    )
     assert title == "T" and text == "### Head\na b c\nd < e\n- one\n- two"
     assert html_to_text("<p>a</p><h2>B</h2><p>c</p>")[1] == "a\n\n## B\nc"
 
@@ -152,8 +180,10 @@ def test_row_to_example():
     assert example.info == {"source": "online", "hops": None, "question_type": "year", "split": "eval"}
 
 
-@pytest.mark.parametrize("answer, kind", [("1921", "year"), ("3.5", "number"), ("12%", "number"),
-                                          ("Marie Curie", "entity"), ("March 1921", "entity")])
+@pytest.mark.parametrize(
+    "answer, kind",
+    [("1921", "year"), ("3.5", "number"), ("12%", "number"), ("Marie Curie", "entity"), ("March 1921", "entity")],
+)
 def test_question_type(answer, kind):
     assert question_type(answer) == kind
 
@@ -171,34 +201,71 @@ def test_the_eval_split_is_held_out_and_fixed():
 
 
 def test_rows_are_read_from_the_qa_rl_split(tmp_path):
-    rows = ROWS + [{"id": 98, "question": "", "answer": "x", "conversations": []},
-                   {"id": 99, "question": "q", "answer": None, "conversations": []}]
+    rows = ROWS + [
+        {"id": 98, "question": "", "answer": "x", "conversations": []},
+        {"id": 99, "question": "q", "answer": None, "conversations": []},
+    ]
     other = [{"id": 500, "question": "Other?", "answer": "Other", "conversations": []}]
     args = {"source": "online", "eval_size": "10"}
     with FakeHub({dataset.DATASET: {"default": {"qa_rl": rows, "sft": other}}}) as hub:
-        held, train = load_examples(hub, tmp_path, [("deepdive", {**args, "split": "eval"}, 100, 0),
-                                                    ("deepdive", {**args, "split": "train"}, 100, 3)],
-                                    SERPER_API_KEY="test-key")
+        held, train = load_examples(
+            hub,
+            tmp_path,
+            [("deepdive", {**args, "split": "eval"}, 100, 0), ("deepdive", {**args, "split": "train"}, 100, 3)],
+            SERPER_API_KEY="test-key",
+        )
     assert held == [asdict(e) for e in examples_from_rows(rows, 100, 0, "eval", 10)]
     assert train == [asdict(e) for e in examples_from_rows(rows, 100, 3, "train", 10)]
     assert len(held) == 10 and len(train) == 30 and not {e["id"] for e in held} & {e["id"] for e in train}
 
 
-@pytest.mark.parametrize("errors, reason", [
-    pytest.param({"/": 404}, "FileNotFoundError: ", id="404"),
-    pytest.param({"/api/": 500}, "HfHubHTTPError: Server error '500", id="500"),
-])
+@pytest.mark.parametrize(
+    "errors, reason",
+    [
+        pytest.param({"/": 404}, "FileNotFoundError: ", id="404"),
+        pytest.param({"/api/": 500}, "HfHubHTTPError: Server error '500", id="500"),
+    ],
+)
 def test_a_failed_download_is_one_clear_line(tmp_path, errors, reason):
     with FakeHub({dataset.DATASET: {"default": {"qa_rl": ROWS}}}, errors=errors) as hub:
-        proc = rlm_tui(hub, tmp_path, "run", "deepdive", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db",
-                       "--env-arg", "source=online", SERPER_API_KEY="test-key")
+        proc = rlm_tui(
+            hub,
+            tmp_path,
+            "run",
+            "deepdive",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "scripted",
+            "--db",
+            "t.db",
+            "--env-arg",
+            "source=online",
+            SERPER_API_KEY="test-key",
+        )
     (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
     assert proc.returncode == 2
     assert line.startswith(f"rlm-tui: error: could not load zai-org/DeepDive (qa_rl): {reason}")
 
 
 def test_a_missing_datasets_package_is_one_clear_line(tmp_path):
-    proc = rlm_tui_without_datasets(tmp_path, "run", "deepdive", "--headless", "-n", "1", "--model", "scripted",
-                                    "--env-arg", "source=online", "--db", "t.db", SERPER_API_KEY="test-key")
+    proc = rlm_tui_without_datasets(
+        tmp_path,
+        "run",
+        "deepdive",
+        "--headless",
+        "-n",
+        "1",
+        "--model",
+        "scripted",
+        "--env-arg",
+        "source=online",
+        "--db",
+        "t.db",
+        SERPER_API_KEY="test-key",
+    )
     assert (proc.returncode, proc.stderr.strip()) == (
-        2, "rlm-tui: error: loading zai-org/DeepDive needs the `datasets` package: pip install 'rlm-tui[online]'")
+        2,
+        "rlm-tui: error: loading zai-org/DeepDive needs the `datasets` package: pip install 'rlm-tui[online]'",
+    )

@@ -34,8 +34,19 @@ def test_the_world_is_deterministic_by_seed():
 def test_the_default_world_builds_thousands_of_pages(web):
     world = web.world
     assert len(world.entities) == len(web.pages) == 2000
-    assert {e.kind for e in world.entities} == {"person", "city", "country", "company", "publisher", "studio", "label",
-                                               "university", "novel", "film", "album"}
+    assert {e.kind for e in world.entities} == {
+        "person",
+        "city",
+        "country",
+        "company",
+        "publisher",
+        "studio",
+        "label",
+        "university",
+        "novel",
+        "film",
+        "album",
+    }
     assert offline_web(0, 2000) is web  # built once per process, shared by every rollout
     page = web.pages[world.entities[0].url]
     assert page.startswith(f"{world.entities[0].name}\n{world.entities[0].url}\n")
@@ -64,10 +75,12 @@ def test_every_question_has_exactly_one_answer_stated_on_the_pages(web):
 
 
 def test_the_reader_takes_only_the_page_entity_s_own_sentences():
-    page = ("Marrow Vantreck\nhttps://wiki.example/Marrow_Vantreck\n\nMarrow Vantreck is a poet.\n\nCareer\n"
-            "Ilsa Marrow Vantreck's spouse is Doran Kess. Ilsa Marrow Vantreck was born in Lisk. "
-            "Her rival, Marrow Vantreck, was born in Tarn. Marrow Vantreck's spouse is Oda Fell. "
-            "She is a native of Velmora. The birthplace of Ilsa Marrow Vantreck is Lisk.")
+    page = (
+        "Marrow Vantreck\nhttps://wiki.example/Marrow_Vantreck\n\nMarrow Vantreck is a poet.\n\nCareer\n"
+        "Ilsa Marrow Vantreck's spouse is Doran Kess. Ilsa Marrow Vantreck was born in Lisk. "
+        "Her rival, Marrow Vantreck, was born in Tarn. Marrow Vantreck's spouse is Oda Fell. "
+        "She is a native of Velmora. The birthplace of Ilsa Marrow Vantreck is Lisk."
+    )
     assert read_fact(page, ["Marrow Vantreck"], "spouse") == "Oda Fell"
     assert read_fact(page, ["Marrow Vantreck"], "birthplace") == "Velmora"
     assert read_fact(page, ["Marrow Vantreck"], "birth year") is None
@@ -131,8 +144,14 @@ def test_open_is_clipped_to_20000_characters_through_the_engine():
 
         tools = {t.name: t for t in make_tools(search, open_page)}
         seen = []
-        result = await run_tool(tools, {"name": "open", "arguments": '{"url": "https://wiki.example/Long"}'},
-                                seen.append, "run", "rollout", "parent")
+        result = await run_tool(
+            tools,
+            {"name": "open", "arguments": '{"url": "https://wiki.example/Long"}'},
+            seen.append,
+            "run",
+            "rollout",
+            "parent",
+        )
         return result, seen
 
     result, seen = asyncio.run(read())
@@ -142,19 +161,22 @@ def test_open_is_clipped_to_20000_characters_through_the_engine():
     assert clip("short") == "short"
 
 
-@pytest.mark.parametrize("answer, target, expected", [
-    ("Velmora", "Velmora", True),
-    ("  velmora. ", "Velmora", True),
-    ("The Glass Orchard", "Glass Orchard", True),
-    ("glass orchard!", "The Glass Orchard", True),
-    ("Élodie Marsh", "Elodie Marsh", True),
-    ("1873", "1873", True),
-    ("Ilsa Vantreck", {"answer": "Ilsa Marrow Vantreck", "aliases": ["Ilsa Vantreck"]}, True),
-    ("Ilsa", {"answer": "Ilsa Marrow Vantreck", "aliases": ["Ilsa Vantreck"]}, False),
-    ("Velmora, Ostrand", "Velmora", False),
-    ("", "Velmora", False),
-    ("the", "The", False),
-])
+@pytest.mark.parametrize(
+    "answer, target, expected",
+    [
+        ("Velmora", "Velmora", True),
+        ("  velmora. ", "Velmora", True),
+        ("The Glass Orchard", "Glass Orchard", True),
+        ("glass orchard!", "The Glass Orchard", True),
+        ("Élodie Marsh", "Elodie Marsh", True),
+        ("1873", "1873", True),
+        ("Ilsa Vantreck", {"answer": "Ilsa Marrow Vantreck", "aliases": ["Ilsa Vantreck"]}, True),
+        ("Ilsa", {"answer": "Ilsa Marrow Vantreck", "aliases": ["Ilsa Vantreck"]}, False),
+        ("Velmora, Ostrand", "Velmora", False),
+        ("", "Velmora", False),
+        ("the", "The", False),
+    ],
+)
 def test_normalised_match(answer, target, expected):
     assert matches(target, answer) is expected
 
@@ -175,21 +197,33 @@ def test_redundancy_by_hand():
 def test_search_queries_come_from_sub_calls_and_root_turns():
     tool = lambda name, **args: SimpleNamespace(name=name, arguments=args)  # noqa: E731
     call = SimpleNamespace(tools=[tool("search", query="x y"), tool("open", url="u"), tool("search", query="x z")])
-    turn = SimpleNamespace(tool_calls=[{"name": "search", "arguments": '{"query": "root q"}'},
-                                       {"name": "search", "arguments": "{broken"}])
+    turn = SimpleNamespace(
+        tool_calls=[{"name": "search", "arguments": '{"query": "root q"}'}, {"name": "search", "arguments": "{broken"}]
+    )
     rollout = SimpleNamespace(batches=[SimpleNamespace(calls=[call])], turns=[turn])
     assert search_queries(rollout) == ["x y", "x z", "root q"]
 
 
 def test_judge_verdicts():
-    assert verdict("Yes.") and verdict("yes, it matches") and not verdict("No") and not verdict("") \
+    assert (
+        verdict("Yes.")
+        and verdict("yes, it matches")
+        and not verdict("No")
+        and not verdict("")
         and not verdict("The answer is yes")
+    )
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"hops": "5-2"}, "hops"), ({"hops": "x"}, "hops"), ({"source": "cloud"}, "source"),
-    ({"num_entities": "10"}, "num_entities"), ({"colour": "red"}, "no knob 'colour'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ({"hops": "5-2"}, "hops"),
+        ({"hops": "x"}, "hops"),
+        ({"source": "cloud"}, "source"),
+        ({"num_entities": "10"}, "num_entities"),
+        ({"colour": "red"}, "no knob 'colour'"),
+    ],
+)
 def test_bad_knobs_are_one_line_errors(args, fragment):
     with pytest.raises(EnvError) as info:
         load_environment("deepdive", args)

@@ -7,15 +7,19 @@ import json
 import pytest
 
 from fake_openai import Fail, FakeOpenAI, Reply, code_call, is_root, root_turn
-from runs import stored_run
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import OpenAIClient
 from rlm_tui.engine.scripted import ScriptedClient
 from rlm_tui.env import load_environment
 from rlm_tui.store import open_db, read_events
+from runs import stored_run
 
-ROOT_USAGE = {"prompt_tokens": 100, "completion_tokens": 10, "completion_tokens_details": {"reasoning_tokens": 4},
-              "prompt_tokens_details": {"cached_tokens": 50}}
+ROOT_USAGE = {
+    "prompt_tokens": 100,
+    "completion_tokens": 10,
+    "completion_tokens_details": {"reasoning_tokens": 4},
+    "prompt_tokens_details": {"cached_tokens": 50},
+}
 SUB_USAGE = {"prompt_tokens": 7, "completion_tokens": 3}
 
 

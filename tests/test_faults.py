@@ -15,12 +15,12 @@ import pytest
 from rich.console import Console
 
 from fake_openai import Fail, FakeOpenAI, Hang, Raw, Reply, code_call, is_root, root_turn
-from runs import stored_run
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import MAX_REPLY_BYTES, MAX_RETRY_AFTER, ModelError, OpenAIClient, retry_delay
 from rlm_tui.env import load_environment
 from rlm_tui.state import fold
 from rlm_tui.store import open_db, read_events
+from runs import stored_run
 
 RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 QUICK = {"retry-after-ms": "1"}  # retried at once, so that tests do not wait out a backoff
@@ -30,9 +30,11 @@ def complete(respond, *, max_retries=0, request_timeout=30.0, messages=None, too
     """(the reply or the ModelError, the retries reported, the server) of one call through the real client."""
     retries: list[dict] = []
     with FakeOpenAI(respond) as server:
+
         async def call():
-            client = OpenAIClient(base_url=server.base_url, api_key="k", max_retries=max_retries,
-                                  request_timeout=request_timeout)
+            client = OpenAIClient(
+                base_url=server.base_url, api_key="k", max_retries=max_retries, request_timeout=request_timeout
+            )
             hook = {"on_retry": lambda **retry: retries.append(retry)} if max_retries else {}
             try:
                 return await client.complete("m", messages or [{"role": "user", "content": "hi"}], tools, **hook)
@@ -47,16 +49,26 @@ def complete(respond, *, max_retries=0, request_timeout=30.0, messages=None, too
 
 
 def completion(message, usage=None):
-    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
     if usage is not None:
         body["usage"] = usage
     return body
 
 
 def call(function, **extra):
-    return completion({"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
-                                                                            "function": function, **extra}]})
+    return completion(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": function, **extra}],
+        }
+    )
 
 
 MALFORMED = {
@@ -119,26 +131,41 @@ def test_tolerable_oddities_are_read():
     reply, _, _ = complete(lambda body: completion({"role": "assistant", "content": parts}))
     assert reply.text == "hello"
 
-    reply, _, _ = complete(lambda body: completion({"role": "assistant", "tool_calls": [
-        {"type": "function", "function": {"name": "f", "arguments": None}}], "reasoning_content": {"x": 1}}))
+    reply, _, _ = complete(
+        lambda body: completion(
+            {
+                "role": "assistant",
+                "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": None}}],
+                "reasoning_content": {"x": 1},
+            }
+        )
+    )
     assert reply.tool_calls[0]["id"] and reply.tool_calls[0]["arguments"] == "" and reply.reasoning == ""
 
 
-@pytest.mark.parametrize("usage", [
-    {"prompt_tokens": "12", "completion_tokens": "3"},
-    {"prompt_tokens": -5, "completion_tokens": 3},
-    {"prompt_tokens": 10**15, "completion_tokens": 3},
-    {"prompt_tokens": True, "completion_tokens": 3},
-    "lots",
-], ids=["strings", "negative", "huge", "bool", "not an object"])
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": "12", "completion_tokens": "3"},
+        {"prompt_tokens": -5, "completion_tokens": 3},
+        {"prompt_tokens": 10**15, "completion_tokens": 3},
+        {"prompt_tokens": True, "completion_tokens": 3},
+        "lots",
+    ],
+    ids=["strings", "negative", "huge", "bool", "not an object"],
+)
 def test_bad_usage_is_estimated_instead(usage):
     reply, _, _ = complete(lambda body: completion({"role": "assistant", "content": "hello there"}, usage))
     assert reply.tokens_estimated and 0 < reply.prompt_tokens < 1000 and 0 < reply.completion_tokens < 1000
 
 
 def test_bad_usage_details_are_dropped():
-    usage = {"prompt_tokens": 10, "completion_tokens": 3, "completion_tokens_details": {"reasoning_tokens": "x"},
-             "prompt_tokens_details": [1]}
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 3,
+        "completion_tokens_details": {"reasoning_tokens": "x"},
+        "prompt_tokens_details": [1],
+    }
     reply, _, _ = complete(lambda body: completion({"role": "assistant", "content": "hi"}, usage))
     assert (reply.prompt_tokens, reply.completion_tokens, reply.reasoning_tokens, reply.cached_tokens) == (10, 3, 0, 0)
     assert not reply.tokens_estimated
@@ -159,8 +186,7 @@ def failing_then(*failures):
 
 
 def test_429_honours_retry_after_in_seconds():
-    reply, retries, server = complete(failing_then(Fail(429, "slow down", headers={"Retry-After": "1"})),
-                                      max_retries=2)
+    reply, retries, server = complete(failing_then(Fail(429, "slow down", headers={"Retry-After": "1"})), max_retries=2)
     assert reply.text == "fine" and len(server.requests) == 2
     (retry,) = retries
     assert retry["attempt"] == 1 and retry["max_attempts"] == 3 and retry["wait_s"] == 1.0
@@ -212,8 +238,9 @@ def test_a_server_that_is_gone_is_a_connection_error():
     async def call():
         client = OpenAIClient(base_url=gone.base_url, api_key="k", max_retries=1)
         try:
-            return await client.complete("m", [{"role": "user", "content": "hi"}], None,
-                                         on_retry=lambda **r: seen.append(r))
+            return await client.complete(
+                "m", [{"role": "user", "content": "hi"}], None, on_retry=lambda **r: seen.append(r)
+            )
         finally:
             await client.close()
 
@@ -286,10 +313,12 @@ def test_a_root_that_keeps_sending_garbage_fails_its_rollout_and_the_other_goes_
 
 def test_retries_fold_into_the_state():
     e = dict(run_id="r", rollout_id="x")
-    events = [ev.RolloutQueued(index=0, example_id="a", **e), ev.ModelCallStarted(role="main", model="m", turn=1,
-                                                                                 messages=2, id="c", **e),
-              ev.ModelRetry(parent_id="c", role="main", attempt=1, max_attempts=5, reason="HTTP 503", wait_s=1.0, **e),
-              ev.ModelRetry(parent_id="c", role="main", attempt=2, max_attempts=5, reason="HTTP 503", wait_s=2.0, **e)]
+    events = [
+        ev.RolloutQueued(index=0, example_id="a", **e),
+        ev.ModelCallStarted(role="main", model="m", turn=1, messages=2, id="c", **e),
+        ev.ModelRetry(parent_id="c", role="main", attempt=1, max_attempts=5, reason="HTTP 503", wait_s=1.0, **e),
+        ev.ModelRetry(parent_id="c", role="main", attempt=2, max_attempts=5, reason="HTTP 503", wait_s=2.0, **e),
+    ]
     state = fold(events, "r")
     assert state.retries == 2 and len(state.rollouts["x"].turns[0].retries) == 2
 
@@ -300,9 +329,28 @@ def test_retries_fold_into_the_state():
 def cli(tmp_path, server, *args):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
     environ["OPENAI_API_KEY"] = "k"
-    return subprocess.run([RLM_TUI, "run", "verbatim-copy", "--headless", "--model", "m", "--base-url",
-                           server.base_url, "--db", "f.db", "--env-arg", "target_length=100", *args],
-                          cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            RLM_TUI,
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--db",
+            "f.db",
+            "--env-arg",
+            "target_length=100",
+            *args,
+        ],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def stored_events(tmp_path):
@@ -344,9 +392,11 @@ def test_cli_429_then_success(tmp_path):
     assert "HTTP 429" in retry.reason
 
 
-@pytest.mark.parametrize("garbage", [completion(None), Raw(b'{"choices": [', content_type="application/json"),
-                                     call({"name": None, "arguments": "{}"})],
-                         ids=["message null", "truncated", "nameless tool call"])
+@pytest.mark.parametrize(
+    "garbage",
+    [completion(None), Raw(b'{"choices": [', content_type="application/json"), call({"name": None, "arguments": "{}"})],
+    ids=["message null", "truncated", "nameless tool call"],
+)
 def test_cli_garbage_from_the_server_fails_one_rollout_not_the_engine(tmp_path, garbage):
     env = load_environment("verbatim-copy", {"target_length": "100"})
     marker = env.examples(2, 0)[0].target[:20]
@@ -396,16 +446,15 @@ def test_the_progress_line_counts_retries(monkeypatch, tmp_path):
 
 
 async def test_the_app_shows_retries_in_the_timeline_and_the_sub_llm_tree(tmp_path):
-    from runs import store_events
     from pilot import until
-
     from rlm_tui.tui.app import RlmApp
     from rlm_tui.tui.screens.rollout import RolloutScreen
     from rlm_tui.tui.screens.run import RunScreen
     from rlm_tui.tui.screens.runs import RunsScreen
-    from synthetic import run_events
     from rlm_tui.tui.widgets.subtree import SubTree
     from rlm_tui.tui.widgets.timeline import Timeline
+    from runs import store_events
+    from synthetic import run_events
 
     def shown(widget) -> str:
         return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
@@ -416,8 +465,19 @@ async def test_the_app_shows_retries_in_the_timeline_and_the_sub_llm_tree(tmp_pa
         role = "main" if isinstance(e, ev.ModelCallStarted) else "sub" if isinstance(e, ev.SubCallStarted) else None
         if role and role not in placed:
             placed.add(role)
-            events.append(ev.ModelRetry(run_id=e.run_id, rollout_id=e.rollout_id, parent_id=e.id, ts=e.ts, role=role,
-                                        attempt=1, max_attempts=5, reason=f"HTTP 503: {role} [b]busy[/b]", wait_s=0.5))
+            events.append(
+                ev.ModelRetry(
+                    run_id=e.run_id,
+                    rollout_id=e.rollout_id,
+                    parent_id=e.id,
+                    ts=e.ts,
+                    role=role,
+                    attempt=1,
+                    max_attempts=5,
+                    reason=f"HTTP 503: {role} [b]busy[/b]",
+                    wait_s=0.5,
+                )
+            )
     db = store_events(tmp_path / "r.db", events)
     app = RlmApp(db)
     async with app.run_test(size=(200, 50)) as pilot:
@@ -442,10 +502,32 @@ def test_ablate_passes_the_request_timeout_on(tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
     environ["OPENAI_API_KEY"] = "k"
     with FakeOpenAI(respond) as server:
-        proc = subprocess.run([RLM_TUI, "ablate", "verbatim-copy", "--modes", "rlm", "-n", "1", "--model", "m",
-                               "--base-url", server.base_url, "--db", "f.db", "--env-arg", "target_length=100",
-                               "--request-timeout", "2"], cwd=tmp_path, env=environ, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [
+                RLM_TUI,
+                "ablate",
+                "verbatim-copy",
+                "--modes",
+                "rlm",
+                "-n",
+                "1",
+                "--model",
+                "m",
+                "--base-url",
+                server.base_url,
+                "--db",
+                "f.db",
+                "--env-arg",
+                "target_length=100",
+                "--request-timeout",
+                "2",
+            ],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert proc.returncode == 0, proc.stderr
     (retry,) = [e for e in stored_events(tmp_path) if isinstance(e, ev.ModelRetry)]
     assert "no reply within 2 s" in retry.reason

@@ -37,8 +37,13 @@ def make_run(db, env, client, *, n=1, sinks=(), writer=None, limits=Limits(), **
     writer.start()
     model = "scripted" if isinstance(client, ScriptedClient) else "fake-root"
     sub = "scripted" if isinstance(client, ScriptedClient) else "fake-sub"
-    cfg = RunConfig(env=env.name, env_args={k: str(v) for k, v in env.args.items()}, num_examples=n,
-                    rollout=RolloutSettings(model=model, sub_model=sub, timeout=30, limits=limits), **config)
+    cfg = RunConfig(
+        env=env.name,
+        env_args={k: str(v) for k, v in env.args.items()},
+        num_examples=n,
+        rollout=RolloutSettings(model=model, sub_model=sub, timeout=30, limits=limits),
+        **config,
+    )
     return Run(cfg, env, client, [writer.append, *sinks]), writer
 
 
@@ -105,9 +110,11 @@ def test_the_answer_is_stored_only_when_it_changes(tmp_path):
 
 
 def test_a_rollout_that_spends_its_cpu_stops_with_its_answer_scored(tmp_path):
-    burn = ("import threading\nanswer['content'] = 'partial'\n"
-            "def spin():\n    while True:\n        pass\n"
-            "threading.Thread(target=spin, daemon=True).start()")
+    burn = (
+        "import threading\nanswer['content'] = 'partial'\n"
+        "def spin():\n    while True:\n        pass\n"
+        "threading.Thread(target=spin, daemon=True).start()"
+    )
     spend = "import time\nend = time.process_time() + 0.5\nwhile time.process_time() < end:\n    pass"
     cells = [burn] + [spend] * 50  # the model never says it is ready; each cell spends CPU of its own too
 
@@ -133,8 +140,14 @@ def test_a_cancelled_run_ends_every_rollout_and_the_run_in_the_store(tmp_path):
     with FakeOpenAI(respond) as server:
         client = OpenAIClient(base_url=server.base_url, api_key="test-key", max_retries=0)
         cells: asyncio.Queue = asyncio.Queue()
-        run, writer = make_run(tmp_path / "t.db", env, client, n=4, concurrency=2,
-                               sinks=[lambda e: e.kind == "cell_started" and cells.put_nowait(e)])
+        run, writer = make_run(
+            tmp_path / "t.db",
+            env,
+            client,
+            n=4,
+            concurrency=2,
+            sinks=[lambda e: e.kind == "cell_started" and cells.put_nowait(e)],
+        )
 
         async def main():
             task = asyncio.create_task(run.execute())
@@ -148,7 +161,9 @@ def test_a_cancelled_run_ends_every_rollout_and_the_run_in_the_store(tmp_path):
     writer.close()
     assert state.status == "killed"
     row = get_run(tmp_path / "t.db", run.id)
-    assert row["status"] == "killed" and row["error"] == "the run was stopped; of 4 rollouts 0 failed and 4 were cut short"
+    assert (
+        row["status"] == "killed" and row["error"] == "the run was stopped; of 4 rollouts 0 failed and 4 were cut short"
+    )
     assert {r["status"] for r in list_rollouts(tmp_path / "t.db", run.id)} == {"killed"}
 
 
@@ -188,8 +203,10 @@ class FullDisk(EventWriter):
 
 def break_cells(db):
     with sqlite3.connect(db) as conn:  # a broken schema: every batch holding a cell_finished is refused
-        conn.execute("CREATE TRIGGER no_cells BEFORE INSERT ON events WHEN NEW.kind = 'cell_finished' "
-                     "BEGIN SELECT RAISE(ABORT, 'broken schema'); END")
+        conn.execute(
+            "CREATE TRIGGER no_cells BEFORE INSERT ON events WHEN NEW.kind = 'cell_finished' "
+            "BEGIN SELECT RAISE(ABORT, 'broken schema'); END"
+        )
 
 
 def full_disk(db):
@@ -205,7 +222,10 @@ def test_a_store_that_cannot_write_stops_the_run_and_says_what_was_lost(tmp_path
     env = verbatim(target_length="20000")
     client = ScriptedClient(env)
     produced = []
-    stored_first = lambda e: e.kind == "rollout_queued" and e.index == 5 and writer.flush()  # the run's rows fit
+
+    def stored_first(e):  # the run's rows fit
+        return e.kind == "rollout_queued" and e.index == 5 and writer.flush()
+
     run, writer = make_run(db, env, client, n=6, concurrency=3, writer=writer, sinks=[produced.append, stored_first])
     state = execute(run, client)
     with pytest.raises(StoreError) as exc_info:
@@ -245,8 +265,14 @@ def test_the_command_line_says_what_a_broken_store_lost_and_exits_non_zero(tmp_p
 
 def engine(tmp_path, run_id, *args):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
-    return subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "--headless", "--db", "t.db", "--run-id", run_id, *args],
-                            cwd=tmp_path, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [RLM_TUI, "run", "verbatim-copy", "--headless", "--db", "t.db", "--run-id", run_id, *args],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 RESUMED, KILLED, COMPLETE = "a1b2c3d4e5f60718", "c0ffee00c0ffee00", "c0c0c0c0c0c0c0c0"
@@ -271,8 +297,9 @@ def wait_for(db, run_id, predicate, proc):
 def test_a_killed_run_resumes_in_the_same_run_without_redoing_what_finished(tmp_path):
     db = tmp_path / "t.db"
     open_db(db).close()  # there to follow before the engine writes to it
-    proc = engine(tmp_path, RESUMED, "-n", "4", "--concurrency", "1", "--scripted-delay", "0.2",
-                  "--env-arg", "target_length=300")
+    proc = engine(
+        tmp_path, RESUMED, "-n", "4", "--concurrency", "1", "--scripted-delay", "0.2", "--env-arg", "target_length=300"
+    )
     try:
         first = wait_for(db, RESUMED, lambda e: e.kind == "rollout_finished", proc)
     finally:
@@ -296,6 +323,8 @@ def test_a_killed_run_resumes_in_the_same_run_without_redoing_what_finished(tmp_
 # --- SIGKILL at several moments, and databases that are not what they should be -----------------
 
 ENGINE_ARGS = ("-n", "6", "--concurrency", "3", "--scripted-delay", "0.05", "--env-arg", "target_length=300")
+
+
 def nth(kind, n):
     seen = Counter()
 
@@ -365,7 +394,7 @@ def test_a_corrupt_file_or_a_directory_as_db_fails_in_one_line(tmp_path):
     for db in ("corrupt.db", "dir.db"):
         proc = rlm_tui(tmp_path, "run", "verbatim-copy", "--headless", "-n", "1", "--db", db)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-        (line,) = [l for l in proc.stderr.splitlines() if l.startswith("rlm-tui: error:")]
+        (line,) = [x for x in proc.stderr.splitlines() if x.startswith("rlm-tui: error:")]
         assert db in line
 
 
@@ -403,7 +432,7 @@ def test_a_read_only_database_refuses_a_run_in_one_line(tmp_path):
     finally:
         subprocess.run(["umount", str(where)], check=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    (line,) = [l for l in proc.stderr.splitlines() if l.startswith("rlm-tui: error:")]
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("rlm-tui: error:")]
     assert "ro.db" in line
     assert len(list_runs(tmp_path / "ro.db")) == 1
 

@@ -34,9 +34,21 @@ def forge(line: str, then: str = "import time\ntime.sleep(30)") -> str:
     return f"import os, sys\nos.write(int(sys.argv[2]), {line.encode()!r} + b'\\n')\n{then}"
 
 
-RESULT = {"t": "result", "id": 1, "n": 1, "elapsed_s": 0.1, "out": None, "out_chars": 0, "error": None,
-          "traceback": None, "stdout": "", "stdout_chars": 0, "stderr": "", "stderr_chars": 0,
-          "answer": {"content": "forged", "ready": True}}
+RESULT = {
+    "t": "result",
+    "id": 1,
+    "n": 1,
+    "elapsed_s": 0.1,
+    "out": None,
+    "out_chars": 0,
+    "error": None,
+    "traceback": None,
+    "stdout": "",
+    "stdout_chars": 0,
+    "stderr": "",
+    "stderr_chars": 0,
+    "answer": {"content": "forged", "ready": True},
+}
 MALFORMED = {
     "stdout is a list": json.dumps({**RESULT, "stdout": ["a"]}),
     "error is an int": json.dumps({**RESULT, "error": 3}),
@@ -49,7 +61,7 @@ MALFORMED = {
     "t is not a string": json.dumps({"t": 5}),
     "unknown t": json.dumps({"t": "hello"}),
     "not an object": "[1, 2]",
-    "a huge id": json.dumps({**RESULT, "id": 10 ** 30}),
+    "a huge id": json.dumps({**RESULT, "id": 10**30}),
     "deeply nested": "[" * 100_000 + "]" * 100_000,
     "a half frame": '{"t": "result", "id": 1, "stdo',
     "batch prompts not a list": json.dumps({"t": "llm_batch", "id": 1, "prompts": "abc"}),
@@ -112,9 +124,12 @@ async def test_a_forged_over_cap_batch_gets_a_clear_error_from_the_host(make):
     llm, calls = recording()
 
     n = MAX_BATCH_PROMPTS + 1
-    result = await box.run(SERVER + "import threading\nslot = [threading.Event(), None]\nsrv.pending[99] = slot\n"
-                           f"srv.send({{'t': 'llm_batch', 'id': 99, 'prompts': ['p'] * {n}}})\n"
-                           "slot[0].wait()\nslot[1]['error']", llm)
+    result = await box.run(
+        SERVER + "import threading\nslot = [threading.Event(), None]\nsrv.pending[99] = slot\n"
+        f"srv.send({{'t': 'llm_batch', 'id': 99, 'prompts': ['p'] * {n}}})\n"
+        "slot[0].wait()\nslot[1]['error']",
+        llm,
+    )
     assert result.out.startswith(f"Out[1]: 'llm_batch got {n:,} prompts; send at most {MAX_BATCH_PROMPTS:,}")
     assert calls == [] and not result.restarted
 
@@ -124,10 +139,13 @@ async def test_prompts_per_rollout_are_capped(make):
     llm, calls = recording()
 
     batches = MAX_ROLLOUT_PROMPTS // MAX_BATCH_PROMPTS
-    result = await box.run(f"for _ in range({batches}):\n    llm_batch(['p'] * {MAX_BATCH_PROMPTS})\n"
-                           "llm_batch(['one more'])", llm)
-    assert result.error == (f"RuntimeError: llm_batch refused: this rollout has already sent {MAX_ROLLOUT_PROMPTS:,} "
-                            f"prompts, the most one rollout may send is {MAX_ROLLOUT_PROMPTS:,}")
+    result = await box.run(
+        f"for _ in range({batches}):\n    llm_batch(['p'] * {MAX_BATCH_PROMPTS})\nllm_batch(['one more'])", llm
+    )
+    assert result.error == (
+        f"RuntimeError: llm_batch refused: this rollout has already sent {MAX_ROLLOUT_PROMPTS:,} "
+        f"prompts, the most one rollout may send is {MAX_ROLLOUT_PROMPTS:,}"
+    )
     assert sum(calls) == MAX_ROLLOUT_PROMPTS
 
 
@@ -149,18 +167,25 @@ async def test_sub_llm_calls_start_lazily_through_the_semaphore():
 async def test_an_answer_whose_get_raises_keeps_the_repl(make):
     box = await make()
     await box.run("kept = 7")
-    result = await box.run("class Evil(dict):\n    def get(self, *a):\n        raise RuntimeError('no')\n"
-                           "answer = Evil(content='mine', ready=False)")
+    result = await box.run(
+        "class Evil(dict):\n    def get(self, *a):\n        raise RuntimeError('no')\n"
+        "answer = Evil(content='mine', ready=False)"
+    )
     assert not result.restarted and "answer must be a plain dict" in result.error
     assert result.answer == {"content": "mine", "ready": False}
-    assert (await box.run("type(answer).__name__, answer, kept")).out == "Out[3]: ('dict', {'content': 'mine', 'ready': False}, 7)"
+    assert (
+        await box.run("type(answer).__name__, answer, kept")
+    ).out == "Out[3]: ('dict', {'content': 'mine', 'ready': False}, 7)"
 
 
-@pytest.mark.parametrize("code", [
-    "class S(str):\n    def __str__(self):\n        raise RuntimeError('no')\nanswer['content'] = S('text')",
-    "class B:\n    def __bool__(self):\n        raise RuntimeError('no')\nanswer['ready'] = B()",
-    "class K(str):\n    def __len__(self):\n        raise RuntimeError('no')\nanswer['content'] = K('abc')",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "class S(str):\n    def __str__(self):\n        raise RuntimeError('no')\nanswer['content'] = S('text')",
+        "class B:\n    def __bool__(self):\n        raise RuntimeError('no')\nanswer['ready'] = B()",
+        "class K(str):\n    def __len__(self):\n        raise RuntimeError('no')\nanswer['content'] = K('abc')",
+    ],
+)
 async def test_odd_answer_values_keep_the_repl(make, code):
     box = await make()
     result = await box.run("kept = 1\n" + code)
@@ -173,8 +198,10 @@ async def test_a_long_answer_is_cut_to_the_cap(make):
     box = await make()
     result = await box.run(f"answer['content'] = 'x' * {MAX_ANSWER_CHARS + 5}")
     assert result.answer["content"] == "x" * MAX_ANSWER_CHARS
-    assert result.error == (f"answer['content'] had {MAX_ANSWER_CHARS + 5:,} characters and was cut to the first "
-                            f"{MAX_ANSWER_CHARS:,}, the most an answer may hold")
+    assert result.error == (
+        f"answer['content'] had {MAX_ANSWER_CHARS + 5:,} characters and was cut to the first "
+        f"{MAX_ANSWER_CHARS:,}, the most an answer may hold"
+    )
     assert (await box.run("len(answer['content'])")).out == f"Out[2]: {MAX_ANSWER_CHARS}"
 
 
@@ -186,23 +213,27 @@ async def test_a_huge_error_message_is_capped(make):
 
 async def test_an_oversized_frame_is_reported_as_what_it_is(make):
     box = await make(timeout=1.8, interrupt_grace=0.1)  # both end before the old 2 s wait for a stopped jail
-    flood = ("import os, sys, threading, time\n"
-             "def flood():\n    chunk = b'x' * (1 << 24)\n    try:\n        while True:\n"
-             "            os.write(int(sys.argv[2]), chunk)\n    except OSError:\n        pass\n"
-             "threading.Thread(target=flood).start()\n"
-             "while True:\n    try:\n        time.sleep(1)\n    except BaseException:\n        pass\n")
+    flood = (
+        "import os, sys, threading, time\n"
+        "def flood():\n    chunk = b'x' * (1 << 24)\n    try:\n        while True:\n"
+        "            os.write(int(sys.argv[2]), chunk)\n    except OSError:\n        pass\n"
+        "threading.Thread(target=flood).start()\n"
+        "while True:\n    try:\n        time.sleep(1)\n    except BaseException:\n        pass\n"
+    )
     result = await box.run(flood)
     assert result.restarted and "over 256 MB" in result.error, result.error
 
 
 async def test_background_cpu_is_bounded_for_the_whole_jail(make):
     box = await make(limits=Limits(cpu_seconds=2), timeout=60.0)
-    burn = ("import os, threading\n"
-            "def respawn():\n    while True:\n        pid = os.fork()\n        if pid == 0:\n"
-            "            import time\n            end = time.process_time() + 1\n"
-            "            while time.process_time() < end:\n                pass\n            os._exit(0)\n"
-            "        os.waitpid(pid, 0)\n"
-            "threading.Thread(target=respawn, daemon=True).start()")
+    burn = (
+        "import os, threading\n"
+        "def respawn():\n    while True:\n        pid = os.fork()\n        if pid == 0:\n"
+        "            import time\n            end = time.process_time() + 1\n"
+        "            while time.process_time() < end:\n                pass\n            os._exit(0)\n"
+        "        os.waitpid(pid, 0)\n"
+        "threading.Thread(target=respawn, daemon=True).start()"
+    )
     assert (await box.run(burn)).error is None
     result = await box.run("import time\ntime.sleep(30)")
     assert not result.restarted and "CPU budget of 2 s" in result.error, result.error
@@ -243,15 +274,19 @@ async def test_children_cannot_be_reaped_unseen(make):
     box = await make()
     result = await box.run("import signal\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)")
     assert result.error == "PermissionError: [Errno 1] Operation not permitted", result.error
-    result = await box.run("import signal\nsignal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
-                           "import subprocess\nsubprocess.run(['true'], check=True).returncode")
+    result = await box.run(
+        "import signal\nsignal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
+        "import subprocess\nsubprocess.run(['true'], check=True).returncode"
+    )
     assert result.out == "Out[2]: 0", result.output
 
 
 async def test_a_thread_bomb_is_a_cell_error_and_the_repl_goes_on(make):
     box = await make(limits=Limits(processes=32))
-    result = await box.run("import threading, time\nwhile True:\n"
-                           "    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()")
+    result = await box.run(
+        "import threading, time\nwhile True:\n"
+        "    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()"
+    )
     assert result.error.startswith("RuntimeError: can't start new thread") and not result.restarted
     assert (await box.run("'alive'")).out == "Out[2]: 'alive'"
 
@@ -285,15 +320,18 @@ OWNER = textwrap.dedent("""
 
     asyncio.run(main())
 """)
-IMMORTAL = ("import os, threading, time\nos._exit = lambda code: None\n"
-            "threading.Thread(target=lambda: [time.sleep(1) for _ in iter(int, 1)]).start()\n"
-            "if os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)")
+IMMORTAL = (
+    "import os, threading, time\nos._exit = lambda code: None\n"
+    "threading.Thread(target=lambda: [time.sleep(1) for _ in iter(int, 1)]).start()\n"
+    "if os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)"
+)
 
 
 @pytest.mark.parametrize("path", [os.environ.get("PATH", ""), "/nonexistent"], ids=["setpriv", "without setpriv"])
 def test_the_jail_dies_with_its_sigkilled_owner(path):
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, IMMORTAL], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PATH": path})
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, IMMORTAL], stdout=subprocess.PIPE, text=True, env={**os.environ, "PATH": path}
+    )
     try:
         pid, error = owner.stdout.readline().split(" ", 1)
         assert error.strip() == "None"
@@ -323,19 +361,42 @@ def cli_run(tmp_path, attack: str, n: int = 2) -> tuple[subprocess.CompletedProc
 
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
     with FakeOpenAI(respond) as server:
-        proc = subprocess.run([RLM_TUI, "run", "verbatim-copy", "--headless", "-n", str(n), "--model", "m",
-                               "--base-url", server.base_url, "--timeout", "10", "--db", "h.db"],
-                              cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
-    exported = subprocess.run([RLM_TUI, "export", "--db", "h.db"], cwd=tmp_path, env=environ, capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            [
+                RLM_TUI,
+                "run",
+                "verbatim-copy",
+                "--headless",
+                "-n",
+                str(n),
+                "--model",
+                "m",
+                "--base-url",
+                server.base_url,
+                "--timeout",
+                "10",
+                "--db",
+                "h.db",
+            ],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    exported = subprocess.run(
+        [RLM_TUI, "export", "--db", "h.db"], cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60
+    )
     return proc, [json.loads(line) for line in exported.stdout.splitlines()], told
 
 
 CLI_ATTACKS = {
     "a malformed result": (forge(json.dumps({**RESULT, "stdout": ["a"], "id": 1})), "malformed frame"),
-    "a forged batch of tiny values": ("import os, sys\nos.write(int(sys.argv[2]), b'{\"t\": \"llm_batch\", \"id\": 1, "
-                                      "\"prompts\": [' + b'\"\", ' * 200_000 + b'\"\"]}\\n')\nimport time\ntime.sleep(30)",
-                                      "malformed frame"),
+    "a forged batch of tiny values": (
+        'import os, sys\nos.write(int(sys.argv[2]), b\'{"t": "llm_batch", "id": 1, '
+        '"prompts": [\' + b\'"", \' * 200_000 + b\'""]}\\n\')\nimport time\ntime.sleep(30)',
+        "malformed frame",
+    ),
     "a million prompts": ("llm_batch([''] * 1_000_000)", "llm_batch got 1,000,000 prompts"),
     "escape sequences": ("print('\\x1b[2J\\x1b]0;pwned\\x07' * 1000)", "pwned"),
 }

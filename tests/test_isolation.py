@@ -61,13 +61,15 @@ async def test_no_socket_reaches_anything(make):
     server = await asyncio.start_server(lambda reader, writer: (connections.append(1), writer.close()), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     box = await make()
-    code = ("import socket\nfailed = []\n"
-            f"for host, port in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('8.8.8.8', 443), ('::1', {port})]:\n"
-            "    try:\n"
-            "        socket.create_connection((host, port), timeout=1).close()\n"
-            "    except OSError as exc:\n"
-            "        failed.append(exc.errno)\n"
-            "len(failed), [name for _, name in socket.if_nameindex()]")
+    code = (
+        "import socket\nfailed = []\n"
+        f"for host, port in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('8.8.8.8', 443), ('::1', {port})]:\n"
+        "    try:\n"
+        "        socket.create_connection((host, port), timeout=1).close()\n"
+        "    except OSError as exc:\n"
+        "        failed.append(exc.errno)\n"
+        "len(failed), [name for _, name in socket.if_nameindex()]"
+    )
     failed, interfaces = await inside(box, code)
     server.close()
     await server.wait_closed()
@@ -88,13 +90,15 @@ async def test_files_outside_the_mounts_are_invisible(make):
         paths += [Path(__file__).resolve(), Path(__file__).resolve().parent.parent / "pyproject.toml"]
         try:
             box = await make()
-            code = ("import os\nseen = []\n"
-                    f"for path in {[str(p) for p in paths]!r}:\n"
-                    "    try:\n"
-                    "        seen.append(open(path).read())\n"
-                    "    except OSError:\n"
-                    "        pass\n"
-                    "seen, os.listdir('/tmp'), sorted(os.listdir('/'))")
+            code = (
+                "import os\nseen = []\n"
+                f"for path in {[str(p) for p in paths]!r}:\n"
+                "    try:\n"
+                "        seen.append(open(path).read())\n"
+                "    except OSError:\n"
+                "        pass\n"
+                "seen, os.listdir('/tmp'), sorted(os.listdir('/'))"
+            )
             seen, tmp_listing, root_listing = await inside(box, code)
         finally:
             for path in paths[:-2]:
@@ -110,40 +114,52 @@ async def test_files_outside_the_mounts_are_invisible(make):
 async def test_host_environment_is_not_visible(make, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-for-the-jail")
     box = await make()
-    code = ("import os, glob\n"
-            "environs = b''.join(open(p, 'rb').read() for p in glob.glob('/proc/[0-9]*/environ'))\n"
-            "sorted(os.environ), b'sk-test' in environs, b'OPENAI' in environs, len(environs) > 0")
+    code = (
+        "import os, glob\n"
+        "environs = b''.join(open(p, 'rb').read() for p in glob.glob('/proc/[0-9]*/environ'))\n"
+        "sorted(os.environ), b'sk-test' in environs, b'OPENAI' in environs, len(environs) > 0"
+    )
     names, key_seen, name_seen, read_any = await inside(box, code)
     assert "OPENAI_API_KEY" not in names
-    assert set(names) <= {"HOME", "TMPDIR", "PATH", "LANG", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                          "MKL_NUM_THREADS", "MPLBACKEND"}
+    assert set(names) <= {
+        "HOME",
+        "TMPDIR",
+        "PATH",
+        "LANG",
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "MPLBACKEND",
+    }
     assert read_any and not key_seen and not name_seen
 
 
 async def test_nothing_outside_tmp_is_writable(make):
     box = await make(limits=Limits(tmp_mb=8, file_size_mb=4))
-    code = ("import os, sys\nwritten = []\n"
-            "for d in ['/', '/usr', '/etc', '/root', '/dev', '/proc', '/rlm_sandbox', sys.prefix, sys.base_prefix,\n"
-            "          os.path.dirname(os.__file__)]:\n"
-            "    try:\n"
-            "        open(os.path.join(d, 'x'), 'w').write('x')\n"
-            "        written.append(d)\n"
-            "    except OSError:\n"
-            "        pass\n"
-            "open('/tmp/ok', 'w').write('fine')\n"
-            "open('/dev/null', 'w').write('fine')\n"
-            "def write(path, mb):\n"
-            "    try:\n"
-            "        with open(path, 'wb') as f:\n"
-            "            f.write(b'x' * (mb << 20))\n"
-            "        return 'ok'\n"
-            "    except OSError as exc:\n"
-            "        return exc.strerror\n"
-            "big = write('/tmp/big', 5)\n"
-            "os.remove('/tmp/big')\n"
-            "fills = [write(f'/tmp/fill{i}', 3) for i in range(3)]\n"
-            "rw = [f[1] for f in map(str.split, open('/proc/mounts')) if 'rw' in f[3].split(',')]\n"
-            "written, rw, open('/tmp/ok').read(), big, fills")
+    code = (
+        "import os, sys\nwritten = []\n"
+        "for d in ['/', '/usr', '/etc', '/root', '/dev', '/proc', '/rlm_sandbox', sys.prefix, sys.base_prefix,\n"
+        "          os.path.dirname(os.__file__)]:\n"
+        "    try:\n"
+        "        open(os.path.join(d, 'x'), 'w').write('x')\n"
+        "        written.append(d)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "open('/tmp/ok', 'w').write('fine')\n"
+        "open('/dev/null', 'w').write('fine')\n"
+        "def write(path, mb):\n"
+        "    try:\n"
+        "        with open(path, 'wb') as f:\n"
+        "            f.write(b'x' * (mb << 20))\n"
+        "        return 'ok'\n"
+        "    except OSError as exc:\n"
+        "        return exc.strerror\n"
+        "big = write('/tmp/big', 5)\n"
+        "os.remove('/tmp/big')\n"
+        "fills = [write(f'/tmp/fill{i}', 3) for i in range(3)]\n"
+        "rw = [f[1] for f in map(str.split, open('/proc/mounts')) if 'rw' in f[3].split(',')]\n"
+        "written, rw, open('/tmp/ok').read(), big, fills"
+    )
     written, rw, back, big, fills = await inside(box, code)
     assert written == []
     assert sorted(rw) == ["/dev/null", "/tmp"]
@@ -154,20 +170,25 @@ async def test_nothing_outside_tmp_is_writable(make):
 
 async def test_jail_is_not_root_outside(make):
     box = await make()
-    code = ("import os\n"
-            "def outside(ident, mapfile):\n"
-            "    for line in open(mapfile):\n"
-            "        inner, outer, count = map(int, line.split())\n"
-            "        if inner <= ident < inner + count:\n"
-            "            return outer + ident - inner\n"
-            "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
-            "(os.getuid(), outside(os.getuid(), '/proc/self/uid_map'), outside(os.getgid(), '/proc/self/gid_map'),\n"
-            " int(status['CapEff'], 16), int(status['NoNewPrivs']))")
+    code = (
+        "import os\n"
+        "def outside(ident, mapfile):\n"
+        "    for line in open(mapfile):\n"
+        "        inner, outer, count = map(int, line.split())\n"
+        "        if inner <= ident < inner + count:\n"
+        "            return outer + ident - inner\n"
+        "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "(os.getuid(), outside(os.getuid(), '/proc/self/uid_map'), outside(os.getgid(), '/proc/self/gid_map'),\n"
+        " int(status['CapEff'], 16), int(status['NoNewPrivs']))"
+    )
     uid, outside_uid, outside_gid, caps, no_new_privs = await inside(box, code)
     assert uid != 0 and outside_uid not in (0, None) and outside_gid not in (0, None)
     assert caps == 0 and no_new_privs == 1
-    uids = {Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0] for pid, _ in process_tree(box.pid)
-            if pid != box.pid}
+    uids = {
+        Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]
+        for pid, _ in process_tree(box.pid)
+        if pid != box.pid
+    }
     assert uids and "0" not in uids  # and seen from the host: every jailed process runs as a non-root uid
 
 
@@ -185,14 +206,17 @@ async def test_fork_bomb_is_contained(make):
 
 async def test_close_leaves_no_process_behind(make):
     box = await make()
-    await inside(box, "import subprocess, os\n"
-                      "subprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
-                      "if os.fork() == 0:\n"
-                      "    os.setsid()\n"
-                      "    if os.fork() == 0:\n"
-                      "        import time; time.sleep(1000)\n"
-                      "    os._exit(0)\n"
-                      "1")
+    await inside(
+        box,
+        "import subprocess, os\n"
+        "subprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        import time; time.sleep(1000)\n"
+        "    os._exit(0)\n"
+        "1",
+    )
     tree = process_tree(box.pid)
     assert len(tree) >= 5  # nsjail, the jail's init, the REPL, sleep, the daemon
     await box.close()
@@ -234,10 +258,20 @@ async def test_huge_print_is_contained(make):
 
 def test_command_keeps_every_namespace_and_clears_the_environment():
     from rlm_tui.sandbox import nsjail as jail
+
     limits = Limits(memory_mb=300, open_files=17)
     cmd = jail.command(limits, 3, 4)
-    for flag in ("-N", "--disable_clone_newnet", "--disable_clone_newns", "--disable_clone_newpid", "--keep_env",
-                 "-e", "--keep_caps", "--disable_no_new_privs", "--rw"):
+    for flag in (
+        "-N",
+        "--disable_clone_newnet",
+        "--disable_clone_newns",
+        "--disable_clone_newpid",
+        "--keep_env",
+        "-e",
+        "--keep_caps",
+        "--disable_no_new_privs",
+        "--rw",
+    ):
         assert flag not in cmd
     pairs = list(zip(cmd, cmd[1:]))
     assert [v for k, v in pairs if k == "-E"] == [f"{k}={v}" for k, v in jail.ENV.items()]  # nothing of ours
@@ -274,22 +308,37 @@ async def test_user_namespace_mode_for_a_normal_user():
     # as root the jail has no user namespace; running the host side as uid 1234 covers the other mode
     import rlm_tui
     from rlm_tui.sandbox import nsjail as jail
+
     root, nsjail = Path(rlm_tui.__file__).resolve().parents[1], Path(jail.find_nsjail())
     python = Path("/usr/bin/python3")
     if not python.exists() or not _world_readable(root) or not _world_readable(nsjail.parent):
         pytest.skip("needs a system python3 and a project and nsjail readable by other users")
-    script = (f"import asyncio, json, sys\nsys.path.insert(0, {str(root)!r})\n"
-              "from rlm_tui.sandbox import Sandbox\n"
-              "async def main():\n"
-              f"    async with Sandbox(nsjail={str(nsjail)!r}, timeout=10) as box:\n"
-              "        await box.start('ctx')\n"
-              "        r = await box.run(\"import os\\nos.getuid(), open('/proc/self/uid_map').read().split(), "
-              "sorted(os.environ)\")\n"
-              "        print(json.dumps([r.out, r.error]))\n"
-              "asyncio.run(main())\n")
+    script = (
+        f"import asyncio, json, sys\nsys.path.insert(0, {str(root)!r})\n"
+        "from rlm_tui.sandbox import Sandbox\n"
+        "async def main():\n"
+        f"    async with Sandbox(nsjail={str(nsjail)!r}, timeout=10) as box:\n"
+        "        await box.start('ctx')\n"
+        "        r = await box.run(\"import os\\nos.getuid(), open('/proc/self/uid_map').read().split(), "
+        'sorted(os.environ)")\n'
+        "        print(json.dumps([r.out, r.error]))\n"
+        "asyncio.run(main())\n"
+    )
     proc = await asyncio.create_subprocess_exec(
-        "/usr/bin/setpriv", "--reuid=1234", "--regid=1234", "--clear-groups", "env", "-i", "OPENAI_API_KEY=sk-x",
-        str(python), "-I", "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "/usr/bin/setpriv",
+        "--reuid=1234",
+        "--regid=1234",
+        "--clear-groups",
+        "env",
+        "-i",
+        "OPENAI_API_KEY=sk-x",
+        str(python),
+        "-I",
+        "-c",
+        script,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     if b"SyntaxError" in err or b"ModuleNotFoundError" in err:
         pytest.skip(f"the system python cannot import rlm_tui.sandbox: {err.decode()[-200:]}")

@@ -11,11 +11,11 @@ from environments.math_python import grade, hf
 from environments.math_python.generate import compute, to_latex
 from environments.math_python.problems import TOPICS
 from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
-from runs import stored_run
 from rlm_tui.env import EnvError, Example, load_environment
 from rlm_tui.export import rollout_record
 from rlm_tui.state import fold
 from rlm_tui.store import open_db, read_events
+from runs import stored_run
 
 
 def execute(tmp_path, env_args, *, mode, n=2):
@@ -45,7 +45,9 @@ def test_two_hundred_problems_whose_answers_are_computed():
 
 
 def test_knobs_pick_topics_difficulty_and_count():
-    env = load_environment("math-python", {"topics": "calculus, probability", "difficulty": "hard", "num_examples": "6"})
+    env = load_environment(
+        "math-python", {"topics": "calculus, probability", "difficulty": "hard", "num_examples": "6"}
+    )
     examples = env.examples(2, seed=1)
     assert len(examples) == 6
     assert {e.info["topic"] for e in examples} == {"calculus", "probability"}
@@ -53,15 +55,18 @@ def test_knobs_pick_topics_difficulty_and_count():
     assert set(examples[0].info) == {"topic", "difficulty", "template", "source"}
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"topics": "geometry"}, "topics"),
-    ({"topics": ""}, "topics"),
-    ({"difficulty": "extreme"}, "difficulty"),
-    ({"tips": "loud"}, "tips"),
-    ({"source": "web"}, "source"),
-    ({"num_examples": "0"}, "num_examples"),
-    ({"level": "1"}, "no knob 'level'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ({"topics": "geometry"}, "topics"),
+        ({"topics": ""}, "topics"),
+        ({"difficulty": "extreme"}, "difficulty"),
+        ({"tips": "loud"}, "tips"),
+        ({"source": "web"}, "source"),
+        ({"num_examples": "0"}, "num_examples"),
+        ({"level": "1"}, "no knob 'level'"),
+    ],
+)
 def test_bad_knobs_are_one_line_errors(args, fragment):
     with pytest.raises(EnvError) as info:
         load_environment("math-python", args)
@@ -77,38 +82,41 @@ def test_tips_knob():
 # --- scoring ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("response, gold, reward", [
-    (r"\boxed{0.5}", r"\frac{1}{2}", 1),
-    (r"\boxed{1/2}", r"\frac{1}{2}", 1),
-    (r"\boxed{\dfrac{1}{2}}", "0.5", 1),
-    (r"\boxed{\frac12}", r"\frac{1}{2}", 1),
-    (r"The answer is $\boxed{\frac{\sqrt{3}}{2}}$.", r"\frac{\sqrt{3}}{2}", 1),
-    (r"\boxed{2\sqrt{2}}", r"\sqrt{8}", 1),
-    (r"\boxed{7 + \sqrt{38}}", r"\sqrt{38} + 7", 1),
-    (r"\boxed{\pi/4}", r"\frac{\pi}{4}", 1),
-    (r"\boxed{\frac{1}{9} + \frac{2e^3}{9}}", r"\frac{1}{9} + \frac{2 e^{3}}{9}", 1),
-    (r"\boxed{e^{32}}", r"e^{32}", 1),
-    (r"\boxed{1,000}", "1000", 1),
-    (r"\boxed{x = 12}", "12", 1),
-    (r"\boxed{(3, -\frac{1}{2})}", r"\left(3, - \frac{1}{2}\right)", 1),
-    (r"\boxed{\{3, -2, 1\}}", r"\{-2, 1, 3\}", 1),
-    (r"\boxed{x=1, x=3, x=-2}", r"\{-2, 1, 3\}", 1),
-    (r"\boxed{\frac{\frac{1}{2}}{3}}", r"\frac{1}{6}", 1),
-    (r"\boxed{12 \text{ ways}}", "12", 1),
-    (r"\boxed{3} no wait \boxed{4}", "4", 1),
-    (r"\boxed{\text{Yes}}", "yes", 1),
-    (r"\boxed{0.33}", r"\frac{1}{3}", 0),
-    (r"\boxed{(-\frac{1}{2}, 3)}", r"\left(3, - \frac{1}{2}\right)", 0),
-    (r"\boxed{\{1, 2\}}", r"\{-2, 1, 3\}", 0),
-    (r"\boxed{13}", "12", 0),
-    ("12", "12", 0),
-    (r"\boxed{}", "12", 0),
-    (r"\boxed{12", "12", 0),
-    (r"\boxed{#$%@}", "12", 0),
-    (r"\boxed{9^{9^{9^{9}}}}", "12", 0),
-    (r"\boxed{" + "(" * 400 + "1" + ")" * 400 + "}", "1", 0),
-    ("", "12", 0),
-])
+@pytest.mark.parametrize(
+    "response, gold, reward",
+    [
+        (r"\boxed{0.5}", r"\frac{1}{2}", 1),
+        (r"\boxed{1/2}", r"\frac{1}{2}", 1),
+        (r"\boxed{\dfrac{1}{2}}", "0.5", 1),
+        (r"\boxed{\frac12}", r"\frac{1}{2}", 1),
+        (r"The answer is $\boxed{\frac{\sqrt{3}}{2}}$.", r"\frac{\sqrt{3}}{2}", 1),
+        (r"\boxed{2\sqrt{2}}", r"\sqrt{8}", 1),
+        (r"\boxed{7 + \sqrt{38}}", r"\sqrt{38} + 7", 1),
+        (r"\boxed{\pi/4}", r"\frac{\pi}{4}", 1),
+        (r"\boxed{\frac{1}{9} + \frac{2e^3}{9}}", r"\frac{1}{9} + \frac{2 e^{3}}{9}", 1),
+        (r"\boxed{e^{32}}", r"e^{32}", 1),
+        (r"\boxed{1,000}", "1000", 1),
+        (r"\boxed{x = 12}", "12", 1),
+        (r"\boxed{(3, -\frac{1}{2})}", r"\left(3, - \frac{1}{2}\right)", 1),
+        (r"\boxed{\{3, -2, 1\}}", r"\{-2, 1, 3\}", 1),
+        (r"\boxed{x=1, x=3, x=-2}", r"\{-2, 1, 3\}", 1),
+        (r"\boxed{\frac{\frac{1}{2}}{3}}", r"\frac{1}{6}", 1),
+        (r"\boxed{12 \text{ ways}}", "12", 1),
+        (r"\boxed{3} no wait \boxed{4}", "4", 1),
+        (r"\boxed{\text{Yes}}", "yes", 1),
+        (r"\boxed{0.33}", r"\frac{1}{3}", 0),
+        (r"\boxed{(-\frac{1}{2}, 3)}", r"\left(3, - \frac{1}{2}\right)", 0),
+        (r"\boxed{\{1, 2\}}", r"\{-2, 1, 3\}", 0),
+        (r"\boxed{13}", "12", 0),
+        ("12", "12", 0),
+        (r"\boxed{}", "12", 0),
+        (r"\boxed{12", "12", 0),
+        (r"\boxed{#$%@}", "12", 0),
+        (r"\boxed{9^{9^{9^{9}}}}", "12", 0),
+        (r"\boxed{" + "(" * 400 + "1" + ")" * 400 + "}", "1", 0),
+        ("", "12", 0),
+    ],
+)
 def test_scorer_table(response, gold, reward):
     example = Example(id="x", question="q", target=gold)
     assert load_environment("math-python").score(example, response).reward == reward
@@ -164,8 +172,21 @@ def test_online_source_loads_the_math_subset(tmp_path):
 
 def test_online_rows_run_through_the_scripted_model(tmp_path):
     with FakeHub({hf.DATASET: {"math": {"train": ROWS}}}) as hub:
-        proc = rlm_tui(hub, tmp_path, "run", "math-python", "--headless", "-n", "1", "--model", "scripted",
-                       "--env-arg", "source=hf", "--db", "t.db")
+        proc = rlm_tui(
+            hub,
+            tmp_path,
+            "run",
+            "math-python",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "scripted",
+            "--env-arg",
+            "source=hf",
+            "--db",
+            "t.db",
+        )
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.strip().splitlines()[-1]
     stored = fold([e for _, e in read_events(open_db(tmp_path / "t.db"), run_id=run_id)], run_id)
@@ -174,29 +195,66 @@ def test_online_rows_run_through_the_scripted_model(tmp_path):
     assert r.example_id.startswith("mp-hf-")
 
 
-@pytest.mark.parametrize("repos, errors, reason", [
-    pytest.param({hf.DATASET: {"math": {"train": ROWS}}}, {"/": 404}, "FileNotFoundError: ", id="404"),
-    pytest.param({hf.DATASET: {"math": {"train": ROWS}}}, {"/api/": 500}, "HfHubHTTPError: Server error '500",
-                 id="500"),
-    pytest.param({}, {}, "DatasetNotFoundError: Dataset 'PrimeIntellect/INTELLECT-3-RL' doesn't exist on the Hub",
-                 id="no-repo"),
-    pytest.param({hf.DATASET: {"code": {"train": ROWS}}}, {}, "ValueError: BuilderConfig 'math' not found",
-                 id="no-config"),
-])
+@pytest.mark.parametrize(
+    "repos, errors, reason",
+    [
+        pytest.param({hf.DATASET: {"math": {"train": ROWS}}}, {"/": 404}, "FileNotFoundError: ", id="404"),
+        pytest.param(
+            {hf.DATASET: {"math": {"train": ROWS}}}, {"/api/": 500}, "HfHubHTTPError: Server error '500", id="500"
+        ),
+        pytest.param(
+            {},
+            {},
+            "DatasetNotFoundError: Dataset 'PrimeIntellect/INTELLECT-3-RL' doesn't exist on the Hub",
+            id="no-repo",
+        ),
+        pytest.param(
+            {hf.DATASET: {"code": {"train": ROWS}}}, {}, "ValueError: BuilderConfig 'math' not found", id="no-config"
+        ),
+    ],
+)
 def test_online_source_failures_are_one_line(tmp_path, repos, errors, reason):
     with FakeHub(repos, errors=errors) as hub:
-        proc = rlm_tui(hub, tmp_path, "run", "math-python", "--headless", "-n", "1", "--model", "scripted",
-                       "--env-arg", "source=hf", "--db", "t.db")
+        proc = rlm_tui(
+            hub,
+            tmp_path,
+            "run",
+            "math-python",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "scripted",
+            "--env-arg",
+            "source=hf",
+            "--db",
+            "t.db",
+        )
     (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
     assert proc.returncode == 2
     assert line.startswith(f"rlm-tui: error: could not load PrimeIntellect/INTELLECT-3-RL math (train): {reason}")
 
 
 def test_online_source_without_the_datasets_package(tmp_path):
-    proc = rlm_tui_without_datasets(tmp_path, "run", "math-python", "--headless", "-n", "1", "--model", "scripted",
-                                    "--env-arg", "source=hf", "--db", "t.db")
-    assert (proc.returncode, proc.stderr.strip()) == (2, "rlm-tui: error: loading PrimeIntellect/INTELLECT-3-RL needs the `datasets` package: "
-                                                         "pip install 'rlm-tui[online]'")
+    proc = rlm_tui_without_datasets(
+        tmp_path,
+        "run",
+        "math-python",
+        "--headless",
+        "-n",
+        "1",
+        "--model",
+        "scripted",
+        "--env-arg",
+        "source=hf",
+        "--db",
+        "t.db",
+    )
+    assert (proc.returncode, proc.stderr.strip()) == (
+        2,
+        "rlm-tui: error: loading PrimeIntellect/INTELLECT-3-RL needs the `datasets` package: "
+        "pip install 'rlm-tui[online]'",
+    )
 
 
 # --- scripted runs ----------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from environments.oolong import hf, real, synth
 from environments.oolong.score import candidate, score_real, score_synth
 from environments.oolong.solve import sub_reply
 from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
-from runs import stored_run
 from rlm_tui.env import EnvError, load_environment
 from rlm_tui.export import rollout_record
 from rlm_tui.state import fold
 from rlm_tui.store import open_db, read_events
+from runs import stored_run
 
 INFO = {"subset", "context_len", "question_type", "answer_type", "dataset", "source"}
 
@@ -53,14 +53,17 @@ def test_four_million_tokens(subset):
 
 def test_records_show_labels_only_with_labels():
     plain = load_environment("oolong", {"context_len": "1024", "dataset": "reviews"}).examples(1, 0)[0]
-    labelled = load_environment("oolong", {"context_len": "1024", "dataset": "reviews",
-                                           "subset": "synth_with_labels"}).examples(1, 0)[0]
+    labelled = load_environment(
+        "oolong", {"context_len": "1024", "dataset": "reviews", "subset": "synth_with_labels"}
+    ).examples(1, 0)[0]
     rows = plain.context.splitlines()
     assert rows[0].startswith("The following lines contain") and "positive, negative, neutral" in rows[0]
     assert all(r.startswith("Date: ") and " || User: " in r and " || Instance: " in r for r in rows[1:])
     assert "|| Label:" not in plain.context
-    assert all(r.endswith((" || Label: positive", " || Label: negative", " || Label: neutral"))
-               for r in labelled.context.splitlines()[1:])
+    assert all(
+        r.endswith((" || Label: positive", " || Label: negative", " || Label: neutral"))
+        for r in labelled.context.splitlines()[1:]
+    )
 
 
 def test_count_gold_matches_the_shown_labels():
@@ -75,8 +78,15 @@ def test_every_question_type_is_answered_from_the_text(qtype):
     subset = "real" if qtype in real.QUESTION_TYPES else "synth"
     env = load_environment("oolong", {"subset": subset, "question_type": qtype, "context_len": "4096"})
     for e in env.examples(3, seed=7):
-        assert e.info["question_type"] == qtype and e.info["answer_type"] in ("numeric", "label", "comparison", "user",
-                                                                               "date", "string", "list")
+        assert e.info["question_type"] == qtype and e.info["answer_type"] in (
+            "numeric",
+            "label",
+            "comparison",
+            "user",
+            "date",
+            "string",
+            "list",
+        )
         # the stand-in reads the rendered context, the gold comes from the generator's own records
         assert env.score(e, env.scripted_text(e)).reward == 1.0, (e.question, e.target, env.scripted_text(e))
 
@@ -84,22 +94,27 @@ def test_every_question_type_is_answered_from_the_text(qtype):
 def test_the_stand_in_sub_counts_its_chunk():
     (e,) = load_environment("oolong", {"context_len": "2048", "question_type": "count"}).examples(1, 0)
     rows = e.context.splitlines()[1:]
-    prompt = f"{e.context.splitlines()[0]}\nCount the records per label and reply with only a JSON object.\n" \
-             f"<records>\n" + "\n".join(rows[:10]) + "\n</records>"
+    prompt = (
+        f"{e.context.splitlines()[0]}\nCount the records per label and reply with only a JSON object.\n"
+        f"<records>\n" + "\n".join(rows[:10]) + "\n</records>"
+    )
     counts = json.loads(sub_reply(prompt))
     assert sum(counts.values()) == 10
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"context_len": "1000"}, "context_len"),
-    ({"context_len": "8388608"}, "context_len"),
-    ({"subset": "fake"}, "subset"),
-    ({"dataset": "tweets"}, "dataset"),
-    ({"question_type": "nope"}, "question_type"),
-    ({"subset": "real", "question_type": "count"}, "question_type"),
-    ({"question_type": "total_rolls"}, "question_type"),
-    ({"split": "train"}, "split"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ({"context_len": "1000"}, "context_len"),
+        ({"context_len": "8388608"}, "context_len"),
+        ({"subset": "fake"}, "subset"),
+        ({"dataset": "tweets"}, "dataset"),
+        ({"question_type": "nope"}, "question_type"),
+        ({"subset": "real", "question_type": "count"}, "question_type"),
+        ({"question_type": "total_rolls"}, "question_type"),
+        ({"split": "train"}, "split"),
+    ],
+)
 def test_bad_knobs_are_one_line_errors(args, fragment):
     with pytest.raises(EnvError) as info:
         load_environment("oolong", args)
@@ -109,53 +124,59 @@ def test_bad_knobs_are_one_line_errors(args, fragment):
 # --- scoring ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answer, gold, kind, reward", [
-    ("Answer: 12", "12", "numeric", 1.0),
-    ("**Answer: 12**", "12", "numeric", 1.0),
-    ("Answer: [12]", "12", "numeric", 1.0),
-    ("Answer: 10", "12", "numeric", 0.75 ** 2),
-    ("Answer: 15", "12", "numeric", 0.75 ** 3),
-    ("Answer: twelve", "12", "numeric", 0.0),
-    ("12", "12", "numeric", 1.0),
-    ("After counting every chunk the total comes to 11", "12", "numeric", 0.75),
-    ("Label: positive", "positive", "label", 1.0),
-    ("Label: 'Positive'", "positive", "label", 1.0),
-    ("Label: negative", "positive", "label", 0.0),
-    ("Answer: positive is more common than negative", "more common than", "comparison", 1.0),
-    ("Answer: positive is **more common than** negative", "more common than", "comparison", 1.0),
-    ("Answer: positive is less common than negative", "more common than", "comparison", 0.0),
-    ("Answer: same frequency as", "same frequency as", "comparison", 1.0),
-    ("User: 41190", "41190", "user", 1.0),
-    ("User: 41191", "41190", "user", 0.0),
-    ("Date: 03/14/2023", "03/14/2023", "date", 1.0),
-    ("Date: 2023-03-14", "03/14/2023", "date", 1.0),
-    ("Date: Mar 14, 2023", "03/14/2023", "date", 1.0),
-    ("Date: 03/15/2023", "03/14/2023", "date", 0.0),
-    ("", "0", "numeric", 0.0),
-    ("", "more common than", "comparison", 0.0),
-])
+@pytest.mark.parametrize(
+    "answer, gold, kind, reward",
+    [
+        ("Answer: 12", "12", "numeric", 1.0),
+        ("**Answer: 12**", "12", "numeric", 1.0),
+        ("Answer: [12]", "12", "numeric", 1.0),
+        ("Answer: 10", "12", "numeric", 0.75**2),
+        ("Answer: 15", "12", "numeric", 0.75**3),
+        ("Answer: twelve", "12", "numeric", 0.0),
+        ("12", "12", "numeric", 1.0),
+        ("After counting every chunk the total comes to 11", "12", "numeric", 0.75),
+        ("Label: positive", "positive", "label", 1.0),
+        ("Label: 'Positive'", "positive", "label", 1.0),
+        ("Label: negative", "positive", "label", 0.0),
+        ("Answer: positive is more common than negative", "more common than", "comparison", 1.0),
+        ("Answer: positive is **more common than** negative", "more common than", "comparison", 1.0),
+        ("Answer: positive is less common than negative", "more common than", "comparison", 0.0),
+        ("Answer: same frequency as", "same frequency as", "comparison", 1.0),
+        ("User: 41190", "41190", "user", 1.0),
+        ("User: 41191", "41190", "user", 0.0),
+        ("Date: 03/14/2023", "03/14/2023", "date", 1.0),
+        ("Date: 2023-03-14", "03/14/2023", "date", 1.0),
+        ("Date: Mar 14, 2023", "03/14/2023", "date", 1.0),
+        ("Date: 03/15/2023", "03/14/2023", "date", 0.0),
+        ("", "0", "numeric", 0.0),
+        ("", "more common than", "comparison", 0.0),
+    ],
+)
 def test_synth_scorer_table(answer, gold, kind, reward):
     assert score_synth(answer, gold, kind) == pytest.approx(reward)
 
 
-@pytest.mark.parametrize("answer, gold, reward", [
-    ("\\boxed{12}", "12", 1.0),
-    ("so \\boxed{10}", "12", 0.75 ** 2),
-    ("\\boxed{\\text{Laura}}", "Laura", 1.0),
-    ("\\boxed{ \\text{Laura} }", "Laura", 1.0),
-    ("\\fbox{12}", "12", 1.0),
-    ("so \\boxed 12", "12", 1.0),
-    ("\\boxed{laura}", "Laura", 1.0),
-    ("\\boxed{Sam}", "Laura", 0.0),
-    ("\\boxed{Laura, Sam}", "Laura, Sam", 1.0),
-    ("\\boxed{Sam}", "Laura, Sam", 0.0),
-    ("\\boxed{Laura, Liam}", "Laura, Sam", 0.5),
-    ("\\boxed{Laura, Sam, Liam}", "Laura, Sam, Travis, Ashley", 0.5),
-    ("I think 12", "12", 0.0),
-    ("12", "12", 1.0),
-    ("", "12", 0.0),
-    ("", "Laura", 0.0),
-])
+@pytest.mark.parametrize(
+    "answer, gold, reward",
+    [
+        ("\\boxed{12}", "12", 1.0),
+        ("so \\boxed{10}", "12", 0.75**2),
+        ("\\boxed{\\text{Laura}}", "Laura", 1.0),
+        ("\\boxed{ \\text{Laura} }", "Laura", 1.0),
+        ("\\fbox{12}", "12", 1.0),
+        ("so \\boxed 12", "12", 1.0),
+        ("\\boxed{laura}", "Laura", 1.0),
+        ("\\boxed{Sam}", "Laura", 0.0),
+        ("\\boxed{Laura, Sam}", "Laura, Sam", 1.0),
+        ("\\boxed{Sam}", "Laura, Sam", 0.0),
+        ("\\boxed{Laura, Liam}", "Laura, Sam", 0.5),
+        ("\\boxed{Laura, Sam, Liam}", "Laura, Sam, Travis, Ashley", 0.5),
+        ("I think 12", "12", 0.0),
+        ("12", "12", 1.0),
+        ("", "12", 0.0),
+        ("", "Laura", 0.0),
+    ],
+)
 def test_real_scorer_table(answer, gold, reward):
     assert score_real(answer, gold) == pytest.approx(reward)
 
@@ -177,16 +198,34 @@ def test_environment_score_dispatches_on_subset():
 
 def synth_row(i, context_len=1024, answer="[3]", kind="ANSWER_TYPE.NUMERIC"):
     line = f"Date: Jan 01, 2023 || User: 1 || Instance: hi {i}"
-    return {"id": i, "context_len": context_len, "dataset": "spam", "context_window_text": line,
-            "context_window_text_with_labels": f"{line} || Label: ham",
-            "question": f"Question {i}?", "task_group": "counting", "task": "TASK_TYPE.NUMERIC_ONE_CLASS",
-            "answer": answer, "answer_type": kind, "input_subset": "False", "num_labels": 2, "context_window_id": 7}
+    return {
+        "id": i,
+        "context_len": context_len,
+        "dataset": "spam",
+        "context_window_text": line,
+        "context_window_text_with_labels": f"{line} || Label: ham",
+        "question": f"Question {i}?",
+        "task_group": "counting",
+        "task": "TASK_TYPE.NUMERIC_ONE_CLASS",
+        "answer": answer,
+        "answer_type": kind,
+        "input_subset": "False",
+        "num_labels": 2,
+        "context_window_id": 7,
+    }
 
 
-@pytest.mark.parametrize("raw, gold", [
-    ("[47]", "47"), ("['spam']", "spam"), ("['more common than']", "more common than"),
-    ("[datetime.date(2023, 1, 5)]", "01/05/2023"), ("[12345]", "12345"), ("not a literal", "not a literal"),
-])
+@pytest.mark.parametrize(
+    "raw, gold",
+    [
+        ("[47]", "47"),
+        ("['spam']", "spam"),
+        ("['more common than']", "more common than"),
+        ("[datetime.date(2023, 1, 5)]", "01/05/2023"),
+        ("[12345]", "12345"),
+        ("not a literal", "not a literal"),
+    ],
+)
 def test_synth_gold_literals(raw, gold):
     assert hf.synth_gold(raw) == gold
 
@@ -206,10 +245,22 @@ def test_synth_rows_map_to_examples():
 
 
 def test_real_rows_map_to_examples():
-    rows = [{"id": "a", "context_window_id": 1, "context_window_text": "x" * 400, "question": "How many rolls?",
-             "answer": "12"},
-            {"id": "b", "context_window_id": 1, "context_window_text": "x" * 400,
-             "question": "Who cast spells? Answer in \\boxed{}.", "answer": "Laura, Sam"}]
+    rows = [
+        {
+            "id": "a",
+            "context_window_id": 1,
+            "context_window_text": "x" * 400,
+            "question": "How many rolls?",
+            "answer": "12",
+        },
+        {
+            "id": "b",
+            "context_window_id": 1,
+            "context_window_text": "x" * 400,
+            "question": "Who cast spells? Answer in \\boxed{}.",
+            "answer": "Laura, Sam",
+        },
+    ]
     examples = {e.id: e for e in hf.real_examples(rows, 5, seed=0)}
     assert examples["ool-real-a"].question.endswith("\\boxed{}.")
     assert examples["ool-real-a"].info["answer_type"] == "numeric"
@@ -219,15 +270,30 @@ def test_real_rows_map_to_examples():
 
 def test_online_source_streams_and_filters(tmp_path):
     synth_rows = [synth_row(i, context_len=1024 if i % 2 else 2048) for i in range(100)]
-    real_rows = [{"id": f"r{i}", "context_window_id": 1, "context_window_text": "x" * 400, "question": f"Q{i}?",
-                  "answer": str(i), "question_type": "counting"} for i in range(3)]
-    repos = {hf.SYNTH: {"default": {"test": synth_rows, "validation": [synth_row(500)]}},
-             hf.REAL: {"dnd": {"validation": real_rows, "test": real_rows[:1]},
-                       "toy_dnd": {"validation": real_rows[:1]}}}
+    real_rows = [
+        {
+            "id": f"r{i}",
+            "context_window_id": 1,
+            "context_window_text": "x" * 400,
+            "question": f"Q{i}?",
+            "answer": str(i),
+            "question_type": "counting",
+        }
+        for i in range(3)
+    ]
+    repos = {
+        hf.SYNTH: {"default": {"test": synth_rows, "validation": [synth_row(500)]}},
+        hf.REAL: {"dnd": {"validation": real_rows, "test": real_rows[:1]}, "toy_dnd": {"validation": real_rows[:1]}},
+    }
     with FakeHub(repos) as hub:
-        synth, real = load_examples(hub, tmp_path, [
-            ("oolong", {"source": "hf", "context_len": "1024"}, 3, 0),
-            ("oolong", {"source": "hf", "subset": "real", "split": "validation"}, 5, 0)])
+        synth, real = load_examples(
+            hub,
+            tmp_path,
+            [
+                ("oolong", {"source": "hf", "context_len": "1024"}, 3, 0),
+                ("oolong", {"source": "hf", "subset": "real", "split": "validation"}, 5, 0),
+            ],
+        )
     first = [r for r in synth_rows if r["context_len"] == 1024][:16]  # 3 examples read at most 16 matching rows
     assert synth == [asdict(e) for e in hf.synth_examples(first, "synth", 1024, 3, seed=0)]
     assert len(synth) == 3 and all(e["info"]["context_len"] == 1024 and e["info"]["source"] == "hf" for e in synth)
@@ -238,8 +304,25 @@ def test_online_source_streams_and_filters(tmp_path):
 def test_online_rows_run_through_the_scripted_model(tmp_path, subset):
     row = dict(synth_row(1), context_window_text="Intro\nLaura: That's a 12.\nDM: Roll.\nSam: Natural 20!\n" * 5)
     with FakeHub({hf.SYNTH: {"default": {"test": [row]}}, hf.REAL: {"dnd": {"test": [row]}}}) as hub:
-        proc = rlm_tui(hub, tmp_path, "run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db",
-                       "--env-arg", "source=hf", "--env-arg", f"subset={subset}", "--env-arg", "context_len=1024")
+        proc = rlm_tui(
+            hub,
+            tmp_path,
+            "run",
+            "oolong",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "scripted",
+            "--db",
+            "t.db",
+            "--env-arg",
+            "source=hf",
+            "--env-arg",
+            f"subset={subset}",
+            "--env-arg",
+            "context_len=1024",
+        )
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.strip().splitlines()[-1]
     stored = fold([e for _, e in read_events(open_db(tmp_path / "t.db"), run_id=run_id)], run_id)
@@ -248,31 +331,70 @@ def test_online_rows_run_through_the_scripted_model(tmp_path, subset):
     assert r.example_id == ("ool-real-1" if subset == "real" else "ool-hf-1")
 
 
-@pytest.mark.parametrize("errors, reason", [
-    pytest.param({"/": 404}, "FileNotFoundError: ", id="404"),
-    pytest.param({"/api/": 500}, "HfHubHTTPError: Server error '500", id="500"),
-])
+@pytest.mark.parametrize(
+    "errors, reason",
+    [
+        pytest.param({"/": 404}, "FileNotFoundError: ", id="404"),
+        pytest.param({"/api/": 500}, "HfHubHTTPError: Server error '500", id="500"),
+    ],
+)
 def test_online_source_failures_are_one_line(tmp_path, errors, reason):
     with FakeHub({hf.SYNTH: {"default": {"test": [synth_row(1)]}}}, errors=errors) as hub:
-        proc = rlm_tui(hub, tmp_path, "run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db",
-                       "--env-arg", "source=hf")
+        proc = rlm_tui(
+            hub,
+            tmp_path,
+            "run",
+            "oolong",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "scripted",
+            "--db",
+            "t.db",
+            "--env-arg",
+            "source=hf",
+        )
     (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
     assert proc.returncode == 2
     assert line.startswith(f"rlm-tui: error: could not load oolongbench/oolong-synth (test): {reason}")
 
 
 def test_online_source_without_the_datasets_package(tmp_path):
-    proc = rlm_tui_without_datasets(tmp_path, "run", "oolong", "--headless", "-n", "1", "--model", "scripted",
-                                    "--env-arg", "source=hf", "--db", "t.db")
-    assert (proc.returncode, proc.stderr.strip()) == (2, "rlm-tui: error: loading oolongbench/oolong-synth needs the `datasets` package: "
-                                                         "pip install 'rlm-tui[online]'")
+    proc = rlm_tui_without_datasets(
+        tmp_path,
+        "run",
+        "oolong",
+        "--headless",
+        "-n",
+        "1",
+        "--model",
+        "scripted",
+        "--env-arg",
+        "source=hf",
+        "--db",
+        "t.db",
+    )
+    assert (proc.returncode, proc.stderr.strip()) == (
+        2,
+        "rlm-tui: error: loading oolongbench/oolong-synth needs the `datasets` package: pip install 'rlm-tui[online]'",
+    )
 
 
 # --- scripted runs ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode, subset", [("rlm", "synth"), ("rlm-tips", "synth"), ("llm", "synth"),
-                                          ("rlm", "synth_with_labels"), ("rlm", "real"), ("llm", "real")])
+@pytest.mark.parametrize(
+    "mode, subset",
+    [
+        ("rlm", "synth"),
+        ("rlm-tips", "synth"),
+        ("llm", "synth"),
+        ("rlm", "synth_with_labels"),
+        ("rlm", "real"),
+        ("llm", "real"),
+    ],
+)
 def test_scripted_runs(tmp_path, mode, subset):
     stored = execute(tmp_path, {"subset": subset, "context_len": "2048"}, mode=mode)
     assert stored.status == "done" and len(stored.rollouts) == 2

@@ -21,8 +21,12 @@ def run_once(respond, **settings) -> tuple[RunState, list, list]:
     events: list = []
     with FakeOpenAI(respond) as server:
         client = OpenAIClient(base_url=server.base_url, api_key="test-key", max_retries=0)
-        cfg = RunConfig(env=env.name, env_args={k: str(v) for k, v in env.args.items()}, num_examples=1,
-                        rollout=RolloutSettings(model="fake-root", sub_model="fake-sub", timeout=30, **settings))
+        cfg = RunConfig(
+            env=env.name,
+            env_args={k: str(v) for k, v in env.args.items()},
+            num_examples=1,
+            rollout=RolloutSettings(model="fake-root", sub_model="fake-sub", timeout=30, **settings),
+        )
         run = Run(cfg, env, client, [events.append])
 
         async def main():
@@ -98,8 +102,9 @@ def test_no_reminder_keeps_the_first_versions_semantics():
 
 
 def test_native_protocol_reads_no_calls_from_text():
-    state, events, _ = run_once(lambda body: Reply(content=f"```repl\n{FINISH}\n```"), tool_protocol="native",
-                                max_nudges=0)
+    state, events, _ = run_once(
+        lambda body: Reply(content=f"```repl\n{FINISH}\n```"), tool_protocol="native", max_nudges=0
+    )
     assert only(state).stop_reason == "no_tool_call" and not kinds(events, "cell_started")
 
 
@@ -146,8 +151,12 @@ def test_the_run_records_the_servers_context_window():
     async def main(url):
         client = OpenAIClient(base_url=url, api_key="k", max_retries=0)
         try:
-            cfg = RunConfig(env=env.name, num_examples=1, context_limit=128_000,
-                            rollout=RolloutSettings(model="m", sub_model="m", timeout=30))
+            cfg = RunConfig(
+                env=env.name,
+                num_examples=1,
+                context_limit=128_000,
+                rollout=RolloutSettings(model="m", sub_model="m", timeout=30),
+            )
             await Run(cfg, env, client, [events.append]).execute()
         finally:
             await client.close()

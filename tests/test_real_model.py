@@ -30,8 +30,12 @@ def run(base_url: str, mode: str, **settings):
         try:
             window = await client.context_window("smollm2")
             knobs = {"max_turns": 2, "timeout": 30, "generation": greedy, "sub_generation": greedy, **settings}
-            cfg = RunConfig(env=env.name, num_examples=1, concurrency=1, rollout=RolloutSettings(
-                mode=mode, model="smollm2", sub_model="smollm2", **knobs))
+            cfg = RunConfig(
+                env=env.name,
+                num_examples=1,
+                concurrency=1,
+                rollout=RolloutSettings(mode=mode, model="smollm2", sub_model="smollm2", **knobs),
+            )
             state = await Run(cfg, env, client, [events.append]).execute()
             return state, window
         finally:

@@ -26,23 +26,38 @@ RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 
 # (env, mode) -> per rollout: (reward, main prompt, main completion, sub prompt, sub completion, sub calls, wall, model, repl, info)
 FIXTURE = {
-    ("verbatim-copy", "llm"): [(1.0, 100, 50, 0, 0, 0, 2.0, 1.5, 0.0, {"content_type": "json"}),
-                               (0.0, 300, 50, 0, 0, 0, 4.0, 3.5, 0.0, {"content_type": "csv"})],
-    ("verbatim-copy", "rlm"): [(1.0, 1000, 100, 400, 40, 4, 10.0, 5.0, 3.0, {"content_type": "json"}),
-                               (1.0, 1400, 100, 600, 60, 6, 12.0, 6.0, 5.0, {"content_type": "csv"})],
-    ("oolong", "llm"): [(0.75, 5000, 10, 0, 0, 0, 3.0, 3.0, 0.0, {"subset": "synth", "context_len": 4096}),
-                        (0.25, 9000, 10, 0, 0, 0, 5.0, 5.0, 0.0, {"subset": "synth", "context_len": 8192}),
-                        (0.5, 7000, 10, 0, 0, 0, 4.0, 4.0, 0.0, {"subset": "real", "context_len": 8000})],
-    ("oolong", "rlm-tips"): [(1.0, 2000, 200, 3000, 300, 8, 20.0, 8.0, 10.0, {"subset": "synth", "context_len": 4096}),
-                             (0.5, 2000, 200, 5000, 500, 12, 30.0, 9.0, 18.0, {"subset": "synth", "context_len": 8192}),
-                             (0.0, 2000, 200, 1000, 100, 4, 25.0, 7.0, 15.0, {"subset": "real", "context_len": 8000})],
+    ("verbatim-copy", "llm"): [
+        (1.0, 100, 50, 0, 0, 0, 2.0, 1.5, 0.0, {"content_type": "json"}),
+        (0.0, 300, 50, 0, 0, 0, 4.0, 3.5, 0.0, {"content_type": "csv"}),
+    ],
+    ("verbatim-copy", "rlm"): [
+        (1.0, 1000, 100, 400, 40, 4, 10.0, 5.0, 3.0, {"content_type": "json"}),
+        (1.0, 1400, 100, 600, 60, 6, 12.0, 6.0, 5.0, {"content_type": "csv"}),
+    ],
+    ("oolong", "llm"): [
+        (0.75, 5000, 10, 0, 0, 0, 3.0, 3.0, 0.0, {"subset": "synth", "context_len": 4096}),
+        (0.25, 9000, 10, 0, 0, 0, 5.0, 5.0, 0.0, {"subset": "synth", "context_len": 8192}),
+        (0.5, 7000, 10, 0, 0, 0, 4.0, 4.0, 0.0, {"subset": "real", "context_len": 8000}),
+    ],
+    ("oolong", "rlm-tips"): [
+        (1.0, 2000, 200, 3000, 300, 8, 20.0, 8.0, 10.0, {"subset": "synth", "context_len": 4096}),
+        (0.5, 2000, 200, 5000, 500, 12, 30.0, 9.0, 18.0, {"subset": "synth", "context_len": 8192}),
+        (0.0, 2000, 200, 1000, 100, 4, 25.0, 7.0, 15.0, {"subset": "real", "context_len": 8000}),
+    ],
 }
 
 
 def metrics(pp, pc, sp, sc, calls, wall, model, repl):
-    return {"main_rlm_prompt_tokens": pp, "main_rlm_completion_tokens": pc, "sub_llm_prompt_tokens": sp,
-            "sub_llm_completion_tokens": sc, "sub_llm_call_count": calls, "wall_time_seconds": wall,
-            "model_time_seconds": model, "repl_total_time_seconds": repl}
+    return {
+        "main_rlm_prompt_tokens": pp,
+        "main_rlm_completion_tokens": pc,
+        "sub_llm_prompt_tokens": sp,
+        "sub_llm_completion_tokens": sc,
+        "sub_llm_call_count": calls,
+        "wall_time_seconds": wall,
+        "model_time_seconds": model,
+        "repl_total_time_seconds": repl,
+    }
 
 
 @pytest.fixture
@@ -52,14 +67,31 @@ def fixture_db(tmp_path):
     writer.start()
     for (env, mode), rollouts in FIXTURE.items():
         run_id = f"{env}-{mode}"
-        writer.append(ev.RunStarted(run_id=run_id, env=env, mode=mode, model="m", sub_model="m",
-                                    num_rollouts=len(rollouts), config={"grid": "fixture"}))
+        writer.append(
+            ev.RunStarted(
+                run_id=run_id,
+                env=env,
+                mode=mode,
+                model="m",
+                sub_model="m",
+                num_rollouts=len(rollouts),
+                config={"grid": "fixture"},
+            )
+        )
         for i, (reward, *numbers, info) in enumerate(rollouts):
             rid = f"{run_id}-{i}"
             writer.append(ev.RolloutQueued(run_id=run_id, rollout_id=rid, index=i, example_id=f"ex{i}", info=info))
-            writer.append(ev.RolloutFinished(run_id=run_id, rollout_id=rid, status="done", stop_reason="answer_ready",
-                                             answer={"content": "", "ready": True}, reward=reward,
-                                             metrics=metrics(*numbers)))
+            writer.append(
+                ev.RolloutFinished(
+                    run_id=run_id,
+                    rollout_id=rid,
+                    status="done",
+                    stop_reason="answer_ready",
+                    answer={"content": "", "ready": True},
+                    reward=reward,
+                    metrics=metrics(*numbers),
+                )
+            )
         writer.append(ev.RunFinished(run_id=run_id, status="done"))
     writer.close()
     return path
@@ -78,8 +110,12 @@ def cell(table, env, mode):
 def test_reward_and_lift_by_hand(fixture_db):
     rows = rows_of(fixture_db)
     rewards = stats.reward_table(rows)
-    assert [(r["env"], r["mode"]) for r in rewards] == [("oolong", "llm"), ("oolong", "rlm-tips"),
-                                                      ("verbatim-copy", "llm"), ("verbatim-copy", "rlm")]
+    assert [(r["env"], r["mode"]) for r in rewards] == [
+        ("oolong", "llm"),
+        ("oolong", "rlm-tips"),
+        ("verbatim-copy", "llm"),
+        ("verbatim-copy", "rlm"),
+    ]
     llm = cell(rewards, "oolong", "llm")
     assert llm["reward"] == pytest.approx(0.5) and llm["n"] == 3
     assert llm["se"] == pytest.approx(0.25 / math.sqrt(3))  # sample sd of .75, .25, .5 is .25
@@ -95,15 +131,23 @@ def test_reward_and_lift_by_hand(fixture_db):
 def test_tokens_efficiency_timing_and_sub_calls_by_hand(fixture_db):
     rows = rows_of(fixture_db)
     tokens = cell(stats.token_table(rows), "verbatim-copy", "rlm")
-    assert (tokens["main_prompt"], tokens["main_completion"], tokens["sub_prompt"], tokens["sub_completion"]) == \
-        (1200, 100, 500, 50)
+    assert (tokens["main_prompt"], tokens["main_completion"], tokens["sub_prompt"], tokens["sub_completion"]) == (
+        1200,
+        100,
+        500,
+        50,
+    )
     eff = stats.efficiency_table(rows)
     # verbatim-copy: llm 0.5 reward / 250 tokens; rlm 1.0 / 1300 -> (1/1300) / (0.5/250) = 250/650
     assert cell(eff, "verbatim-copy", "rlm")["relative_to_llm"] == pytest.approx(250 / 650)
     assert cell(eff, "verbatim-copy", "llm")["reward_per_1k_main_tokens"] == pytest.approx(2.0)
     timing = cell(stats.timing_table(rows), "oolong", "rlm-tips")
-    assert (timing["wall"], timing["model"], timing["repl"], timing["other"]) == \
-        (pytest.approx(25.0), pytest.approx(8.0), pytest.approx(43 / 3), pytest.approx(25 - 8 - 43 / 3))
+    assert (timing["wall"], timing["model"], timing["repl"], timing["other"]) == (
+        pytest.approx(25.0),
+        pytest.approx(8.0),
+        pytest.approx(43 / 3),
+        pytest.approx(25 - 8 - 43 / 3),
+    )
     subs = cell(stats.sub_call_table(rows), "oolong", "rlm-tips")
     assert (subs["mean"], subs["median"], subs["max"], subs["share_with_calls"]) == (8, 8, 12, 1.0)
     assert cell(stats.sub_call_table(rows), "oolong", "llm")["share_with_calls"] == 0.0
@@ -117,13 +161,21 @@ def test_token_counts_read_the_same_in_the_report_the_terminal_and_the_app(fixtu
     from rlm_tui.tui import fmt
     from rlm_tui.units import tokens
 
-    assert [tokens(n) for n in (0, 9_999, 10_000, 12_345.6, 999_999, 1_000_000, 12_345_678, 1234.4)] == \
-        ["0", "9,999", "10.0k", "12.3k", "1.00M", "1.00M", "12.35M", "1,234"]
+    assert [tokens(n) for n in (0, 9_999, 10_000, 12_345.6, 999_999, 1_000_000, 12_345_678, 1234.4)] == [
+        "0",
+        "9,999",
+        "10.0k",
+        "12.3k",
+        "1.00M",
+        "1.00M",
+        "12.35M",
+        "1,234",
+    ]
     assert fmt.tokens is tokens and headless.tokens is tokens and render.tokens is tokens
     console = Console(record=True, width=200)
     for table in render.tables(rows_of(fixture_db)):
         console.print(table)
-    (line,) = [l for l in console.export_text().splitlines() if "verbatim-copy" in l and "1,200" in l]
+    (line,) = [x for x in console.export_text().splitlines() if "verbatim-copy" in x and "1,200" in x]
     assert line.replace("│", " ").split() == ["verbatim-copy", "rlm", "1,200", "100", "500", "50"]
 
 
@@ -153,15 +205,29 @@ def test_the_report_shows_the_slices_each_environment_declares(fixture_db, tmp_p
 
 def test_report_command_prints_tables_and_writes_figures(fixture_db, tmp_path):
     out = tmp_path / "figures"
-    proc = subprocess.run([RLM_TUI, "report", "fixture", "--db", str(fixture_db), "--out", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path)
+    proc = subprocess.run(
+        [RLM_TUI, "report", "fixture", "--db", str(fixture_db), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert "Mean reward" in text and "Lift over the plain LLM" in text and "0.38" in text  # 250/650 efficiency
     assert "oolong: reward by subset" in text and "verbatim-copy: reward by content type" in text
     names = {p.name for p in out.iterdir()}
-    for name in ("reward", "lift", "tokens", "efficiency", "timing", "sub_calls", "scatter", "oolong_by_subset",
-                 "oolong_synth_by_context_len", "verbatim_copy_by_content_type"):
+    for name in (
+        "reward",
+        "lift",
+        "tokens",
+        "efficiency",
+        "timing",
+        "sub_calls",
+        "scatter",
+        "oolong_by_subset",
+        "oolong_synth_by_context_len",
+        "verbatim_copy_by_content_type",
+    ):
         assert f"{name}.png" in names and f"{name}.svg" in names
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         svg = (out / f"{name}.svg").read_text()
@@ -187,14 +253,28 @@ def run_count(db_path):
 
 
 def test_ablate_sweeps_and_resumes_without_redoing(tmp_path):
-    cli(tmp_path, "ablate", "verbatim-copy", "--modes", "llm,rlm", "-n", "2", "--env-arg", "target_length=100,300",
-        "--name", "g", "--db", "g.db")
+    cli(
+        tmp_path,
+        "ablate",
+        "verbatim-copy",
+        "--modes",
+        "llm,rlm",
+        "-n",
+        "2",
+        "--env-arg",
+        "target_length=100,300",
+        "--name",
+        "g",
+        "--db",
+        "g.db",
+    )
     assert run_count(tmp_path / "g.db") == 4
     db = open_db(tmp_path / "g.db")
     rows = load_rows(db, resolve(db, ["g"])[1])
     assert len(rows) == 8 and {r.info["target_length"] for r in rows} == {100, 300}
-    assert {(r.example_id, r.mode) for r in rows if r.info["target_length"] == 100} == \
-        {(e, m) for e in ("vc-0-0", "vc-0-1") for m in ("llm", "rlm")}  # the same examples in every mode
+    assert {(r.example_id, r.mode) for r in rows if r.info["target_length"] == 100} == {
+        (e, m) for e in ("vc-0-0", "vc-0-1") for m in ("llm", "rlm")
+    }  # the same examples in every mode
     again = cli(tmp_path, "ablate", "--resume", "g", "--db", "g.db")
     assert run_count(tmp_path / "g.db") == 4 and "done already" in again.stderr
     clash = cli(tmp_path, "ablate", "verbatim-copy", "--modes", "llm", "--name", "g", "--db", "g.db", check=False)
@@ -212,15 +292,34 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path):
 
     db_path = tmp_path / "i.db"
     with FakeOpenAI(respond, latency=0.3) as server:
-        args = [RLM_TUI, "ablate", "verbatim-copy", "--modes", "llm,rlm", "-n", "4", "--concurrency", "1",
-                "--model", "m", "--base-url", server.base_url, "--name", "i", "--db", str(db_path)]
+        args = [
+            RLM_TUI,
+            "ablate",
+            "verbatim-copy",
+            "--modes",
+            "llm,rlm",
+            "-n",
+            "4",
+            "--concurrency",
+            "1",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--name",
+            "i",
+            "--db",
+            str(db_path),
+        ]
         proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait for the second cell to have finished one rollout
             with sqlite3.connect(db_path) as conn:
                 try:
-                    done = conn.execute("select count(*) from rollouts r join runs on runs.id = r.run_id "
-                                        "where runs.mode = 'rlm' and r.status = 'done'").fetchone()[0]
+                    done = conn.execute(
+                        "select count(*) from rollouts r join runs on runs.id = r.run_id "
+                        "where runs.mode = 'rlm' and r.status = 'done'"
+                    ).fetchone()[0]
                 except sqlite3.OperationalError:
                     done = 0
             if done >= 1:
@@ -229,8 +328,12 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         with sqlite3.connect(db_path) as conn:
-            finished = {(m, e) for m, e in conn.execute(
-                "select runs.mode, r.example_id from rollouts r join runs on runs.id = r.run_id where r.status = 'done'")}
+            finished = {
+                (m, e)
+                for m, e in conn.execute(
+                    "select runs.mode, r.example_id from rollouts r join runs on runs.id = r.run_id where r.status = 'done'"
+                )
+            }
         assert ("rlm", "vc-0-0") in finished and len(finished) < 8
         before = len(server.requests)
         cli(tmp_path, "ablate", "--resume", "i", "--db", str(db_path))

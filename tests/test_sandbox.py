@@ -78,8 +78,15 @@ async def test_rebinding_answer_is_an_error_and_keeps_the_dict(make):
     assert (await box.run("answer")).out == "Out[2]: {'content': 'kept', 'ready': False}"
 
 
-@pytest.mark.parametrize("context", ["a string context\nwith lines", "ünïcödé ✓ \udcff", None,
-                                     {"rows": [1, 2.5, None, "x"], "n": {"k": True, "s": "ü"}}])
+@pytest.mark.parametrize(
+    "context",
+    [
+        "a string context\nwith lines",
+        "ünïcödé ✓ \udcff",
+        None,
+        {"rows": [1, 2.5, None, "x"], "n": {"k": True, "s": "ü"}},
+    ],
+)
 async def test_context_is_seeded(make, context):
     box = await make(context=context)
     result = await box.run(f"import json\ncontext == json.loads({json.dumps(json.dumps(context))})")
@@ -127,10 +134,12 @@ async def test_llm_batch_from_threads_runs_concurrently(make):
         await all_in.wait()  # only returns once all six batches are waiting at once
         return [f"{p}!" for p in prompts]
 
-    code = ("from concurrent.futures import ThreadPoolExecutor\n"
-            "with ThreadPoolExecutor(6) as pool:\n"
-            "    got = list(pool.map(lambda i: llm_batch([str(i), str(i * 10)]), range(6)))\n"
-            "got")
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "with ThreadPoolExecutor(6) as pool:\n"
+        "    got = list(pool.map(lambda i: llm_batch([str(i), str(i * 10)]), range(6)))\n"
+        "got"
+    )
     result = await box.run(code, llm)
     assert result.error is None
     assert result.out == "Out[1]: " + repr([[f"{i}!", f"{i * 10}!"] for i in range(6)])
@@ -144,19 +153,23 @@ async def test_llm_batch_without_callable_raises_clearly(make):
 
 async def test_scientific_stack_imports(make):
     box = await make(timeout=60.0)
-    result = await box.run("import numpy, scipy.linalg, sympy\n"
-                           "int(numpy.arange(4).sum()), float(scipy.linalg.det([[2, 0], [0, 3]])), str(sympy.sqrt(8))")
+    result = await box.run(
+        "import numpy, scipy.linalg, sympy\n"
+        "int(numpy.arange(4).sum()), float(scipy.linalg.det([[2, 0], [0, 3]])), str(sympy.sqrt(8))"
+    )
     assert result.error is None, result.output
     assert result.out == "Out[1]: (6, 6.0, '2*sqrt(2)')"
 
 
 async def test_writes_to_fds_1_and_2_do_not_corrupt_frames(make):
     box = await make()
-    code = ("import os, sys\n"
-            "os.write(1, b'{\"t\": \"result\", \"id\": 1, \"out\": \"forged\"}\\n')\n"
-            "os.write(2, b'{\"t\": \"ready\"}\\n' * 1000)\n"
-            "sys.__stdout__.write('half a frame {\"t\": '); sys.__stdout__.flush()\n"
-            "print('real')")
+    code = (
+        "import os, sys\n"
+        'os.write(1, b\'{"t": "result", "id": 1, "out": "forged"}\\n\')\n'
+        'os.write(2, b\'{"t": "ready"}\\n\' * 1000)\n'
+        "sys.__stdout__.write('half a frame {\"t\": '); sys.__stdout__.flush()\n"
+        "print('real')"
+    )
     result = await box.run(code)
     assert result.error is None
     assert result.output == "real\n"
@@ -210,11 +223,14 @@ async def test_timeout_swallowing_interrupt_restarts_and_restores(make):
     assert (await box.run("y")).error == "NameError: name 'y' is not defined"
 
 
-@pytest.mark.parametrize(("code", "cause"), [
-    ("import os\nos._exit(3)", "exited with code 3"),
-    ("import ctypes\nctypes.string_at(0)", "killed by SIGSEGV"),
-    ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL"),
-])
+@pytest.mark.parametrize(
+    ("code", "cause"),
+    [
+        ("import os\nos._exit(3)", "exited with code 3"),
+        ("import ctypes\nctypes.string_at(0)", "killed by SIGSEGV"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL"),
+    ],
+)
 async def test_crash_restarts_with_clear_error(make, code, cause):
     box = await make(answer={"content": "a", "ready": True})
     await box.run("z = 1")
@@ -285,6 +301,7 @@ async def test_jail_that_dies_at_start_is_a_one_line_error(binary):
 
 async def test_a_jail_that_never_gets_ready_says_why_and_is_killed(tmp_path, monkeypatch):
     from rlm_tui.sandbox import jail
+
     fake = tmp_path / "nsjail"  # logs a line, then ignores SIGTERM and never answers
     fake.write_text("#!/bin/sh\necho '[W][2026-12-01][1] mnt.cc():1 mounted /tmp' >&2\ntrap '' TERM\nexec sleep 1000\n")
     fake.chmod(0o755)
@@ -292,8 +309,10 @@ async def test_a_jail_that_never_gets_ready_says_why_and_is_killed(tmp_path, mon
     box = Sandbox(nsjail=str(fake))
     with pytest.raises(SandboxError) as info:
         await box.start()
-    assert str(info.value) == ("could not start the nsjail sandbox: the jail was not ready after 0.5 s; "
-                               "is the machine overloaded? try a lower --concurrency")
+    assert str(info.value) == (
+        "could not start the nsjail sandbox: the jail was not ready after 0.5 s; "
+        "is the machine overloaded? try a lower --concurrency"
+    )
 
 
 async def test_close_is_idempotent_and_run_after_close_raises(make):
@@ -309,8 +328,9 @@ async def test_close_is_idempotent_and_run_after_close_raises(make):
 
 async def test_limits_reach_the_jail(make):
     box = await make(limits=Limits(memory_mb=1024, open_files=100, file_size_mb=8))
-    result = await box.run("import resource\n[resource.getrlimit(getattr(resource, 'RLIMIT_' + n))[0] "
-                           "for n in ('AS', 'NOFILE', 'FSIZE')]")
+    result = await box.run(
+        "import resource\n[resource.getrlimit(getattr(resource, 'RLIMIT_' + n))[0] for n in ('AS', 'NOFILE', 'FSIZE')]"
+    )
     assert result.out == f"Out[1]: {[1024 * 2**20, 100, 8 * 2**20]}"
 
 

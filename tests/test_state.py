@@ -17,25 +17,66 @@ def _events():
     for turn, (p, c, lat) in enumerate([(100, 20, 0.5), (150, 30, 1.5)], start=1):
         call = ev.ModelCallStarted(run_id=R, rollout_id=X, role="main", model="m", turn=turn, messages=2)
         cell = ev.CellStarted(run_id=R, rollout_id=X, turn=turn, code=f"x = {turn}")
-        out += [call, ev.ModelCallFinished(run_id=R, rollout_id=X, parent_id=call.id, role="main", prompt_tokens=p,
-                                           completion_tokens=c, latency_s=lat), cell]
+        out += [
+            call,
+            ev.ModelCallFinished(
+                run_id=R,
+                rollout_id=X,
+                parent_id=call.id,
+                role="main",
+                prompt_tokens=p,
+                completion_tokens=c,
+                latency_s=lat,
+            ),
+            cell,
+        ]
         if turn == 2:
             batch = ev.SubBatchStarted(run_id=R, rollout_id=X, parent_id=cell.id, batch=0, size=3)
             out.append(batch)
             for i in range(3):
                 sc = ev.SubCallStarted(run_id=R, rollout_id=X, parent_id=batch.id, batch=0, index=i, prompt=f"p{i}")
-                out += [sc, ev.ToolCalled(run_id=R, rollout_id=X, parent_id=sc.id, name="search", arguments={},
-                                          result="r"),
-                        ev.SubCallFinished(run_id=R, rollout_id=X, parent_id=sc.id, batch=0, index=i, response=f"r{i}",
-                                           turns=2, tool_calls=1, prompt_tokens=10, completion_tokens=5)]
+                out += [
+                    sc,
+                    ev.ToolCalled(run_id=R, rollout_id=X, parent_id=sc.id, name="search", arguments={}, result="r"),
+                    ev.SubCallFinished(
+                        run_id=R,
+                        rollout_id=X,
+                        parent_id=sc.id,
+                        batch=0,
+                        index=i,
+                        response=f"r{i}",
+                        turns=2,
+                        tool_calls=1,
+                        prompt_tokens=10,
+                        completion_tokens=5,
+                    ),
+                ]
             out.append(ev.SubBatchFinished(run_id=R, rollout_id=X, parent_id=batch.id, batch=0, elapsed_s=0.3))
-        out.append(ev.CellFinished(run_id=R, rollout_id=X, parent_id=cell.id, turn=turn, output="o" * 50, shown="o" * 10,
-                                   output_chars=50, truncated=True, elapsed_s=0.25 * turn))
+        out.append(
+            ev.CellFinished(
+                run_id=R,
+                rollout_id=X,
+                parent_id=cell.id,
+                turn=turn,
+                output="o" * 50,
+                shown="o" * 10,
+                output_chars=50,
+                truncated=True,
+                elapsed_s=0.25 * turn,
+            )
+        )
     out += [
         ev.AnswerUpdated(run_id=R, rollout_id=X, content="T", ready=False),
         ev.AnswerUpdated(run_id=R, rollout_id=X, content="T", ready=True),
-        ev.RolloutFinished(run_id=R, rollout_id=X, status="done", stop_reason="answer_ready",
-                           answer={"content": "T", "ready": True}, reward=1.0, ts=111.0),
+        ev.RolloutFinished(
+            run_id=R,
+            rollout_id=X,
+            status="done",
+            stop_reason="answer_ready",
+            answer={"content": "T", "ready": True},
+            reward=1.0,
+            ts=111.0,
+        ),
         ev.RunFinished(run_id=R, status="done", ts=112.0),
     ]
     return out
@@ -46,12 +87,24 @@ def test_metrics_fold_from_events():
     r = state.rollouts[X]
     assert (state.env, state.status, r.status, r.reward, r.example_id) == ("verbatim-copy", "done", "done", 1.0, "e0")
     assert r.metrics() == {
-        "main_rlm_turns": 2, "main_rlm_prompt_tokens": 250, "main_rlm_completion_tokens": 50,
-        "sub_llm_call_count": 3, "sub_llm_total_turns": 6, "sub_llm_prompt_tokens": 30,
-        "sub_llm_completion_tokens": 15, "sub_llm_total_tool_calls": 3, "sub_llm_batch_count": 1,
-        "sub_llm_max_batch_size": 3, "sub_llm_mean_batch_size": 3.0, "repl_call_count": 2,
-        "repl_total_time_seconds": 0.75, "repl_mean_time_seconds": 0.375, "wall_time_seconds": 10.0,
-        "model_time_seconds": 2.0, "main_nudge_count": 0, "main_recovered_call_count": 0,
+        "main_rlm_turns": 2,
+        "main_rlm_prompt_tokens": 250,
+        "main_rlm_completion_tokens": 50,
+        "sub_llm_call_count": 3,
+        "sub_llm_total_turns": 6,
+        "sub_llm_prompt_tokens": 30,
+        "sub_llm_completion_tokens": 15,
+        "sub_llm_total_tool_calls": 3,
+        "sub_llm_batch_count": 1,
+        "sub_llm_max_batch_size": 3,
+        "sub_llm_mean_batch_size": 3.0,
+        "repl_call_count": 2,
+        "repl_total_time_seconds": 0.75,
+        "repl_mean_time_seconds": 0.375,
+        "wall_time_seconds": 10.0,
+        "model_time_seconds": 2.0,
+        "main_nudge_count": 0,
+        "main_recovered_call_count": 0,
         "main_rejected_call_count": 0,
     }
 
@@ -72,8 +125,18 @@ def test_tree_and_timeline_structure():
 def test_operator_cells_are_not_counted_as_repl_calls():
     events = _events()[:3] + [
         ev.CellStarted(run_id=R, rollout_id=X, turn=0, code="1", source="operator", id="c"),
-        ev.CellFinished(run_id=R, rollout_id=X, parent_id="c", turn=0, output="", shown="", output_chars=0,
-                        truncated=False, elapsed_s=1.0, source="operator"),
+        ev.CellFinished(
+            run_id=R,
+            rollout_id=X,
+            parent_id="c",
+            turn=0,
+            output="",
+            shown="",
+            output_chars=0,
+            truncated=False,
+            elapsed_s=1.0,
+            source="operator",
+        ),
     ]
     r = fold(events, R).rollouts[X]
     assert r.repl_calls == 0 and r._cells["c"].source == "operator"
@@ -95,9 +158,20 @@ def test_root_tool_calls_hang_under_their_turn():
 
 
 def _one_cell(**finished):
-    events = _events()[:3] + [ev.CellStarted(run_id=R, rollout_id=X, turn=0, code="print(x)", id="c"),
-                              ev.CellFinished(run_id=R, rollout_id=X, parent_id="c", turn=0, output="x" * 50,
-                                              output_chars=50, truncated=True, elapsed_s=0.1, **finished)]
+    events = _events()[:3] + [
+        ev.CellStarted(run_id=R, rollout_id=X, turn=0, code="print(x)", id="c"),
+        ev.CellFinished(
+            run_id=R,
+            rollout_id=X,
+            parent_id="c",
+            turn=0,
+            output="x" * 50,
+            output_chars=50,
+            truncated=True,
+            elapsed_s=0.1,
+            **finished,
+        ),
+    ]
     return fold(events, R).rollouts[X]._cells["c"]
 
 

@@ -86,7 +86,11 @@ def one_line(exc_info) -> str:
 def test_round_trip_of_every_event_type(writer, db_path):
     written = []
     for kind, cls in EVENT_TYPES.items():
-        fields = {f.name: SAMPLES[f.type] for f in dataclasses.fields(cls) if f.name not in {"run_id", "rollout_id", "id", "parent_id", "ts"}}
+        fields = {
+            f.name: SAMPLES[f.type]
+            for f in dataclasses.fields(cls)
+            if f.name not in {"run_id", "rollout_id", "id", "parent_id", "ts"}
+        }
         written.append(cls(run_id="run-1", rollout_id=f"ro-{kind}", parent_id="parent-1", **fields))
     for event in written:
         writer.append(event)
@@ -99,7 +103,9 @@ def test_round_trip_of_every_event_type(writer, db_path):
 def test_events_come_back_in_append_order_across_batches(db_path):
     w = EventWriter(db_path, max_batch=100)
     w.start()
-    written = [SubCallStarted(run_id="run-1", rollout_id=f"ro-{i % 3}", batch=0, index=i, prompt="p") for i in range(3000)]
+    written = [
+        SubCallStarted(run_id="run-1", rollout_id=f"ro-{i % 3}", batch=0, index=i, prompt="p") for i in range(3000)
+    ]
     for event in written:
         w.append(event)
     w.close()
@@ -117,10 +123,18 @@ def test_events_come_back_in_append_order_across_batches(db_path):
 
 def test_run_and_rollout_rows_follow_the_events(writer, db_path):
     writer.append(run_started(config={"temperature": 0.5}))
-    writer.append(RolloutQueued(run_id="run-1", rollout_id="ro-1", index=4, example_id="ex-9", info={"level": 3}, target=[42]))
+    writer.append(
+        RolloutQueued(run_id="run-1", rollout_id="ro-1", index=4, example_id="ex-9", info={"level": 3}, target=[42])
+    )
     writer.flush()
     run = get_run(db_path, "run-1")
-    assert (run["env"], run["mode"], run["model"], run["sub_model"], run["num_rollouts"]) == ("math", "rlm", "m", "s", 3)
+    assert (run["env"], run["mode"], run["model"], run["sub_model"], run["num_rollouts"]) == (
+        "math",
+        "rlm",
+        "m",
+        "s",
+        3,
+    )
     assert run["config"] == {"temperature": 0.5}
     assert (run["status"], run["pid"], run["hostname"]) == ("running", os.getpid(), socket.gethostname())
     rollout = get_rollout(db_path, "ro-1")
@@ -133,15 +147,30 @@ def test_run_and_rollout_rows_follow_the_events(writer, db_path):
     assert (get_rollout(db_path, "ro-1")["status"], get_rollout(db_path, "ro-1")["started"]) == ("running", started.ts)
 
     finished = RolloutFinished(
-        run_id="run-1", rollout_id="ro-1", status="failed", stop_reason="max_turns",
-        answer={"content": "41", "ready": False}, reward=0.0, metrics={"turns": 8}, error="out of turns",
+        run_id="run-1",
+        rollout_id="ro-1",
+        status="failed",
+        stop_reason="max_turns",
+        answer={"content": "41", "ready": False},
+        reward=0.0,
+        metrics={"turns": 8},
+        error="out of turns",
     )
     writer.append(finished)
     writer.append(RunFinished(run_id="run-1", status="failed", error="1 rollout failed"))
     writer.flush()
     rollout = get_rollout(db_path, "ro-1")
-    assert (rollout["status"], rollout["stop_reason"], rollout["reward"], rollout["error"]) == ("failed", "max_turns", 0.0, "out of turns")
-    assert (rollout["answer"], rollout["metrics"], rollout["finished"]) == ({"content": "41", "ready": False}, {"turns": 8}, finished.ts)
+    assert (rollout["status"], rollout["stop_reason"], rollout["reward"], rollout["error"]) == (
+        "failed",
+        "max_turns",
+        0.0,
+        "out of turns",
+    )
+    assert (rollout["answer"], rollout["metrics"], rollout["finished"]) == (
+        {"content": "41", "ready": False},
+        {"turns": 8},
+        finished.ts,
+    )
     run = get_run(db_path, "run-1")
     assert (run["status"], run["error"]) == ("failed", "1 rollout failed")
     assert run["finished"] is not None
@@ -155,7 +184,16 @@ def test_list_runs_newest_first_with_counts_and_mean_reward(writer, db_path):
     for i, (status, reward) in enumerate([("done", 1.0), ("failed", 0.0), (None, None)]):
         writer.append(RolloutQueued(run_id="old", rollout_id=f"ro-{i}", index=i, example_id=str(i)))
         if status:
-            writer.append(RolloutFinished(run_id="old", rollout_id=f"ro-{i}", status=status, stop_reason="answer_ready", answer={}, reward=reward))
+            writer.append(
+                RolloutFinished(
+                    run_id="old",
+                    rollout_id=f"ro-{i}",
+                    status=status,
+                    stop_reason="answer_ready",
+                    answer={},
+                    reward=reward,
+                )
+            )
     writer.flush()
     runs = list_runs(db_path)
     assert [r["id"] for r in runs] == ["new", "old"]
@@ -277,7 +315,9 @@ def test_unknown_kinds_from_a_newer_writer_are_skipped(writer, db_path):
     writer.append(run_started())
     writer.flush()
     with sqlite3.connect(db_path) as other:
-        other.execute("INSERT INTO events (id, run_id, kind, ts, data) VALUES ('x', 'run-1', 'from_the_future', 1.0, '{}')")
+        other.execute(
+            "INSERT INTO events (id, run_id, kind, ts, data) VALUES ('x', 'run-1', 'from_the_future', 1.0, '{}')"
+        )
     writer.append(RunFinished(run_id="run-1", status="done"))
     writer.flush()
     assert [e.kind for _, e in read_events(db_path, run_id="run-1")] == ["run_started", "run_finished"]
@@ -321,7 +361,10 @@ def take_events(batches: queue.Queue, count: int) -> list:
 
 def test_tail_sees_what_another_process_commits(db_path):
     child = subprocess.Popen(
-        [sys.executable, "-c", TAIL_CHILD, str(db_path), "run-1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", TAIL_CHILD, str(db_path), "run-1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout.readline() == "ready\n"
@@ -370,7 +413,9 @@ while True:
 
 
 def test_sigkill_mid_write_keeps_the_file_whole(db_path):
-    child = subprocess.Popen([sys.executable, "-c", KILL_CHILD, str(db_path), "run-1"], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILL_CHILD, str(db_path), "run-1"], stdout=subprocess.PIPE, text=True
+    )
     try:
         for _ in range(20):
             line = child.stdout.readline()
@@ -391,7 +436,9 @@ def test_sigkill_mid_write_keeps_the_file_whole(db_path):
 
 
 def test_importing_the_store_loads_neither_sqlite_utils_nor_pandas():
-    code = "import sys, rlm_tui.store; print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlite_utils', 'pandas'}))"
+    code = (
+        "import sys, rlm_tui.store; print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlite_utils', 'pandas'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

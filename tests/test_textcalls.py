@@ -11,8 +11,10 @@ from rlm_tui.engine.textcalls import MAX_RECOVERED, recover_calls
 TOOL = "call_python_repl"
 # Every reply Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) gave through llama.cpp's server to our prompts; the server's
 # own tool parser recovered no call from any of them.
-REAL = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "qwen2.5-coder-0.5b-instruct.jsonl")
-        .read_text().splitlines()]
+REAL = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "fixtures" / "qwen2.5-coder-0.5b-instruct.jsonl").read_text().splitlines()
+]
 
 
 def codes(text):
@@ -23,8 +25,13 @@ def test_every_real_rlm_reply_becomes_a_call():
     replies = [r for r in REAL if r["mode"] == "rlm"]
     assert len(replies) == 5 and all(r["tool_calls"] == [] for r in replies)
     got = [[(c["name"], c["recovered"]) for c in recover_calls(r["content"], TOOL)] for r in replies]
-    assert got == [[("find_21st_term", "json")],  # an invented tool: the model is told there is no such tool
-                   [(TOOL, "fence")], [(TOOL, "fence")], [(TOOL, "json")], [(TOOL, "json")]]
+    assert got == [
+        [("find_21st_term", "json")],  # an invented tool: the model is told there is no such tool
+        [(TOOL, "fence")],
+        [(TOOL, "fence")],
+        [(TOOL, "json")],
+        [(TOOL, "json")],
+    ]
     assert codes(replies[1]["content"])[0].startswith("import sympy as sp\n")
     assert codes(replies[3]["content"]) == ["itglax"]
 
@@ -35,21 +42,26 @@ def test_plain_answers_are_not_calls():
     assert recover_calls("", TOOL) == []
 
 
-@pytest.mark.parametrize("text", [
-    '<tool_call>\n{"name": "call_python_repl", "arguments": {"code": "x = 1"}}\n</tool_call>',
-    '<tool_call>{"name": "call_python_repl", "arguments": "{\\"code\\": \\"x = 1\\"}"}',  # unclosed, string arguments
-    '{"name": "call_python_repl", "arguments": {"code": "x = 1"}}',
-    '```json\n{"name": "call_python_repl", "arguments": {"code": "x = 1"}}\n```',
-    'Let me look.\n```repl\nx = 1\n```\n',
-    'Let me look.\n```python\nx = 1\n```\n```output\n1\n```',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<tool_call>\n{"name": "call_python_repl", "arguments": {"code": "x = 1"}}\n</tool_call>',
+        '<tool_call>{"name": "call_python_repl", "arguments": "{\\"code\\": \\"x = 1\\"}"}',  # unclosed, string arguments
+        '{"name": "call_python_repl", "arguments": {"code": "x = 1"}}',
+        '```json\n{"name": "call_python_repl", "arguments": {"code": "x = 1"}}\n```',
+        "Let me look.\n```repl\nx = 1\n```\n",
+        "Let me look.\n```python\nx = 1\n```\n```output\n1\n```",
+    ],
+)
 def test_each_form_gives_the_same_cell(text):
     assert [c.strip() for c in codes(text)] == ["x = 1"]
 
 
 def test_fences_run_in_order_and_examples_of_other_tools_do_not():
-    text = ("First:\n```python\na = 1\n```\nthen\n```repl\nb = 2\n```\n"
-            'It prints:\n```json\n{"name": "result", "arguments": {"value": 3}}\n```')
+    text = (
+        "First:\n```python\na = 1\n```\nthen\n```repl\nb = 2\n```\n"
+        'It prints:\n```json\n{"name": "result", "arguments": {"value": 3}}\n```'
+    )
     assert codes(text) == ["a = 1\n", "b = 2\n"]
     assert [c["id"] for c in recover_calls(text, TOOL)] == ["text_call_0", "text_call_1"]
 
@@ -66,5 +78,6 @@ def test_broken_json_is_not_a_call_but_its_fence_is_read_as_what_it_is():
 
 def test_an_unlabelled_fence_runs_only_when_it_is_python():
     assert codes('To finish:\n```\nanswer["content"] = "42"\nanswer["ready"] = True\n```') == [
-        'answer["content"] = "42"\nanswer["ready"] = True\n']
+        'answer["content"] = "42"\nanswer["ready"] = True\n'
+    ]
     assert codes("The output:\n```\nThe sum is 42, so we are done.\n```") == []

@@ -33,21 +33,83 @@ def test_the_app_without_a_terminal_says_so_in_one_line(tmp_path, command, monke
     monkeypatch.setattr(sys, "stdin", open(os.devnull))
     assert main([command, "--db", str(db)]) == 2
     out, err = capfd.readouterr()
-    assert out == "" and err == (f"rlm-tui: error: {command} needs a terminal; "
-                                 "use `rlm-tui show` or `rlm-tui export` instead\n")
+    assert out == "" and err == (
+        f"rlm-tui: error: {command} needs a terminal; use `rlm-tui show` or `rlm-tui export` instead\n"
+    )
 
 
 def test_the_engine_gets_every_run_option_the_user_gave():
     """The app's engine is a headless run with the same options: none dropped, none changed on the way."""
     args = build_parser().parse_args(
-        ["run", "oolong", "--mode", "llm", "--model", "m", "--sub-model", "s", "--base-url", "http://127.0.0.1:1/v1",
-         "-n", "3", "--concurrency", "2", "--sub-concurrency", "3", "--max-turns", "4", "--timeout", "5.5",
-         "--max-output-chars", "600", "--memory-mb", "700", "--cpu-seconds", "80", "--request-timeout", "9",
-         "--seed", "-10", "--env-arg", "context_len=2048", "--env-arg", "subset=real", "--scripted-delay", "0",
-         "--context-limit", "64000", "--tool-protocol", "text", "--max-nudges", "0", "--max-tokens", "64",
-         "--temperature", "0.5", "--top-p", "0.9", "--sampling-seed", "3", "--reasoning-effort", "low",
-         "--extra-body", '{"top_k": 4}', "--sub-max-tokens", "32", "--sub-temperature", "1", "--sub-top-p", "0.8",
-         "--sub-sampling-seed", "4", "--sub-reasoning-effort", "high", "--sub-extra-body", '{"min_p": 0.1}'])
+        [
+            "run",
+            "oolong",
+            "--mode",
+            "llm",
+            "--model",
+            "m",
+            "--sub-model",
+            "s",
+            "--base-url",
+            "http://127.0.0.1:1/v1",
+            "-n",
+            "3",
+            "--concurrency",
+            "2",
+            "--sub-concurrency",
+            "3",
+            "--max-turns",
+            "4",
+            "--timeout",
+            "5.5",
+            "--max-output-chars",
+            "600",
+            "--memory-mb",
+            "700",
+            "--cpu-seconds",
+            "80",
+            "--request-timeout",
+            "9",
+            "--seed",
+            "-10",
+            "--env-arg",
+            "context_len=2048",
+            "--env-arg",
+            "subset=real",
+            "--scripted-delay",
+            "0",
+            "--context-limit",
+            "64000",
+            "--tool-protocol",
+            "text",
+            "--max-nudges",
+            "0",
+            "--max-tokens",
+            "64",
+            "--temperature",
+            "0.5",
+            "--top-p",
+            "0.9",
+            "--sampling-seed",
+            "3",
+            "--reasoning-effort",
+            "low",
+            "--extra-body",
+            '{"top_k": 4}',
+            "--sub-max-tokens",
+            "32",
+            "--sub-temperature",
+            "1",
+            "--sub-top-p",
+            "0.8",
+            "--sub-sampling-seed",
+            "4",
+            "--sub-reasoning-effort",
+            "high",
+            "--sub-extra-body",
+            '{"min_p": 0.1}',
+        ]
+    )
     given = RunOptions.from_args(args)
     assert all(getattr(given, f.name) != f.default for f in fields(RunOptions))  # every option is in the list above
     argv = engine_argv("oolong", given, run_id="00000000000000aa", db="/tmp/x.db")
@@ -62,8 +124,15 @@ def test_the_app_refuses_a_stderr_that_is_not_a_terminal_since_it_draws_there(tm
     open_db(db).close()
     main, child = pty.openpty()
     try:
-        done = subprocess.run([RLM_TUI, "replay", "--db", str(db)], stdin=child, stdout=child,
-                              stderr=subprocess.PIPE, text=True, env=clean_env(), timeout=30)
+        done = subprocess.run(
+            [RLM_TUI, "replay", "--db", str(db)],
+            stdin=child,
+            stdout=child,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+            timeout=30,
+        )
     finally:
         os.close(child)
         os.close(main)
@@ -75,8 +144,15 @@ def test_a_run_that_cannot_start_exits_with_its_error_and_never_opens_the_app(tm
     (tmp_path / "datasets.py").write_text("raise ImportError('not installed')\n")  # as if it were missing
     environ = clean_env(PYTHONPATH=str(tmp_path), TERM="xterm-256color", COLUMNS="120", LINES="40")
     main, child = pty.openpty()
-    proc = subprocess.Popen([RLM_TUI, "run", "oolong", "--env-arg", "source=hf", "--db", str(tmp_path / "r.db")],
-                            stdin=child, stdout=child, stderr=child, env=environ, cwd=tmp_path, start_new_session=True)
+    proc = subprocess.Popen(
+        [RLM_TUI, "run", "oolong", "--env-arg", "source=hf", "--db", str(tmp_path / "r.db")],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=environ,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     os.close(child)
     chunks: list[bytes] = []
     reader = threading.Thread(target=_read_all, args=(main, chunks), daemon=True)
@@ -91,8 +167,10 @@ def test_a_run_that_cannot_start_exits_with_its_error_and_never_opens_the_app(tm
     out = b"".join(chunks).decode(errors="replace")
     assert "\x1b[?1049h" not in out  # the app's alternate screen never opened
     assert out.count("rlm-tui: error:") == 1, out
-    assert "rlm-tui: error: loading oolongbench/oolong-synth needs the `datasets` package: " \
-           "pip install 'rlm-tui[online]'" in out
+    assert (
+        "rlm-tui: error: loading oolongbench/oolong-synth needs the `datasets` package: "
+        "pip install 'rlm-tui[online]'" in out
+    )
 
 
 def _read_all(fd: int, into: list[bytes]) -> None:

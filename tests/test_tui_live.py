@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from textual.widgets import TextArea
+from textual.widgets._footer import FooterKey
+
 from fake_openai import FakeOpenAI, looping
 from pilot import until
 from rlm_tui import events as ev
@@ -17,8 +20,6 @@ from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.modals import ChoiceScreen, InspectScreen, TextScreen
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
-from textual.widgets import TextArea
-from textual.widgets._footer import FooterKey
 
 RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 SIZE = (150, 45)
@@ -34,8 +35,19 @@ class Engine:
         self.log = tmp_path / "engine.log"
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
         environ.update(env or {})
-        argv = [RLM_TUI, "run", "verbatim-copy", "--headless", "--run-id", self.run_id, "--db", str(self.db),
-                "-n", "1", *args]
+        argv = [
+            RLM_TUI,
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "--run-id",
+            self.run_id,
+            "--db",
+            str(self.db),
+            "-n",
+            "1",
+            *args,
+        ]
         if delay is not None:
             argv += ["--scripted-delay", delay]
         with open(self.log, "wb") as out:
@@ -99,8 +111,14 @@ async def test_pause_holds_model_calls_step_runs_one_and_inspect_runs_in_the_san
             assert main_calls_after(events, r.id, paused_at) == []  # the operator's cell ran; the model did not
             turns = len(r.turns)
             await pilot.press("s")
-            await until(pilot, lambda: sum(isinstance(a, ev.OperatorAction) and a.action == "step" for a in r.operator)
-                        and r.paused and len(r.turns) == turns + 1)
+            await until(
+                pilot,
+                lambda: (
+                    sum(isinstance(a, ev.OperatorAction) and a.action == "step" for a in r.operator)
+                    and r.paused
+                    and len(r.turns) == turns + 1
+                ),
+            )
             await pilot.press("space")  # resume
             await until(pilot, lambda: r.status == "done", timeout=60)
         events = engine.events()
@@ -116,8 +134,19 @@ async def test_pause_holds_model_calls_step_runs_one_and_inspect_runs_in_the_san
 
 async def test_an_injected_message_reaches_the_models_next_request(tmp_path):
     with FakeOpenAI(looping, latency=0.2) as server:
-        engine = Engine(tmp_path, "--model", "root", "--sub-model", "sub", "--base-url", server.base_url,
-                        "--max-turns", "1000", env={"OPENAI_API_KEY": "k"}, delay=None)  # ends only when asked
+        engine = Engine(
+            tmp_path,
+            "--model",
+            "root",
+            "--sub-model",
+            "sub",
+            "--base-url",
+            server.base_url,
+            "--max-turns",
+            "1000",
+            env={"OPENAI_API_KEY": "k"},
+            delay=None,
+        )  # ends only when asked
         app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
         try:
             async with app.run_test(size=SIZE) as pilot:
@@ -203,8 +232,13 @@ async def test_the_footer_offers_space_for_the_run_and_drops_a_finished_rollouts
             await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and ("space", "Resume") in footer(app))
             await pilot.press("f")
             await until(pilot, lambda: r.status == "done")
-            await until(pilot, lambda: ("P", "Resume run") in footer(app)
-                        and not ROLLOUT_KEYS & {description for _, description in footer(app)})
+            await until(
+                pilot,
+                lambda: (
+                    ("P", "Resume run") in footer(app)
+                    and not ROLLOUT_KEYS & {description for _, description in footer(app)}
+                ),
+            )
             assert app.session.controls_enabled  # the run goes on; only this rollout is over
     finally:
         engine.stop()
@@ -254,7 +288,9 @@ async def test_an_engine_that_fails_shows_its_last_line(tmp_path):
     app = RlmApp(engine.db, run_id=engine.run_id, follow=True, engine=engine.proc, engine_log=engine.log)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.engine_rc is not None and len(app._notifications))  # notify() posts a message
+            await until(
+                pilot, lambda: app.engine_rc is not None and len(app._notifications)
+            )  # notify() posts a message
             messages = [n.message for n in app._notifications]
             assert any(m.startswith("bad value 'xml' for verbatim-copy knob content_type") for m in messages), messages
             assert engine.proc.returncode != 0
@@ -275,8 +311,15 @@ def test_a_closed_terminal_leaves_a_paused_run_going(tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RLM_TUI_"))}
     environ.update(TERM="xterm-256color", COLUMNS="120", LINES="40")
     main, child = pty.openpty()
-    app = subprocess.Popen([RLM_TUI, "run", "verbatim-copy", "-n", "1", "--scripted-delay", "2", "--db", str(db)],
-                           stdin=child, stdout=child, stderr=child, env=environ, cwd=tmp_path, start_new_session=True)
+    app = subprocess.Popen(
+        [RLM_TUI, "run", "verbatim-copy", "-n", "1", "--scripted-delay", "2", "--db", str(db)],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=environ,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     os.close(child)
     threading.Thread(target=lambda: _drain(main), daemon=True).start()  # a terminal that keeps reading
 

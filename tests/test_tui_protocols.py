@@ -9,11 +9,11 @@ import pytest
 
 from fake_openai import Fail, Reply
 from pilot import until
-from runs import store_events
-from test_protocols import run_once
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.widgets.timeline import Timeline
+from runs import store_events
+from test_protocols import run_once
 
 FENCE = '```repl\nanswer["content"] = "done"\nanswer["ready"] = True\n```'
 

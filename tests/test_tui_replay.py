@@ -7,16 +7,16 @@ import threading
 import pytest
 
 from pilot import until
-from runs import store_events
 from rlm_tui import events as ev
 from rlm_tui.store import EventWriter, open_db
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
 from rlm_tui.tui.sources import Feed, Replay, TailSource
-from synthetic import run_events
 from rlm_tui.tui.widgets.subtree import SubTree
 from rlm_tui.tui.widgets.timeline import Timeline
+from runs import store_events
+from synthetic import run_events
 
 RUN = "synthetic-run"
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 
-from test_report import fixture_db  # noqa: F401  (the hand-checked fixture database)
-from pilot import until
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from pilot import until
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens import report
 from rlm_tui.tui.screens.report import ReportScreen, whole_ticks
 from rlm_tui.tui.screens.runs import RunsScreen
+from test_report import fixture_db  # noqa: F401  (the hand-checked fixture database)
 
 
 def text_of(widget: Static) -> str:
@@ -28,8 +28,13 @@ async def test_report_view_from_the_runs_view(fixture_db):  # noqa: F811
     async with app.run_test(size=(160, 60)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
         await pilot.press("R")
-        await until(pilot, lambda: isinstance(app.screen, ReportScreen)
-                    and "rollouts in" in text_of(app.screen.query_one("#report-title", Static)))
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ReportScreen)
+                and "rollouts in" in text_of(app.screen.query_one("#report-title", Static))
+            ),
+        )
         screen = app.screen
         assert "fixture · 10 rollouts in 4 runs" in text_of(screen.query_one("#report-title", Static))
         tables = text_of(screen.query_one("#report-tables", Static))
@@ -55,10 +60,17 @@ async def test_a_database_the_report_cannot_read_is_one_line_in_the_view(fixture
     async with app.run_test(size=(160, 60)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
         await pilot.press("R")
-        await until(pilot, lambda: isinstance(app.screen, ReportScreen)
-                    and "malformed" in text_of(app.screen.query_one("#report-tables", Static)))
-        assert text_of(app.screen.query_one("#report-tables", Static)).strip() == \
-            "cannot read the report: OperationalError: malformed JSON"
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ReportScreen)
+                and "malformed" in text_of(app.screen.query_one("#report-tables", Static))
+            ),
+        )
+        assert (
+            text_of(app.screen.query_one("#report-tables", Static)).strip()
+            == "cannot read the report: OperationalError: malformed JSON"
+        )
         assert not app.screen.query_one("#report-charts").display
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))

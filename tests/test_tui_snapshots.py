@@ -11,8 +11,8 @@ from rlm_tui.store import EventWriter, open_db
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
-from synthetic import T0, run_events
 from rlm_tui.tui.widgets.timeline import Timeline
+from synthetic import T0, run_events
 
 RUN = "0a1b2c3d4e5f6071"
 SIZE = (130, 36)
@@ -57,8 +57,14 @@ def test_run_screen(db, snap_compare):
     app = app_for(db, run_id=RUN, follow=False)
 
     async def ready(pilot):
-        await settle(pilot, lambda: app.session.replay is not None and isinstance(app.screen, RunScreen)
-                     and app.screen.query_one("DataTable").row_count == 4)
+        await settle(
+            pilot,
+            lambda: (
+                app.session.replay is not None
+                and isinstance(app.screen, RunScreen)
+                and app.screen.query_one("DataTable").row_count == 4
+            ),
+        )
 
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
@@ -67,8 +73,14 @@ def test_rollout_screen(db, snap_compare):
     app = app_for(db, run_id=RUN, rollout_id=f"{RUN}-r001", follow=False)
 
     async def ready(pilot):
-        await settle(pilot, lambda: app.session.replay is not None and isinstance(app.screen, RolloutScreen)
-                     and app.screen.query_one(Timeline).total > 0)
+        await settle(
+            pilot,
+            lambda: (
+                app.session.replay is not None
+                and isinstance(app.screen, RolloutScreen)
+                and app.screen.query_one(Timeline).total > 0
+            ),
+        )
         await pilot.press("H")  # back one turn: a running batch and a partial answer
         await settle(pilot, lambda: app.session.feed.state.rollouts[f"{RUN}-r001"].status == "running")
 

@@ -5,34 +5,52 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from runs import store_events
-from pilot import until
 from textual.widgets import DataTable
 from textual.widgets._toast import Toast
 
+from pilot import until
 from rlm_tui import events as ev
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.modals import CallScreen
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
 from rlm_tui.tui.screens.runs import RunsScreen
-from synthetic import run_events
 from rlm_tui.tui.widgets.answer import AnswerView
 from rlm_tui.tui.widgets.subtree import SubTree
 from rlm_tui.tui.widgets.timeline import Timeline
+from runs import store_events
+from synthetic import run_events
 
 RUN = "markup-run"
 MARKUP = " [/INST] [b]x[/b] [online]"
-TEXT_FIELDS = {"env", "mode", "model", "example_id", "user_prompt", "text", "reasoning", "code", "output", "shown",
-               "content", "prompt", "response", "result", "name"}
+TEXT_FIELDS = {
+    "env",
+    "mode",
+    "model",
+    "example_id",
+    "user_prompt",
+    "text",
+    "reasoning",
+    "code",
+    "output",
+    "shown",
+    "content",
+    "prompt",
+    "response",
+    "result",
+    "name",
+}
 
 
 def with_markup(events: list[ev.Event], suffix: str = MARKUP) -> list[ev.Event]:
     """Every text field of a synthetic run with `suffix` appended, and errors that carry it too."""
     out = []
     for e in events:
-        changes = {f.name: getattr(e, f.name) + suffix for f in dataclasses.fields(e)
-                   if f.name in TEXT_FIELDS and isinstance(getattr(e, f.name), str)}
+        changes = {
+            f.name: getattr(e, f.name) + suffix
+            for f in dataclasses.fields(e)
+            if f.name in TEXT_FIELDS and isinstance(getattr(e, f.name), str)
+        }
         if isinstance(e, (ev.RunFinished, ev.RolloutFinished, ev.SubCallFinished)):
             changes["error"] = "boom" + suffix
         if isinstance(getattr(e, "answer", None), dict):
@@ -87,8 +105,15 @@ async def test_an_engine_error_is_shown_once_and_as_it_is(tmp_path):
     open_db(db).close()
     with open(log, "wb") as out:
         # an engine that fails as a missing package does, in the engine's own words
-        engine = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(\"rlm-tui: error: loading x needs "
-                                   "the `datasets` package: pip install 'rlm-tui[online]'\")"], stderr=out)
+        engine = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                'import sys; sys.exit("rlm-tui: error: loading x needs '
+                "the `datasets` package: pip install 'rlm-tui[online]'\")",
+            ],
+            stderr=out,
+        )
     app = RlmApp(db, run_id="no-such-run", follow=True, engine=engine, engine_log=log)
     async with app.run_test(size=(150, 40), notifications=True) as pilot:
         await until(pilot, lambda: app.engine_rc is not None and app.screen.query(Toast))

@@ -42,12 +42,15 @@ def test_num_examples_knob_overrides_n():
     assert len(env.examples(10, 0)) == 3
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ({"content_type": "xml"}, "content_type"),
-    ({"target_length": "0"}, "target_length"),
-    ({"target_length": "abc"}, "target_length"),
-    ({"colour": "red"}, "no knob 'colour'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ({"content_type": "xml"}, "content_type"),
+        ({"target_length": "0"}, "target_length"),
+        ({"target_length": "abc"}, "target_length"),
+        ({"colour": "red"}, "no knob 'colour'"),
+    ],
+)
 def test_bad_knobs_are_one_line_errors(args, fragment):
     with pytest.raises(EnvError) as info:
         load_environment("verbatim-copy", args)

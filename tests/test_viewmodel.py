@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from synthetic import T0, run_events
-
 from rlm_tui import events as ev
 from rlm_tui.tui.session import REFRESH_HZ, Session
+from synthetic import T0, run_events
 
 RUN = "vm-run"
 
@@ -29,8 +28,12 @@ def replayed(events: list[ev.Event], clock: Clock | None = None) -> Session:
 
 
 def followed(events: list[ev.Event], sent: list | None = None, engine_run_id: str | None = None) -> Session:
-    session = Session("unused.db", clock=Clock(), engine_run_id=engine_run_id,
-                      commands=lambda *command: sent.append(command) if sent is not None else None)
+    session = Session(
+        "unused.db",
+        clock=Clock(),
+        engine_run_id=engine_run_id,
+        commands=lambda *command: sent.append(command) if sent is not None else None,
+    )
     assert session.open(RUN, follow=True) is None
     session.arrived(events, over=False)
     return session
@@ -128,8 +131,15 @@ def test_a_replay_takes_no_commands_and_a_run_of_this_apps_engine_is_live():
 def test_the_context_limit_is_the_runs_own_when_it_recorded_one():
     events = run_events(RUN, rollouts=1, turns=1, batch=0)
     assert followed(events).context_limit_for_run == 128_000
-    started = ev.RunStarted(run_id=RUN, env="e", mode="rlm", model="m", sub_model="s", num_rollouts=1,
-                            config={"rollout": {"context_limit": 32_000}})
+    started = ev.RunStarted(
+        run_id=RUN,
+        env="e",
+        mode="rlm",
+        model="m",
+        sub_model="s",
+        num_rollouts=1,
+        config={"rollout": {"context_limit": 32_000}},
+    )
     assert followed([started]).context_limit_for_run == 32_000
 
 

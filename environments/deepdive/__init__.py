@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rlm_tui.env import (EnvError, Environment, Example, Judge, Knob, Score, Slice, Tool, between, choice, http_url,
-                         seed)
+from rlm_tui.env import EnvError, Environment, Example, Judge, Knob, Score, Slice, Tool, between, choice, http_url, seed
 
 from . import scripted
 from .dataset import examples_from_rows, load_rows
@@ -37,8 +36,13 @@ def _hops(raw: str) -> str:
 class DeepDive(Environment):
     name = "deepdive"
     knobs = (
-        Knob("source", "auto", "offline (a generated world), online (DeepDive data, Serper, the live web), "
-             "or auto: online when SERPER_API_KEY is set", choice(*SOURCES)),
+        Knob(
+            "source",
+            "auto",
+            "offline (a generated world), online (DeepDive data, Serper, the live web), "
+            "or auto: online when SERPER_API_KEY is set",
+            choice(*SOURCES),
+        ),
         Knob("num_entities", 2000, "offline: entities (and pages) in the generated world", between(100, 200_000)),
         Knob("world_seed", 0, "offline: which generated world", seed),
         Knob("hops", "2-4", "offline: hops per question, N or N-M", _hops),
@@ -57,8 +61,14 @@ class DeepDive(Environment):
     )
     report_slices = (
         Slice("examples", lambda row: "all", table=False, figure="deepdive_reward"),
-        Slice("examples", lambda row: "all", table=False, figure="deepdive_search_redundancy",
-              measure=lambda row: row.m("search_query_redundancy"), ylabel="search-query redundancy (Jaccard)"),
+        Slice(
+            "examples",
+            lambda row: "all",
+            table=False,
+            figure="deepdive_search_redundancy",
+            measure=lambda row: row.m("search_query_redundancy"),
+            ylabel="search-query redundancy (Jaccard)",
+        ),
     )
 
     def __init__(self, **args: str) -> None:
@@ -86,10 +96,20 @@ class DeepDive(Environment):
             questions = make_questions(self.web().world, n, seed, *hop_range(self.args["hops"]))
         except ValueError as exc:
             raise EnvError(f"deepdive: {exc}; use a larger num_entities or a wider hops range") from None
-        return [Example(id=f"dd-{seed}-{i}", question=q.text, target={"answer": q.answer, "aliases": list(q.aliases)},
-                        info={"source": "offline", "hops": len(q.phrases), "question_type": q.kind,
-                              "path": " > ".join(q.phrases)})
-                for i, q in enumerate(questions)]
+        return [
+            Example(
+                id=f"dd-{seed}-{i}",
+                question=q.text,
+                target={"answer": q.answer, "aliases": list(q.aliases)},
+                info={
+                    "source": "offline",
+                    "hops": len(q.phrases),
+                    "question_type": q.kind,
+                    "path": " > ".join(q.phrases),
+                },
+            )
+            for i, q in enumerate(questions)
+        ]
 
     def sub_tools(self) -> list[Tool]:
         k = self.args["results"]
@@ -110,17 +130,25 @@ class DeepDive(Environment):
         exact = float(matches(example.target, answer))
         return Score(reward=exact, metrics={"exact_match": exact})
 
-    async def score_async(self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None) -> Score:
+    async def score_async(
+        self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None
+    ) -> Score:
         queries = search_queries(rollout) if rollout is not None else []
         exact = float(matches(example.target, answer))
-        metrics = {"exact_match": exact, "search_count": float(len(queries)),
-                   "search_query_redundancy": redundancy(queries)}
+        metrics = {
+            "exact_match": exact,
+            "search_count": float(len(queries)),
+            "search_query_redundancy": redundancy(queries),
+        }
         reward = exact
         if self.args["judge_model"] and answer.strip():
             if judge is None:
                 raise EnvError("judge_model is set but no judge was given to score with")
-            reply = await judge(self.args["judge_model"], judge_prompt(example.question, example.target, answer),
-                                base_url=self.args["judge_base_url"] or None)
+            reply = await judge(
+                self.args["judge_model"],
+                judge_prompt(example.question, example.target, answer),
+                base_url=self.args["judge_base_url"] or None,
+            )
             reward = 1.0 if verdict(reply) else 0.0
         return Score(reward=reward, metrics=metrics)
 
@@ -130,7 +158,9 @@ class DeepDive(Environment):
     def scripted_sub_turn(self, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
         return scripted.sub_turn(messages)
 
-    def scripted_llm_turn(self, example: Example, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    def scripted_llm_turn(
+        self, example: Example, messages: list[dict[str, Any]]
+    ) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
         return scripted.llm_turn(example, messages)
 
 

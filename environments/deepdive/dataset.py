@@ -21,15 +21,20 @@ def question_type(answer: str) -> str:
 
 def row_to_example(row: dict[str, Any], split: str) -> Example:
     answer = str(row["answer"]).strip()
-    return Example(id=f"deepdive-{row['id']}", question=str(row["question"]).strip(),
-                   target={"answer": answer, "aliases": []},
-                   info={"source": "online", "hops": None, "question_type": question_type(answer), "split": split})
+    return Example(
+        id=f"deepdive-{row['id']}",
+        question=str(row["question"]).strip(),
+        target={"answer": answer, "aliases": []},
+        info={"source": "online", "hops": None, "question_type": question_type(answer), "split": split},
+    )
 
 
 def examples_from_rows(rows: list[dict[str, Any]], n: int, seed: int, split: str, eval_size: int) -> list[Example]:
     """`n` examples of one split; the partition never depends on `seed`, only the order drawn from it does."""
-    usable = sorted((r for r in rows if str(r.get("question") or "").strip() and str(r.get("answer") or "").strip()),
-                    key=lambda r: str(r["id"]))
+    usable = sorted(
+        (r for r in rows if str(r.get("question") or "").strip() and str(r.get("answer") or "").strip()),
+        key=lambda r: str(r["id"]),
+    )
     random.Random("deepdive-eval-split").shuffle(usable)
     chosen = usable[:eval_size] if split == "eval" else usable[eval_size:]
     random.Random(f"deepdive-online:{seed}").shuffle(chosen)

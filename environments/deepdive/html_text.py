@@ -6,9 +6,37 @@ import re
 from html.parser import HTMLParser
 
 _SKIP = {"script", "style", "nav", "noscript", "svg", "template", "iframe", "form", "button", "select", "head"}
-_BLOCKS = {"p", "div", "section", "article", "main", "header", "footer", "aside", "ul", "ol", "li", "table", "tr",
-           "blockquote", "pre", "dl", "dt", "dd", "figure", "figcaption", "br", "hr", "h1", "h2", "h3", "h4", "h5",
-           "h6", "title"}
+_BLOCKS = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "aside",
+    "ul",
+    "ol",
+    "li",
+    "table",
+    "tr",
+    "blockquote",
+    "pre",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+    "br",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "title",
+}
 _VOID = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "embed", "source", "track", "wbr"}
 
 

@@ -40,7 +40,9 @@ class OfflineWeb:
         match = " OR ".join(f'"{w}"' for w in words)
         rows = self.db.execute(
             f"SELECT url, title, snippet(pages, 3, '', '', ' … ', 24) FROM pages WHERE pages MATCH ? "
-            f"ORDER BY bm25(pages, {_WEIGHTS}) LIMIT ?", (match, k + 1)).fetchall()
+            f"ORDER BY bm25(pages, {_WEIGHTS}) LIMIT ?",
+            (match, k + 1),
+        ).fetchall()
         hits = [Hit(title, url, " ".join(snippet.split())) for url, title, snippet in rows]
         exact = self.titles.get(normalise(query))
         if exact is not None:  # like a real engine, an exact title match comes first

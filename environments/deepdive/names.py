@@ -4,8 +4,34 @@ from __future__ import annotations
 
 import random
 
-_ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "gr", "h", "j", "k", "l", "m", "n", "p", "r", "s", "st",
-           "t", "th", "v", "w", "z", "tr", "ch", "sh"]
+_ONSETS = [
+    "b",
+    "br",
+    "c",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "j",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "st",
+    "t",
+    "th",
+    "v",
+    "w",
+    "z",
+    "tr",
+    "ch",
+    "sh",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "io", "ou"]
 _MIDDLES = ["l", "r", "n", "v", "d", "s", "m", "th", "nd", "rl"]
 _CODAS = ["n", "r", "s", "l", "m", "nd", "rk", "th", "x", "nt", "ll", "st"]
@@ -15,25 +41,123 @@ _SURNAME_ENDINGS = ["", "", "son", "er", "ski", "ell", "ard", "ane", "ov", "ez",
 _FEMININE = ["a", "ia", "elle", "ine", "is", "a", "eth"]
 _MASCULINE = ["o", "an", "ic", "us", "en", "ard", "im"]
 
-OCCUPATIONS = ["cartographer", "novelist", "engineer", "painter", "botanist", "architect", "composer",
-               "journalist", "physician", "economist", "historian", "sculptor", "chemist", "diplomat",
-               "photographer", "astronomer", "merchant", "poet", "lawyer", "mathematician"]
-INDUSTRIES = ["shipbuilding", "textile", "railway", "glassworks", "brewing", "instrument-making", "mining",
-              "printing", "clockmaking", "shipping", "porcelain", "telegraph"]
-ADJECTIVES = ["Glass", "Silent", "Crimson", "Hollow", "Northern", "Last", "Quiet", "Iron", "Paper", "Winter",
-              "Golden", "Broken", "Distant", "Salt", "Velvet", "Burning", "Lantern", "Copper", "Amber", "Hidden",
-              "Wandering", "Pale", "Emerald", "Sleeping", "Twelfth", "Lost", "Bitter", "Drowned", "Patient", "Ashen"]
-NOUNS = ["Orchard", "Harbour", "Cartographer", "Lighthouse", "Garden", "Archive", "Bell", "River", "Ledger",
-         "Meridian", "Orchestra", "Tide", "Atlas", "Observatory", "Clockmaker", "Season", "Bridge", "Mirror",
-         "Compass", "Ferryman", "Telegram", "Kingdom", "Threshold", "Cathedral", "Caravan", "Monsoon", "Weaver",
-         "Citadel", "Almanac", "Voyage", "Quarry", "Pilgrim", "Furnace", "Lagoon", "Sonata", "Vineyard"]
-GENRES = {"novel": ["historical", "gothic", "epistolary", "picaresque", "coming-of-age", "detective"],
-          "film": ["silent", "documentary", "drama", "comedy", "war", "adventure"],
-          "album": ["folk", "jazz", "choral", "orchestral", "ambient", "chamber"]}
-ORG_SUFFIXES = {"company": ["Works", "Industries", "Company", "Holdings", "Manufacturing", "Trading Company"],
-                "publisher": ["House", "Press", "Books", "Publishing"],
-                "studio": ["Pictures", "Film Studio", "Studios"],
-                "label": ["Records", "Recordings", "Music"]}
+OCCUPATIONS = [
+    "cartographer",
+    "novelist",
+    "engineer",
+    "painter",
+    "botanist",
+    "architect",
+    "composer",
+    "journalist",
+    "physician",
+    "economist",
+    "historian",
+    "sculptor",
+    "chemist",
+    "diplomat",
+    "photographer",
+    "astronomer",
+    "merchant",
+    "poet",
+    "lawyer",
+    "mathematician",
+]
+INDUSTRIES = [
+    "shipbuilding",
+    "textile",
+    "railway",
+    "glassworks",
+    "brewing",
+    "instrument-making",
+    "mining",
+    "printing",
+    "clockmaking",
+    "shipping",
+    "porcelain",
+    "telegraph",
+]
+ADJECTIVES = [
+    "Glass",
+    "Silent",
+    "Crimson",
+    "Hollow",
+    "Northern",
+    "Last",
+    "Quiet",
+    "Iron",
+    "Paper",
+    "Winter",
+    "Golden",
+    "Broken",
+    "Distant",
+    "Salt",
+    "Velvet",
+    "Burning",
+    "Lantern",
+    "Copper",
+    "Amber",
+    "Hidden",
+    "Wandering",
+    "Pale",
+    "Emerald",
+    "Sleeping",
+    "Twelfth",
+    "Lost",
+    "Bitter",
+    "Drowned",
+    "Patient",
+    "Ashen",
+]
+NOUNS = [
+    "Orchard",
+    "Harbour",
+    "Cartographer",
+    "Lighthouse",
+    "Garden",
+    "Archive",
+    "Bell",
+    "River",
+    "Ledger",
+    "Meridian",
+    "Orchestra",
+    "Tide",
+    "Atlas",
+    "Observatory",
+    "Clockmaker",
+    "Season",
+    "Bridge",
+    "Mirror",
+    "Compass",
+    "Ferryman",
+    "Telegram",
+    "Kingdom",
+    "Threshold",
+    "Cathedral",
+    "Caravan",
+    "Monsoon",
+    "Weaver",
+    "Citadel",
+    "Almanac",
+    "Voyage",
+    "Quarry",
+    "Pilgrim",
+    "Furnace",
+    "Lagoon",
+    "Sonata",
+    "Vineyard",
+]
+GENRES = {
+    "novel": ["historical", "gothic", "epistolary", "picaresque", "coming-of-age", "detective"],
+    "film": ["silent", "documentary", "drama", "comedy", "war", "adventure"],
+    "album": ["folk", "jazz", "choral", "orchestral", "ambient", "chamber"],
+}
+ORG_SUFFIXES = {
+    "company": ["Works", "Industries", "Company", "Holdings", "Manufacturing", "Trading Company"],
+    "publisher": ["House", "Press", "Books", "Publishing"],
+    "studio": ["Pictures", "Film Studio", "Studios"],
+    "label": ["Records", "Recordings", "Music"],
+}
 FILLER = [
     "{s} is often mentioned in local histories.",
     "Accounts of {n} differ in small details.",
@@ -48,8 +172,20 @@ FILLER = [
     "{a_adj} account of {n} circulated widely in the last century.",
     "Opinions about {n} remain {adj} rather than {adj2}.",
 ]
-FILLER_ADJECTIVES = ["austere", "lively", "modest", "stubborn", "ambitious", "careful", "restless", "generous",
-                     "reserved", "inventive", "weathered", "elegant"]
+FILLER_ADJECTIVES = [
+    "austere",
+    "lively",
+    "modest",
+    "stubborn",
+    "ambitious",
+    "careful",
+    "restless",
+    "generous",
+    "reserved",
+    "inventive",
+    "weathered",
+    "elegant",
+]
 
 
 def word(rng: random.Random, syllables: int) -> str:

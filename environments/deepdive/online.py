@@ -30,22 +30,30 @@ def format_serper(query: str, data: dict[str, Any], k: int = 5) -> str:
         if graph.get("website"):
             lines.append(f"   website: {graph['website']}")
         parts.append("\n".join(lines))
-    hits = [Hit(str(r.get("title", "")), str(r["link"]),
-                " — ".join(str(x) for x in (r.get("date"), r.get("snippet")) if x))
-            for r in data.get("organic") or () if r.get("link")][:k]
+    hits = [
+        Hit(str(r.get("title", "")), str(r["link"]), " — ".join(str(x) for x in (r.get("date"), r.get("snippet")) if x))
+        for r in data.get("organic") or ()
+        if r.get("link")
+    ][:k]
     parts.append(format_hits(query, hits))
     asked = [q for q in data.get("peopleAlsoAsk") or () if q.get("question")]
     if asked:
-        parts.append("People also ask:\n" + "\n".join(
-            f"- {q['question']} {q.get('snippet', '')}".rstrip() + (f" ({q['link']})" if q.get("link") else "")
-            for q in asked))
+        parts.append(
+            "People also ask:\n"
+            + "\n".join(
+                f"- {q['question']} {q.get('snippet', '')}".rstrip() + (f" ({q['link']})" if q.get("link") else "")
+                for q in asked
+            )
+        )
     return "\n\n".join(parts)
 
 
 class OnlineWeb:
     """`client` is for tests (an httpx.MockTransport); without one each call opens its own connection."""
 
-    def __init__(self, api_key: str, client: httpx.AsyncClient | None = None, k: int = 5, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_key: str, client: httpx.AsyncClient | None = None, k: int = 5, timeout: float = 30.0
+    ) -> None:
         self.api_key, self.client, self.k, self.timeout = api_key, client, k, timeout
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -55,8 +63,12 @@ class OnlineWeb:
             return await client.request(method, url, **kwargs)
 
     async def search(self, query: str) -> str:
-        response = await self._request("POST", SERPER_URL, json={"q": query, "num": max(10, self.k)},
-                                       headers={"X-API-KEY": self.api_key, "Content-Type": "application/json"})
+        response = await self._request(
+            "POST",
+            SERPER_URL,
+            json={"q": query, "num": max(10, self.k)},
+            headers={"X-API-KEY": self.api_key, "Content-Type": "application/json"},
+        )
         if response.status_code != 200:
             raise RuntimeError(f"Serper answered HTTP {response.status_code}: {response.text[:200]}")
         return format_serper(query, response.json(), self.k)

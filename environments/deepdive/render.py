@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 import re
-from functools import lru_cache
+from functools import cache
 
 from . import names
-from .world import HOP_BY_PHRASE, ORG_KINDS, World, Entity
+from .world import HOP_BY_PHRASE, ORG_KINDS, Entity, World
 
 # {s}: the page's entity opening a sentence (name or pronoun); {n}: its name; {o}: the other side of the fact.
 TEMPLATES: dict[tuple[str, str], list[str]] = {
@@ -17,16 +17,31 @@ TEMPLATES: dict[tuple[str, str], list[str]] = {
     ("works_for", "s"): ["{s} works for {o}.", "{s} is employed by {o}.", "{s} has long worked at {o}."],
     ("located_in", "s"): ["{s} is situated in {o}.", "{s} lies in {o}.", "{n} is a city in {o}."],
     ("capital_of", "s"): ["{s} is the capital of {o}."],
-    ("capital_of", "o"): ["The capital of {n} is {o}.", "{s}'s capital is {o}.", "{s} is governed from its capital, {o}."],
+    ("capital_of", "o"): [
+        "The capital of {n} is {o}.",
+        "{s}'s capital is {o}.",
+        "{s} is governed from its capital, {o}.",
+    ],
     ("founded", "o"): ["{s} was founded by {o}.", "{s} was established by {o}.", "The founder of {n} is {o}."],
-    ("headquartered_in", "s"): ["{s} is headquartered in {o}.", "{s} has its headquarters in {o}.", "{s} is based in {o}."],
+    ("headquartered_in", "s"): [
+        "{s} is headquartered in {o}.",
+        "{s} has its headquarters in {o}.",
+        "{s} is based in {o}.",
+    ],
     ("wrote", "o"): ["{n} is a novel by {o}.", "{s} was written by {o}.", "The author of {n} is {o}."],
     ("directed", "o"): ["{n} is a film directed by {o}.", "{s} was directed by {o}.", "The director of {n} is {o}."],
     ("recorded", "o"): ["{n} is an album by {o}.", "{s} was recorded by {o}.", "{n} was recorded by the artist {o}."],
-    ("published", "o"): ["{s} was published by {o}.", "{s} first appeared under the imprint of {o}.",
-                         "The publisher of {n} is {o}."],
+    ("published", "o"): [
+        "{s} was published by {o}.",
+        "{s} first appeared under the imprint of {o}.",
+        "The publisher of {n} is {o}.",
+    ],
     ("produced", "o"): ["{s} was produced by {o}.", "{n} is a production of {o}.", "The studio behind {n} is {o}."],
-    ("released", "o"): ["{s} was released by {o}.", "{s} was issued on the {o} label.", "The record label of {n} is {o}."],
+    ("released", "o"): [
+        "{s} was released by {o}.",
+        "{s} was issued on the {o} label.",
+        "The record label of {n} is {o}.",
+    ],
 }
 YEAR_TEMPLATES: dict[str, list[str]] = {
     "person": ["{s} was born in the year {o}.", "{n}'s year of birth is {o}."],
@@ -35,13 +50,26 @@ YEAR_TEMPLATES: dict[str, list[str]] = {
     "film": ["{s} was released in {o}.", "{n} came out in {o}."],
 }
 YEAR_TEMPLATES["album"] = YEAR_TEMPLATES["film"]
-PRONOUNS = {"city": "The city", "country": "The country", "company": "The company", "publisher": "The publisher",
-            "studio": "The studio", "label": "The label", "university": "The university", "novel": "The novel",
-            "film": "The film", "album": "The album"}
+PRONOUNS = {
+    "city": "The city",
+    "country": "The country",
+    "company": "The company",
+    "publisher": "The publisher",
+    "studio": "The studio",
+    "label": "The label",
+    "university": "The university",
+    "novel": "The novel",
+    "film": "The film",
+    "album": "The album",
+}
 _ALL_PRONOUNS = ["She", "He", *PRONOUNS.values()]
-HEADINGS = {"person": ["Early life", "Career", "Personal life"], "city": ["Geography", "History", "Culture"],
-            "country": ["Geography", "Government", "Culture"], "org": ["History", "Operations", "Reputation"],
-            "work": ["Background", "Production", "Reception"]}
+HEADINGS = {
+    "person": ["Early life", "Career", "Personal life"],
+    "city": ["Geography", "History", "Culture"],
+    "country": ["Geography", "Government", "Culture"],
+    "org": ["History", "Operations", "Reputation"],
+    "work": ["Background", "Production", "Reception"],
+}
 _FORWARD = ["born_in", "married_to", "studied_at", "works_for", "located_in", "headquartered_in"]
 _BACKWARD = ["capital_of", "founded", "wrote", "directed", "recorded", "published", "produced", "released"]
 
@@ -55,8 +83,9 @@ def _year_key(kind: str) -> str:
 
 
 class _Page:
-    def __init__(self, world: World, entity: Entity, rng: random.Random, *, named: bool = False,
-                 peers: dict | None = None) -> None:
+    def __init__(
+        self, world: World, entity: Entity, rng: random.Random, *, named: bool = False, peers: dict | None = None
+    ) -> None:
         self.world, self.e, self.rng, self.named, self.peers = world, entity, rng, named, peers or {}
         self.pronoun = {"f": "She", "m": "He"}.get(entity.gender) or PRONOUNS[entity.kind]
         self.year_in_lead = not named and entity.kind == "person" and rng.random() < 0.5
@@ -81,10 +110,19 @@ class _Page:
 
     def what(self) -> str:
         e = self.e
-        return {"person": e.detail, "city": f"{self.rng.choice(['small', 'coastal', 'river', 'hill'])} city",
-                "country": "country", "company": f"{e.detail} company", "publisher": "publishing house",
-                "studio": "film studio", "label": "record label", "university": "university",
-                "novel": f"{e.detail} novel", "film": f"{e.detail} film", "album": f"{e.detail} album"}[e.kind]
+        return {
+            "person": e.detail,
+            "city": f"{self.rng.choice(['small', 'coastal', 'river', 'hill'])} city",
+            "country": "country",
+            "company": f"{e.detail} company",
+            "publisher": "publishing house",
+            "studio": "film studio",
+            "label": "record label",
+            "university": "university",
+            "novel": f"{e.detail} novel",
+            "film": f"{e.detail} film",
+            "album": f"{e.detail} album",
+        }[e.kind]
 
     def lead(self) -> str:
         e = self.e
@@ -94,15 +132,22 @@ class _Page:
 
     def lists(self) -> list[str]:
         w, e, out = self.world, self.e, []
-        groups = [("born_in", "Notable people born in {n} include {x}."), ("located_in", "Cities in {n} include {x}."),
-                  ("studied_at", "Alumni of {n} include {x}."), ("works_for", "People who have worked at {n} include {x}."),
-                  ("headquartered_in", "Organisations based in {n} include {x}.")]
+        groups = [
+            ("born_in", "Notable people born in {n} include {x}."),
+            ("located_in", "Cities in {n} include {x}."),
+            ("studied_at", "Alumni of {n} include {x}."),
+            ("works_for", "People who have worked at {n} include {x}."),
+            ("headquartered_in", "Organisations based in {n} include {x}."),
+        ]
         for relation, text in groups:
             members = [w.entities[j].name for j in w.into.get((e.id, relation), ())]
             if members:
                 out.append(text.format(n=e.name, x=_join(self.rng.sample(members, min(6, len(members))))))
-        made = [w.entities[j].name for r in ("founded", "wrote", "directed", "recorded", "published", "produced",
-                                             "released") for j in w.out.get((e.id, r), ())]
+        made = [
+            w.entities[j].name
+            for r in ("founded", "wrote", "directed", "recorded", "published", "produced", "released")
+            for j in w.out.get((e.id, r), ())
+        ]
         if made:
             out.append(f"Works and ventures associated with {e.name} include {_join(made[:8])}.")
         return out
@@ -110,8 +155,11 @@ class _Page:
     def distractors(self) -> list[str]:
         """True facts about neighbours and lookalikes, always naming them, to tempt a careless reader."""
         w, e, rng, out = self.world, self.e, self.rng, []
-        neighbours = [w.entities[j] for r in ("married_to", "born_in", "located_in", "headquartered_in")
-                      for j in w.out.get((e.id, r), ())[:1]]
+        neighbours = [
+            w.entities[j]
+            for r in ("married_to", "born_in", "located_in", "headquartered_in")
+            for j in w.out.get((e.id, r), ())[:1]
+        ]
         neighbours += [w.entities[j] for r in _BACKWARD for j in w.into.get((e.id, r), ())[:1]]
         lookalikes = [w.entities[j] for j in self.peers.get(e.id, ())]
         for other in rng.sample(neighbours, min(2, len(neighbours))) + lookalikes:
@@ -126,8 +174,16 @@ class _Page:
         out = []
         for _ in range(rng.randint(3, 6)):
             adj, adj2 = rng.sample(names.FILLER_ADJECTIVES, 2)
-            out.append(rng.choice(names.FILLER).format(s=self.e.name, n=self.e.name, adj=adj, adj2=adj2,
-                                                       a_adj=_a(adj).capitalize(), noun=rng.choice(names.NOUNS).lower()))
+            out.append(
+                rng.choice(names.FILLER).format(
+                    s=self.e.name,
+                    n=self.e.name,
+                    adj=adj,
+                    adj2=adj2,
+                    a_adj=_a(adj).capitalize(),
+                    noun=rng.choice(names.NOUNS).lower(),
+                )
+            )
         return out
 
     def text(self) -> str:
@@ -135,7 +191,7 @@ class _Page:
         self.rng.shuffle(body)
         headings = HEADINGS[_group(self.e.kind)]
         cut = [len(body) * i // len(headings) for i in range(len(headings) + 1)]
-        sections = [f"{h}\n" + " ".join(body[cut[i]:cut[i + 1]]) for i, h in enumerate(headings)]
+        sections = [f"{h}\n" + " ".join(body[cut[i] : cut[i + 1]]) for i, h in enumerate(headings)]
         parts = [self.e.name, self.e.url, "", self.lead(), "", "\n\n".join(sections)]
         related = self.lists()
         if related:
@@ -172,7 +228,7 @@ def render_pages(world: World) -> list[str]:
     return [_Page(world, e, random.Random(f"page:{world.seed}:{e.id}"), peers=peers).text() for e in world.entities]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pattern(template: str, subjects: tuple[str, ...], year: bool) -> re.Pattern[str]:
     names_ = "|".join(re.escape(s) for s in sorted(subjects, key=len, reverse=True))
     anyone = "|".join(re.escape(s) for s in sorted(set(subjects) | set(_ALL_PRONOUNS), key=len, reverse=True))

@@ -65,7 +65,9 @@ def sub_turn(messages: list[dict[str, Any]]) -> Turn:
     history = _history(messages)
     opened = [u for u in history if u.name == "open"]
     for used in reversed(opened):
-        found = read_fact(used.result, [entity, used.result.split("\n", 1)[0]], phrase) if phrase else _lead(used.result)
+        found = (
+            read_fact(used.result, [entity, used.result.split("\n", 1)[0]], phrase) if phrase else _lead(used.result)
+        )
         if found:
             return found, []
     finishing = len(messages) > 1 and messages[-1]["role"] == "user"  # the engine asks for text after the budget
@@ -112,7 +114,7 @@ def llm_turn(example: Example, messages: list[dict[str, Any]]) -> Turn:
     return f"Reading {url}.", [("open", {"url": url})]
 
 
-_HELPERS = '''from collections import Counter
+_HELPERS = """from collections import Counter
 
 def hop_prompts(hop, entity):
     return [f'Find the {hop} of "{entity}". Search for it, open the most relevant page, and reply with only the answer.',
@@ -121,25 +123,28 @@ def hop_prompts(hop, entity):
 def vote(replies):
     good = [r.strip() for r in replies if r.strip() and r.strip() != "UNKNOWN" and not r.startswith("[sub-LLM error]")]
     return Counter(good).most_common(1)[0][0] if good else None
-'''
+"""
 
 
 def cells(example: Example) -> list[str]:
     """The root's cells: decompose, research the first hop in parallel, resolve the rest, write and check."""
     if parse(example.question) is None:
-        return [f"question = {example.question!r}\n" + _HELPERS +
-                "replies = llm_batch([question] * 3)\nfor r in replies:\n    print('-', r[:300])",
-                'found = vote(replies)\nanswer["content"] = found or "unknown"\nprint(answer["content"])',
-                'answer["ready"] = True']
+        return [
+            f"question = {example.question!r}\n"
+            + _HELPERS
+            + "replies = llm_batch([question] * 3)\nfor r in replies:\n    print('-', r[:300])",
+            'found = vote(replies)\nanswer["content"] = found or "unknown"\nprint(answer["content"])',
+            'answer["ready"] = True',
+        ]
     return [
         "import re\n"
         f"question = {example.question!r}\n"
-        "start = re.search(r'\"([^\"]+)\"', question).group(1)\n"
+        'start = re.search(r\'"([^"]+)"\', question).group(1)\n'
         "hops = re.findall(r'the ([a-z ]+?) of', question.split('\"')[0])[::-1]  # innermost first\n"
         'print(f"start: {start!r}")\n'
         'print(f"{len(hops)} hops to resolve, innermost first: {hops}")',
-        _HELPERS +
-        "first = llm_batch(hop_prompts(hops[0], start) + [f'Open the page about \"{start}\" and summarise it in one sentence.'])\n"
+        _HELPERS
+        + "first = llm_batch(hop_prompts(hops[0], start) + [f'Open the page about \"{start}\" and summarise it in one sentence.'])\n"
         "for r in first:\n    print('-', r)\n"
         "found = vote(first[:2])\n"
         "trail = [start, found]\n"

@@ -42,13 +42,19 @@ def clip(text: str, limit: int = PAGE_CHARS) -> str:
 
 
 def make_tools(search: Callable[[str], Awaitable[str]], open_page: Callable[[str], Awaitable[str]]) -> list[Tool]:
-    query = {"type": "object", "properties": {"query": {"type": "string", "description": "what to search for"}},
-             "required": ["query"]}
-    url = {"type": "object", "properties": {"url": {"type": "string", "description": "the URL of a search result"}},
-           "required": ["url"]}
+    query = {
+        "type": "object",
+        "properties": {"query": {"type": "string", "description": "what to search for"}},
+        "required": ["query"],
+    }
+    url = {
+        "type": "object",
+        "properties": {"url": {"type": "string", "description": "the URL of a search result"}},
+        "required": ["url"],
+    }
     return [
-        Tool("search", "Search the web. Returns the top results, each with its title, URL and a snippet.", query,
-             search),
-        Tool("open", f"Open a web page by URL and read its text (at most {PAGE_CHARS:,} characters).", url,
-             open_page),
+        Tool(
+            "search", "Search the web. Returns the top results, each with its title, URL and a snippet.", query, search
+        ),
+        Tool("open", f"Open a web page by URL and read its text (at most {PAGE_CHARS:,} characters).", url, open_page),
     ]

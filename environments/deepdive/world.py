@@ -65,8 +65,11 @@ HOPS = (
     Hop("release year", "year", True, ("film", "album")),
 )
 HOP_BY_PHRASE = {h.phrase: h for h in HOPS}
-CREATED = {"novel": ("wrote", "published", "publisher"), "film": ("directed", "produced", "studio"),
-           "album": ("recorded", "released", "label")}
+CREATED = {
+    "novel": ("wrote", "published", "publisher"),
+    "film": ("directed", "produced", "studio"),
+    "album": ("recorded", "released", "label"),
+}
 
 
 class World:
@@ -143,9 +146,18 @@ def build_world(seed: int, size: int) -> World:
         middle = names.given_name(rng, rng.choice("fm")) if rng.random() < 0.25 else ""
         full = " ".join(p for p in (given, middle, family) if p)
         first = [full]  # the drawn name first; fresh ones only if it is taken
-        person = world._new(rng, "person", lambda: first.pop() if first else
-                            f"{names.given_name(rng, gender)} {names.surname(rng)}",
-                            year=rng.randint(1820, 1990), gender=gender, detail=rng.choice(names.OCCUPATIONS))
+
+        def name(first: list[str] = first, gender: str = gender) -> str:
+            return first.pop() if first else f"{names.given_name(rng, gender)} {names.surname(rng)}"
+
+        person = world._new(
+            rng,
+            "person",
+            name,
+            year=rng.randint(1820, 1990),
+            gender=gender,
+            detail=rng.choice(names.OCCUPATIONS),
+        )
         if middle and person.name == full:
             world._alias(person, f"{given} {family}")
         world.add(person.id, "born_in", rng.choice(cities).id)
@@ -158,7 +170,7 @@ def build_world(seed: int, size: int) -> World:
             org = world._new(rng, kind, lambda: f"{names.org_base(rng)} University")
             world._alias(org, f"University of {org.name.removesuffix(' University')}")
         else:
-            org = world._new(rng, kind, lambda: f"{names.org_base(rng)} {rng.choice(names.ORG_SUFFIXES[kind])}")
+            org = world._new(rng, kind, lambda: f"{names.org_base(rng)} {rng.choice(names.ORG_SUFFIXES[kind])}")  # noqa: B023
         founder = rng.choice(people)
         org.year = min(2020, founder.year + rng.randint(22, 55))
         org.detail = rng.choice(names.INDUSTRIES) if kind == "company" else ""
@@ -169,7 +181,7 @@ def build_world(seed: int, size: int) -> World:
 
     singles = list(people)
     rng.shuffle(singles)
-    for a, b in zip(singles[0:len(singles) * 2 // 5:2], singles[1:len(singles) * 2 // 5:2]):
+    for a, b in zip(singles[0 : len(singles) * 2 // 5 : 2], singles[1 : len(singles) * 2 // 5 : 2]):
         world.add(a.id, "married_to", b.id)
         world.add(b.id, "married_to", a.id)
     employers = [o for o in orgs if o.kind != "university"] or orgs
@@ -184,8 +196,13 @@ def build_world(seed: int, size: int) -> World:
         kind = rng.choices(WORK_KINDS, weights=[45, 30, 25])[0]
         creator = rng.choice(people)
         creator.detail = creators[kind]
-        work = world._new(rng, kind, lambda: names.title(rng), year=min(2023, creator.year + rng.randint(20, 60)),
-                          detail=rng.choice(names.GENRES[kind]))
+        work = world._new(
+            rng,
+            kind,
+            lambda: names.title(rng),
+            year=min(2023, creator.year + rng.randint(20, 60)),
+            detail=rng.choice(names.GENRES[kind]),
+        )
         made, issued, org_kind = CREATED[kind]
         world.add(creator.id, made, work.id)
         world.add(rng.choice(by_kind[org_kind]).id, issued, work.id)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from environments.boxed import last_boxed
-from rlm_tui.env import Environment, Example, Judge, Knob, NUM_EXAMPLES, Score, Slice, choice
+from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Judge, Knob, Score, Slice, choice
 
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex
@@ -51,17 +51,31 @@ class MathPython(Environment):
         NUM_EXAMPLES,
         Knob("topics", "all", f"all, or a comma (or +) list of {', '.join(TOPICS)}", _topics),
         Knob("difficulty", "all", "easy|medium|hard, or all (a mix)", choice(*DIFFICULTIES, "all")),
-        Knob("tips", "default", "default, or sub_llms (also suggests checking with llm_batch)",
-             choice("default", "sub_llms")),
-        Knob("source", "offline", "offline (generated problems) or hf (PrimeIntellect/INTELLECT-3-RL, math)",
-             choice("offline", "hf")),
+        Knob(
+            "tips",
+            "default",
+            "default, or sub_llms (also suggests checking with llm_batch)",
+            choice("default", "sub_llms"),
+        ),
+        Knob(
+            "source",
+            "offline",
+            "offline (generated problems) or hf (PrimeIntellect/INTELLECT-3-RL, math)",
+            choice("offline", "hf"),
+        ),
     )
     python_tool_in_llm_mode = True
     report_slices = (
         Slice("timeout (s)", lambda row: row.timeout),
         Slice("cell timeout (s)", lambda row: row.timeout, table=False, figure="math_python_reward_by_timeout"),
-        Slice("cell timeout (s)", lambda row: row.timeout, table=False, figure="math_python_sub_calls_by_timeout",
-              measure=lambda row: row.m("sub_llm_call_count"), ylabel="sub-LLM calls per rollout"),
+        Slice(
+            "cell timeout (s)",
+            lambda row: row.timeout,
+            table=False,
+            figure="math_python_sub_calls_by_timeout",
+            measure=lambda row: row.m("sub_llm_call_count"),
+            ylabel="sub-LLM calls per rollout",
+        ),
     )
 
     def __init__(self, **args: str) -> None:
@@ -87,15 +101,24 @@ class MathPython(Environment):
                     break
             seen.add(problem.question)
             info = {"topic": topic, "difficulty": level, "template": problem.template, "source": "offline"}
-            out.append(MathExample(id=f"mp-{seed}-{i}", question=f"{problem.question}\n\n{BOX}",
-                                   target=problem.answer, info=info, code=problem.code))
+            out.append(
+                MathExample(
+                    id=f"mp-{seed}-{i}",
+                    question=f"{problem.question}\n\n{BOX}",
+                    target=problem.answer,
+                    info=info,
+                    code=problem.code,
+                )
+            )
         return out
 
     def score(self, example: Example, answer: str) -> Score:
         reward = 1.0 if check_bounded(answer, str(example.target)) else 0.0
         return Score(reward=reward, metrics={"boxed": float(last_boxed(answer) is not None)})
 
-    async def score_async(self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None) -> Score:
+    async def score_async(
+        self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None
+    ) -> Score:
         return await asyncio.to_thread(self.score, example, answer)  # sympy work stays off the event loop
 
     # --- the scripted model ---------------------------------------------------------------------
@@ -103,21 +126,23 @@ class MathPython(Environment):
     def scripted_cells(self, example: Example, mode: str) -> list[str]:
         code = getattr(example, "code", "")
         if not code:  # an online problem: the stand-in model cannot solve it, it only asks and answers
-            return [f"problem = {example.question!r}\nprint(problem)",
-                    "replies = llm_batch([problem + '\\nGive only the final answer in \\\\boxed{}.'] * 3)\n"
-                    "print(replies)\nanswer['content'] = replies[0]",
-                    "answer['ready'] = True"]
+            return [
+                f"problem = {example.question!r}\nprint(problem)",
+                "replies = llm_batch([problem + '\\nGive only the final answer in \\\\boxed{}.'] * 3)\n"
+                "print(replies)\nanswer['content'] = replies[0]",
+                "answer['ready'] = True",
+            ]
         return [
             f"{code}\nprint(result)",
             f"{inspect.getsource(to_latex)}\n"
             "answer['content'] = '\\\\boxed{' + to_latex(result) + '}'\nprint(answer['content'])",
             f"problem = {example.question!r}\n"
             "checks = llm_batch([\n"
-            "    f'{problem}\\nProposed answer: {answer[\"content\"]}\\nSolve it yourself and give only your final "
+            '    f\'{problem}\\nProposed answer: {answer["content"]}\\nSolve it yourself and give only your final '
             "answer in \\\\boxed{{}}.',\n"
-            "    f'{problem}\\nProposed answer: {answer[\"content\"]}\\nIs the answer in the exact form the problem "
+            '    f\'{problem}\\nProposed answer: {answer["content"]}\\nIs the answer in the exact form the problem '
             "asks for? Reply OK or say what to change.',\n"
-            "    f'{problem}\\nProposed answer: {answer[\"content\"]}\\nEstimate the answer roughly: is the "
+            '    f\'{problem}\\nProposed answer: {answer["content"]}\\nEstimate the answer roughly: is the '
             "proposed one plausible?',\n"
             "])\n"
             "for c in checks:\n    print('-', c)",

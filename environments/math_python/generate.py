@@ -41,5 +41,11 @@ def compute(code: str) -> Any:
 def generate(rng: random.Random, topic: str, difficulty: str) -> Problem:
     template = rng.choice(TOPICS[topic])
     question, code = template(rng, DIFFICULTIES.index(difficulty))
-    return Problem(topic=topic, difficulty=difficulty, template=template.__name__, question=question, code=code,
-                   answer=to_latex(compute(code)))
+    return Problem(
+        topic=topic,
+        difficulty=difficulty,
+        template=template.__name__,
+        question=question,
+        code=code,
+        answer=to_latex(compute(code)),
+    )

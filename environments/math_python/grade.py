@@ -17,11 +17,40 @@ TIMEOUT = 5.0  # seconds for one equivalence check
 
 # --- normalising ------------------------------------------------------------------------------
 
-_DROP = (r"\left", r"\right", r"\displaystyle", r"\!", r"\,", r"\;", r"\:", r"\ ", "$", "~", r"\%", "%",
-         r"^{\circ}", r"^\circ", r"\circ")
-_SAME = {r"\dfrac": r"\frac", r"\tfrac": r"\frac", r"\cdot": "*", r"\times": "*", r"\div": "/", "**": "^",
-         "·": "*", "×": "*", "−": "-", "π": r"\pi", "√": r"\sqrt", "∞": r"\infty", r"\lbrace": r"\{",
-         r"\rbrace": r"\}", r"\operatorname": ""}
+_DROP = (
+    r"\left",
+    r"\right",
+    r"\displaystyle",
+    r"\!",
+    r"\,",
+    r"\;",
+    r"\:",
+    r"\ ",
+    "$",
+    "~",
+    r"\%",
+    "%",
+    r"^{\circ}",
+    r"^\circ",
+    r"\circ",
+)
+_SAME = {
+    r"\dfrac": r"\frac",
+    r"\tfrac": r"\frac",
+    r"\cdot": "*",
+    r"\times": "*",
+    r"\div": "/",
+    "**": "^",
+    "·": "*",
+    "×": "*",
+    "−": "-",
+    "π": r"\pi",
+    "√": r"\sqrt",
+    "∞": r"\infty",
+    r"\lbrace": r"\{",
+    r"\rbrace": r"\}",
+    r"\operatorname": "",
+}
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 
 
@@ -45,8 +74,17 @@ def normalize(text: str) -> str:
 # --- parsing ----------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|(\\[A-Za-z]+|\\\{|\\\})|([A-Za-z])|([-+*/^(){}\[\],_!|]))")
-_FUNCS = {r"\sin": sympy.sin, r"\cos": sympy.cos, r"\tan": sympy.tan, r"\ln": sympy.log, r"\log": sympy.log,
-          r"\exp": sympy.exp, r"\arcsin": sympy.asin, r"\arccos": sympy.acos, r"\arctan": sympy.atan}
+_FUNCS = {
+    r"\sin": sympy.sin,
+    r"\cos": sympy.cos,
+    r"\tan": sympy.tan,
+    r"\ln": sympy.log,
+    r"\log": sympy.log,
+    r"\exp": sympy.exp,
+    r"\arcsin": sympy.asin,
+    r"\arccos": sympy.acos,
+    r"\arctan": sympy.atan,
+}
 _CONSTS = {r"\pi": sympy.pi, r"\infty": sympy.oo, "e": sympy.E, "i": sympy.I}
 
 
@@ -56,7 +94,7 @@ def tokenize(text: str) -> list[str]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match:
-            raise ValueError(f"unexpected {text[pos:pos + 10]!r}")
+            raise ValueError(f"unexpected {text[pos : pos + 10]!r}")
         tokens.append(next(g for g in match.groups() if g is not None))
         pos = match.end()
     return tokens
@@ -93,8 +131,13 @@ class _Parser:
     def _starts_atom(self, token: str | None) -> bool:
         if token is None:
             return False
-        return token[0].isdigit() or token[0] == "." or token.isalpha() or token in ("(", "{", "[", "|") or (
-            token.startswith("\\") and token not in (r"\}",))
+        return (
+            token[0].isdigit()
+            or token[0] == "."
+            or token.isalpha()
+            or token in ("(", "{", "[", "|")
+            or (token.startswith("\\") and token not in (r"\}",))
+        )
 
     def term(self) -> sympy.Expr:
         value = self.unary()
@@ -192,7 +235,7 @@ def _pow(base: sympy.Expr, exponent: sympy.Expr) -> sympy.Expr:
         size = abs(float(exponent)) * math.log10(max(2.0, abs(complex(base.evalf(15)))))
         if size > MAX_DIGITS:
             raise ValueError("power too large")
-    return base ** exponent
+    return base**exponent
 
 
 def parse(text: str) -> tuple[str, list[sympy.Expr]]:

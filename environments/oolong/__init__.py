@@ -7,8 +7,18 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlm_tui.env import (EnvError, Environment, Example, Knob, NUM_EXAMPLES, Score, Slice, choice, info_value,
-                         power_of_two_bin)
+from rlm_tui.env import (
+    NUM_EXAMPLES,
+    EnvError,
+    Environment,
+    Example,
+    Knob,
+    Score,
+    Slice,
+    choice,
+    info_value,
+    power_of_two_bin,
+)
 
 from . import hf, real, synth
 from .score import score_real, score_synth
@@ -16,7 +26,7 @@ from .solve import count_records, decide, present, sub_reply, sub_task
 from .sources import DATASETS
 
 SUBSETS = ("synth", "synth_with_labels", "real")
-CONTEXT_LENS = tuple(2 ** k for k in range(10, 23))  # 1K to 4M tokens
+CONTEXT_LENS = tuple(2**k for k in range(10, 23))  # 1K to 4M tokens
 HEADER_ROOM = 400  # characters kept for the header line
 TIPS = (
     "Tips for this task: `context` is far too long to read at once. Split its lines into chunks of a few thousand "
@@ -47,10 +57,16 @@ class Oolong(Environment):
     name = "oolong"
     knobs = (
         Knob("subset", "synth", "synth, synth_with_labels (labels shown) or real (game transcripts)", choice(*SUBSETS)),
-        Knob("context_len", 8192, "context size in tokens (chars / 4): a power of two from 1024 to 4194304", _context_len),
+        Knob(
+            "context_len", 8192, "context size in tokens (chars / 4): a power of two from 1024 to 4194304", _context_len
+        ),
         Knob("dataset", "all", f"synth records: {', '.join(DATASETS)}, or all (a mix)", choice(*DATASETS, "all")),
-        Knob("question_type", "all", "all, or one of the subset's question types (see docs/environments.md)",
-             choice("all", *synth.QUESTION_TYPES, *real.QUESTION_TYPES)),
+        Knob(
+            "question_type",
+            "all",
+            "all, or one of the subset's question types (see docs/environments.md)",
+            choice("all", *synth.QUESTION_TYPES, *real.QUESTION_TYPES),
+        ),
         NUM_EXAMPLES,
         Knob("source", "offline", "offline (generated) or hf (oolongbench on Hugging Face)", choice("offline", "hf")),
         Knob("split", "test", "Hugging Face split with source=hf: validation or test", choice("validation", "test")),
@@ -60,8 +76,15 @@ class Oolong(Environment):
         Slice("subset", info_value("subset"), figure="oolong_by_subset"),
         Slice("context length", lambda row: power_of_two_bin(row.info.get("context_len"))),
         # one figure per subset: a context of one length is a different task in each
-        *(Slice(f"context length (tokens), {subset}", _context_bin_in(subset), table=False,
-                figure=f"oolong_{subset}_by_context_len") for subset in sorted(SUBSETS)),
+        *(
+            Slice(
+                f"context length (tokens), {subset}",
+                _context_bin_in(subset),
+                table=False,
+                figure=f"oolong_{subset}_by_context_len",
+            )
+            for subset in sorted(SUBSETS)
+        ),
     )
 
     def __init__(self, **args: str) -> None:
@@ -107,10 +130,22 @@ class Oolong(Environment):
             raise EnvError(f"could not make a {wanted} question with a unique answer at context_len {context_len}")
         question, gold, spec = made
         answer_type = (real.ANSWER_TYPES if subset == "real" else synth.ANSWER_TYPES)[spec["qtype"]]
-        info = {"subset": subset, "context_len": context_len, "question_type": spec["qtype"],
-                "answer_type": answer_type, "dataset": dataset, "source": "offline"}
-        return OolongExample(id=f"ool-{seed}-{index}", question=question, target=gold,
-                             context=head + "\n" + "\n".join(lines), info=info, spec=spec)
+        info = {
+            "subset": subset,
+            "context_len": context_len,
+            "question_type": spec["qtype"],
+            "answer_type": answer_type,
+            "dataset": dataset,
+            "source": "offline",
+        }
+        return OolongExample(
+            id=f"ool-{seed}-{index}",
+            question=question,
+            target=gold,
+            context=head + "\n" + "\n".join(lines),
+            info=info,
+            spec=spec,
+        )
 
     def score(self, example: Example, answer: str) -> Score:
         if example.info.get("subset") == "real":
@@ -132,10 +167,12 @@ class Oolong(Environment):
     def scripted_cells(self, example: Example, mode: str) -> list[str]:
         spec = self._spec(example)
         if "name" in spec:
-            tally = ("rolls, nat20 = Counter(), Counter()\nfor r in replies:\n    data = read(r)\n"
-                     "    rolls.update(data.get('rolls', {}))\n    nat20.update(data.get('nat20', {}))\n"
-                     f"counts = {'nat20' if spec['qtype'] == 'nat20_players' else 'rolls'}\n"
-                     "print('rolls:', rolls.most_common(8), 'natural 20s:', dict(nat20))")
+            tally = (
+                "rolls, nat20 = Counter(), Counter()\nfor r in replies:\n    data = read(r)\n"
+                "    rolls.update(data.get('rolls', {}))\n    nat20.update(data.get('nat20', {}))\n"
+                f"counts = {'nat20' if spec['qtype'] == 'nat20_players' else 'rolls'}\n"
+                "print('rolls:', rolls.most_common(8), 'natural 20s:', dict(nat20))"
+            )
         else:
             tally = "counts = Counter()\nfor r in replies:\n    counts.update(read(r))\nprint(counts.most_common(8))"
         return [

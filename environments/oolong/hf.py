@@ -58,17 +58,31 @@ def _pick(rows: list[dict[str, Any]], count: int, seed: int, what: str) -> list[
     return random.Random(f"oolong-hf:{seed}").sample(rows, min(count, len(rows)))
 
 
-def synth_examples(rows: Iterable[dict[str, Any]], subset: str, context_len: int, count: int,
-                   seed: int) -> list[Example]:
+def synth_examples(
+    rows: Iterable[dict[str, Any]], subset: str, context_len: int, count: int, seed: int
+) -> list[Example]:
     column = "context_window_text_with_labels" if subset == "synth_with_labels" else "context_window_text"
     matching = [r for r in rows if r.get("context_len") == context_len and r.get(column)]
     out = []
     for row in _pick(matching, count, seed, f"oolong-synth context_len={context_len}"):
-        info = {"subset": subset, "context_len": context_len, "question_type": str(row.get("task", "")),
-                "answer_type": answer_type(row.get("answer_type", "")), "dataset": row.get("dataset", ""),
-                "task_group": row.get("task_group", ""), "source": "hf"}
-        out.append(Example(id=f"ool-hf-{row['id']}", question=str(row["question"]), target=synth_gold(row["answer"]),
-                           context=row[column], info=info))
+        info = {
+            "subset": subset,
+            "context_len": context_len,
+            "question_type": str(row.get("task", "")),
+            "answer_type": answer_type(row.get("answer_type", "")),
+            "dataset": row.get("dataset", ""),
+            "task_group": row.get("task_group", ""),
+            "source": "hf",
+        }
+        out.append(
+            Example(
+                id=f"ool-hf-{row['id']}",
+                question=str(row["question"]),
+                target=synth_gold(row["answer"]),
+                context=row[column],
+                info=info,
+            )
+        )
     return out
 
 
@@ -79,10 +93,21 @@ def real_examples(rows: Iterable[dict[str, Any]], count: int, seed: int) -> list
         gold = str(row["answer"]).strip()
         kind = parse_real(gold)
         question = str(row["question"])
-        info = {"subset": "real", "context_len": len(row["context_window_text"]) // 4,
-                "question_type": str(row.get("question_type", "")),
-                "answer_type": "numeric" if isinstance(kind, int) else "list" if isinstance(kind, list) else "string",
-                "dataset": "dnd", "source": "hf"}
-        out.append(Example(id=f"ool-real-{row['id']}", question=question if "boxed" in question else f"{question}\n{BOX}",
-                           target=gold, context=row["context_window_text"], info=info))
+        info = {
+            "subset": "real",
+            "context_len": len(row["context_window_text"]) // 4,
+            "question_type": str(row.get("question_type", "")),
+            "answer_type": "numeric" if isinstance(kind, int) else "list" if isinstance(kind, list) else "string",
+            "dataset": "dnd",
+            "source": "hf",
+        }
+        out.append(
+            Example(
+                id=f"ool-real-{row['id']}",
+                question=question if "boxed" in question else f"{question}\n{BOX}",
+                target=gold,
+                context=row["context_window_text"],
+                info=info,
+            )
+        )
     return out

@@ -10,8 +10,12 @@ from typing import Any
 PLAYERS = ["Laura", "Sam", "Travis", "Marisha", "Liam", "Taliesin", "Ashley", "Robbie"]
 QUESTION_TYPES = ("total_rolls", "rolls_by", "most_rolls", "nat20_players")
 ANSWER_TYPES = {"total_rolls": "numeric", "rolls_by": "numeric", "most_rolls": "string", "nat20_players": "list"}
-ANSWER_FORMS = {"total_rolls": "a number", "rolls_by": "a number", "most_rolls": "a player's name",
-                "nat20_players": "the players' names separated by commas"}
+ANSWER_FORMS = {
+    "total_rolls": "a number",
+    "rolls_by": "a number",
+    "most_rolls": "a player's name",
+    "nat20_players": "the players' names separated by commas",
+}
 POOLS = {
     "check": ["perception", "stealth", "athletics", "insight", "arcana", "investigation", "persuasion", "initiative"],
     "monster": ["goblin", "owlbear", "wraith", "troll", "giant spider", "cultist", "wyvern"],
@@ -20,18 +24,34 @@ POOLS = {
     "spell": ["Fire Bolt", "Healing Word", "Shield", "Misty Step", "Thunderwave", "Hex"],
     "object": ["map", "strange coin", "locked chest", "letter", "statue"],
 }
-DM_LINES = ["Roll for {check}.", "Make a {check} check.", "The {monster} lunges at you.", "You enter the {place}.",
-            "The {monster} falls to the ground.", "Roll initiative, everyone.", "What do you do?"]
-CHATTER = ["I draw my {weapon}.", "Can I take a closer look at the {object}?", "Let's head to the {place}.",
-           "I cast {spell} on the {monster}.", "I hide behind the {object}.", "Wait, where is the {object}?"]
+DM_LINES = [
+    "Roll for {check}.",
+    "Make a {check} check.",
+    "The {monster} lunges at you.",
+    "You enter the {place}.",
+    "The {monster} falls to the ground.",
+    "Roll initiative, everyone.",
+    "What do you do?",
+]
+CHATTER = [
+    "I draw my {weapon}.",
+    "Can I take a closer look at the {object}?",
+    "Let's head to the {place}.",
+    "I cast {spell} on the {monster}.",
+    "I hide behind the {object}.",
+    "Wait, where is the {object}?",
+]
 ROLLS = ["That's a {n}.", "I got {n} on that.", "{n} for {check}.", "Rolled a {n}."]
 NAT20 = "Natural 20!"
 LINE = re.compile(r"^([A-Z][A-Za-z]+): (.*)$")
 
 
 def _fill(rng: random.Random, template: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: str(rng.randint(2, 19)) if m.group(1) == "n" else rng.choice(POOLS[m.group(1)]),
-                  template)
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda m: str(rng.randint(2, 19)) if m.group(1) == "n" else rng.choice(POOLS[m.group(1)]),
+        template,
+    )
 
 
 def is_roll(speaker: str, text: str) -> bool:
@@ -80,7 +100,10 @@ def make_question(rng: random.Random, lines: list[str], players: list[str], qtyp
     name = rng.choice(players)
     spec: dict[str, Any] = {"qtype": qtype, "name": name, "players": players}
     if qtype == "total_rolls":
-        ask, gold = "How many dice rolls did the players announce in total, across all episodes?", str(sum(rolls.values()))
+        ask, gold = (
+            "How many dice rolls did the players announce in total, across all episodes?",
+            str(sum(rolls.values())),
+        )
     elif qtype == "rolls_by":
         ask, gold = f"How many dice rolls did {name} announce across all episodes?", str(rolls[name])
     elif qtype == "most_rolls":
@@ -98,5 +121,7 @@ def make_question(rng: random.Random, lines: list[str], players: list[str], qtyp
 
 
 def header(players: list[str]) -> str:
-    return (f"The following is the transcript of a tabletop role-playing campaign played by {', '.join(players)} with "
-            "a dungeon master (DM), one line per utterance. Players announce the results of their dice rolls aloud.")
+    return (
+        f"The following is the transcript of a tabletop role-playing campaign played by {', '.join(players)} with "
+        "a dungeon master (DM), one line per utterance. Players announce the results of their dice rolls aloud."
+    )

@@ -11,11 +11,14 @@ from . import real
 from .sources import classify
 
 RECORD = re.compile(r"^Date: (.+?) \|\| User: (\d+) \|\| Instance: (.*?)(?: \|\| Label: (.+))?$")
-MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-                                      "Dec"), 1)}
-REAL_TASK = ("For each player (not the DM), count the lines where they announce a dice roll result, and how many of "
-             "those are a natural 20. Reply with only a JSON object: {\"rolls\": {player: count}, \"nat20\": {player: "
-             "count}}.")
+MONTHS = {
+    m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)
+}
+REAL_TASK = (
+    "For each player (not the DM), count the lines where they announce a dice roll result, and how many of "
+    'those are a natural 20. Reply with only a JSON object: {"rolls": {player: count}, "nat20": {player: '
+    "count}}."
+)
 
 
 def _sortable(day: str) -> tuple[int, int, int]:

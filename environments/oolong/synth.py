@@ -12,11 +12,30 @@ from .sources import COMPILED, DESCRIPTIONS
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 START = date(2021, 1, 1)
-QUESTION_TYPES = ("count", "most_common", "least_common", "compare", "user_most", "user_label_most", "users_count",
-                  "range_count", "range_most_common", "date_most")
-ANSWER_TYPES = {"count": "numeric", "users_count": "numeric", "range_count": "numeric", "most_common": "label",
-                "least_common": "label", "range_most_common": "label", "compare": "comparison", "user_most": "user",
-                "user_label_most": "user", "date_most": "date"}
+QUESTION_TYPES = (
+    "count",
+    "most_common",
+    "least_common",
+    "compare",
+    "user_most",
+    "user_label_most",
+    "users_count",
+    "range_count",
+    "range_most_common",
+    "date_most",
+)
+ANSWER_TYPES = {
+    "count": "numeric",
+    "users_count": "numeric",
+    "range_count": "numeric",
+    "most_common": "label",
+    "least_common": "label",
+    "range_most_common": "label",
+    "compare": "comparison",
+    "user_most": "user",
+    "user_label_most": "user",
+    "date_most": "date",
+}
 BATCH = 4096  # records drawn at once: rng.choices is much faster per item in bulk
 
 
@@ -46,8 +65,11 @@ def make_records(rng: random.Random, dataset: str, budget: int, with_labels: boo
     out = Records([], [], [], [])
     size = 0
     while True:
-        batch = zip(rng.choices(range(span), k=BATCH), rng.choices(user_ids, user_weights, k=BATCH),
-                    rng.choices(labels, label_weights, k=BATCH))
+        batch = zip(
+            rng.choices(range(span), k=BATCH),
+            rng.choices(user_ids, user_weights, k=BATCH),
+            rng.choices(labels, label_weights, k=BATCH),
+        )
         for day, user, label in batch:
             fmt, pools, _ = rng.choice(templates[label])
             text = fmt.format(*[pool[int(rng.random() * len(pool))] for pool in pools])
@@ -66,8 +88,10 @@ def make_records(rng: random.Random, dataset: str, budget: int, with_labels: boo
 def header(dataset: str, count: int, with_labels: bool) -> str:
     what, meaning = DESCRIPTIONS[dataset]
     shown = ", an instance and its label" if with_labels else " and an instance"
-    return (f"The following lines contain {count} {what}, one per line. Each line has a date, a user ID{shown}. Each "
-            f"instance's label is {meaning}, one of: {', '.join(COMPILED[dataset])}.")
+    return (
+        f"The following lines contain {count} {what}, one per line. Each line has a date, a user ID{shown}. Each "
+        f"instance's label is {meaning}, one of: {', '.join(COMPILED[dataset])}."
+    )
 
 
 def _unique_top(counter: Counter, lowest: bool = False) -> Any:
@@ -99,25 +123,32 @@ def make_question(rng: random.Random, dataset: str, records: Records, qtype: str
         first = rng.randrange(0, max(1, span // 2))
         last = min(span - 1, first + rng.randint(span // 5, span // 2))
         spec["start"], spec["end"] = day_text(first), day_text(last)
-        scope = (f"Only consider the instances dated between {spec['start']} and {spec['end']}, inclusive. Among these "
-                 "instances, ")
+        scope = (
+            f"Only consider the instances dated between {spec['start']} and {spec['end']}, inclusive. Among these "
+            "instances, "
+        )
         chosen = [i for i, d in enumerate(records.days) if first <= d <= last]
     counts = Counter(records.labels[i] for i in chosen)
-    form_label = ("Give your final answer in the form 'Label: answer', where answer is one of the labels: "
-                  f"{', '.join(labels)}.")
+    form_label = (
+        f"Give your final answer in the form 'Label: answer', where answer is one of the labels: {', '.join(labels)}."
+    )
     if qtype in ("count", "users_count", "range_count"):
         gold = str(counts[label])
-        ask = (f"how many instances should be classified as label '{label}'? Give your final answer in the form "
-               "'Answer: number'.")
+        ask = (
+            f"how many instances should be classified as label '{label}'? Give your final answer in the form "
+            "'Answer: number'."
+        )
     elif qtype in ("most_common", "range_most_common", "least_common"):
         gold = _unique_top(Counter({lab: counts[lab] for lab in labels}), lowest=qtype == "least_common")
         ask = f"which of the labels is the {'least' if qtype == 'least_common' else 'most'} common? {form_label}"
     elif qtype == "compare":
         a, b = counts[label], counts[other]
         gold = "more common than" if a > b else "less common than" if a < b else "same frequency as"
-        ask = (f"is label '{label}' more common, less common, or the same frequency as label '{other}'? Give your final "
-               f"answer in the form 'Answer: {label} is [X] {other}', where [X] is 'more common than', 'less common "
-               "than', or 'same frequency as'.")
+        ask = (
+            f"is label '{label}' more common, less common, or the same frequency as label '{other}'? Give your final "
+            f"answer in the form 'Answer: {label} is [X] {other}', where [X] is 'more common than', 'less common "
+            "than', or 'same frequency as'."
+        )
     elif qtype in ("user_most", "user_label_most"):
         spec["key"] = "user"
         only = label if qtype == "user_label_most" else None
@@ -129,8 +160,10 @@ def make_question(rng: random.Random, dataset: str, records: Records, qtype: str
         spec["key"] = "date"
         top = _unique_top(Counter(records.days))
         gold = None if top is None else _mmddyyyy(top)
-        ask = ("which date is represented most often? Give your final answer in the form 'Date: [X]', where [X] is "
-               "the date in the format MM/DD/YYYY.")
+        ask = (
+            "which date is represented most often? Give your final answer in the form 'Date: [X]', where [X] is "
+            "the date in the format MM/DD/YYYY."
+        )
     if gold is None:
         return None
     return scope + ask, str(gold), spec

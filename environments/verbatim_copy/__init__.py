@@ -7,7 +7,7 @@ import re
 
 import Levenshtein
 
-from rlm_tui.env import Environment, Example, Knob, NUM_EXAMPLES, Score, Slice, between, info_value
+from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Knob, Score, Slice, between, info_value
 
 from .generate import CONTENT_TYPES, generate
 
@@ -44,8 +44,12 @@ class VerbatimCopy(Environment):
     knobs = (
         Knob("content_type", "all", "words|json|csv|codes|mixed, or all (a mix of the others)", _content_type),
         Knob("target_length", 500, "characters of text to copy", between(1, MAX_LENGTH)),
-        Knob("mean_fragment_length", 20, "splice the text from slices of 0.5x-1.5x this length; none: one piece",
-             _fragment_length),
+        Knob(
+            "mean_fragment_length",
+            20,
+            "splice the text from slices of 0.5x-1.5x this length; none: one piece",
+            _fragment_length,
+        ),
         NUM_EXAMPLES,
     )
     tips = (
@@ -58,8 +62,12 @@ class VerbatimCopy(Environment):
         Slice("content type", info_value("content_type"), figure="verbatim_copy_by_content_type"),
         Slice("target length", info_value("target_length"), figure="verbatim_copy_by_target_length"),
         Slice("fragment length", info_value("mean_fragment_length")),
-        Slice("mean fragment length", info_value("mean_fragment_length"), table=False,
-              figure="verbatim_copy_by_mean_fragment_length"),
+        Slice(
+            "mean fragment length",
+            info_value("mean_fragment_length"),
+            table=False,
+            figure="verbatim_copy_by_mean_fragment_length",
+        ),
     )
 
     def examples(self, n: int, seed: int) -> list[Example]:
@@ -75,8 +83,11 @@ class VerbatimCopy(Environment):
                 "Copy the text inside the tags below exactly, character for character, with no other words.\n"
                 f"<text>{text}</text>"
             )
-            info = {"content_type": kind, "target_length": self.args["target_length"],
-                    "mean_fragment_length": self.args["mean_fragment_length"]}
+            info = {
+                "content_type": kind,
+                "target_length": self.args["target_length"],
+                "mean_fragment_length": self.args["mean_fragment_length"],
+            }
             out.append(Example(id=f"vc-{seed}-{i}", question=question, target=text, info=info))
         return out
 
@@ -84,8 +95,10 @@ class VerbatimCopy(Environment):
         target = example.target
         return Score(
             reward=1.0 if answer == target else 0.0,
-            metrics={"char_accuracy": char_accuracy(target, answer),
-                     "levenshtein_similarity": levenshtein_similarity(target, answer)},
+            metrics={
+                "char_accuracy": char_accuracy(target, answer),
+                "levenshtein_similarity": levenshtein_similarity(target, answer),
+            },
         )
 
     def scripted_cells(self, example: Example, mode: str) -> list[str]:

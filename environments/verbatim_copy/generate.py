@@ -8,8 +8,36 @@ import string
 
 CONTENT_TYPES = ("words", "json", "csv", "codes", "mixed")
 
-_ONSETS = ["b", "br", "c", "ch", "d", "dr", "f", "g", "gl", "h", "j", "k", "l", "m", "n", "p", "pr",
-           "qu", "r", "s", "sh", "st", "t", "th", "tr", "v", "w", "z"]
+_ONSETS = [
+    "b",
+    "br",
+    "c",
+    "ch",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gl",
+    "h",
+    "j",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "pr",
+    "qu",
+    "r",
+    "s",
+    "sh",
+    "st",
+    "t",
+    "th",
+    "tr",
+    "v",
+    "w",
+    "z",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou", "ie"]
 _CODAS = ["", "", "n", "r", "s", "t", "l", "m", "nd", "st", "x"]
 
@@ -50,13 +78,15 @@ def csv_rows(rng: random.Random, length: int) -> str:
     rows = ["id,name,city,amount,date"]
     size = len(rows[0])
     while size < length:
-        row = ",".join([
-            str(rng.randint(1, 99999)),
-            _word(rng).title(),
-            f'"{_word(rng).title()}, {_word(rng).upper()[:2]}"' if rng.random() < 0.2 else _word(rng).title(),
-            f"{rng.uniform(0, 10000):.2f}",
-            f"20{rng.randint(10, 29)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-        ])
+        row = ",".join(
+            [
+                str(rng.randint(1, 99999)),
+                _word(rng).title(),
+                f'"{_word(rng).title()}, {_word(rng).upper()[:2]}"' if rng.random() < 0.2 else _word(rng).title(),
+                f"{rng.uniform(0, 10000):.2f}",
+                f"20{rng.randint(10, 29)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            ]
+        )
         rows.append(row)
         size += len(row) + 1
     return "\n".join(rows)
@@ -99,6 +129,6 @@ def generate(content_type: str, rng: random.Random, target_length: int, mean_fra
     while size < target_length:
         n = rng.randint(low, high)
         start = rng.randrange(0, max(1, len(pool) - n))
-        pieces.append(pool[start:start + n])
+        pieces.append(pool[start : start + n])
         size += n
     return "".join(pieces)[:target_length]

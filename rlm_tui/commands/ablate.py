@@ -38,8 +38,15 @@ def spec_from_args(args: argparse.Namespace, options: RunOptions) -> GridSpec:
     if not args.envs:
         raise GridError("name at least one environment, or --resume a grid")
     shared = {k: v for k, v in asdict(options).items() if k not in AXES + SPEC_FIELDS}
-    return GridSpec(envs=tuple(dict.fromkeys(args.envs)), modes=args.mode, num_examples=options.num_examples,
-                    seed=options.seed, env_args=sweeps, timeouts=args.timeout, options=shared)
+    return GridSpec(
+        envs=tuple(dict.fromkeys(args.envs)),
+        modes=args.mode,
+        num_examples=options.num_examples,
+        seed=options.seed,
+        env_args=sweeps,
+        timeouts=args.timeout,
+        options=shared,
+    )
 
 
 def cell_options(spec: GridSpec, cell: Cell) -> RunOptions:
@@ -75,10 +82,15 @@ def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
             started += 1
             mean = state.mean_reward
             done = sum(r.status == "done" for r in state.rollouts.values())
-            err.print(f"{label}: {done}/{len(missing)} rollouts done, mean reward "
-                      f"{'-' if mean is None else f'{mean:.3f}'}, {time.time() - t0:.1f}s", markup=False)
+            err.print(
+                f"{label}: {done}/{len(missing)} rollouts done, mean reward "
+                f"{'-' if mean is None else f'{mean:.3f}'}, {time.time() - t0:.1f}s",
+                markup=False,
+            )
             if state.status != "done":
-                raise GridError(f"run {run.id} {state.status}: {run.error}; resume with `rlm-tui ablate --resume {name}`")
+                raise GridError(
+                    f"run {run.id} {state.status}: {run.error}; resume with `rlm-tui ablate --resume {name}`"
+                )
     console.print(f"grid {name}: {len(cells)} cells, {started} runs started; `rlm-tui report {name}` compares them")
     return started
 

@@ -23,11 +23,13 @@ def db_path_of(args: argparse.Namespace) -> Any:
 
 def argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type from a parser that raises ValueError with the reason, so that argparse prints the reason."""
+
     def check(raw: str) -> Any:
         try:
             return parse(raw)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+
     return check
 
 
@@ -47,11 +49,13 @@ def whole(raw: str) -> int:
 
 def at_most(high: int) -> Callable[[str], int]:
     """A whole number from 1 to `high`."""
+
     def parse(raw: str) -> int:
         value = whole(raw)
         if value > high:
             raise ValueError(f"must be at most {high:,}, got {raw}")
         return value
+
     return parse
 
 
@@ -87,6 +91,7 @@ def memory_mb(raw: str) -> int:
 
 def count(high: int) -> Callable[[str], int]:
     """A whole number from 0 to `high`."""
+
     def parse(raw: str) -> int:
         try:
             value = int(raw)
@@ -95,11 +100,13 @@ def count(high: int) -> Callable[[str], int]:
         if not 0 <= value <= high:
             raise ValueError(f"must be from 0 to {high:,}, got {raw}")
         return value
+
     return parse
 
 
 def fraction(high: float) -> Callable[[str], float]:
     """A finite number from 0 to `high`."""
+
     def parse(raw: str) -> float:
         try:
             value = float(raw)
@@ -108,6 +115,7 @@ def fraction(high: float) -> Callable[[str], float]:
         if not 0 <= value <= high:  # NaN fails this too
             raise ValueError(f"must be from 0 to {high:g}, got {raw}")
         return value
+
     return parse
 
 

@@ -7,7 +7,8 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     sub.add_parser("envs", help="list the environments and their knobs (--env-arg key=value)").set_defaults(
-        handler=cmd_envs)
+        handler=cmd_envs
+    )
 
 
 def cmd_envs(args: argparse.Namespace) -> int:

@@ -26,12 +26,26 @@ class Sweep:
     metavar: str | None = None
 
 
-def option(*flags: str, default: Any, help: str, parse: Callable[[str], Any] | None = None,
-           choices: tuple[str, ...] | None = None, repeat: bool = False, metavar: str | None = None,
-           sweep: Sweep | None = None) -> Any:
+def option(
+    *flags: str,
+    default: Any,
+    help: str,
+    parse: Callable[[str], Any] | None = None,
+    choices: tuple[str, ...] | None = None,
+    repeat: bool = False,
+    metavar: str | None = None,
+    sweep: Sweep | None = None,
+) -> Any:
     """A field of RunOptions and the command-line option that sets it."""
-    meta = {"flags": flags, "parse": parse, "choices": choices, "repeat": repeat, "help": help, "metavar": metavar,
-            "sweep": sweep}
+    meta = {
+        "flags": flags,
+        "parse": parse,
+        "choices": choices,
+        "repeat": repeat,
+        "help": help,
+        "metavar": metavar,
+        "sweep": sweep,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -39,74 +53,174 @@ def option(*flags: str, default: Any, help: str, parse: Callable[[str], Any] | N
 class RunOptions:
     """A run's settings as the command line gives them; model, sub_model and base_url None until resolved."""
 
-    mode: str = option("--mode", default="rlm", choices=MODES, help="rlm, rlm-tips or llm (default rlm)",
-                       sweep=Sweep("--modes", ("llm", "rlm", "rlm-tips"), "comma list (default llm,rlm,rlm-tips)",
-                                   metavar="MODES"))
-    model: str | None = option("--model", default=None,
-                               help="root model (default: gpt-5-mini with OPENAI_API_KEY, else scripted)")
+    mode: str = option(
+        "--mode",
+        default="rlm",
+        choices=MODES,
+        help="rlm, rlm-tips or llm (default rlm)",
+        sweep=Sweep("--modes", ("llm", "rlm", "rlm-tips"), "comma list (default llm,rlm,rlm-tips)", metavar="MODES"),
+    )
+    model: str | None = option(
+        "--model", default=None, help="root model (default: gpt-5-mini with OPENAI_API_KEY, else scripted)"
+    )
     sub_model: str | None = option("--sub-model", default=None, help="model of the sub-LLMs (default: the root model)")
-    base_url: str | None = option("--base-url", default=None, parse=http_url,
-                                  help="OpenAI-compatible http(s) endpoint (default: $OPENAI_BASE_URL, or OpenAI "
-                                       "when it is unset or empty)")
-    num_examples: int = option("-n", "--num-examples", default=5, parse=p.at_most(MAX_EXAMPLES),
-                               help="rollouts to run (default 5)")
+    base_url: str | None = option(
+        "--base-url",
+        default=None,
+        parse=http_url,
+        help="OpenAI-compatible http(s) endpoint (default: $OPENAI_BASE_URL, or OpenAI when it is unset or empty)",
+    )
+    num_examples: int = option(
+        "-n", "--num-examples", default=5, parse=p.at_most(MAX_EXAMPLES), help="rollouts to run (default 5)"
+    )
     concurrency: int = option("--concurrency", default=8, parse=p.at_most(256), help="rollouts at once (default 8)")
-    sub_concurrency: int = option("--sub-concurrency", default=16, parse=p.at_most(1024),
-                                  help="sub-LLM calls at once per rollout (default 16)")
-    max_turns: int = option("--max-turns", default=30, parse=p.at_most(1000),
-                            help="root model calls per rollout (default 30)")
-    timeout: float = option("--timeout", default=120.0, parse=p.seconds, help="seconds per REPL cell (default 120)",
-                            sweep=Sweep("--timeout", (120.0,),
-                                        "seconds per REPL cell; a comma list sweeps it (default 120)"))
-    max_output_chars: int = option("--max-output-chars", default=8192, parse=p.at_most(1_000_000),
-                                   help="cell output the model sees (default 8192)")
-    memory_mb: int = option("--memory-mb", default=2048, parse=p.memory_mb,
-                            help="memory limit of each sandbox (default 2048)")
-    cpu_seconds: int = option("--cpu-seconds", default=600, parse=p.at_most(86_400),
-                              help="CPU seconds for each rollout's code, across REPL restarts (default 600)")
-    request_timeout: float = option("--request-timeout", default=120.0, parse=p.seconds, metavar="SECONDS",
-                                    help="seconds to wait for each model server reply before retrying (default 120)")
-    seed: int = option("--seed", default=0, parse=a_seed,
-                       help="example seed, a 64-bit whole number (default 0)")
+    sub_concurrency: int = option(
+        "--sub-concurrency", default=16, parse=p.at_most(1024), help="sub-LLM calls at once per rollout (default 16)"
+    )
+    max_turns: int = option(
+        "--max-turns", default=30, parse=p.at_most(1000), help="root model calls per rollout (default 30)"
+    )
+    timeout: float = option(
+        "--timeout",
+        default=120.0,
+        parse=p.seconds,
+        help="seconds per REPL cell (default 120)",
+        sweep=Sweep("--timeout", (120.0,), "seconds per REPL cell; a comma list sweeps it (default 120)"),
+    )
+    max_output_chars: int = option(
+        "--max-output-chars", default=8192, parse=p.at_most(1_000_000), help="cell output the model sees (default 8192)"
+    )
+    memory_mb: int = option(
+        "--memory-mb", default=2048, parse=p.memory_mb, help="memory limit of each sandbox (default 2048)"
+    )
+    cpu_seconds: int = option(
+        "--cpu-seconds",
+        default=600,
+        parse=p.at_most(86_400),
+        help="CPU seconds for each rollout's code, across REPL restarts (default 600)",
+    )
+    request_timeout: float = option(
+        "--request-timeout",
+        default=120.0,
+        parse=p.seconds,
+        metavar="SECONDS",
+        help="seconds to wait for each model server reply before retrying (default 120)",
+    )
+    seed: int = option("--seed", default=0, parse=a_seed, help="example seed, a 64-bit whole number (default 0)")
     env_arg: tuple[tuple[str, str], ...] = option(
-        "--env-arg", default=(), parse=p.env_arg, repeat=True, metavar="KEY=VALUE", help="environment knob, repeatable",
-        sweep=Sweep("--env-arg", (), "environment knob; a comma list sweeps it, one cell per value (repeatable)",
-                    parse=p.env_sweep, metavar="KEY=V1,V2"))
-    scripted_delay: float | None = option("--scripted-delay", default=None, parse=p.delay,
-                                          help=f"seconds per scripted model call (default 0 headless, "
-                                               f"{APP_SCRIPTED_DELAY} in the app)")
-    context_limit: int = option("--context-limit", default=128_000, parse=p.context_limit,
-                                help="the root model's context, for the app's gauge, when the server does not say it "
-                                     "(default 128000)")
-    tool_protocol: str = option("--tool-protocol", default="auto", choices=TOOL_PROTOCOLS,
-                                help="how the root model's cells arrive: native tool calls, fenced blocks in its text, "
-                                     "or auto: either (default auto; see docs/servers.md)")
-    max_nudges: int = option("--max-nudges", default=1, parse=p.count(10),
-                             help="reminders after a turn that ran no code, before no_tool_call (default 1)")
-    max_tokens: int | None = option("--max-tokens", default=None, parse=p.at_most(1_000_000),
-                            help="most tokens per reply of the root model (default: the server's)")
-    temperature: float | None = option("--temperature", default=None, parse=p.fraction(2.0),
-                            help="sampling temperature of the root model (default: the server's)")
-    top_p: float | None = option("--top-p", default=None, parse=p.fraction(1.0),
-                            help="nucleus sampling of the root model (default: the server's)")
-    sampling_seed: int | None = option("--sampling-seed", default=None, parse=a_seed,
-                            help="sampling seed sent to the server for the root model (--seed chooses the examples)")
-    reasoning_effort: str | None = option("--reasoning-effort", default=None, choices=REASONING_EFFORTS,
-                            help="reasoning effort of the root model (default: the server's)")
-    extra_body: str | None = option("--extra-body", default=None, parse=p.json_object, metavar="JSON",
-                            help="a JSON object of the server's own request fields for the root model")
-    sub_max_tokens: int | None = option("--sub-max-tokens", default=None, parse=p.at_most(1_000_000),
-                            help="most tokens per reply of the sub-LLMs (default: the server's)")
-    sub_temperature: float | None = option("--sub-temperature", default=None, parse=p.fraction(2.0),
-                            help="sampling temperature of the sub-LLMs (default: the server's)")
-    sub_top_p: float | None = option("--sub-top-p", default=None, parse=p.fraction(1.0),
-                            help="nucleus sampling of the sub-LLMs (default: the server's)")
-    sub_sampling_seed: int | None = option("--sub-sampling-seed", default=None, parse=a_seed,
-                            help="sampling seed sent to the server for the sub-LLMs (--seed chooses the examples)")
-    sub_reasoning_effort: str | None = option("--sub-reasoning-effort", default=None, choices=REASONING_EFFORTS,
-                            help="reasoning effort of the sub-LLMs (default: the server's)")
-    sub_extra_body: str | None = option("--sub-extra-body", default=None, parse=p.json_object, metavar="JSON",
-                            help="a JSON object of the server's own request fields for the sub-LLMs")
+        "--env-arg",
+        default=(),
+        parse=p.env_arg,
+        repeat=True,
+        metavar="KEY=VALUE",
+        help="environment knob, repeatable",
+        sweep=Sweep(
+            "--env-arg",
+            (),
+            "environment knob; a comma list sweeps it, one cell per value (repeatable)",
+            parse=p.env_sweep,
+            metavar="KEY=V1,V2",
+        ),
+    )
+    scripted_delay: float | None = option(
+        "--scripted-delay",
+        default=None,
+        parse=p.delay,
+        help=f"seconds per scripted model call (default 0 headless, {APP_SCRIPTED_DELAY} in the app)",
+    )
+    context_limit: int = option(
+        "--context-limit",
+        default=128_000,
+        parse=p.context_limit,
+        help="the root model's context, for the app's gauge, when the server does not say it (default 128000)",
+    )
+    tool_protocol: str = option(
+        "--tool-protocol",
+        default="auto",
+        choices=TOOL_PROTOCOLS,
+        help="how the root model's cells arrive: native tool calls, fenced blocks in its text, "
+        "or auto: either (default auto; see docs/servers.md)",
+    )
+    max_nudges: int = option(
+        "--max-nudges",
+        default=1,
+        parse=p.count(10),
+        help="reminders after a turn that ran no code, before no_tool_call (default 1)",
+    )
+    max_tokens: int | None = option(
+        "--max-tokens",
+        default=None,
+        parse=p.at_most(1_000_000),
+        help="most tokens per reply of the root model (default: the server's)",
+    )
+    temperature: float | None = option(
+        "--temperature",
+        default=None,
+        parse=p.fraction(2.0),
+        help="sampling temperature of the root model (default: the server's)",
+    )
+    top_p: float | None = option(
+        "--top-p",
+        default=None,
+        parse=p.fraction(1.0),
+        help="nucleus sampling of the root model (default: the server's)",
+    )
+    sampling_seed: int | None = option(
+        "--sampling-seed",
+        default=None,
+        parse=a_seed,
+        help="sampling seed sent to the server for the root model (--seed chooses the examples)",
+    )
+    reasoning_effort: str | None = option(
+        "--reasoning-effort",
+        default=None,
+        choices=REASONING_EFFORTS,
+        help="reasoning effort of the root model (default: the server's)",
+    )
+    extra_body: str | None = option(
+        "--extra-body",
+        default=None,
+        parse=p.json_object,
+        metavar="JSON",
+        help="a JSON object of the server's own request fields for the root model",
+    )
+    sub_max_tokens: int | None = option(
+        "--sub-max-tokens",
+        default=None,
+        parse=p.at_most(1_000_000),
+        help="most tokens per reply of the sub-LLMs (default: the server's)",
+    )
+    sub_temperature: float | None = option(
+        "--sub-temperature",
+        default=None,
+        parse=p.fraction(2.0),
+        help="sampling temperature of the sub-LLMs (default: the server's)",
+    )
+    sub_top_p: float | None = option(
+        "--sub-top-p",
+        default=None,
+        parse=p.fraction(1.0),
+        help="nucleus sampling of the sub-LLMs (default: the server's)",
+    )
+    sub_sampling_seed: int | None = option(
+        "--sub-sampling-seed",
+        default=None,
+        parse=a_seed,
+        help="sampling seed sent to the server for the sub-LLMs (--seed chooses the examples)",
+    )
+    sub_reasoning_effort: str | None = option(
+        "--sub-reasoning-effort",
+        default=None,
+        choices=REASONING_EFFORTS,
+        help="reasoning effort of the sub-LLMs (default: the server's)",
+    )
+    sub_extra_body: str | None = option(
+        "--sub-extra-body",
+        default=None,
+        parse=p.json_object,
+        metavar="JSON",
+        help="a JSON object of the server's own request fields for the sub-LLMs",
+    )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, without: tuple[str, ...] = ()) -> RunOptions:
@@ -152,8 +266,9 @@ class RunOptions:
 
         knobs = {k: getattr(self, prefix + k) for k in ("max_tokens", "temperature", "top_p", "reasoning_effort")}
         extra = getattr(self, prefix + "extra_body")
-        return Generation(**knobs, seed=getattr(self, prefix + "sampling_seed"),
-                          extra_body=json.loads(extra) if extra else {})
+        return Generation(
+            **knobs, seed=getattr(self, prefix + "sampling_seed"), extra_body=json.loads(extra) if extra else {}
+        )
 
     def run_config(self, env: str, **extra: Any) -> Any:
         """The engine's RunConfig for environment `env`; `extra`: the grid fields."""
@@ -161,15 +276,31 @@ class RunOptions:
         from rlm_tui.engine.run import RunConfig
         from rlm_tui.sandbox import Limits
 
-        settings = RolloutSettings(mode=self.mode, model=self.model, sub_model=self.sub_model, max_turns=self.max_turns,
-                                   timeout=self.timeout, max_output_chars=self.max_output_chars,
-                                   sub_concurrency=self.sub_concurrency,
-                                   limits=Limits(memory_mb=self.memory_mb, cpu_seconds=self.cpu_seconds),
-                                   tool_protocol=self.tool_protocol, max_nudges=self.max_nudges,
-                                   generation=self.generation(""), sub_generation=self.generation("sub_"))
-        return RunConfig(env=env, env_args=dict(self.env_arg), num_examples=self.num_examples, seed=self.seed,
-                         concurrency=self.concurrency, base_url=self.base_url, context_limit=self.context_limit,
-                         rollout=settings, **extra)
+        settings = RolloutSettings(
+            mode=self.mode,
+            model=self.model,
+            sub_model=self.sub_model,
+            max_turns=self.max_turns,
+            timeout=self.timeout,
+            max_output_chars=self.max_output_chars,
+            sub_concurrency=self.sub_concurrency,
+            limits=Limits(memory_mb=self.memory_mb, cpu_seconds=self.cpu_seconds),
+            tool_protocol=self.tool_protocol,
+            max_nudges=self.max_nudges,
+            generation=self.generation(""),
+            sub_generation=self.generation("sub_"),
+        )
+        return RunConfig(
+            env=env,
+            env_args=dict(self.env_arg),
+            num_examples=self.num_examples,
+            seed=self.seed,
+            concurrency=self.concurrency,
+            base_url=self.base_url,
+            context_limit=self.context_limit,
+            rollout=settings,
+            **extra,
+        )
 
 
 AXES = tuple(f.name for f in fields(RunOptions) if f.metadata["sweep"])
@@ -181,8 +312,12 @@ def add_run_options(parser: argparse.ArgumentParser, *, sweeps: bool = False) ->
         m, sweep = f.metadata, f.metadata["sweep"] if sweeps else None
         kwargs: dict[str, Any] = {"dest": f.name, "help": m["help"], "metavar": m["metavar"]}
         if sweep:
-            kwargs.update(default=[] if m["repeat"] else sweep.default, help=sweep.help, metavar=sweep.metavar,
-                          type=p.argtype(sweep.parse or _comma_list(m["parse"], m["choices"])))
+            kwargs.update(
+                default=[] if m["repeat"] else sweep.default,
+                help=sweep.help,
+                metavar=sweep.metavar,
+                type=p.argtype(sweep.parse or _comma_list(m["parse"], m["choices"])),
+            )
             flags: tuple[str, ...] = (sweep.flag,)
         else:
             kwargs.update(default=[] if m["repeat"] else f.default, choices=m["choices"])
@@ -192,9 +327,11 @@ def add_run_options(parser: argparse.ArgumentParser, *, sweeps: bool = False) ->
         parser.add_argument(*flags, action="append" if m["repeat"] else "store", **kwargs)
 
 
-def _comma_list(parse: Callable[[str], Any] | None,
-                choices: tuple[str, ...] | None) -> Callable[[str], tuple[Any, ...]]:
+def _comma_list(
+    parse: Callable[[str], Any] | None, choices: tuple[str, ...] | None
+) -> Callable[[str], tuple[Any, ...]]:
     """A comma list of values, each checked as the option checks one; repeats dropped, order kept."""
+
     def parse_list(raw: str) -> tuple[Any, ...]:
         values = []
         for item in p.split(raw):
@@ -204,4 +341,5 @@ def _comma_list(parse: Callable[[str], Any] | None,
         if not values:
             raise ValueError(f"expected a value or a comma list of them, got {raw!r}")
         return tuple(dict.fromkeys(values))
+
     return parse_list

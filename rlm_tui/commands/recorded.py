@@ -13,15 +13,23 @@ class Recorder:
     db: Any
     writer: Any
 
-    def run(self, config: Any, env: Any, client: Any, *, run_id: str | None = None,
-            history: list[Any] | None = None) -> tuple[Any, Any]:
+    def run(
+        self, config: Any, env: Any, client: Any, *, run_id: str | None = None, history: list[Any] | None = None
+    ) -> tuple[Any, Any]:
         """(the Run, its final RunState), its events written and its commands taken through the store."""
+        from rlm_tui.engine.control import queued_commands
         from rlm_tui.engine.run import Run
         from rlm_tui.headless import run_headless
-        from rlm_tui.engine.control import queued_commands
 
-        run = Run(config, env, client, sinks=[self.writer.append], run_id=run_id, history=history,
-                  commands=lambda rid: queued_commands(self.db, rid))
+        run = Run(
+            config,
+            env,
+            client,
+            sinks=[self.writer.append],
+            run_id=run_id,
+            history=history,
+            commands=lambda rid: queued_commands(self.db, rid),
+        )
         return run, run_headless(run, client)
 
 

@@ -10,7 +10,9 @@ from rlm_tui.commands.common import UserError, db_path_of
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("report", parents=[common], help="compare modes and environments: tables, and figures with --out")
+    p = sub.add_parser(
+        "report", parents=[common], help="compare modes and environments: tables, and figures with --out"
+    )
     p.add_argument("names", nargs="*", metavar="GRID_OR_RUN", help="grids or run ids (default: the newest grid)")
     p.add_argument("--out", metavar="DIR", help="write PNG and SVG figures here")
     p.set_defaults(handler=cmd_report)

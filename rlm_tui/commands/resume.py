@@ -31,12 +31,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if row["status"] == "running":
             raise UserError(f"run {run_id} is still running (pid {row['pid']} on {row['hostname']}); stop it first")
         if row["config"].get("grid"):
-            raise UserError(f"run {run_id} is a cell of grid {row['config']['grid']!r}; "
-                            f"resume it with `rlm-tui ablate --resume {row['config']['grid']}`")
+            raise UserError(
+                f"run {run_id} is a cell of grid {row['config']['grid']!r}; "
+                f"resume it with `rlm-tui ablate --resume {row['config']['grid']}`"
+            )
         try:
             config = RunConfig.from_dict(row["config"])
         except (TypeError, ValueError, AttributeError) as exc:
-            raise UserError(f"run {run_id} has a config this rlm-tui cannot read ({exc}); it cannot be resumed") from None
+            raise UserError(
+                f"run {run_id} has a config this rlm-tui cannot read ({exc}); it cannot be resumed"
+            ) from None
         history = [e for _, e in read_events(db, run_id=run_id)]
         if row["done"] == row["rollouts"] >= row["num_rollouts"]:
             print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)

@@ -12,12 +12,18 @@ from rlm_tui.text import printable
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    run = sub.add_parser("run", parents=[common], help="run rollouts of an environment",
-                         epilog="environments and their knobs: see `rlm-tui envs`")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run rollouts of an environment",
+        epilog="environments and their knobs: see `rlm-tui envs`",
+    )
     run.add_argument("env", help="environment, e.g. verbatim-copy")
     run.add_argument("--headless", action="store_true", help="no app: a progress bar, then a summary table")
     add_run_options(run)
-    run.add_argument("--run-id", type=argtype(run_id), help=argparse.SUPPRESS)  # set by the app when it starts the engine
+    run.add_argument(
+        "--run-id", type=argtype(run_id), help=argparse.SUPPRESS
+    )  # set by the app when it starts the engine
     run.set_defaults(handler=cmd_run)
 
 
@@ -58,8 +64,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def engine_argv(env: str, options: RunOptions, *, run_id: str, db: str) -> list[str]:
     """The headless run the app starts as its engine: every run option passed on as the user gave it."""
-    return [sys.executable, "-m", "rlm_tui.cli", "run", env, "--headless", "--run-id", run_id, "--db", db,
-            *options.argv()]
+    return [
+        sys.executable,
+        "-m",
+        "rlm_tui.cli",
+        "run",
+        env,
+        "--headless",
+        "--run-id",
+        run_id,
+        "--db",
+        db,
+        *options.argv(),
+    ]
 
 
 def _run_in_app(args: argparse.Namespace, options: RunOptions) -> int:
@@ -81,5 +98,6 @@ def _run_in_app(args: argparse.Namespace, options: RunOptions) -> int:
     run = args.run_id or new_id()
     from rlm_tui.tui.launch import run_in_app
 
-    return run_in_app(path, run, engine_argv(args.env, options, run_id=run, db=str(path)),
-                      context_limit=options.context_limit)
+    return run_in_app(
+        path, run, engine_argv(args.env, options, run_id=run, db=str(path)), context_limit=options.context_limit
+    )

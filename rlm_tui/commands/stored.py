@@ -16,16 +16,22 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     sub.add_parser("runs", parents=[common], help="list the runs in the database").set_defaults(handler=cmd_runs)
 
     show = sub.add_parser("show", parents=[common], help="print one rollout's transcript, or list a run's rollouts")
-    show.add_argument("rollout_id", metavar="ID", type=argtype(id_prefix),
-                      help="rollout or run id (a unique prefix is enough)")
-    show.add_argument("--full", action="store_true",
-                      help="full cell outputs, not what the model saw, and every sub-LLM call")
+    show.add_argument(
+        "rollout_id", metavar="ID", type=argtype(id_prefix), help="rollout or run id (a unique prefix is enough)"
+    )
+    show.add_argument(
+        "--full", action="store_true", help="full cell outputs, not what the model saw, and every sub-LLM call"
+    )
     show.set_defaults(handler=cmd_show)
 
     export = sub.add_parser("export", parents=[common], help="write one record per rollout (JSONL or CSV)")
     export.add_argument("run_id", nargs="?", type=argtype(id_prefix), help="run id or prefix (default: the latest run)")
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
-                        help="jsonl: one object per rollout; csv: one row per rollout, every metric a column")
+    export.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="jsonl: one object per rollout; csv: one row per rollout, every metric a column",
+    )
     export.add_argument("-o", "--out", help="file to write (default: stdout)")
     export.set_defaults(handler=cmd_export)
 

@@ -11,14 +11,17 @@ from rlm_tui.commands.common import UserError, argtype, context_limit, db_path_o
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     attach = sub.add_parser("attach", parents=[common], help="follow and steer a run another process is executing")
-    attach.add_argument("run_id", nargs="?", type=argtype(id_prefix),
-                        help="run id or prefix (default: the newest running run)")
+    attach.add_argument(
+        "run_id", nargs="?", type=argtype(id_prefix), help="run id or prefix (default: the newest running run)"
+    )
     replay = sub.add_parser("replay", parents=[common], help="open the runs view, or replay a run or rollout")
-    replay.add_argument("id", nargs="?", type=argtype(id_prefix),
-                        help="run or rollout id or prefix (default: the runs view)")
+    replay.add_argument(
+        "id", nargs="?", type=argtype(id_prefix), help="run or rollout id or prefix (default: the runs view)"
+    )
     for parser, handler in ((attach, cmd_attach), (replay, cmd_replay)):
-        parser.add_argument("--context-limit", type=argtype(context_limit), default=128_000,
-                            help="for the context gauge")
+        parser.add_argument(
+            "--context-limit", type=argtype(context_limit), default=128_000, help="for the context gauge"
+        )
         parser.set_defaults(handler=handler)
 
 
@@ -54,5 +57,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     path = db_path_of(args)
     with closing(open_db(path, create=False)) as db:
         run_id, rollout_id = resolve_run_or_rollout(db, args.id) if args.id else (None, None)
-    return open_app(path, context_limit=args.context_limit, run_id=run_id, rollout_id=rollout_id,
-                    follow=False if run_id else None)
+    return open_app(
+        path, context_limit=args.context_limit, run_id=run_id, rollout_id=rollout_id, follow=False if run_id else None
+    )

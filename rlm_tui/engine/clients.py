@@ -52,8 +52,14 @@ class RetryHook(Protocol):
 
 
 class ModelClient(Protocol):
-    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None, generation: Generation | None = None) -> ModelReply: ...
+    async def complete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        on_retry: RetryHook | None = None,
+        generation: Generation | None = None,
+    ) -> ModelReply: ...
 
     async def close(self) -> None: ...
 
@@ -80,8 +86,14 @@ def count_message_tokens(messages: list[dict[str, Any]]) -> int:
     return total
 
 
-_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window", "too many tokens",
-                    "prompt is too long", "context length")
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context window",
+    "too many tokens",
+    "prompt is too long",
+    "context length",
+)
 RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer is waited on this long, then tried again
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0  # seconds: 0.5, 1, 2, 4 ... before jitter
@@ -133,17 +145,27 @@ class OpenAIClient:
     The retries are ours, not the SDK's, so that each one is reported; only ModelError leaves `complete`.
     """
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, max_retries: int = 4,
-                 request_timeout: float = 120.0) -> None:
+    def __init__(
+        self, *, base_url: str | None, api_key: str | None, max_retries: int = 4, request_timeout: float = 120.0
+    ) -> None:
         # The SDK's default httpx transport is several times slower for wide batches than aiohttp.
         self.base_url, self.max_retries, self.request_timeout = base_url, max_retries, request_timeout
         self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "EMPTY", max_retries=0, timeout=request_timeout,
+            base_url=base_url,
+            api_key=api_key or "EMPTY",
+            max_retries=0,
+            timeout=request_timeout,
             http_client=openai.DefaultAioHttpClient(),
         )
 
-    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None, generation: Generation | None = None) -> ModelReply:
+    async def complete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        on_retry: RetryHook | None = None,
+        generation: Generation | None = None,
+    ) -> ModelReply:
         extra = generation.body(model, self.base_url) if generation is not None else {}
         body: dict[str, Any] = {**extra, "model": model, "messages": messages}
         if tools:
@@ -175,16 +197,16 @@ class OpenAIClient:
                 # create() re-walks every message through the SDK's TypedDict transform (a third of the client's
                 # time on wide batches); our messages are already wire JSON, so post them as they are, and stream
                 # the reply so that its size is ours to bound.
-                response = await self._client.post("/chat/completions", body=body, cast_to=HTTPResponse,
-                                                   stream=True)
+                response = await self._client.post("/chat/completions", body=body, cast_to=HTTPResponse, stream=True)
                 try:
                     raw = await _read_capped(response)
                 finally:
                     await response.aclose()
         except openai.APITimeoutError as exc:
             if type(exc.__cause__).__name__ == "ConnectTimeout":  # how the aiohttp transport reports a refusal
-                raise _Transient("connection", f"cannot reach {self._client.base_url}: {one_line(exc.__cause__)}") \
-                    from None
+                raise _Transient(
+                    "connection", f"cannot reach {self._client.base_url}: {one_line(exc.__cause__)}"
+                ) from None
             raise _Transient("timeout", f"no reply within {self.request_timeout:g} s") from None
         except TimeoutError:
             raise _Transient("timeout", f"no reply within {self.request_timeout:g} s") from None
@@ -192,8 +214,9 @@ class OpenAIClient:
             said = exc.body.get("message") if isinstance(exc.body, dict) else None
             reason = f"HTTP {exc.status_code}: {one_line(said if isinstance(said, str) else exc.message)}"
             if is_context_length_error(exc):
-                raise ModelError("context_length", f"the prompt is longer than {model}'s context window: "
-                                                   f"{reason}") from None
+                raise ModelError(
+                    "context_length", f"the prompt is longer than {model}'s context window: {reason}"
+                ) from None
             if body.get("tools") and exc.status_code in (400, 404, 422, 501) and "tool" in reason.lower():
                 raise ModelError("tools_refused", f"{model} refused the tools parameter: {reason}") from None
             if exc.status_code in RETRY_STATUSES or exc.status_code >= 500:
@@ -208,8 +231,11 @@ class OpenAIClient:
             data = json.loads(raw)
         except ValueError:
             start_of = one_line(raw[:80].decode(errors="replace"), 80)
-            raise _Transient("malformed", f"{model} sent a malformed reply: not JSON ({one_line(content_type, 60)}, "
-                                          f"{len(raw):,} bytes: {start_of!r})") from None
+            raise _Transient(
+                "malformed",
+                f"{model} sent a malformed reply: not JSON ({one_line(content_type, 60)}, "
+                f"{len(raw):,} bytes: {start_of!r})",
+            ) from None
         try:
             return parse_completion(data, messages, latency)
         except ValueError as exc:
@@ -244,8 +270,9 @@ async def _read_capped(response: Any) -> bytes:
     """The reply body, refusing one past MAX_REPLY_BYTES; a connection that breaks mid-body is transient."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
-        raise _Transient("malformed", f"the reply is larger than {MAX_REPLY_BYTES:,} bytes "
-                                      f"({int(declared):,} declared)")
+        raise _Transient(
+            "malformed", f"the reply is larger than {MAX_REPLY_BYTES:,} bytes ({int(declared):,} declared)"
+        )
     chunks, size = [], 0
     try:
         async for chunk in response.aiter_bytes():
@@ -256,8 +283,9 @@ async def _read_capped(response: Any) -> bytes:
     except _Transient:
         raise
     except Exception as exc:  # the transport's own error types differ between SDK versions
-        raise _Transient("connection", f"the connection broke while reading the reply ({type(exc).__name__}: "
-                                       f"{one_line(exc, 120)})") from None
+        raise _Transient(
+            "connection", f"the connection broke while reading the reply ({type(exc).__name__}: {one_line(exc, 120)})"
+        ) from None
     return b"".join(chunks)
 
 
@@ -337,9 +365,13 @@ def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) 
         raise ValueError(f"choices[0].message is {_kind(message)}, not an object")
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     finish = choices[0].get("finish_reason")
-    reply = ModelReply(text=_text(message.get("content")), reasoning=reasoning if isinstance(reasoning, str) else "",
-                       tool_calls=_tool_calls(message.get("tool_calls")), latency_s=latency,
-                       finish_reason=finish[:40] if isinstance(finish, str) else None)
+    reply = ModelReply(
+        text=_text(message.get("content")),
+        reasoning=reasoning if isinstance(reasoning, str) else "",
+        tool_calls=_tool_calls(message.get("tool_calls")),
+        latency_s=latency,
+        finish_reason=finish[:40] if isinstance(finish, str) else None,
+    )
     usage = data.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
@@ -356,8 +388,10 @@ def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) 
 
 def estimate_usage(reply: ModelReply, messages: list[dict[str, Any]]) -> None:
     reply.prompt_tokens = count_message_tokens(messages)
-    reply.completion_tokens = count_tokens(reply.text) + count_tokens(reply.reasoning) + sum(
-        count_tokens(c["name"]) + count_tokens(c["arguments"]) for c in reply.tool_calls
+    reply.completion_tokens = (
+        count_tokens(reply.text)
+        + count_tokens(reply.reasoning)
+        + sum(count_tokens(c["name"]) + count_tokens(c["arguments"]) for c in reply.tool_calls)
     )
     reply.tokens_estimated = True
 

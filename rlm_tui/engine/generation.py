@@ -47,10 +47,17 @@ class Generation:
     def from_dict(cls, data: Any) -> Generation:
         """The knobs a stored run recorded; what is unknown or of the wrong type is dropped (the store is input)."""
         data = data if isinstance(data, dict) else {}
-        types: dict[str, type | tuple[type, ...]] = {"max_tokens": int, "seed": int, "temperature": (int, float), "top_p": (int, float),
-                 "reasoning_effort": str, "extra_body": dict}
-        kept: dict[str, Any] = {k: v for k, v in data.items()
-                                if k in types and isinstance(v, types[k]) and not isinstance(v, bool)}
+        types: dict[str, type | tuple[type, ...]] = {
+            "max_tokens": int,
+            "seed": int,
+            "temperature": (int, float),
+            "top_p": (int, float),
+            "reasoning_effort": str,
+            "extra_body": dict,
+        }
+        kept: dict[str, Any] = {
+            k: v for k, v in data.items() if k in types and isinstance(v, types[k]) and not isinstance(v, bool)
+        }
         if isinstance(kept.get("extra_body"), dict):
             kept["extra_body"] = {k: v for k, v in kept["extra_body"].items() if k not in RESERVED}
         return cls(**kept)

@@ -9,8 +9,11 @@ from rlm_tui.engine.clients import OpenAIClient
 
 async def ask_judge(model: str, prompt: str, *, base_url: str | None = None) -> str:
     """`rlm_tui.env.Judge`: at `base_url`, else OPENAI_BASE_URL, with OPENAI_API_KEY; a failure raises ModelError."""
-    client = OpenAIClient(base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
-                          api_key=os.environ.get("OPENAI_API_KEY"), max_retries=2)
+    client = OpenAIClient(
+        base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
+        api_key=os.environ.get("OPENAI_API_KEY"),
+        max_retries=2,
+    )
     try:
         reply = await client.complete(model, [{"role": "user", "content": prompt}], None)
     finally:

@@ -37,8 +37,9 @@ def env_base_url() -> str | None:
         raise ModelSetupError(f"OPENAI_BASE_URL: {exc}") from None
 
 
-def make_client(env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0,
-                request_timeout: float = 120.0) -> Any:
+def make_client(
+    env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0, request_timeout: float = 120.0
+) -> Any:
     """The scripted model, or an OpenAI-compatible client after checking its key and that the server answers."""
     from rlm_tui.engine.clients import OpenAIClient
     from rlm_tui.engine.scripted import ScriptedClient
@@ -47,8 +48,10 @@ def make_client(env: Any, model: str, base_url: str | None, scripted_delay: floa
         return ScriptedClient(env, delay=scripted_delay)
     key = os.environ.get("OPENAI_API_KEY")
     if not key and not base_url:
-        raise ModelSetupError(f"model {model!r} needs OPENAI_API_KEY (or --base-url for a local server); "
-                              "use --model scripted to run offline")
+        raise ModelSetupError(
+            f"model {model!r} needs OPENAI_API_KEY (or --base-url for a local server); "
+            "use --model scripted to run offline"
+        )
     base_url = base_url or OPENAI_URL  # explicit, so that the SDK never reads an empty $OPENAI_BASE_URL itself
     check_reachable(base_url)
     return OpenAIClient(base_url=base_url, api_key=key, request_timeout=request_timeout)
@@ -60,4 +63,6 @@ def check_reachable(base_url: str) -> None:
     try:
         httpx.get(base_url.rstrip("/") + "/models", timeout=10)
     except httpx.HTTPError as exc:
-        raise ModelSetupError(f"cannot reach {base_url} ({type(exc).__name__}); check --base-url and the network") from None
+        raise ModelSetupError(
+            f"cannot reach {base_url} ({type(exc).__name__}); check --base-url and the network"
+        ) from None

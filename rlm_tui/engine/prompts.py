@@ -13,7 +13,7 @@ REPL_TOOL: dict[str, Any] = {
     "function": {
         "name": REPL_TOOL_NAME,
         "description": "Run Python code in your persistent REPL and see its output (stdout, stderr, the value "
-                       "of a trailing expression, tracebacks). Variables persist between calls.",
+        "of a trailing expression, tracebacks). Variables persist between calls.",
         "parameters": {
             "type": "object",
             "properties": {"code": {"type": "string", "description": "Python code to run"}},
@@ -30,7 +30,7 @@ PYTHON_TOOL: dict[str, Any] = {
     "function": {
         "name": PYTHON_TOOL_NAME,
         "description": "Run Python code in a persistent sandboxed interpreter without network (numpy, scipy and "
-                       "sympy are installed) and see its output. Variables persist between calls.",
+        "sympy are installed) and see its output. Variables persist between calls.",
         "parameters": REPL_TOOL["function"]["parameters"],
     },
 }
@@ -38,17 +38,29 @@ PYTHON_TOOL: dict[str, Any] = {
 
 HOW_TO_RUN = {
     "native": ", through the `call_python_repl` tool",
-    "text": (": put the code to run in a fenced block that opens with ```repl and closes with ```, such as\n"
-             "```repl\nprint(2 + 2)\n```\nEvery such block in your reply runs, in order, and you get its output in the "
-             "next message"),
+    "text": (
+        ": put the code to run in a fenced block that opens with ```repl and closes with ```, such as\n"
+        "```repl\nprint(2 + 2)\n```\nEvery such block in your reply runs, in order, and you get its output in the "
+        "next message"
+    ),
 }
 
 
-def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, max_output_chars: int,
-                      sub_tools: list[str], tips: str = "", protocol: str = "native") -> str:
+def rlm_system_prompt(
+    *,
+    has_context: bool,
+    context_chars: int,
+    timeout: float,
+    max_output_chars: int,
+    sub_tools: list[str],
+    tips: str = "",
+    protocol: str = "native",
+) -> str:
     context = (
         f"- `context`: the input data for this task ({context_chars:,} characters when printed). It is too large "
-        "to read at once: inspect it with code.\n" if has_context else ""
+        "to read at once: inspect it with code.\n"
+        if has_context
+        else ""
     )
     tools = f" Sub-LLMs can use these tools: {', '.join(sub_tools)}." if sub_tools else ""
     text = (
@@ -70,11 +82,16 @@ def rlm_system_prompt(*, has_context: bool, context_chars: int, timeout: float, 
 
 def nudge(protocol: str) -> str:
     """The reminder a model gets after a turn that ran no code."""
-    run = ("write the code in a ```repl block" if protocol == "text"
-           else "call `call_python_repl` with {\"code\": \"...\"} (or write the code in a ```repl block)")
-    return (f"Your last reply ran no code, and only code moves this task on. To run code, {run}. To finish, write "
-            'your answer into `answer` in code, for example:\n```repl\nanswer["content"] = "42"\n'
-            'answer["ready"] = True\n```')
+    run = (
+        "write the code in a ```repl block"
+        if protocol == "text"
+        else 'call `call_python_repl` with {"code": "..."} (or write the code in a ```repl block)'
+    )
+    return (
+        f"Your last reply ran no code, and only code moves this task on. To run code, {run}. To finish, write "
+        'your answer into `answer` in code, for example:\n```repl\nanswer["content"] = "42"\n'
+        'answer["ready"] = True\n```'
+    )
 
 
 def text_reports(reports: list[str]) -> str:
@@ -103,8 +120,11 @@ def truncate(output: str, limit: int, total: int) -> Shown:
     if total <= limit and len(output) <= limit:
         return Shown(output, len(output), False)
     head = output[:limit]
-    return Shown(head + f"\n[output truncated: showing {limit:,} of {total:,} characters; {total - limit:,} cut]",
-                 len(head), True)
+    return Shown(
+        head + f"\n[output truncated: showing {limit:,} of {total:,} characters; {total - limit:,} cut]",
+        len(head),
+        True,
+    )
 
 
 def cell_report(shown: str, *, elapsed_s: float, error: str | None, lost: str | None) -> str:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from contextlib import AsyncExitStack
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
-from rlm_tui.engine.control import Command, RolloutControl
-from rlm_tui.engine.judge import ask_judge
 from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments, tool_call_message
+from rlm_tui.engine.control import Command, RolloutControl
 from rlm_tui.engine.generation import Generation
+from rlm_tui.engine.judge import ask_judge
 from rlm_tui.engine.sub_llm import SubLLMs, run_tool
 from rlm_tui.engine.textcalls import recover_calls
 from rlm_tui.env import Environment, Example
@@ -44,7 +44,7 @@ class FatalRunError(Exception):
 def one_line(exc: BaseException, limit: int = 500) -> str:
     """An unexpected exception as one line: its type and message."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Stop(Exception):
@@ -58,10 +58,21 @@ class _ToolsRefused(Exception):
 
 
 class Rollout:
-    def __init__(self, *, run_id: str, rollout_id: str, example: Example, env: Environment, client: ModelClient,
-                 settings: RolloutSettings, emit: Callable[[ev.Event], None], metrics: Callable[[], dict[str, Any]],
-                 control: RolloutControl | None = None, state: Callable[[], Any] = lambda: None,
-                 sandbox_started: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        rollout_id: str,
+        example: Example,
+        env: Environment,
+        client: ModelClient,
+        settings: RolloutSettings,
+        emit: Callable[[ev.Event], None],
+        metrics: Callable[[], dict[str, Any]],
+        control: RolloutControl | None = None,
+        state: Callable[[], Any] = lambda: None,
+        sandbox_started: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.run_id, self.id, self.example, self.env = run_id, rollout_id, example, env
         self.client, self.settings, self._emit, self._metrics = client, settings, emit, metrics
         self.control = control or RolloutControl()
@@ -101,34 +112,52 @@ class Rollout:
         reward, metrics = None, dict(self._metrics())
         if status == "done":
             try:
-                score = await self.env.score_async(self.example, self.answer.get("content", ""), self._state(),
-                                                   judge=ask_judge)
+                score = await self.env.score_async(
+                    self.example, self.answer.get("content", ""), self._state(), judge=ask_judge
+                )
             except Exception as exc:  # a scorer that fails (a judge that is down) must not lose the rollout
                 status, reason, error = "failed", "error", f"scoring failed: {type(exc).__name__}: {exc}"
             else:
                 reward = score.reward
                 metrics.update(score.metrics)
-        self.emit(ev.RolloutFinished, status=status, stop_reason=reason, answer=dict(self.answer), reward=reward,
-                  metrics=metrics, error=error)
+        self.emit(
+            ev.RolloutFinished,
+            status=status,
+            stop_reason=reason,
+            answer=dict(self.answer),
+            reward=reward,
+            metrics=metrics,
+            error=error,
+        )
 
     # --- model calls --------------------------------------------------------------------------
 
-    async def _call_model(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                          recover: str | None = None) -> tuple[ModelReply, str]:
+    async def _call_model(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, recover: str | None = None
+    ) -> tuple[ModelReply, str]:
         """One root-model turn; `recover`: the tool whose calls are read from the text when none came natively."""
         if self.turn >= self.settings.max_turns:
             raise _Stop("done", "max_turns")
         self.turn += 1
-        started = self.emit(ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn,
-                            messages=len(messages))
+        started = self.emit(
+            ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn, messages=len(messages)
+        )
 
         def retried(*, attempt: int, max_attempts: int, reason: str, wait_s: float) -> None:
-            self.emit(ev.ModelRetry, parent_id=started.id, role="main", attempt=attempt, max_attempts=max_attempts,
-                      reason=reason, wait_s=wait_s)
+            self.emit(
+                ev.ModelRetry,
+                parent_id=started.id,
+                role="main",
+                attempt=attempt,
+                max_attempts=max_attempts,
+                reason=reason,
+                wait_s=wait_s,
+            )
 
         try:
-            reply = await self.client.complete(self.settings.model, messages, tools, on_retry=retried,
-                                               generation=self.settings.generation)
+            reply = await self.client.complete(
+                self.settings.model, messages, tools, on_retry=retried, generation=self.settings.generation
+            )
         except ModelError as exc:
             outcome = "context_length" if exc.kind == "context_length" else "error"
             self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome=outcome, error=str(exc))
@@ -140,10 +169,20 @@ class Rollout:
             raise _Stop("failed", "error", str(exc)) from None
         if recover is not None and not reply.tool_calls:
             reply.tool_calls = recover_calls(reply.text, recover)
-        self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", text=reply.text, reasoning=reply.reasoning,
-                  tool_calls=reply.tool_calls, prompt_tokens=reply.prompt_tokens,
-                  completion_tokens=reply.completion_tokens, reasoning_tokens=reply.reasoning_tokens,
-                  cached_tokens=reply.cached_tokens, tokens_estimated=reply.tokens_estimated, latency_s=reply.latency_s)
+        self.emit(
+            ev.ModelCallFinished,
+            parent_id=started.id,
+            role="main",
+            text=reply.text,
+            reasoning=reply.reasoning,
+            tool_calls=reply.tool_calls,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            reasoning_tokens=reply.reasoning_tokens,
+            cached_tokens=reply.cached_tokens,
+            tokens_estimated=reply.tokens_estimated,
+            latency_s=reply.latency_s,
+        )
         return reply, started.id
 
     # --- llm mode -----------------------------------------------------------------------------
@@ -200,15 +239,31 @@ class Rollout:
 
         def system_prompt() -> str:
             return prompts.rlm_system_prompt(
-                has_context=context is not None, context_chars=context_chars, timeout=s.timeout,
-                max_output_chars=s.max_output_chars, sub_tools=[t.name for t in sub_tools],
-                tips=self.env.tips if s.mode == "rlm-tips" else "", protocol="text" if protocol == "text" else "native")
+                has_context=context is not None,
+                context_chars=context_chars,
+                timeout=s.timeout,
+                max_output_chars=s.max_output_chars,
+                sub_tools=[t.name for t in sub_tools],
+                tips=self.env.tips if s.mode == "rlm-tips" else "",
+                protocol="text" if protocol == "text" else "native",
+            )
 
         user = self.env.user_prompt(self.example, s.mode)
         self.emit(ev.RolloutStarted, system_prompt=system_prompt(), user_prompt=user, context_chars=context_chars)
-        self.subs = SubLLMs(client=self.client, model=s.sub_model, tools=sub_tools, concurrency=s.sub_concurrency,
-                            emit=self._emit, run_id=self.run_id, rollout_id=self.id, generation=s.sub_generation)
-        messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt()}, {"role": "user", "content": user}]
+        self.subs = SubLLMs(
+            client=self.client,
+            model=s.sub_model,
+            tools=sub_tools,
+            concurrency=s.sub_concurrency,
+            emit=self._emit,
+            run_id=self.run_id,
+            rollout_id=self.id,
+            generation=s.sub_generation,
+        )
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": system_prompt()},
+            {"role": "user", "content": user},
+        ]
         nudges = 0
         async with self._sandbox() as sandbox:
             await self._start(sandbox, context=context)
@@ -218,13 +273,16 @@ class Rollout:
                     break
                 try:
                     reply, call_id = await self._call_model(
-                        messages, None if protocol == "text" else [prompts.REPL_TOOL],
-                        recover=None if protocol == "native" else prompts.REPL_TOOL_NAME)
+                        messages,
+                        None if protocol == "text" else [prompts.REPL_TOOL],
+                        recover=None if protocol == "native" else prompts.REPL_TOOL_NAME,
+                    )
                 except _ToolsRefused as exc:
                     protocol = "text"
                     messages[0] = {"role": "system", "content": system_prompt()}
-                    self.emit(ev.ToolProtocolChanged, protocol=protocol, reason=str(exc),
-                              system_prompt=messages[0]["content"])
+                    self.emit(
+                        ev.ToolProtocolChanged, protocol=protocol, reason=str(exc), system_prompt=messages[0]["content"]
+                    )
                     continue
                 messages.append(tool_call_message(reply))
                 if not reply.tool_calls:
@@ -296,13 +354,25 @@ class Rollout:
     def _no_repl(self, code: str) -> None:
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source="operator")
         note = "there is no REPL in llm mode"
-        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=note, shown=note, shown_chars=len(note),
-                  output_chars=len(note), truncated=False, elapsed_s=0.0, error=note, source="operator")
+        self.emit(
+            ev.CellFinished,
+            parent_id=started.id,
+            turn=self.turn,
+            output=note,
+            shown=note,
+            shown_chars=len(note),
+            output_chars=len(note),
+            truncated=False,
+            elapsed_s=0.0,
+            error=note,
+            source="operator",
+        )
 
     # --- cells --------------------------------------------------------------------------------
 
-    async def _tool_call(self, sandbox: Sandbox, call: dict[str, Any], tool: str, reply: ModelReply,
-                         turn_id: str) -> str:
+    async def _tool_call(
+        self, sandbox: Sandbox, call: dict[str, Any], tool: str, reply: ModelReply, turn_id: str
+    ) -> str:
         """Run one code-tool call; a malformed call is answered with what to fix, and recorded as rejected."""
         try:
             code = self._code_of(call, tool, cut=reply.finish_reason == "length")
@@ -314,15 +384,16 @@ class Rollout:
     @staticmethod
     def _code_of(call: dict[str, Any], tool: str, cut: bool) -> str:
         if call["name"] != tool:
-            raise ValueError(f"there is no tool named {call['name']!r}; call {tool} with {{\"code\": \"...\"}}")
+            raise ValueError(f'there is no tool named {call["name"]!r}; call {tool} with {{"code": "..."}}')
         try:
             code = parse_arguments(call["arguments"]).get("code")
         except ValueError as exc:
-            why = ("; your reply was cut at the token limit in the middle of the call: write a shorter cell"
-                   if cut else "")
-            raise ValueError(f"malformed {tool} call: {exc}; send {{\"code\": \"...\"}}{why}") from None
+            why = (
+                "; your reply was cut at the token limit in the middle of the call: write a shorter cell" if cut else ""
+            )
+            raise ValueError(f'malformed {tool} call: {exc}; send {{"code": "..."}}{why}') from None
         if not isinstance(code, str):
-            raise ValueError(f"{tool} needs a string argument \"code\"")
+            raise ValueError(f'{tool} needs a string argument "code"')
         return code
 
     async def run_cell(self, sandbox: Sandbox, code: str, source: str) -> str:
@@ -333,13 +404,34 @@ class Rollout:
         try:
             result = await sandbox.run(code, batch)
         except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background
-            self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output="", shown="", shown_chars=0,
-                      output_chars=0, truncated=False, elapsed_s=0.0, error=f"not run: {exc}", source=source)
+            self.emit(
+                ev.CellFinished,
+                parent_id=started.id,
+                turn=self.turn,
+                output="",
+                shown="",
+                shown_chars=0,
+                output_chars=0,
+                truncated=False,
+                elapsed_s=0.0,
+                error=f"not run: {exc}",
+                source=source,
+            )
             raise _Stop("done", "budget_cpu", str(exc)) from None
         shown = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
-        self.emit(ev.CellFinished, parent_id=started.id, turn=self.turn, output=result.output, shown=shown.text,
-                  shown_chars=shown.chars, output_chars=result.output_chars, truncated=shown.truncated,
-                  elapsed_s=result.elapsed_s, error=result.error, source=source)
+        self.emit(
+            ev.CellFinished,
+            parent_id=started.id,
+            turn=self.turn,
+            output=result.output,
+            shown=shown.text,
+            shown_chars=shown.chars,
+            output_chars=result.output_chars,
+            truncated=shown.truncated,
+            elapsed_s=result.elapsed_s,
+            error=result.error,
+            source=source,
+        )
         if result.restarted:
             reason = "timeout" if result.error and result.error.startswith("timeout") else "crash"
             self.emit(ev.SandboxRestarted, parent_id=started.id, reason=reason, lost=result.lost or "")
@@ -352,4 +444,3 @@ class Rollout:
         if content != self.answer["content"] or ready != self.answer["ready"]:
             self.answer = {"content": content, "ready": ready}
             self.emit(ev.AnswerUpdated, content=content, ready=ready, source=source)
-

@@ -11,8 +11,8 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import ModelClient
-from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
+from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings, one_line
 from rlm_tui.env import Environment
 from rlm_tui.sandbox import Limits
@@ -66,9 +66,16 @@ class RunConfig:
 class Run:
     """Owns the RunState it folds from its own events, and fans each event out to the sinks."""
 
-    def __init__(self, config: RunConfig, env: Environment, client: Any, sinks: list[Sink],
-                 commands: CommandSource | None = None, run_id: str | None = None,
-                 history: list[ev.Event] | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        env: Environment,
+        client: Any,
+        sinks: list[Sink],
+        commands: CommandSource | None = None,
+        run_id: str | None = None,
+        history: list[ev.Event] | None = None,
+    ) -> None:
         """`history`: the stored events of the run `run_id`, to resume it: its unfinished rollouts run again."""
         self.config, self.env, self.client, self.sinks, self.commands = config, env, client, sinks, commands
         self.id = run_id or ev.new_id()
@@ -113,16 +120,33 @@ class Run:
         earlier = {r.example_id: r for r in self.state.rollouts.values()}
         examples = [e for e in examples if e.id not in earlier or earlier[e.id].status != "done"]
         total = len(set(earlier) | {e.id for e in examples})
-        self.emit(ev.RunStarted(run_id=self.id, env=c.env, mode=s.mode, model=s.model, sub_model=s.sub_model,
-                                num_rollouts=total, config=c.describe()))
+        self.emit(
+            ev.RunStarted(
+                run_id=self.id,
+                env=c.env,
+                mode=s.mode,
+                model=s.model,
+                sub_model=s.sub_model,
+                num_rollouts=total,
+                config=c.describe(),
+            )
+        )
         rollouts = []
         for example in examples:
             if example.id in earlier:  # resumed: the same rollout starts again
                 rollout_id = earlier[example.id].id
             else:
                 rollout_id = ev.new_id()
-                self.emit(ev.RolloutQueued(run_id=self.id, rollout_id=rollout_id, index=len(self.state.rollouts),
-                                           example_id=example.id, info=example.info, target=example.target))
+                self.emit(
+                    ev.RolloutQueued(
+                        run_id=self.id,
+                        rollout_id=rollout_id,
+                        index=len(self.state.rollouts),
+                        example_id=example.id,
+                        info=example.info,
+                        target=example.target,
+                    )
+                )
             rollouts.append((rollout_id, example))
             self.controls[rollout_id] = RolloutControl()
         semaphore = asyncio.Semaphore(c.concurrency)
@@ -151,8 +175,9 @@ class Run:
                 status, self.error = self._outcome()
             else:
                 failed = sum(r.status == "failed" for r in self.state.rollouts.values())
-                self.error = (f"{self.error}; of {len(self.state.rollouts)} rollouts {failed} failed and {cut} "
-                              "were cut short")
+                self.error = (
+                    f"{self.error}; of {len(self.state.rollouts)} rollouts {failed} failed and {cut} were cut short"
+                )
             self.emit(ev.RunFinished(run_id=self.id, status=status, error=self.error))
         return self.state
 
@@ -172,8 +197,9 @@ class Run:
         if target is not None and target not in self.controls:
             raise ControlError(f"run {self.id} has no rollout {target}")
         if target is None:
-            self.emit(ev.OperatorAction(run_id=self.id, action=command.action, text=command.text,
-                                        command_id=command.id))
+            self.emit(
+                ev.OperatorAction(run_id=self.id, action=command.action, text=command.text, command_id=command.id)
+            )
             if command.action in ("pause", "resume"):
                 self.paused = command.action == "pause"
                 for rid, control in self.controls.items():
@@ -214,11 +240,19 @@ class Run:
         try:
             async with semaphore:
                 client: ModelClient = self.client.for_rollout(example, self.config.rollout.mode)
-                rollout = Rollout(run_id=self.id, rollout_id=rollout_id, example=example, env=self.env,
-                                  client=client, settings=self.config.rollout, emit=self.emit,
-                                  control=self.controls[rollout_id], state=lambda: self.state.rollouts[rollout_id],
-                                  metrics=lambda: self.state.rollouts[rollout_id].metrics(time.time()),
-                                  sandbox_started=lambda: self.sandbox_started)
+                rollout = Rollout(
+                    run_id=self.id,
+                    rollout_id=rollout_id,
+                    example=example,
+                    env=self.env,
+                    client=client,
+                    settings=self.config.rollout,
+                    emit=self.emit,
+                    control=self.controls[rollout_id],
+                    state=lambda: self.state.rollouts[rollout_id],
+                    metrics=lambda: self.state.rollouts[rollout_id].metrics(time.time()),
+                    sandbox_started=lambda: self.sandbox_started,
+                )
                 try:
                     await rollout.run()
                 finally:
@@ -238,9 +272,18 @@ class Run:
     def _end(self, rollout_id: str, status: str, reason: str, error: str | None) -> None:
         state = self.state.rollouts[rollout_id]
         if state.status in ("queued", "running"):
-            self.emit(ev.RolloutFinished(run_id=self.id, rollout_id=rollout_id, status=status, stop_reason=reason,
-                                         answer=dict(state.answer), reward=None, metrics=state.metrics(time.time()),
-                                         error=error))
+            self.emit(
+                ev.RolloutFinished(
+                    run_id=self.id,
+                    rollout_id=rollout_id,
+                    status=status,
+                    stop_reason=reason,
+                    answer=dict(state.answer),
+                    reward=None,
+                    metrics=state.metrics(time.time()),
+                    error=error,
+                )
+            )
 
     def _stop_on_store_error(self, error: str) -> None:
         """Events can no longer be stored: stop every rollout; the writer says what was lost."""
@@ -258,14 +301,24 @@ class Run:
             if idle < after or reported == self.last_ts:
                 continue
             reported, now = self.last_ts, time.time()
-            stuck = [{"rollout_id": r.id, "last_kind": self.last_event.get(r.id, ("rollout_queued", now))[0],
-                      "age_s": round(now - self.last_event.get(r.id, ("", now))[1], 1)}
-                     for r in self.state.rollouts.values() if r.status in ("queued", "running")]
+            stuck = [
+                {
+                    "rollout_id": r.id,
+                    "last_kind": self.last_event.get(r.id, ("rollout_queued", now))[0],
+                    "age_s": round(now - self.last_event.get(r.id, ("", now))[1], 1),
+                }
+                for r in self.state.rollouts.values()
+                if r.status in ("queued", "running")
+            ]
             self.emit(ev.RunStalled(run_id=self.id, idle_s=round(idle, 1), stuck=stuck))
             shown = ", ".join(f"{s['rollout_id']} after {s['last_kind']} {s['age_s']:g}s ago" for s in stuck[:5])
             more = f" and {len(stuck) - 5} more" if len(stuck) > 5 else ""
-            print(f"rlm-tui: run {self.id} stalled: no event for {idle:.0f}s; {len(stuck)} rollouts unfinished: "
-                  f"{shown}{more}", file=sys.stderr, flush=True)
+            print(
+                f"rlm-tui: run {self.id} stalled: no event for {idle:.0f}s; {len(stuck)} rollouts unfinished: "
+                f"{shown}{more}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _close_unfinished(self, status: str) -> int:
         """Rollouts cut short by a failed or stopped run still end in the log, with their answer so far."""

@@ -29,8 +29,11 @@ class ScriptedClient:
 
 def _reply(text: str, calls: list[tuple[str, dict[str, Any]]], offered: set[str], turn: int) -> ModelReply:
     """A reply with only the tool calls that were offered; past the tool budget the model must answer in text."""
-    tool_calls = [{"id": f"call_{turn}_{i}", "name": name, "arguments": json.dumps(args)}
-                  for i, (name, args) in enumerate(calls) if name in offered]
+    tool_calls = [
+        {"id": f"call_{turn}_{i}", "name": name, "arguments": json.dumps(args)}
+        for i, (name, args) in enumerate(calls)
+        if name in offered
+    ]
     return ModelReply(text=text, tool_calls=tool_calls)
 
 
@@ -39,8 +42,14 @@ class ScriptedRollout:
         self.parent, self.example, self.mode = parent, example, mode
         self.cells = parent.env.scripted_cells(example, mode) if mode != "llm" else []
 
-    async def complete(self, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
-                       on_retry: RetryHook | None = None, generation: Any = None) -> ModelReply:
+    async def complete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        on_retry: RetryHook | None = None,
+        generation: Any = None,
+    ) -> ModelReply:
         start = time.perf_counter()
         if self.parent.delay:
             await asyncio.sleep(self.parent.delay)

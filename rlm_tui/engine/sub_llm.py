@@ -16,8 +16,14 @@ MAX_TOOL_TURNS = 5
 TOOL_OUTPUT_CHARS = 20_000
 
 
-async def run_tool(tools: dict[str, Tool], call: dict[str, Any], emit: Callable[[ev.Event], None],
-                   run_id: str, rollout_id: str, parent_id: str) -> str:
+async def run_tool(
+    tools: dict[str, Tool],
+    call: dict[str, Any],
+    emit: Callable[[ev.Event], None],
+    run_id: str,
+    rollout_id: str,
+    parent_id: str,
+) -> str:
     """Run one tool call and log it; every failure becomes text the model can read."""
     start = time.perf_counter()
     arguments: dict[str, Any] = {}
@@ -35,18 +41,39 @@ async def run_tool(tools: dict[str, Tool], call: dict[str, Any], emit: Callable[
     if error is not None:
         result = f"[tool error] {error}"
     if len(result) > TOOL_OUTPUT_CHARS:
-        result = result[:TOOL_OUTPUT_CHARS] + f"\n[truncated: showing {TOOL_OUTPUT_CHARS:,} of {len(result):,} characters]"
-    emit(ev.ToolCalled(run_id=run_id, rollout_id=rollout_id, parent_id=parent_id, name=call["name"],
-                       arguments=arguments, result=result, elapsed_s=time.perf_counter() - start, error=error))
+        result = (
+            result[:TOOL_OUTPUT_CHARS] + f"\n[truncated: showing {TOOL_OUTPUT_CHARS:,} of {len(result):,} characters]"
+        )
+    emit(
+        ev.ToolCalled(
+            run_id=run_id,
+            rollout_id=rollout_id,
+            parent_id=parent_id,
+            name=call["name"],
+            arguments=arguments,
+            result=result,
+            elapsed_s=time.perf_counter() - start,
+            error=error,
+        )
+    )
     return result
 
 
 class SubLLMs:
     """Runs the batches of one rollout: each prompt is its own sub-LLM, at most `concurrency` at a time."""
 
-    def __init__(self, *, client: ModelClient, model: str, tools: list[Tool], concurrency: int,
-                 emit: Callable[[ev.Event], None], run_id: str, rollout_id: str,
-                 generation: Generation | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client: ModelClient,
+        model: str,
+        tools: list[Tool],
+        concurrency: int,
+        emit: Callable[[ev.Event], None],
+        run_id: str,
+        rollout_id: str,
+        generation: Generation | None = None,
+    ) -> None:
         self.client, self.model, self.emit, self.generation = client, model, emit, generation
         self.tools = {t.name: t for t in tools}
         self.schemas = [t.schema() for t in tools]
@@ -58,8 +85,9 @@ class SubLLMs:
     async def batch(self, prompts: list[str], parent_id: str | None) -> list[str]:
         number = self.batches
         self.batches += 1
-        started = ev.SubBatchStarted(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=parent_id,
-                                     batch=number, size=len(prompts))
+        started = ev.SubBatchStarted(
+            run_id=self.run_id, rollout_id=self.rollout_id, parent_id=parent_id, batch=number, size=len(prompts)
+        )
         self.emit(started)
         t0 = time.perf_counter()
         results: list[tuple[str, bool]] = [("", False)] * len(prompts)
@@ -71,14 +99,28 @@ class SubLLMs:
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(prompts)))))
         errors = sum(1 for _, failed in results if failed)
-        self.emit(ev.SubBatchFinished(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=started.id,
-                                      batch=number, elapsed_s=time.perf_counter() - t0, errors=errors))
+        self.emit(
+            ev.SubBatchFinished(
+                run_id=self.run_id,
+                rollout_id=self.rollout_id,
+                parent_id=started.id,
+                batch=number,
+                elapsed_s=time.perf_counter() - t0,
+                errors=errors,
+            )
+        )
         return [text for text, _ in results]
 
     async def _call(self, batch: int, index: int, prompt: str, parent_id: str) -> tuple[str, bool]:
         async with self.semaphore:
-            started = ev.SubCallStarted(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=parent_id,
-                                        batch=batch, index=index, prompt=prompt)
+            started = ev.SubCallStarted(
+                run_id=self.run_id,
+                rollout_id=self.rollout_id,
+                parent_id=parent_id,
+                batch=batch,
+                index=index,
+                prompt=prompt,
+            )
             self.emit(started)
             stats = {"turns": 0, "tool_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
             t0 = time.perf_counter()
@@ -88,11 +130,22 @@ class SubLLMs:
             except ModelError as exc:
                 error = str(exc)
                 response = f"[sub-LLM error] {exc}"
-            self.emit(ev.SubCallFinished(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=started.id,
-                                         batch=batch, index=index, response=response, latency_s=time.perf_counter() - t0,
-                                         error=error, turns=stats["turns"], tool_calls=stats["tool_calls"],
-                                         prompt_tokens=stats["prompt_tokens"],
-                                         completion_tokens=stats["completion_tokens"]))
+            self.emit(
+                ev.SubCallFinished(
+                    run_id=self.run_id,
+                    rollout_id=self.rollout_id,
+                    parent_id=started.id,
+                    batch=batch,
+                    index=index,
+                    response=response,
+                    latency_s=time.perf_counter() - t0,
+                    error=error,
+                    turns=stats["turns"],
+                    tool_calls=stats["tool_calls"],
+                    prompt_tokens=stats["prompt_tokens"],
+                    completion_tokens=stats["completion_tokens"],
+                )
+            )
             return response, error is not None
 
     async def _loop(self, prompt: str, call_id: str, stats: dict[str, int]) -> str:
@@ -109,11 +162,13 @@ class SubLLMs:
         messages.append({"role": "user", "content": "Give your final answer now, without calling tools."})
         return (await self._complete(messages, None, stats, call_id)).text
 
-    async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stats: dict[str, int],
-                        call_id: str):
+    async def _complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stats: dict[str, int], call_id: str
+    ):
         def on_retry(**retry: Any) -> None:
-            self.emit(ev.ModelRetry(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=call_id, role="sub",
-                                    **retry))
+            self.emit(
+                ev.ModelRetry(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=call_id, role="sub", **retry)
+            )
 
         reply = await self.client.complete(self.model, messages, tools, on_retry=on_retry, generation=self.generation)
         stats["turns"] += 1

@@ -59,12 +59,18 @@ def resolve(db: Database, names: list[str]) -> tuple[str, list[str]]:
         else:
             latest = latest_run_id(db)
             if latest is None:
-                raise ReportError("the database holds no runs yet; start with `rlm-tui ablate ENV` or `rlm-tui run ENV`")
+                raise ReportError(
+                    "the database holds no runs yet; start with `rlm-tui ablate ENV` or `rlm-tui run ENV`"
+                )
             names = [latest]
     run_ids: list[str] = []
     for name in names:
-        in_grid = [r[0] for r in db.execute(
-            "SELECT id FROM runs WHERE json_extract(config, '$.grid') = ? ORDER BY started", [name]).fetchall()]
+        in_grid = [
+            r[0]
+            for r in db.execute(
+                "SELECT id FROM runs WHERE json_extract(config, '$.grid') = ? ORDER BY started", [name]
+            ).fetchall()
+        ]
         if in_grid:
             run_ids += in_grid
             continue
@@ -73,7 +79,9 @@ def resolve(db: Database, names: list[str]) -> tuple[str, list[str]]:
         except AmbiguousId as exc:
             raise ReportError(str(exc)) from None
         except StoreError:
-            raise ReportError(f"{name!r} is neither a grid nor a run in this database; `rlm-tui runs` lists them") from None
+            raise ReportError(
+                f"{name!r} is neither a grid nor a run in this database; `rlm-tui runs` lists them"
+            ) from None
     return ", ".join(names), run_ids
 
 
@@ -84,13 +92,25 @@ def load_rows(db: Database, run_ids: list[str]) -> list[Row]:
     where = f"r.run_id IN ({', '.join('?' * len(run_ids))})"
     latest: dict[tuple, Row] = {}
     for rid, run_id, example_id, reward, stop, info, metrics, _, env, mode, model, config in db.execute(
-            _SQL.format(where=where), run_ids).fetchall():
+        _SQL.format(where=where), run_ids
+    ).fetchall():
         config = json.loads(config or "{}")
         cell = config.get("cell") or {}
         timeout = float(cell.get("timeout") or (config.get("rollout") or {}).get("timeout") or 120.0)
         env_args = cell.get("env_args") or config.get("env_args") or {}
-        row = Row(run_id=run_id, rollout_id=rid, env=env, mode=mode, model=model, example_id=example_id,
-                  reward=float(reward), stop_reason=stop or "", timeout=timeout, info=json.loads(info or "{}"),
-                  metrics=json.loads(metrics or "{}"), env_args=env_args)
+        row = Row(
+            run_id=run_id,
+            rollout_id=rid,
+            env=env,
+            mode=mode,
+            model=model,
+            example_id=example_id,
+            reward=float(reward),
+            stop_reason=stop or "",
+            timeout=timeout,
+            info=json.loads(info or "{}"),
+            metrics=json.loads(metrics or "{}"),
+            env_args=env_args,
+        )
         latest[(env, mode, json.dumps(sorted(env_args.items())), timeout, model, example_id)] = row
     return list(latest.values())

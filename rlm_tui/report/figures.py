@@ -32,8 +32,9 @@ def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
     return paths
 
 
-def _grouped_bars(ax: plt.Axes, table: list[dict[str, Any]], group: str, value: str, err: str | None,
-                  modes: list[str]) -> None:
+def _grouped_bars(
+    ax: plt.Axes, table: list[dict[str, Any]], group: str, value: str, err: str | None, modes: list[str]
+) -> None:
     groups = list(dict.fromkeys(str(r[group]) for r in table))
     width = 0.8 / max(len(modes), 1)
     for i, mode in enumerate(modes):
@@ -41,8 +42,15 @@ def _grouped_bars(ax: plt.Axes, table: list[dict[str, Any]], group: str, value: 
         xs = [g for g, _ in enumerate(groups) if groups[g] in cells]
         ys = [cells[groups[g]][value] for g in xs]
         errs = [cells[groups[g]][err] for g in xs] if err else None
-        ax.bar([x + (i - (len(modes) - 1) / 2) * width for x in xs], ys, width, yerr=errs, capsize=3,
-               label=mode, color=_color(mode))
+        ax.bar(
+            [x + (i - (len(modes) - 1) / 2) * width for x in xs],
+            ys,
+            width,
+            yerr=errs,
+            capsize=3,
+            label=mode,
+            color=_color(mode),
+        )
     ax.set_xticks(range(len(groups)), groups)
     ax.legend(title="mode")
 
@@ -50,8 +58,12 @@ def _grouped_bars(ax: plt.Axes, table: list[dict[str, Any]], group: str, value: 
 def reward(rows: list[Row], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4))
     _grouped_bars(ax, stats.reward_table(rows), "env", "reward", "se", stats.modes(rows))
-    ax.set(title="Mean reward by environment and mode (± standard error)", xlabel="environment", ylabel="mean reward",
-           ylim=(0, 1.05))
+    ax.set(
+        title="Mean reward by environment and mode (± standard error)",
+        xlabel="environment",
+        ylabel="mean reward",
+        ylim=(0, 1.05),
+    )
     return _save(fig, out, "reward")
 
 
@@ -73,8 +85,15 @@ def _per_env(rows: list[Row], title: str) -> tuple[plt.Figure, list[plt.Axes]]:
     return fig, list(axes[0])
 
 
-def _stacked(rows: list[Row], table: list[dict[str, Any]], parts: list[tuple[str, str]], title: str, ylabel: str,
-             out: Path, name: str) -> list[Path]:
+def _stacked(
+    rows: list[Row],
+    table: list[dict[str, Any]],
+    parts: list[tuple[str, str]],
+    title: str,
+    ylabel: str,
+    out: Path,
+    name: str,
+) -> list[Path]:
     fig, axes = _per_env(rows, title)
     for ax, env in zip(axes, stats.envs(rows)):
         cells = [r for r in table if r["env"] == env]
@@ -89,16 +108,28 @@ def _stacked(rows: list[Row], table: list[dict[str, Any]], parts: list[tuple[str
 
 
 def tokens(rows: list[Row], out: Path) -> list[Path]:
-    parts = [("main_prompt", "main prompt"), ("main_completion", "main completion"),
-             ("sub_prompt", "sub-LLM prompt"), ("sub_completion", "sub-LLM completion")]
-    return _stacked(rows, stats.token_table(rows), parts, "Tokens per rollout: main model vs sub-LLMs",
-                    "mean tokens per rollout", out, "tokens")
+    parts = [
+        ("main_prompt", "main prompt"),
+        ("main_completion", "main completion"),
+        ("sub_prompt", "sub-LLM prompt"),
+        ("sub_completion", "sub-LLM completion"),
+    ]
+    return _stacked(
+        rows,
+        stats.token_table(rows),
+        parts,
+        "Tokens per rollout: main model vs sub-LLMs",
+        "mean tokens per rollout",
+        out,
+        "tokens",
+    )
 
 
 def timing(rows: list[Row], out: Path) -> list[Path]:
     parts = [("model", "main model"), ("repl", "REPL (incl. sub-LLMs)"), ("other", "other")]
-    return _stacked(rows, stats.timing_table(rows), parts, "Wall time per rollout", "mean seconds per rollout",
-                    out, "timing")
+    return _stacked(
+        rows, stats.timing_table(rows), parts, "Wall time per rollout", "mean seconds per rollout", out, "timing"
+    )
 
 
 def efficiency(rows: list[Row], out: Path) -> list[Path]:
@@ -108,8 +139,11 @@ def efficiency(rows: list[Row], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4))
     _grouped_bars(ax, table, "env", "relative_to_llm", None, stats.modes(rows))
     ax.axhline(1, color="black", linewidth=0.8)
-    ax.set(title="Main-model token efficiency relative to the LLM", xlabel="environment",
-           ylabel="(reward / main tokens) ÷ LLM's")
+    ax.set(
+        title="Main-model token efficiency relative to the LLM",
+        xlabel="environment",
+        ylabel="(reward / main tokens) ÷ LLM's",
+    )
     return _save(fig, out, "efficiency")
 
 
@@ -129,21 +163,33 @@ def scatter(rows: list[Row], out: Path) -> list[Path]:
         for mode in stats.modes(rows):
             pts = [(r.main_tokens, r.reward) for r in rows if r.env == env and r.mode == mode]
             if pts:
-                ax.scatter(*zip(*pts), marker=MARKERS[i % len(MARKERS)], color=_color(mode), alpha=0.7,
-                           label=f"{env} · {mode}")
-    ax.set(title="Main-model tokens vs reward", xlabel="main-model tokens per rollout", ylabel="reward",
-           ylim=(-0.05, 1.05))
+                ax.scatter(
+                    *zip(*pts), marker=MARKERS[i % len(MARKERS)], color=_color(mode), alpha=0.7, label=f"{env} · {mode}"
+                )
+    ax.set(
+        title="Main-model tokens vs reward", xlabel="main-model tokens per rollout", ylabel="reward", ylim=(-0.05, 1.05)
+    )
     ax.legend(fontsize="small", ncols=2)
     return _save(fig, out, "scatter")
 
 
-def _by(rows: list[Row], env: str, value: Callable[[Row], Any], label: str, out: Path, name: str,
-        measure: Callable[[Row], float] = lambda r: r.reward, ylabel: str = "mean reward") -> list[Path]:
+def _by(
+    rows: list[Row],
+    env: str,
+    value: Callable[[Row], Any],
+    label: str,
+    out: Path,
+    name: str,
+    measure: Callable[[Row], float] = lambda r: r.reward,
+    ylabel: str = "mean reward",
+) -> list[Path]:
     table = stats.by_value(rows, env, value, measure)
     if not table:
         return []
     fig, ax = plt.subplots(figsize=(7, 4))
-    _grouped_bars(ax, table, "value", "mean", "se", [m for m in stats.modes(rows) if any(r["mode"] == m for r in table)])
+    _grouped_bars(
+        ax, table, "value", "mean", "se", [m for m in stats.modes(rows) if any(r["mode"] == m for r in table)]
+    )
     ax.set(title=f"{env}: {ylabel} by {label}", xlabel=label, ylabel=ylabel)
     return _save(fig, out, name)
 

@@ -57,18 +57,26 @@ def lift_table(rows: list[Row]) -> list[dict[str, Any]]:
         base = rewards.get((env, "llm"))
         if mode == "llm" or base is None:
             continue
-        out.append({"env": env, "mode": mode, "lift": r["reward"] - base["reward"],
-                    "se": math.hypot(r["se"], base["se"])})
+        out.append(
+            {"env": env, "mode": mode, "lift": r["reward"] - base["reward"], "se": math.hypot(r["se"], base["se"])}
+        )
     return out
 
 
 def token_table(rows: list[Row]) -> list[dict[str, Any]]:
     out = []
     for (env, mode), group in by_env_mode(rows).items():
-        mean = lambda name: statistics.fmean(r.m(name) for r in group)  # noqa: E731
-        out.append({"env": env, "mode": mode, "main_prompt": mean("main_rlm_prompt_tokens"),
-                    "main_completion": mean("main_rlm_completion_tokens"), "sub_prompt": mean("sub_llm_prompt_tokens"),
-                    "sub_completion": mean("sub_llm_completion_tokens")})
+        mean = lambda name: statistics.fmean(r.m(name) for r in group)  # noqa: E731, B023 - used in this iteration
+        out.append(
+            {
+                "env": env,
+                "mode": mode,
+                "main_prompt": mean("main_rlm_prompt_tokens"),
+                "main_completion": mean("main_rlm_completion_tokens"),
+                "sub_prompt": mean("sub_llm_prompt_tokens"),
+                "sub_completion": mean("sub_llm_completion_tokens"),
+            }
+        )
     return out
 
 
@@ -92,8 +100,16 @@ def timing_table(rows: list[Row]) -> list[dict[str, Any]]:
         wall = statistics.fmean(r.m("wall_time_seconds") for r in group)
         model = statistics.fmean(r.m("model_time_seconds") for r in group)
         repl = statistics.fmean(r.m("repl_total_time_seconds") for r in group)
-        out.append({"env": env, "mode": mode, "wall": wall, "model": model, "repl": repl,
-                    "other": max(wall - model - repl, 0.0)})
+        out.append(
+            {
+                "env": env,
+                "mode": mode,
+                "wall": wall,
+                "model": model,
+                "repl": repl,
+                "other": max(wall - model - repl, 0.0),
+            }
+        )
     return out
 
 
@@ -101,13 +117,23 @@ def sub_call_table(rows: list[Row]) -> list[dict[str, Any]]:
     out = []
     for (env, mode), group in by_env_mode(rows).items():
         calls = [r.m("sub_llm_call_count") for r in group]
-        out.append({"env": env, "mode": mode, "mean": statistics.fmean(calls), "median": statistics.median(calls),
-                    "max": max(calls), "share_with_calls": sum(c > 0 for c in calls) / len(calls), "values": calls})
+        out.append(
+            {
+                "env": env,
+                "mode": mode,
+                "mean": statistics.fmean(calls),
+                "median": statistics.median(calls),
+                "max": max(calls),
+                "share_with_calls": sum(c > 0 for c in calls) / len(calls),
+                "values": calls,
+            }
+        )
     return out
 
 
-def by_value(rows: list[Row], env: str, value: Callable[[Row], Any],
-             measure: Callable[[Row], float] = lambda r: r.reward) -> list[dict[str, Any]]:
+def by_value(
+    rows: list[Row], env: str, value: Callable[[Row], Any], measure: Callable[[Row], float] = lambda r: r.reward
+) -> list[dict[str, Any]]:
     """A measure's mean and standard error per value of a field (content type, context length...) and mode."""
     groups: dict[tuple[Any, str], list[float]] = {}
     for row in rows:

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 MAX_VALUES = 20_000  # JSON values in one frame: any real frame fits; a million tiny ones would cost gigabytes to build
-MAX_ID = 2 ** 53
+MAX_ID = 2**53
 ESCAPES = 6  # the jail writes a lone surrogate as a 6-character escape, so text may grow that much past its cap
 
 
@@ -39,6 +39,7 @@ class _Decoder(json.JSONDecoder):
             if self.values > MAX_VALUES:
                 raise BadFrame(f"more than {MAX_VALUES:,} JSON values")
             return scan(s, idx)
+
         return scan_once
 
     def _array(self, s_and_end, scan_once, *rest):
@@ -73,14 +74,18 @@ def _result(frame: dict, cap: int, answer_cap: int) -> dict:
     answer = frame.get("answer")
     if not isinstance(answer, dict) or type(answer.get("ready")) is not bool:
         raise BadFrame("answer must be an object with a string content and a boolean ready")
-    checked: dict[str, Any] = {"t": "result", "id": _int(frame, "id"), "elapsed_s": float(elapsed),
-               "answer": {"content": _text(answer, "content", answer_cap), "ready": answer["ready"]}}
+    checked: dict[str, Any] = {
+        "t": "result",
+        "id": _int(frame, "id"),
+        "elapsed_s": float(elapsed),
+        "answer": {"content": _text(answer, "content", answer_cap), "ready": answer["ready"]},
+    }
     for key in ("stdout", "stderr"):
         checked[key] = _text(frame, key, cap)
-        checked[f"{key}_chars"] = _int(frame, f"{key}_chars", len(checked[key]) // ESCAPES, 2 ** 62)
+        checked[f"{key}_chars"] = _int(frame, f"{key}_chars", len(checked[key]) // ESCAPES, 2**62)
     for key in ("out", "error", "traceback"):
         checked[key] = _text(frame, key, cap, optional=True)
-    checked["out_chars"] = _int(frame, "out_chars", 0, 2 ** 62)
+    checked["out_chars"] = _int(frame, "out_chars", 0, 2**62)
     return checked
 
 

@@ -10,8 +10,18 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rlm_tui.sandbox.nsjail import (HINT, MB, Limits, SandboxError, cgroups_v1, children, command, remove_cgroups,
-                                   start_error, tree_cpu_seconds)
+from rlm_tui.sandbox.nsjail import (
+    HINT,
+    MB,
+    Limits,
+    SandboxError,
+    cgroups_v1,
+    children,
+    command,
+    remove_cgroups,
+    start_error,
+    tree_cpu_seconds,
+)
 
 __all__ = ["Jail", "Limits", "SandboxError"]
 
@@ -21,8 +31,13 @@ REAP_TIMEOUT = 5.0  # seconds to wait for the kernel to reap nsjail after SIGKIL
 PIPE_SIZE = 1 << 20  # fewer wakeups for megabyte frames (a 16 MB context, a capped 1 MB output)
 STDERR_TAIL = 64 * 1024  # bytes of the jail's fd 2 kept for crash reports
 MAX_FRAME = 256 * MB  # a jail streaming more than this without a newline is stopped, not buffered
-SIGNAL_NOTES = {"SIGSEGV": "segmentation fault", "SIGBUS": "bus error", "SIGABRT": "abort",
-                "SIGFPE": "arithmetic fault", "SIGILL": "illegal instruction"}
+SIGNAL_NOTES = {
+    "SIGSEGV": "segmentation fault",
+    "SIGBUS": "bus error",
+    "SIGABRT": "abort",
+    "SIGFPE": "arithmetic fault",
+    "SIGILL": "illegal instruction",
+}
 
 
 async def _uncancellable(awaitable: Awaitable) -> Any:
@@ -41,7 +56,6 @@ async def _uncancellable(awaitable: Awaitable) -> Any:
     if cancelled:
         raise asyncio.CancelledError
     return result
-
 
 
 class _Lines(asyncio.Protocol):
@@ -82,8 +96,14 @@ class _Lines(asyncio.Protocol):
 class Jail:
     """One jailed REPL process: spawn it, send frames, learn how it ended, kill it."""
 
-    def __init__(self, on_frame: Callable[[Jail, dict], None], read: Callable[[bytes], dict], limits: Limits,
-                 nsjail: str | None = None, cpu_budget: float | None = None):
+    def __init__(
+        self,
+        on_frame: Callable[[Jail, dict], None],
+        read: Callable[[bytes], dict],
+        limits: Limits,
+        nsjail: str | None = None,
+        cpu_budget: float | None = None,
+    ):
         loop = asyncio.get_running_loop()
         self.on_frame, self.read, self.limits, self.nsjail = on_frame, read, limits, nsjail
         self.cpu_budget = cpu_budget
@@ -114,8 +134,12 @@ class Jail:
         try:
             cmd = command(self.limits, jail_in, jail_out, self.nsjail, cpu_budget=self.cpu_budget)
             self.proc = await asyncio.create_subprocess_exec(
-                *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE, pass_fds=(jail_in, jail_out))
+                *cmd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(jail_in, jail_out),
+            )
         except OSError as exc:
             os.close(host_in)
             os.close(host_out)
@@ -128,8 +152,9 @@ class Jail:
             os.close(jail_in)
             os.close(jail_out)
         try:
-            self.reader, self.lines = await loop.connect_read_pipe(lambda: _Lines(self._line, self._eof, self._overflow),
-                                                                   open(host_in, "rb", 0))
+            self.reader, self.lines = await loop.connect_read_pipe(
+                lambda: _Lines(self._line, self._eof, self._overflow), open(host_in, "rb", 0)
+            )
             self.writer, _ = await loop.connect_write_pipe(asyncio.Protocol, open(host_out, "wb", 0))
             self.drainer = self._spawn(self._drain())
             self.writer.write(init)
@@ -142,8 +167,10 @@ class Jail:
         stderr, ended = self.err.decode("utf-8", "replace"), self.ended.done()
         await self.kill()
         if not ended:  # the wait itself is the reason, whatever the jail logged meanwhile
-            raise SandboxError(f"could not start the nsjail sandbox: the jail was not ready after {START_TIMEOUT:g} s; "
-                               "is the machine overloaded? try a lower --concurrency")
+            raise SandboxError(
+                f"could not start the nsjail sandbox: the jail was not ready after {START_TIMEOUT:g} s; "
+                "is the machine overloaded? try a lower --concurrency"
+            )
         raise start_error(stderr, f"the jail {self.ended.result()}")
 
     def _spawn(self, coro: Awaitable) -> asyncio.Task:
@@ -197,14 +224,14 @@ class Jail:
 
     def stderr_since(self, mark: int) -> str:
         keep = min(len(self.err), self.err_total - mark)
-        return self.err[len(self.err) - keep:].decode("utf-8", "replace") if keep > 0 else ""
+        return self.err[len(self.err) - keep :].decode("utf-8", "replace") if keep > 0 else ""
 
     async def _finish(self) -> None:
         """The REPL ended (the frame pipe closed, or an exit report came): let the jail go, then say how it ended."""
         try:
             if self.proc is not None:
                 await asyncio.wait_for(self.proc.wait(), KILL_GRACE)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.kill()
         if self.drainer is not None:
             await asyncio.wait((self.drainer,), timeout=1.0)  # the crash report on fd 2
@@ -213,8 +240,10 @@ class Jail:
 
     def _cause(self) -> str:
         if self.exit is not None and self.exit.get("cpu_budget"):
-            return (f"was stopped: the rollout used its CPU budget of {self.limits.cpu_seconds} s "
-                    "(all its processes and threads together, across REPL restarts)")
+            return (
+                f"was stopped: the rollout used its CPU budget of {self.limits.cpu_seconds} s "
+                "(all its processes and threads together, across REPL restarts)"
+            )
         if self.bad is not None and self.exit is None:
             return self.bad
         code = self.proc.returncode if self.proc else None
@@ -230,8 +259,11 @@ class Jail:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        note = SIGNAL_NOTES.get(name) or {"SIGKILL": f"often the {self.limits.memory_mb} MB memory limit",
-                                          "SIGXCPU": "the CPU time limit", "SIGXFSZ": "the file size limit"}.get(name)
+        note = SIGNAL_NOTES.get(name) or {
+            "SIGKILL": f"often the {self.limits.memory_mb} MB memory limit",
+            "SIGXCPU": "the CPU time limit",
+            "SIGXFSZ": "the file size limit",
+        }.get(name)
         return f"was killed by {name}" + (f" ({note})" if note else "")
 
     async def kill(self) -> None:
@@ -253,7 +285,7 @@ class Jail:
                 await asyncio.wait_for(self.proc.wait(), seconds)
             except ProcessLookupError:  # it ended on its own meanwhile
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             remove_cgroups(inits)
         for transport in (self.writer, self.reader):

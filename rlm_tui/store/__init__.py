@@ -1,5 +1,6 @@
 """The SQLite event store: schema and migrations, the batched writer, readers, the command queue."""
 
+from .commands import send_command, take_commands
 from .database import Database
 from .reader import (
     AmbiguousId,
@@ -14,7 +15,6 @@ from .reader import (
     resolve_run_or_rollout,
     run_over,
 )
-from .commands import send_command, take_commands
 from .schema import StoreError, default_db_path, open_db
 from .writer import EventWriter
 

@@ -10,8 +10,7 @@ from rlm_tui.events import new_id
 from .database import Database
 
 
-def send_command(db: Database, run_id: str, action: str, rollout_id: str | None = None,
-                 text: str = "") -> str:
+def send_command(db: Database, run_id: str, action: str, rollout_id: str | None = None, text: str = "") -> str:
     command_id = new_id()
     with db.conn:
         db.execute(

@@ -146,8 +146,10 @@ def resolve_run_or_rollout(db: DB, prefix: str, *, rollout_first: bool = False) 
                 pass
     if ambiguous:  # a prefix of several ids: say so, not that it matches nothing
         raise ambiguous
-    raise StoreError(f"no {' or '.join(kinds)} id starts with {prefix!r}; `rlm-tui runs` lists the runs, "
-                     "`rlm-tui show RUN` a run's rollouts")
+    raise StoreError(
+        f"no {' or '.join(kinds)} id starts with {prefix!r}; `rlm-tui runs` lists the runs, "
+        "`rlm-tui show RUN` a run's rollouts"
+    )
 
 
 def list_rollouts(db: DB, run_id: str) -> list[dict[str, Any]]:
@@ -181,7 +183,12 @@ def read_events(
     with _opened(db) as d:
         rows = d.execute(sql, params).fetchall()
     return [
-        (seq, from_row(kind, {"run_id": run, "rollout_id": rollout, "id": id_, "parent_id": parent, "ts": ts}, json.loads(data)))
+        (
+            seq,
+            from_row(
+                kind, {"run_id": run, "rollout_id": rollout, "id": id_, "parent_id": parent, "ts": ts}, json.loads(data)
+            ),
+        )
         for seq, kind, run, rollout, id_, parent, ts, data in rows
     ]
 

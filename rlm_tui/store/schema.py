@@ -47,7 +47,9 @@ def open_db(path: str | Path, *, create: bool = True) -> Database:
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         tables = [t for t in db.table_names() if not t.startswith("sqlite_")]
         if tables and MIGRATIONS_TABLE not in tables:
-            raise StoreError(f"{path} is not an rlm-tui database (it has tables {', '.join(tables[:5])}); pass another --db")
+            raise StoreError(
+                f"{path} is not an rlm-tui database (it has tables {', '.join(tables[:5])}); pass another --db"
+            )
         if read_only:
             if _pending(db):
                 raise StoreError(f"{path} is read-only and from an older rlm-tui; open it once where it is writable")
@@ -59,8 +61,9 @@ def open_db(path: str | Path, *, create: bool = True) -> Database:
     except sqlite3.DatabaseError as exc:
         db.close()
         if "malformed" in str(exc):
-            raise StoreError(f"{path} is damaged ({exc}); pass another --db, or recover what it holds with "
-                             f"`sqlite3 {path} .recover`") from exc
+            raise StoreError(
+                f"{path} is damaged ({exc}); pass another --db, or recover what it holds with `sqlite3 {path} .recover`"
+            ) from exc
         raise StoreError(f"{path} is not an rlm-tui database ({exc}); pass another --db") from exc
     except StoreError:
         db.close()
@@ -74,8 +77,9 @@ def _check_writable(path: Path) -> None:
     if not folder.is_dir():
         raise StoreError(f"cannot create {path}: the directory {folder} does not exist; pass another --db")
     if path.exists() and not _writable(path):
-        raise StoreError(f"{path} is read-only (SQLite needs to write the file and its directory {folder}); "
-                         "pass a writable --db")
+        raise StoreError(
+            f"{path} is read-only (SQLite needs to write the file and its directory {folder}); pass a writable --db"
+        )
     if not path.exists() and not os.access(folder, os.W_OK):
         raise StoreError(f"cannot create {path}: the directory {folder} is read-only; pass another --db")
 
@@ -119,7 +123,7 @@ def _pending(db: Database) -> list[Callable[[Database], None]]:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return datetime.datetime.now(datetime.UTC).isoformat()
 
 
 # The DDL is the text sqlite-utils wrote for the first databases, so that old and new files hold one schema
@@ -133,7 +137,7 @@ def m001_migrations_table(db: Database) -> None:
 
 @migration
 def m002_runs_rollouts_events(db: Database) -> None:
-    db.execute('''CREATE TABLE "runs" (
+    db.execute("""CREATE TABLE "runs" (
    "id" TEXT PRIMARY KEY,
    "env" TEXT,
    "mode" TEXT,
@@ -147,8 +151,8 @@ def m002_runs_rollouts_events(db: Database) -> None:
    "error" TEXT,
    "pid" INTEGER,
    "hostname" TEXT
-)''')
-    db.execute('''CREATE TABLE "rollouts" (
+)""")
+    db.execute("""CREATE TABLE "rollouts" (
    "id" TEXT PRIMARY KEY,
    "run_id" TEXT REFERENCES "runs"("id"),
    "idx" INTEGER,
@@ -163,7 +167,7 @@ def m002_runs_rollouts_events(db: Database) -> None:
    "error" TEXT,
    "started" REAL,
    "finished" REAL
-)''')
+)""")
     _index(db, "rollouts", "run_id", "idx")
     # AUTOINCREMENT keeps seq strictly increasing, so a tail's after_seq never sees a reused number
     db.execute(
@@ -186,7 +190,7 @@ def m002_runs_rollouts_events(db: Database) -> None:
 @migration
 def m003_commands(db: Database) -> None:
     # Operator commands for a running engine, from the app or `attach` in another process
-    db.execute('''CREATE TABLE "commands" (
+    db.execute("""CREATE TABLE "commands" (
    "id" TEXT PRIMARY KEY,
    "run_id" TEXT,
    "rollout_id" TEXT,
@@ -194,18 +198,18 @@ def m003_commands(db: Database) -> None:
    "text" TEXT,
    "created" REAL,
    "taken" REAL
-)''')
+)""")
     _index(db, "commands", "run_id", "taken")
 
 
 @migration
 def m004_grids(db: Database) -> None:
     # A grid (rlm-tui ablate) groups runs; its spec lets an interrupted grid resume
-    db.execute('''CREATE TABLE "grids" (
+    db.execute("""CREATE TABLE "grids" (
    "name" TEXT PRIMARY KEY,
    "created" REAL,
    "spec" TEXT
-)''')
+)""")
 
 
 def _index(db: Database, table: str, *columns: str) -> None:

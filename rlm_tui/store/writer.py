@@ -54,8 +54,18 @@ def _run_started(e: Any) -> tuple[str, tuple]:
         # a resumed run starts again in its own row: running, in this process, its first start kept
         " ON CONFLICT(id) DO UPDATE SET status = 'running', finished = NULL, error = NULL, pid = excluded.pid,"
         " hostname = excluded.hostname, num_rollouts = excluded.num_rollouts",
-        (e.run_id, e.env, e.mode, e.model, e.sub_model, e.num_rollouts, _json(e.config), e.ts,
-         os.getpid(), socket.gethostname()),
+        (
+            e.run_id,
+            e.env,
+            e.mode,
+            e.model,
+            e.sub_model,
+            e.num_rollouts,
+            _json(e.config),
+            e.ts,
+            os.getpid(),
+            socket.gethostname(),
+        ),
     )
 
 

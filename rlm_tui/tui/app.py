@@ -46,12 +46,22 @@ class RlmApp(App):
         Binding("question_mark", "help", "Help", id="app.help"),
     ]
 
-    def __init__(self, db_path: str | Path, *, run_id: str | None = None, rollout_id: str | None = None,
-                 follow: bool | None = None, engine: subprocess.Popen | None = None, engine_log: Path | None = None,
-                 context_limit: int = DEFAULT_CONTEXT_LIMIT, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        run_id: str | None = None,
+        rollout_id: str | None = None,
+        follow: bool | None = None,
+        engine: subprocess.Popen | None = None,
+        engine_log: Path | None = None,
+        context_limit: int = DEFAULT_CONTEXT_LIMIT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
-        self.session = Session(db_path, engine_run_id=run_id if engine is not None else None,
-                               context_limit=context_limit, clock=clock)
+        self.session = Session(
+            db_path, engine_run_id=run_id if engine is not None else None, context_limit=context_limit, clock=clock
+        )
         self.start = (run_id, rollout_id, follow)
         self.engine, self.engine_log = engine, engine_log
         self.engine_rc: int | None = None
@@ -181,8 +191,13 @@ class RlmApp(App):
             return
         self.engine_rc = rc
         if rc != 0 and not self.stopping:
-            self.notify(last_line(self.engine_log) or f"the engine exited with status {rc}",
-                        title="the run stopped", severity="error", timeout=30, markup=False)
+            self.notify(
+                last_line(self.engine_log) or f"the engine exited with status {rc}",
+                title="the run stopped",
+                severity="error",
+                timeout=30,
+                markup=False,
+            )
         self.refresh_bindings()
 
     @property
@@ -250,10 +265,15 @@ class RlmApp(App):
             seen.add(binding.id)
             group = binding.id.split(".")[0]
             name = binding.description.lower().removesuffix(f" {group}")  # "run: pause", not "run: pause run"
-            yield SystemCommand(f"{group}: {name}", binding.tooltip or binding.description,
-                                partial(self._run_bound, binding.action, active.node))
+            yield SystemCommand(
+                f"{group}: {name}",
+                binding.tooltip or binding.description,
+                partial(self._run_bound, binding.action, active.node),
+            )
         yield SystemCommand("app: theme", "Change the colours", self.action_change_theme)
-        yield SystemCommand("app: screenshot", "Save an SVG screenshot", lambda: self.set_timer(0.1, self.deliver_screenshot))
+        yield SystemCommand(
+            "app: screenshot", "Save an SVG screenshot", lambda: self.set_timer(0.1, self.deliver_screenshot)
+        )
 
     async def _run_bound(self, action: str, node: Any) -> None:
         await self.run_action(action, node)

@@ -7,8 +7,13 @@ from rlm_tui.state import RolloutState
 from rlm_tui.units import tokens as tokens  # the views' formatter is everyone's
 
 STATUS_STYLE = {
-    "queued": "dim", "running": "cyan", "paused": "bold yellow", "done": "green", "failed": "bold red",
-    "killed": "magenta", "interrupted": "bold red",
+    "queued": "dim",
+    "running": "cyan",
+    "paused": "bold yellow",
+    "done": "green",
+    "failed": "bold red",
+    "killed": "magenta",
+    "interrupted": "bold red",
 }
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 

@@ -41,8 +41,11 @@ def run_in_app(path: Path, run_id: str, engine_argv: list[str], *, context_limit
         return app.return_code
     rc = engine.poll()
     if rc is None:
-        print(f"run {run_id} goes on in the background (pid {engine.pid}); follow it with "
-              f"`rlm-tui attach {run_id[:8]}`; engine log: {log}", file=sys.stderr)
+        print(
+            f"run {run_id} goes on in the background (pid {engine.pid}); follow it with "
+            f"`rlm-tui attach {run_id[:8]}`; engine log: {log}",
+            file=sys.stderr,
+        )
         return 0
     if rc != 0 and not app.stopping:
         print(f"{ERROR_PREFIX}{last_line(log) or f'the engine exited with status {rc}'} (log: {log})", file=sys.stderr)

@@ -15,8 +15,18 @@ from rlm_tui.tui.sources import Feed, Replay
 REFRESH_HZ = 15
 DEFAULT_CONTEXT_LIMIT = 128_000
 
-REPLAY_ACTIONS = {"replay_play", "replay_pause", "replay_step", "replay_back", "replay_next_turn",
-                  "replay_prev_turn", "replay_faster", "replay_slower", "replay_start", "replay_end"}
+REPLAY_ACTIONS = {
+    "replay_play",
+    "replay_pause",
+    "replay_step",
+    "replay_back",
+    "replay_next_turn",
+    "replay_prev_turn",
+    "replay_faster",
+    "replay_slower",
+    "replay_start",
+    "replay_end",
+}
 ROLLOUT_ACTIONS = {"pause", "resume", "step", "inspect", "inject", "edit", "finish", "kill"}
 RUN_ACTIONS = {"run_pause", "run_resume"}
 
@@ -39,9 +49,15 @@ class Loaded(NamedTuple):
 class Session:
     """The open run (followed or replayed), the operator's pending pauses, and the view's clock."""
 
-    def __init__(self, db_path: str | Path, *, engine_run_id: str | None = None,
-                 context_limit: int = DEFAULT_CONTEXT_LIMIT, clock: Callable[[], float] = time.time,
-                 commands: SendCommand | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        engine_run_id: str | None = None,
+        context_limit: int = DEFAULT_CONTEXT_LIMIT,
+        clock: Callable[[], float] = time.time,
+        commands: SendCommand | None = None,
+    ) -> None:
         self.db_path = Path(db_path)
         self.engine_run_id = engine_run_id  # the run of the engine this app started, if any
         self.context_limit, self.clock, self.commands = context_limit, clock, commands
@@ -144,13 +160,21 @@ class Session:
     @property
     def interrupted(self) -> bool:
         """Followed until its engine went away without finishing it."""
-        return self.mode in ("live", "attach") and self.run_over and self.feed is not None \
+        return (
+            self.mode in ("live", "attach")
+            and self.run_over
+            and self.feed is not None
             and self.feed.state.status == "running"
+        )
 
     @property
     def controls_enabled(self) -> bool:
-        return (self.mode in ("live", "attach") and not self.run_over and self.feed is not None
-                and self.feed.state.status == "running")
+        return (
+            self.mode in ("live", "attach")
+            and not self.run_over
+            and self.feed is not None
+            and self.feed.state.status == "running"
+        )
 
     @property
     def holds_paused(self) -> bool:
@@ -158,8 +182,9 @@ class Session:
         if not self.controls_enabled or self.feed is None:
             return False
         state = self.feed.state
-        return bool(state.paused or self.pausing
-                    or any(r.paused and r.status == "running" for r in state.rollouts.values()))
+        return bool(
+            state.paused or self.pausing or any(r.paused and r.status == "running" for r in state.rollouts.values())
+        )
 
     @property
     def context_limit_for_run(self) -> int:
@@ -202,8 +227,12 @@ class Session:
 
     def keys_fingerprint(self, target: RolloutState | None) -> tuple:
         """Changes whenever what the keys act on changes: a pause took effect, a rollout or the run ended."""
-        return (self.controls_enabled, self.feed is not None and self.feed.state.paused, frozenset(self.pausing),
-                target and (target.id, target.status, target.paused))
+        return (
+            self.controls_enabled,
+            self.feed is not None and self.feed.state.paused,
+            frozenset(self.pausing),
+            target and (target.id, target.status, target.paused),
+        )
 
     def replay_line(self) -> str:
         """▶ ×2 · event 1,234/5,678 · 0:12/1:30, as rich markup; empty unless replaying."""
@@ -217,5 +246,7 @@ class Session:
         width = 30
         filled = round(width * replay.position / max(1, len(replay.events)))
         bar = f"[green]{'━' * filled}[/][dim]{'━' * (width - filled)}[/]"
-        return (f"{state} ×{replay.speed:g} · event {replay.position:,}/{len(replay.events):,} {bar} "
-                f"{fmt.seconds(played)} / {fmt.seconds(total)}")
+        return (
+            f"{state} ×{replay.speed:g} · event {replay.position:,}/{len(replay.events):,} {bar} "
+            f"{fmt.seconds(played)} / {fmt.seconds(total)}"
+        )

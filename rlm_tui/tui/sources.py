@@ -61,8 +61,9 @@ class Replay:
         self.clock = 0.0  # recorded time the replay has reached
         if events:
             self.clock = events[position - 1].ts if position else events[0].ts
-        self.turns = [(i, e.rollout_id) for i, e in enumerate(events)
-                      if isinstance(e, ev.ModelCallStarted) and e.role == "main"]
+        self.turns = [
+            (i, e.rollout_id) for i, e in enumerate(events) if isinstance(e, ev.ModelCallStarted) and e.role == "main"
+        ]
 
     @property
     def speed(self) -> float:
@@ -75,7 +76,7 @@ class Replay:
     def seek(self, position: int) -> None:
         position = max(0, min(len(self.events), position))
         if position >= self.position:
-            self.feed.apply(self.events[self.position:position])
+            self.feed.apply(self.events[self.position : position])
         else:
             self.feed.reset(self.events[:position])
         self.position = position
@@ -129,8 +130,14 @@ class Replay:
 class TailSource:
     """A thread that polls a growing run on its own connection and delivers each poll's events at once."""
 
-    def __init__(self, path: str | Path, run_id: str, deliver: Callable[[TailSource, list[ev.Event], bool], None], *,
-                 poll: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        run_id: str,
+        deliver: Callable[[TailSource, list[ev.Event], bool], None],
+        *,
+        poll: float = POLL_SECONDS,
+    ) -> None:
         self.path, self.run_id, self.deliver, self.poll = path, run_id, deliver, poll
         self.after_seq = 0
         self._stop = threading.Event()
@@ -194,8 +201,9 @@ class CommandSender:
             db.close()
 
 
-def load_events(path: str | Path, run_id: str, rollout_id: str | None = None,
-                chunk: int = LOAD_CHUNK) -> Iterator[list[ev.Event]]:
+def load_events(
+    path: str | Path, run_id: str, rollout_id: str | None = None, chunk: int = LOAD_CHUNK
+) -> Iterator[list[ev.Event]]:
     """A run's stored events in chunks, or one rollout's with the run's first event (its RunStarted) first."""
     db = open_db(path, create=False)
     try:
@@ -203,8 +211,9 @@ def load_events(path: str | Path, run_id: str, rollout_id: str | None = None,
             yield [printable_event(e) for _, e in read_events(db, run_id=run_id, limit=1)]
         after, size = 0, FIRST_CHUNK  # a small first chunk, so something shows at once
         while True:
-            rows = read_events(db, run_id=None if rollout_id else run_id, rollout_id=rollout_id, after_seq=after,
-                               limit=size)
+            rows = read_events(
+                db, run_id=None if rollout_id else run_id, rollout_id=rollout_id, after_seq=after, limit=size
+            )
             if rows:
                 after = rows[-1][0]
                 yield [printable_event(e) for _, e in rows]

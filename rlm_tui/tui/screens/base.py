@@ -9,14 +9,20 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from rlm_tui.state import RolloutState
-from rlm_tui.tui.sources import Replay
 from rlm_tui.tui.screens.view import SessionView
 from rlm_tui.tui.session import Session
+from rlm_tui.tui.sources import Replay
 
 # space is a priority key, so that the sub-LLM tree's own space (expand) does not swallow it when focused
 CONTROL_BINDINGS = [
-    Binding("space", "pause", "Pause", id="rollout.pause", tooltip="Pause the rollout before its next model call",
-            priority=True),
+    Binding(
+        "space",
+        "pause",
+        "Pause",
+        id="rollout.pause",
+        tooltip="Pause the rollout before its next model call",
+        priority=True,
+    ),
     Binding("space", "resume", "Resume", id="rollout.resume", tooltip="Let the paused rollout go on", priority=True),
     Binding("s", "step", "Step", id="rollout.step", tooltip="Run one more turn, then pause"),
     Binding("i", "inspect", "Inspect", id="rollout.inspect", tooltip="A console on the paused rollout's REPL"),
@@ -28,8 +34,14 @@ CONTROL_BINDINGS = [
     Binding("P", "run_resume", "Resume run", id="run.resume", tooltip="Let every rollout of the run go on"),
 ]
 REPLAY_BINDINGS = [
-    Binding("space", "replay_play", "Play", id="replay.play", tooltip="Play the recorded events at their pace",
-            priority=True),
+    Binding(
+        "space",
+        "replay_play",
+        "Play",
+        id="replay.play",
+        tooltip="Play the recorded events at their pace",
+        priority=True,
+    ),
     Binding("space", "replay_pause", "Stop", id="replay.pause", tooltip="Stop playing", priority=True),
     Binding("l", "replay_step", "Event →", id="replay.step_forward", tooltip="One event forward"),
     Binding("h", "replay_back", "← Event", id="replay.step_back", tooltip="One event back"),
@@ -120,6 +132,7 @@ class RunBase(SessionView, Screen):
         from rlm_tui.tui.screens.modals import TextScreen
 
         if r := self.target():
+
             def send(text: str | None) -> None:
                 if text:
                     self._send("inject", r.id, text, note=f"{self._label(r)}: the model gets your message next turn")
@@ -130,6 +143,7 @@ class RunBase(SessionView, Screen):
         from rlm_tui.tui.screens.modals import TextScreen
 
         if r := self.target():
+
             def send(text: str | None) -> None:
                 if text is not None:
                     self._send("edit_answer", r.id, text, note=f"{self._label(r)}: answer edited")
@@ -145,6 +159,7 @@ class RunBase(SessionView, Screen):
         from rlm_tui.tui.screens.modals import confirm_kill
 
         if r := self.target():
+
             def kill(yes: object) -> None:
                 if yes:
                     self._send("kill", r.id, note=f"{self._label(r)}: killed")

@@ -30,8 +30,10 @@ def share_message(cell: Cell) -> str:
     output = cell.shown if cell.shown is not None else cell.output or ""
     if len(output) > SHARE_LIMIT:
         output = output[:SHARE_LIMIT] + f"\n[... {len(output) - SHARE_LIMIT:,} more characters not shown]"
-    return (f"The operator ran this code in your REPL:\n```python\n{cell.code}\n```\n"
-            f"Output:\n```\n{output or '(no output)'}\n```")
+    return (
+        f"The operator ran this code in your REPL:\n```python\n{cell.code}\n```\n"
+        f"Output:\n```\n{output or '(no output)'}\n```"
+    )
 
 
 class Console(Timeline):
@@ -42,9 +44,14 @@ class Console(Timeline):
         for cell in cells:
             blocks += self._cell(cell, {}, {}, 0)
         if not blocks:
-            blocks = [self._line("hint", "Type Python below and press ctrl+r. The namespace is the rollout's own: "
-                                 "`answer`, `context` and whatever the model defined. The model never sees this.",
-                                 "dim")]
+            blocks = [
+                self._line(
+                    "hint",
+                    "Type Python below and press ctrl+r. The namespace is the rollout's own: "
+                    "`answer`, `context` and whatever the model defined. The model never sees this.",
+                    "dim",
+                )
+            ]
         self.set_blocks(blocks)
 
 
@@ -54,8 +61,13 @@ class InspectScreen(SessionView, ModalScreen):
     CSS_PATH = "modals.tcss"
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="inspect.run", tooltip="Run the code in the rollout's REPL"),
-        Binding("ctrl+s", "share", "Share with model", id="inspect.share",
-                tooltip="Send the last cell and its output to the model as a message"),
+        Binding(
+            "ctrl+s",
+            "share",
+            "Share with model",
+            id="inspect.share",
+            tooltip="Send the last cell and its output to the model as a message",
+        ),
         Binding("escape", "close", "Close", id="inspect.close", priority=True),
     ]
 
@@ -88,8 +100,14 @@ class InspectScreen(SessionView, ModalScreen):
         out: list[Cell] = []
         taken: set[int] = set()
         for code, before in self.sent:
-            match = next((c for i, c in enumerate(r.operator_cells)
-                          if i >= before and i not in taken and c.code == printable(code)), None)
+            match = next(
+                (
+                    c
+                    for i, c in enumerate(r.operator_cells)
+                    if i >= before and i not in taken and c.code == printable(code)
+                ),
+                None,
+            )
             if match is None:
                 out.append(Cell(id=f"pending-{len(out)}", turn=0, code=printable(code), source="operator"))
             else:
@@ -108,9 +126,16 @@ class InspectScreen(SessionView, ModalScreen):
         self._fp = fp
         state = "paused" if r.paused else r.status
         note = () if r.paused else (" · ", ("not paused: code runs at its next safe point", "yellow"))
-        self.query_one("#inspect-title", Static).update(Content.assemble(
-            ("inspect", "bold"), f" rollout #{r.index} · ", (state, "yellow"), *note, " · ",
-            ("ctrl+r run · ctrl+s share the last cell with the model · escape close", "dim")))
+        self.query_one("#inspect-title", Static).update(
+            Content.assemble(
+                ("inspect", "bold"),
+                f" rollout #{r.index} · ",
+                (state, "yellow"),
+                *note,
+                " · ",
+                ("ctrl+r run · ctrl+s share the last cell with the model · escape close", "dim"),
+            )
+        )
         self.query_one(Console).show_cells(cells)
 
     def action_run(self) -> None:
@@ -152,8 +177,11 @@ class TextScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="-small"):
-            yield Static(Content.assemble((self.title_text, "bold"), " ",
-                                          (f"· ctrl+s {self.verb.lower()} · escape cancel", "dim")))
+            yield Static(
+                Content.assemble(
+                    (self.title_text, "bold"), " ", (f"· ctrl+s {self.verb.lower()} · escape cancel", "dim")
+                )
+            )
             yield TextArea(self.text, id="text", soft_wrap=True)
             with Horizontal(classes="buttons"):
                 yield Button(self.verb, variant="primary", id="ok")
@@ -213,26 +241,43 @@ class ChoiceScreen(ModalScreen[object]):
 
 def confirm_kill(label: str) -> ChoiceScreen:
     """Killing a rollout: True to kill it."""
-    return ChoiceScreen("kill", Content(f"Kill {label}? It ends with no reward."),
-                        [Choice(("y",), "Kill (y)", True, "error"), Choice(("n", "escape"), "Cancel (n)", False)])
+    return ChoiceScreen(
+        "kill",
+        Content(f"Kill {label}? It ends with no reward."),
+        [Choice(("y",), "Kill (y)", True, "error"), Choice(("n", "escape"), "Cancel (n)", False)],
+    )
 
 
 def quit_engine() -> ChoiceScreen:
     """Quitting while the run this app started is still going: 'stop', 'leave', or None to stay."""
-    return ChoiceScreen("quit", Content.from_markup(
-        "The run this app started is still going. Stop it (it is recorded as killed), "
-        "or leave it running and follow it later with [b]rlm-tui attach[/b]?"),
-        [Choice(("s",), "Stop and quit (s)", "stop", "error"), Choice(("l",), "Leave running (l)", "leave"),
-         Choice(("escape", "n"), "Cancel", None)])
+    return ChoiceScreen(
+        "quit",
+        Content.from_markup(
+            "The run this app started is still going. Stop it (it is recorded as killed), "
+            "or leave it running and follow it later with [b]rlm-tui attach[/b]?"
+        ),
+        [
+            Choice(("s",), "Stop and quit (s)", "stop", "error"),
+            Choice(("l",), "Leave running (l)", "leave"),
+            Choice(("escape", "n"), "Cancel", None),
+        ],
+    )
 
 
 def leave_paused() -> ChoiceScreen:
     """Leaving a run that is paused, when nobody would be left to resume it: 'resume', 'paused', or None to stay."""
-    return ChoiceScreen("leave", Content.from_markup(
-        "The run, or some of its rollouts, is paused: with nobody here it waits until someone "
-        "resumes it. Resume it now, or leave it paused (resume it later with [b]rlm-tui attach[/b])?"),
-        [Choice(("r",), "Resume and quit (r)", "resume", "primary"), Choice(("p",), "Leave paused (p)", "paused"),
-         Choice(("escape", "n"), "Cancel", None)])
+    return ChoiceScreen(
+        "leave",
+        Content.from_markup(
+            "The run, or some of its rollouts, is paused: with nobody here it waits until someone "
+            "resumes it. Resume it now, or leave it paused (resume it later with [b]rlm-tui attach[/b])?"
+        ),
+        [
+            Choice(("r",), "Resume and quit (r)", "resume", "primary"),
+            Choice(("p",), "Leave paused (p)", "paused"),
+            Choice(("escape", "n"), "Cancel", None),
+        ],
+    )
 
 
 class HelpScreen(ModalScreen):
@@ -254,8 +299,14 @@ class HelpScreen(ModalScreen):
                 continue  # the widgets' own scrolling keys are not ours to explain
             seen.add(b.action)
             groups.setdefault(b.id.split(".")[0], []).append((self.app.get_key_display(b), b.tooltip or b.description))
-        groups.setdefault("app", []).extend([("ctrl+p", "Every action, by name"), ("j / k", "Down / up"),
-                                             ("tab", "Next pane"), ("enter", "Open the highlighted row or node")])
+        groups.setdefault("app", []).extend(
+            [
+                ("ctrl+p", "Every action, by name"),
+                ("j / k", "Down / up"),
+                ("tab", "Next pane"),
+                ("enter", "Open the highlighted row or node"),
+            ]
+        )
         text = Text()
         for group, rows in groups.items():
             text.append(f"{group}\n", style="bold cyan")
@@ -289,13 +340,20 @@ class CallScreen(ModalScreen):
     def on_mount(self) -> None:
         c = self.call
         head = Text(f"sub-LLM call #{c.index} of batch #{c.batch}", style="bold")
-        head.append(f" · {c.turns} turns · {c.prompt_tokens:,}+{c.completion_tokens:,} tok · {fmt.seconds(c.latency_s)}",
-                    style="dim")
-        blocks = [RichBlock("head", 0, head), RichBlock("p", 0, Text("prompt", style="bold cyan")),
-                  TextBlock("prompt", 0, c.prompt, indent=2)]
+        head.append(
+            f" · {c.turns} turns · {c.prompt_tokens:,}+{c.completion_tokens:,} tok · {fmt.seconds(c.latency_s)}",
+            style="dim",
+        )
+        blocks = [
+            RichBlock("head", 0, head),
+            RichBlock("p", 0, Text("prompt", style="bold cyan")),
+            TextBlock("prompt", 0, c.prompt, indent=2),
+        ]
         for i, tool in enumerate(c.tools):
             blocks.append(RichBlock(("tool", i), 0, tool_label(tool)))
-        blocks.append(RichBlock("r", 0, Text("error" if c.error else "response", style="bold red" if c.error else "bold green")))
+        blocks.append(
+            RichBlock("r", 0, Text("error" if c.error else "response", style="bold red" if c.error else "bold green"))
+        )
         blocks.append(TextBlock("response", 0, c.error or c.response or "(still running)", indent=2))
         view = self.query_one(Console)
         view.set_blocks(blocks)

@@ -85,8 +85,9 @@ class ReportScreen(Screen):
         except ReportError as exc:
             self.post_message(ReportRead("", [], str(exc)))
         except Exception as exc:  # an old or damaged database: said in the view, never a crash
-            self.post_message(ReportRead("", [], fmt.one_line(f"cannot read the report: {type(exc).__name__}: {exc}",
-                                                              500)))
+            self.post_message(
+                ReportRead("", [], fmt.one_line(f"cannot read the report: {type(exc).__name__}: {exc}", 500))
+            )
 
     def on_report_read(self, message: ReportRead) -> None:
         title = self.query_one("#report-title", Static)
@@ -95,13 +96,20 @@ class ReportScreen(Screen):
         self.query_one("#report-charts").display = self.query_one("#report-scatter").display = shown
         if not shown:
             title.update(Content.styled("report", "bold"))
-            body.update(Content.styled(printable(message.error or f"{message.title} has no finished rollouts yet"),
-                                       "red" if message.error else ""))
+            body.update(
+                Content.styled(
+                    printable(message.error or f"{message.title} has no finished rollouts yet"),
+                    "red" if message.error else "",
+                )
+            )
             return
         rows = message.rows
         runs = len({r.run_id for r in rows})
-        title.update(Content.assemble(("report", "bold"), " ",
-                                      (f"· {printable(message.title)} · {len(rows)} rollouts in {runs} runs", "dim")))
+        title.update(
+            Content.assemble(
+                ("report", "bold"), " ", (f"· {printable(message.title)} · {len(rows)} rollouts in {runs} runs", "dim")
+            )
+        )
         from rich.console import Group
 
         body.update(Group(*tables(rows)))
@@ -120,7 +128,8 @@ class ReportScreen(Screen):
         plt.multiple_bar(envs, [[_zero(cells.get((e, m))) for e in envs] for m in modes], color=colors)
         plt.ylim(0, 1)
         self.query_one("#legend-reward", Static).update(
-            _legend("mean reward by environment and mode", zip(modes, colors)))
+            _legend("mean reward by environment and mode", zip(modes, colors))
+        )
         plot.refresh()
 
     def _token_chart(self, rows: list[Row]) -> None:
@@ -137,7 +146,8 @@ class ReportScreen(Screen):
         plt.ylim(ticks[0], ticks[-1])
         plt.yticks(ticks, [f"{t:,}" for t in ticks])
         self.query_one("#legend-tokens", Static).update(
-            _legend("tokens per rollout", [("main model", "blue"), ("sub-LLMs", "orange")]))
+            _legend("tokens per rollout", [("main model", "blue"), ("sub-LLMs", "orange")])
+        )
         plot.refresh()
 
     def _scatter(self, rows: list[Row]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Footer, Static, Tree
 
 from rlm_tui.state import RolloutState
@@ -22,15 +22,22 @@ def gauge(used: int, limit: int, width: int = 20) -> str:
     ratio = used / limit if limit else 0.0
     filled = min(width, round(width * ratio))
     color = "green" if ratio < 0.5 else "yellow" if ratio < 0.8 else "red"
-    return (f"context [b]{fmt.tokens(used)}[/b] / {fmt.tokens(limit)} [{color}]{'█' * filled}[/]"
-            f"[dim]{'░' * (width - filled)}[/] {ratio:.1%}")
+    return (
+        f"context [b]{fmt.tokens(used)}[/b] / {fmt.tokens(limit)} [{color}]{'█' * filled}[/]"
+        f"[dim]{'░' * (width - filled)}[/] {ratio:.1%}"
+    )
 
 
 class RolloutScreen(RunBase):
     CSS_PATH = "rollout.tcss"
     BINDINGS = [
-        Binding("o", "full", "Full output", id="timeline.full_output",
-                tooltip="Show full cell outputs instead of what the model saw"),
+        Binding(
+            "o",
+            "full",
+            "Full output",
+            id="timeline.full_output",
+            tooltip="Show full cell outputs instead of what the model saw",
+        ),
         Binding("r", "reasoning", "Reasoning", id="timeline.reasoning", tooltip="Expand or collapse reasoning"),
     ]
     turns_of_target = True
@@ -93,8 +100,9 @@ class RolloutScreen(RunBase):
         self._update_head(r)
         self.show_replay_bar()
         timeline = self.query_one(Timeline)
-        timeline.border_subtitle = "" if timeline.following or not timeline.unseen else \
-            f"↓ {timeline.unseen:,} new lines · end follows"
+        timeline.border_subtitle = (
+            "" if timeline.following or not timeline.unseen else f"↓ {timeline.unseen:,} new lines · end follows"
+        )
         if feed is None:
             return
         version = (feed.generation, feed.versions.get(self.rollout_id, 0))
@@ -124,14 +132,21 @@ class RolloutScreen(RunBase):
                 status = "pausing"
             end = r.finished if r.finished is not None else session.now()
             elapsed = fmt.seconds(end - r.started) if r.started is not None else "-"
-            head = Content.assemble((f"rollout #{r.index}", "bold"), f" · {r.example_id} · ",
-                                    (status, fmt.STATUS_STYLE.get(status, "yellow")),
-                                    f" · turn {len(r.turns)} · reward ", (fmt.reward(r.reward), "bold"),
-                                    f" · {elapsed} · ", (f"{r.id} · {session.mode}", "dim"))
+            head = Content.assemble(
+                (f"rollout #{r.index}", "bold"),
+                f" · {r.example_id} · ",
+                (status, fmt.STATUS_STYLE.get(status, "yellow")),
+                f" · turn {len(r.turns)} · reward ",
+                (fmt.reward(r.reward), "bold"),
+                f" · {elapsed} · ",
+                (f"{r.id} · {session.mode}", "dim"),
+            )
             last = next((t.prompt_tokens for t in reversed(r.turns) if t.outcome is not None), 0)
-            gauge_line = (f"{gauge(last, session.context_limit_for_run)} · main [b]{fmt.tokens(r.main_tokens)}[/b] tok"
-                          f" · sub [b]{fmt.tokens(r.sub_tokens)}[/b] tok · {r.sub_calls:,} sub calls"
-                          f" · {len(r.batches)} batches")
+            gauge_line = (
+                f"{gauge(last, session.context_limit_for_run)} · main [b]{fmt.tokens(r.main_tokens)}[/b] tok"
+                f" · sub [b]{fmt.tokens(r.sub_tokens)}[/b] tok · {r.sub_calls:,} sub calls"
+                f" · {len(r.batches)} batches"
+            )
         if head.plain + gauge_line != self._head:
             self._head = head.plain + gauge_line  # the styles follow from the words
             self.query_one("#ro-title", Static).update(head)

@@ -10,8 +10,8 @@ from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from rlm_tui.state import RolloutState, RunState
 from rlm_tui.tui import fmt
-from rlm_tui.tui.screens.base import REPLAY_BINDINGS, RunBase
 from rlm_tui.tui.messages import OpenRun
+from rlm_tui.tui.screens.base import REPLAY_BINDINGS, RunBase
 from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.table import VimTable
 
@@ -23,18 +23,43 @@ def rollout_cells(r: RolloutState, now: float, interrupted: bool = False) -> tup
     status = fmt.status(r, interrupted)
     end = r.finished if r.finished is not None else now
     elapsed = fmt.seconds(end - r.started) if r.started is not None else "-"
-    return (str(r.index), Text(r.example_id), Text(status, style=fmt.STATUS_STYLE.get(status, "")),
-            fmt.reward(r.reward), str(len(r.turns)), fmt.tokens(r.main_tokens), fmt.tokens(r.sub_tokens), f"{r.sub_calls:,}", elapsed)
+    return (
+        str(r.index),
+        Text(r.example_id),
+        Text(status, style=fmt.STATUS_STYLE.get(status, "")),
+        fmt.reward(r.reward),
+        str(len(r.turns)),
+        fmt.tokens(r.main_tokens),
+        fmt.tokens(r.sub_tokens),
+        f"{r.sub_calls:,}",
+        elapsed,
+    )
 
 
 class RunScreen(RunBase):
     CSS_PATH = "run.tcss"
     # a key bound here replaces the base's bindings of that key, so replay's space comes along
-    BINDINGS = [Binding("space,P", "run_pause", "Pause run", id="run.pause", key_display="space/P",
-                        tooltip="Pause every rollout of the run", priority=True),
-                Binding("space,P", "run_resume", "Resume run", id="run.resume", key_display="space/P",
-                        tooltip="Let every rollout of the run go on", priority=True),
-                *(b for b in REPLAY_BINDINGS if b.key == "space")]
+    BINDINGS = [
+        Binding(
+            "space,P",
+            "run_pause",
+            "Pause run",
+            id="run.pause",
+            key_display="space/P",
+            tooltip="Pause every rollout of the run",
+            priority=True,
+        ),
+        Binding(
+            "space,P",
+            "run_resume",
+            "Resume run",
+            id="run.resume",
+            key_display="space/P",
+            tooltip="Let every rollout of the run go on",
+            priority=True,
+        ),
+        *(b for b in REPLAY_BINDINGS if b.key == "space"),
+    ]
 
     def __init__(self, session: Session, run_id: str) -> None:
         super().__init__(session)
@@ -108,7 +133,7 @@ class RunScreen(RunBase):
         if ids[: len(self._ids)] != self._ids:
             table.clear()
             self._ids, self._cells, self._seen = [], {}, {}
-        for r in rollouts[len(self._ids):]:
+        for r in rollouts[len(self._ids) :]:
             cells = rollout_cells(r, now, session.interrupted)
             table.add_row(*cells, key=r.id)
             self._ids.append(r.id)
@@ -130,19 +155,33 @@ class RunScreen(RunBase):
         status = "paused" if s.paused and s.status == "running" else s.status
         if self.session.interrupted:
             status = "interrupted"
-        title = Content.assemble((s.env or "…", "bold"), " ", (f"[{s.mode}]", "dim"), f" · {s.model} · run ",
-                                 (self.run_id, "bold"), " · ", (mode, MODE_STYLE.get(mode, "")), " · ",
-                                 (status, fmt.STATUS_STYLE.get(status, "")))
+        title = Content.assemble(
+            (s.env or "…", "bold"),
+            " ",
+            (f"[{s.mode}]", "dim"),
+            f" · {s.model} · run ",
+            (self.run_id, "bold"),
+            " · ",
+            (mode, MODE_STYLE.get(mode, "")),
+            " · ",
+            (status, fmt.STATUS_STYLE.get(status, "")),
+        )
         rollouts = list(s.rollouts.values())
         end = s.finished if s.finished is not None else now
         elapsed = fmt.seconds(end - s.started) if s.started else "-"
         totals = Content.assemble(
-            "rollouts ", (f"{len(s.done)}/{s.num_rollouts or len(rollouts)}", "bold"),
-            " · mean reward ", (fmt.reward(s.mean_reward), "bold"),
-            " · main ", (fmt.tokens(sum(r.main_tokens for r in rollouts)), "bold"),
-            " tok · sub ", (fmt.tokens(sum(r.sub_tokens for r in rollouts)), "bold"),
-            " tok · elapsed ", (elapsed, "bold"),
-            *(("\n", (s.error, "red")) if s.error else ()))
+            "rollouts ",
+            (f"{len(s.done)}/{s.num_rollouts or len(rollouts)}", "bold"),
+            " · mean reward ",
+            (fmt.reward(s.mean_reward), "bold"),
+            " · main ",
+            (fmt.tokens(sum(r.main_tokens for r in rollouts)), "bold"),
+            " tok · sub ",
+            (fmt.tokens(sum(r.sub_tokens for r in rollouts)), "bold"),
+            " tok · elapsed ",
+            (elapsed, "bold"),
+            *(("\n", (s.error, "red")) if s.error else ()),
+        )
         head = title.plain + "\n" + totals.plain  # the styles follow from the words
         if head != self._head:
             self._head = head

@@ -28,15 +28,26 @@ POLL_SECONDS = 1.0
 def run_cells(row: dict[str, Any]) -> tuple:
     started = datetime.fromtimestamp(row["started"]).strftime("%Y-%m-%d %H:%M:%S") if row.get("started") else "-"
     status = row["status"]
-    return (*(Text(printable(str(row[k]))) for k in ("id", "env", "mode", "model")), started,
-            f"{row['ended']}/{row['rollouts']}", fmt.reward(row.get("mean_reward")),
-            Text(printable(str(status)), style=fmt.STATUS_STYLE.get(status, "")))
+    return (
+        *(Text(printable(str(row[k]))) for k in ("id", "env", "mode", "model")),
+        started,
+        f"{row['ended']}/{row['rollouts']}",
+        fmt.reward(row.get("mean_reward")),
+        Text(printable(str(status)), style=fmt.STATUS_STYLE.get(status, "")),
+    )
 
 
 class RunsScreen(Screen):
     CSS_PATH = "runs.tcss"
-    BINDINGS = [Binding("R", "report", "Report", id="report.open",
-                        tooltip="Compare modes: the highlighted run's grid, or the run itself")]
+    BINDINGS = [
+        Binding(
+            "R",
+            "report",
+            "Report",
+            id="report.open",
+            tooltip="Compare modes: the highlighted run's grid, or the run itself",
+        )
+    ]
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -57,7 +68,9 @@ class RunsScreen(Screen):
             table.add_column(name, key=name)
         path = self.session.db_path.resolve()
         shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-        self.query_one("#runs-title", Static).update(Content.assemble(("runs", "bold"), " ", (f"· {printable(str(shown))}", "dim")))
+        self.query_one("#runs-title", Static).update(
+            Content.assemble(("runs", "bold"), " ", (f"· {printable(str(shown))}", "dim"))
+        )
         self._read()
         self.set_interval(POLL_SECONDS, self._poll)
 

@@ -98,7 +98,7 @@ class TextBlock(Block):
         part = y - self._starts[i]
         room = max(1, width - self.indent)
         chunks = self._chops.get(i)
-        text = chunks[part] if chunks is not None else self.lines[i][part * room:(part + 1) * room]
+        text = chunks[part] if chunks is not None else self.lines[i][part * room : (part + 1) * room]
         segments = [Segment(" " * self.indent)] if self.indent else []
         return Strip([*segments, Segment(text, self.style)])
 
@@ -148,7 +148,7 @@ class LineView(ScrollView, can_focus=True):
         before = self.total
         console = self.app.console
         starts = self._starts[: keep + 1] if keep < len(self._starts) else self._starts[:1]
-        for block in self.blocks[len(starts) - 1:]:
+        for block in self.blocks[len(starts) - 1 :]:
             starts.append(starts[-1] + block.height(width, console))
         self._starts = starts
         self.virtual_size = Size(width, self.total)

@@ -39,7 +39,9 @@ def call_label(call: SubCall) -> Text:
         text.append("◌ running", style="cyan")
     else:
         text.append("✓", style="green")
-        text.append(f" {call.prompt_tokens + call.completion_tokens:,} tok · {fmt.seconds(call.latency_s)}", style="dim")
+        text.append(
+            f" {call.prompt_tokens + call.completion_tokens:,} tok · {fmt.seconds(call.latency_s)}", style="dim"
+        )
         if call.tool_calls:
             text.append(f" · {call.tool_calls} tools", style="dim")
     if call.retries:
@@ -86,7 +88,7 @@ class SubTree(Tree[str]):
         if r is None:
             return
         self._turn_of, self._frame = turn_of, frame
-        for batch in r.batches[len(self._shown):]:
+        for batch in r.batches[len(self._shown) :]:
             node = self.root.add(Text(""), data=batch.id, expand=not batch.finished)
             self._shown.append(_Shown(batch, node))
         budget = CHUNK
@@ -116,7 +118,7 @@ class SubTree(Tree[str]):
             node.set_label(self._batch_label(batch, turn_of, done, frame))
         used = 0
         if node.is_expanded and s.added < len(batch.calls) and budget > 0:
-            for call in batch.calls[s.added:s.added + budget]:
+            for call in batch.calls[s.added : s.added + budget]:
                 child = node.add(call_label(call), data=call.id, allow_expand=bool(call.tools))
                 self.calls[call.id] = call
                 for tool in call.tools:

@@ -17,8 +17,15 @@ from rlm_tui.tui.widgets.lines import Block, LineView, RichBlock, TextBlock
 
 BIG = 20_000  # longer text skips word wrapping and highlighting, and is folded instead
 PROMPT_LINES = 8  # lines of the prompt shown until full text is asked for
-NOTES = {"pause": "paused", "resume": "resumed", "step": "asked for one turn", "inject": "sent a message",
-         "finish": "forced the finish", "kill": "killed the rollout", "edit_answer": "edited the answer"}
+NOTES = {
+    "pause": "paused",
+    "resume": "resumed",
+    "step": "asked for one turn",
+    "inject": "sent a message",
+    "finish": "forced the finish",
+    "kill": "killed the rollout",
+    "edit_answer": "edited the answer",
+}
 
 
 class Timeline(LineView):
@@ -68,14 +75,22 @@ class Timeline(LineView):
         running = r.status in ("queued", "running") and not r.paused
         blocks += self._operator(placed.get(0, ()), by_cell, restarts, frame)
         change = r.protocol_change
-        changed_after = max((i for i, t in enumerate(r.turns) if (t.started or 0) <= change.ts), default=-1) \
-            if change is not None else None  # the turn whose call the server refused
+        changed_after = (
+            max((i for i, t in enumerate(r.turns) if (t.started or 0) <= change.ts), default=-1)
+            if change is not None
+            else None
+        )  # the turn whose call the server refused
         for i, turn in enumerate(r.turns):
             last = i == len(r.turns) - 1
             blocks += self._turn(turn, by_cell, restarts, frame if last and running else 0)
             if change is not None and i == changed_after:
-                add(self._text(("protocol", change.id), f"⇄ {change.reason}; the model writes its cells as fenced "
-                               "text from here on", "bold yellow"))
+                add(
+                    self._text(
+                        ("protocol", change.id),
+                        f"⇄ {change.reason}; the model writes its cells as fenced text from here on",
+                        "bold yellow",
+                    )
+                )
             blocks += self._operator(placed.get(i + 1, ()), by_cell, restarts, frame)
         if r.status in ("done", "failed", "killed"):
             style = {"done": "bold green", "failed": "bold red"}.get(r.status, "bold magenta")
@@ -93,11 +108,15 @@ class Timeline(LineView):
         if t.outcome is None:
             head.append(f"{fmt.SPINNER[frame % len(fmt.SPINNER)]} waiting for the model", style="cyan")
         else:
-            head.append(f"· {t.prompt_tokens:,} → {t.completion_tokens:,} tok · {fmt.seconds(t.latency_s)}", style="cyan")
+            head.append(
+                f"· {t.prompt_tokens:,} → {t.completion_tokens:,} tok · {fmt.seconds(t.latency_s)}", style="cyan"
+            )
         out = [self._line(("turn", key), head)]
         for retry in t.retries:
-            line = (f"  ⟳ attempt {retry.attempt} of {retry.max_attempts} failed: {fmt.one_line(retry.reason, 200)}"
-                    f" · next try in {fmt.seconds(retry.wait_s)}")
+            line = (
+                f"  ⟳ attempt {retry.attempt} of {retry.max_attempts} failed: {fmt.one_line(retry.reason, 200)}"
+                f" · next try in {fmt.seconds(retry.wait_s)}"
+            )
             out.append(self._line(("retry", retry.id), line, "yellow"))
         if t.error:
             out.append(self._text(("terr", key), f"model error ({t.outcome}): {t.error}", "bold red"))
@@ -105,14 +124,22 @@ class Timeline(LineView):
             if self.reasoning:
                 out.append(self._text(("reason", key), t.reasoning, "italic dim", indent=2))
             else:
-                out.append(self._line(("reason", key), f"▸ reasoning · {len(t.reasoning):,} chars (r expands)", "dim italic"))
+                out.append(
+                    self._line(("reason", key), f"▸ reasoning · {len(t.reasoning):,} chars (r expands)", "dim italic")
+                )
         if t.text:
             out.append(self._text(("text", key), t.text))
         recovered = sorted({c.get("recovered") for c in t.tool_calls if c.get("recovered")})
         if recovered:
             n = sum(1 for c in t.tool_calls if c.get("recovered"))
-            out.append(self._line(("recovered", key), f"  ↺ {n} call{'s' if n != 1 else ''} read from the model's text "
-                                  f"({', '.join(recovered)}), not sent as tool calls", "dim cyan"))
+            out.append(
+                self._line(
+                    ("recovered", key),
+                    f"  ↺ {n} call{'s' if n != 1 else ''} read from the model's text "
+                    f"({', '.join(recovered)}), not sent as tool calls",
+                    "dim cyan",
+                )
+            )
         for rejected in t.rejected:
             out.append(self._text(("rejected", rejected.id), f"  ✗ call not run: {rejected.reason}", "red"))
         if t.nudge is not None:
@@ -142,7 +169,9 @@ class Timeline(LineView):
         for batch in by_cell.get(cell.id, ()):
             line = Text(f"  ↳ llm_batch #{batch.batch} · {batch.size:,} prompts", style="magenta")
             if batch.finished:
-                line.append(f" · {fmt.seconds(batch.elapsed_s)}" + (f" · {batch.errors} errors" if batch.errors else ""))
+                line.append(
+                    f" · {fmt.seconds(batch.elapsed_s)}" + (f" · {batch.errors} errors" if batch.errors else "")
+                )
             else:
                 line.append(f" · {fmt.SPINNER[frame % len(fmt.SPINNER)]} {len(batch.calls):,} started")
             out.append(self._line(("batch", batch.id), line))
@@ -157,7 +186,9 @@ class Timeline(LineView):
             out.append(self._block(TextBlock, ("out", key, self.full), (len(text), style), text, style, 2))
         restart = restarts.get(cell.id)
         if restart is not None:
-            out.append(self._text(("restart", key), f"⟳ sandbox restarted ({restart.reason}): {restart.lost}", "bold yellow"))
+            out.append(
+                self._text(("restart", key), f"⟳ sandbox restarted ({restart.reason}): {restart.lost}", "bold yellow")
+            )
         return out
 
     def _output_head(self, cell: Cell) -> Text:
