@@ -18,7 +18,7 @@ async def next_frame(app) -> None:
         unwatch()
 
 
-async def until(pilot, predicate, timeout: float = 30.0) -> None:
+async def until(pilot, predicate, timeout: float = 120.0) -> None:
     """Let the app run, frame by frame, until `predicate()` holds; `timeout` only bounds a test that would hang."""
     app = pilot.app
 

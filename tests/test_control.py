@@ -40,7 +40,7 @@ class Live:
                 waiter[1].set_result(e)
                 self.waiters.remove(waiter)
 
-    async def until(self, predicate, timeout=20):
+    async def until(self, predicate, timeout=120):  # only bounds a test that would hang
         for e in self.events:
             if predicate(e):
                 return e

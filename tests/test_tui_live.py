@@ -120,7 +120,7 @@ async def test_pause_holds_model_calls_step_runs_one_and_inspect_runs_in_the_san
                 ),
             )
             await pilot.press("space")  # resume
-            await until(pilot, lambda: r.status == "done", timeout=60)
+            await until(pilot, lambda: r.status == "done", timeout=300)
         events = engine.events()
         shared = [e for e in events if isinstance(e, ev.OperatorAction) and e.action == "inject"]
         assert "secret = 6 * 7" in shared[0].text and "42 ['content', 'ready']" in shared[0].text
@@ -159,7 +159,7 @@ async def test_an_injected_message_reaches_the_models_next_request(tmp_path):
                 await pilot.press("ctrl+s")
                 await until(pilot, lambda: any(a.action == "inject" for a in r.operator))
                 await pilot.press("space")
-                await until(pilot, lambda: r.status == "done", timeout=60)
+                await until(pilot, lambda: r.status == "done", timeout=300)
                 assert r.answer == {"content": "stopped on request", "ready": True}
         finally:
             engine.stop()
