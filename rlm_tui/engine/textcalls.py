@@ -11,8 +11,29 @@ MAX_UNLABELLED = 100_000  # characters of a fence without a language that are ch
 MAX_RECOVERED = 8  # cells taken from one reply: a model that writes fifty fences is not asking for fifty runs
 
 _TAG = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)  # Hermes/Qwen; an unclosed last tag counts
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.S | re.M)
+_LANG = re.compile(r"[\w+-]*")
 _DECODER = json.JSONDecoder()
+
+
+def _fences(text: str) -> list[tuple[str, str]]:
+    """Each closed ``` block as (language, body), in one pass over the lines: a reply of many unclosed fences
+    (a broken or hostile server) must not cost more than reading it once."""
+    found: list[tuple[str, str]] = []
+    lang: str | None = None
+    body: list[str] = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if lang is None:
+            if stripped.startswith("```"):
+                word = _LANG.match(stripped[3:].lstrip())
+                lang = word.group() if word else ""
+                body = []
+        elif stripped == "```":
+            found.append((lang, "".join(f"{b}\n" for b in body)))
+            lang = None
+        else:
+            body.append(line)
+    return found
 
 
 def _object(text: str) -> dict[str, Any] | None:
@@ -63,12 +84,14 @@ def recover_calls(text: str, tool: str) -> list[dict[str, Any]]:
     if tags:
         objects = [_object(t) for t in tags]
         return [_from_object(i, o, "tag") for i, o in enumerate(objects) if o is not None][:MAX_RECOVERED]
-    fences = _FENCE.findall(text)
+    fences = _fences(text)
     whole = _object(fences[0][1]) if len(fences) == 1 and text.strip().startswith("```") else _object(text)
     if whole is not None:
         return [_from_object(0, whole, "json")]
     calls: list[dict[str, Any]] = []
     for lang, body in fences:
+        if len(calls) == MAX_RECOVERED:
+            break
         lang = lang.lower()
         if lang in CODE_FENCES and body.strip():
             calls.append(_call(len(calls), tool, {"code": body.rstrip("\n") + "\n"}, "fence"))
