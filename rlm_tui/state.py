@@ -190,7 +190,8 @@ def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
     turn = s._turns.get(e.parent_id or "")
     if turn is None:
         return
-    turn.text, turn.reasoning, turn.tool_calls = e.text, e.reasoning, e.tool_calls
+    calls = [c for c in e.tool_calls if isinstance(c, dict)] if isinstance(e.tool_calls, list) else []  # a stored row
+    turn.text, turn.reasoning, turn.tool_calls = e.text, e.reasoning, calls
     turn.prompt_tokens, turn.completion_tokens = e.prompt_tokens, e.completion_tokens
     turn.latency_s, turn.outcome, turn.error = e.latency_s, e.outcome, e.error
     s.main_prompt_tokens += e.prompt_tokens
@@ -198,7 +199,7 @@ def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
     s.main_reasoning_tokens += e.reasoning_tokens
     s.main_cached_tokens += e.cached_tokens
     s.model_time_s += e.latency_s
-    s.recovered_calls += sum(1 for c in e.tool_calls if c.get("recovered"))
+    s.recovered_calls += sum(1 for c in calls if c.get("recovered"))
 
 
 def _nudged(s: RolloutState, e: ev.ModelNudged) -> None:

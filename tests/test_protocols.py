@@ -170,4 +170,5 @@ def test_the_context_window_comes_from_the_server_when_it_says():
     assert context_window(models=[{"id": "other", "max_model_len": 8192}, {"id": "m", "max_model_len": 32768}]) == 32768
     assert context_window(props={"default_generation_settings": {"n_ctx": 4096}}) == 4096  # llama.cpp
     assert context_window() is None  # OpenAI's /v1/models says nothing of it
+    assert context_window(models=[{"id": "a", "max_model_len": 8192}, {"id": "b", "max_model_len": 4096}]) is None
     assert context_window(models=[{"id": "m", "max_model_len": "huge"}], props={"n_ctx": -5}) is None

@@ -186,3 +186,14 @@ def test_a_cell_stored_before_shown_chars_counts_what_was_shown_less_the_marker(
     marker = "\n[output truncated: showing 10 of 50 characters; 40 cut]"
     assert _one_cell(shown="x" * 10 + marker).shown_chars == 10
     assert _one_cell(shown="x" * 12).shown_chars == 12
+
+
+def test_stored_tool_calls_that_are_not_objects_are_dropped_not_folded():
+    call = ev.ModelCallStarted(run_id=R, rollout_id=X, role="main", model="m", turn=1, messages=2)
+    odd = [{"id": "a", "name": "call_python_repl", "arguments": "{}", "recovered": "fence"}, "junk", 3, None]
+    finished = ev.ModelCallFinished(run_id=R, rollout_id=X, parent_id=call.id, role="main", tool_calls=odd)
+    broken = ev.ModelCallFinished(run_id=R, rollout_id=X, parent_id=call.id, role="main", tool_calls="junk")
+    state = fold([*_events()[:3], call, finished], R)
+    (turn,) = state.rollouts[X].turns
+    assert turn.tool_calls == odd[:1] and state.rollouts[X].recovered_calls == 1
+    assert fold([*_events()[:3], call, broken], R).rollouts[X].turns[0].tool_calls == []

@@ -337,7 +337,8 @@ def context_window_of(data: Any, model: str) -> int | None:
     found: Any = None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         entries = [m for m in data["data"] if isinstance(m, dict)]
-        mine = [m for m in entries if m.get("id") == model] or entries[:1]
+        # the model asked for, or the one model a server holds (llama.cpp names it by its path): never another's
+        mine = [m for m in entries if m.get("id") == model] or (entries if len(entries) == 1 else [])
         found = mine[0].get("max_model_len") if mine else None
     if found is None and isinstance(data, dict):
         settings = data.get("default_generation_settings")

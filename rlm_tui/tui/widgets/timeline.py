@@ -129,7 +129,7 @@ class Timeline(LineView):
                 )
         if t.text:
             out.append(self._text(("text", key), t.text))
-        recovered = sorted({c.get("recovered") for c in t.tool_calls if c.get("recovered")})
+        recovered = sorted({str(c["recovered"]) for c in t.tool_calls if c.get("recovered")})
         if recovered:
             n = sum(1 for c in t.tool_calls if c.get("recovered"))
             out.append(
