@@ -7,6 +7,7 @@ import statistics
 import time
 
 from rlm_tui.env import load_environment
+from table import row
 
 CONTEXT_LEN = 4_194_304  # tokens, oolong's largest
 REPEATS = 3
@@ -40,9 +41,12 @@ def main() -> None:
         seconds = statistics.median(t for t, _ in runs)
         context = runs[0][1]
         base = statistics.median(floor(context) for _ in range(REPEATS))
-        print(
-            f"oolong {subset:5} {CONTEXT_LEN:,} tokens ({len(context):,} chars): {seconds:6.2f} s   "
-            f"floor (random lines, joined) {base:5.2f} s   ratio {seconds / base:5.1f}x"
+        row(
+            f"oolong {subset} context of {CONTEXT_LEN:,} tokens ({len(context):,} chars)",
+            seconds,
+            "s",
+            floor=base,
+            floor_name="random lines, joined",
         )
 
 

@@ -20,6 +20,7 @@ from rlm_tui.engine.run import Run, RunConfig  # noqa: E402
 from rlm_tui.env import load_environment  # noqa: E402
 from rlm_tui.sandbox import Limits  # noqa: E402
 from rlm_tui.store import EventWriter  # noqa: E402
+from table import row  # noqa: E402
 
 FANOUT = 16
 
@@ -112,6 +113,15 @@ def main() -> None:
         f"server: {out['status']}, {done}/{args.rollouts} done {out['rollouts']}, {out['seconds']:.1f} s, "
         f"peak RSS {out['peak_rss_mb']:.0f} MB, peak live jails {out['peak_jails']}"
         + (f"; {out['error']}" if out["error"] else "")
+    )
+    waves = -(-args.rollouts // args.concurrency) * 3  # root, batch, root: the least a rollout waits on the server
+    row(
+        f"stress: {args.rollouts} rollouts, concurrency {args.concurrency}, fanout {FANOUT}",
+        out["seconds"],
+        "s",
+        floor=waves * args.latency,
+        floor_name="server latency alone, 3 waves a rollout",
+        note=f"{done}/{args.rollouts} done; peak RSS {out['peak_rss_mb']:.0f} MB; {out['peak_jails']} live jails",
     )
     if done != args.rollouts:
         sys.exit(1)

@@ -52,4 +52,4 @@ def format_row(r: dict) -> str:
     floor = f"{r['floor']:,.3f} {r['unit']} ({r['floor_name']})" if r["floor"] is not None else "-"
     ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
     met = {True: "met", False: "NOT met", None: ""}[r["met"]]
-    return f"{r['measure']:<52} {r['value']:>11,.3f} {r['unit']:<4} floor {floor:<44} ratio {ratio:>7}  target {r['target'] or '-'} {met}"
+    return f"{r['measure']:<60} {r['value']:>11,.3f} {r['unit']:<4} floor {floor:<44} ratio {ratio:>7}  target {r['target'] or '-'} {met}"
