@@ -30,13 +30,6 @@ def two_turn(body):
     return Reply(content="ok", usage=USAGE)
 
 
-def wide(body):
-    if is_root(body):
-        cells = ['r = llm_batch([f"p{i}" for i in range(512)])', "answer.update(content=str(len(r)), ready=True)"]
-        return code_call(cells[root_turn(body)])
-    return Reply(content="ok", usage=USAGE)
-
-
 async def one_rollout(client: OpenAIClient, writer: EventWriter, sub_concurrency: int) -> Run:
     """One run of one rollout; the client and the writer are per endpoint and per database, as in a real run."""
     env = load_environment("verbatim-copy", {"target_length": "100"})
@@ -101,11 +94,6 @@ def median_of(repeats: int, make) -> float:
     return statistics.median(times)
 
 
-def batch_seconds(run: Run) -> float:
-    (rollout,) = run.state.rollouts.values()
-    return rollout.batches[0].elapsed_s
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         with FakeOpenAIProcess(two_turn) as server:
@@ -116,17 +104,6 @@ def main() -> None:
         print(
             f"whole 2-turn rollout, 8-prompt batch:  {rollout * 1000:7.1f} ms   "
             f"floor (raw aiohttp, same requests, no sandbox) {floor * 1000:6.1f} ms   ratio {rollout / floor:5.1f}x"
-        )
-
-        with FakeOpenAIProcess(wide, latency=0.05) as server:
-            runs = [run for _, run in rollouts(server.base_url, Path(tmp) / "b.db", 4, 512)[1:]]
-            batch = statistics.median(batch_seconds(r) for r in runs)
-            floor = median_of(
-                3, lambda: asyncio.run(raw_requests(server.base_url, [[sub_body(i) for i in range(512)]]))
-            )
-        print(
-            f"llm_batch of 512 prompts, 50 ms server: {batch * 1000:7.1f} ms   "
-            f"floor (raw aiohttp, 512 concurrent)          {floor * 1000:6.1f} ms   ratio {batch / floor:5.1f}x"
         )
 
 

@@ -22,6 +22,7 @@ SCRIPTS = (
     "bench_startup.py",
     "bench_sandbox.py",
     "bench_engine.py",
+    "bench_client.py",
     "bench_store.py",
     "bench_tui.py",
     "bench_stress.py",

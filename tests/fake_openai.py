@@ -46,7 +46,17 @@ class Hang:
     """Never answers: the request is held until the client gives up or the server stops."""
 
 
-Responder = Callable[[dict[str, Any]], "Reply | Fail | Raw | Hang | dict[str, Any]"]  # a dict is sent as the JSON body
+@dataclass
+class Held:
+    """`reply`, sent only once `until` requests have arrived: proves that many were in flight at once."""
+
+    reply: Reply
+    until: int
+
+
+Responder = Callable[
+    [dict[str, Any]], "Reply | Fail | Raw | Hang | Held | dict[str, Any]"
+]  # a dict is sent as the JSON body
 
 
 class FakeOpenAI:
@@ -64,6 +74,8 @@ class FakeOpenAI:
         self.models = models if models is not None else [{"id": "fake-model", "object": "model"}]
         self.props = props  # llama.cpp's /props, served only when given
         self.requests: list[dict[str, Any]] = []
+        self.peers: set[Any] = set()  # the client ends of the connections requests came on
+        self.authorizations: list[str] = []  # each request's Authorization header
         self._ids = itertools.count()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -79,12 +91,14 @@ class FakeOpenAI:
 
     def __exit__(self, *exc: object) -> None:
         self._loop.call_soon_threadsafe(self._stopping.set)  # releases every held request
+        self._loop.call_soon_threadsafe(self._crowd.set)
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
     async def _start(self) -> int:
         self._stopping = asyncio.Event()
+        self._crowd = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
@@ -105,9 +119,17 @@ class FakeOpenAI:
     async def _completions(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
+        if request.transport is not None:
+            self.peers.add(request.transport.get_extra_info("peername"))
+        self.authorizations.append(request.headers.get("Authorization", ""))
         if self.latency:
             await asyncio.sleep(self.latency)
         result = self.respond(body)
+        if isinstance(result, Held):
+            if len(self.requests) >= result.until:
+                self._crowd.set()
+            await self._crowd.wait()
+            result = result.reply
         if isinstance(result, Hang):
             await self._stopping.wait()
             return web.Response(status=503)

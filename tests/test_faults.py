@@ -1,5 +1,6 @@
-"""Untrusted model servers: broken replies, rate limits, server errors, hangs and cut connections, through the
-real openai client against a real local server, the real engine and the real command line."""
+"""Untrusted model servers: broken replies, rate limits, server errors, hangs and cut connections, through both
+real clients (the openai SDK's and the sub-LLMs' aiohttp one) against a real local server, the real engine and
+the real command line."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from rich.console import Console
 
 from fake_openai import Fail, FakeOpenAI, Hang, Raw, Reply, code_call, is_root, root_turn
 from rlm_tui import events as ev
-from rlm_tui.engine.clients import MAX_REPLY_BYTES, MAX_RETRY_AFTER, ModelError, OpenAIClient, retry_delay
+from rlm_tui.engine.clients import OpenAIClient
+from rlm_tui.engine.failures import MAX_REPLY_BYTES, MAX_RETRY_AFTER, ModelError, retry_delay
+from rlm_tui.engine.wire import WireClient
 from rlm_tui.env import load_environment
 from rlm_tui.state import fold
 from rlm_tui.store import open_db, read_events
@@ -26,20 +29,26 @@ RLM_TUI = str(Path(sys.executable).parent / "rlm-tui")
 QUICK = {"retry-after-ms": "1"}  # retried at once, so that tests do not wait out a backoff
 
 
-def complete(respond, *, max_retries=0, request_timeout=30.0, messages=None, tools=None):
-    """(the reply or the ModelError, the retries reported, the server) of one call through the real client."""
+@pytest.fixture(params=[OpenAIClient, WireClient], ids=["sdk", "wire"])
+def client(request):
+    """Each client in turn: every fault is held by both."""
+    return request.param
+
+
+def complete(client, respond, *, max_retries=0, request_timeout=30.0, messages=None, tools=None):
+    """(the reply or the ModelError, the retries reported, the server) of one call through a real client."""
     retries: list[dict] = []
     with FakeOpenAI(respond) as server:
 
         async def call():
-            client = OpenAIClient(
+            made = client(
                 base_url=server.base_url, api_key="k", max_retries=max_retries, request_timeout=request_timeout
             )
             hook = {"on_retry": lambda **retry: retries.append(retry)} if max_retries else {}
             try:
-                return await client.complete("m", messages or [{"role": "user", "content": "hi"}], tools, **hook)
+                return await made.complete("m", messages or [{"role": "user", "content": "hi"}], tools, **hook)
             finally:
-                await client.close()
+                await made.close()
 
         try:
             result = asyncio.run(call())
@@ -93,52 +102,53 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("respond", MALFORMED.values(), ids=MALFORMED.keys())
-def test_a_malformed_reply_is_a_model_error(respond):
-    error, _, _ = complete(lambda body: respond)
+def test_a_malformed_reply_is_a_model_error(respond, client):
+    error, _, _ = complete(client, lambda body: respond)
     assert isinstance(error, ModelError), error
     message = str(error)
     assert "\n" not in message and len(message) < 400 and "malformed reply" in message
 
 
-def test_the_reason_says_what_was_wrong():
-    error, _, _ = complete(lambda body: completion(None))
+def test_the_reason_says_what_was_wrong(client):
+    error, _, _ = complete(client, lambda body: completion(None))
     assert "choices[0].message is null" in str(error)
-    error, _, _ = complete(lambda body: Raw(b"<html>oops</html>", content_type="text/html"))
+    error, _, _ = complete(client, lambda body: Raw(b"<html>oops</html>", content_type="text/html"))
     assert "not JSON" in str(error) and "text/html" in str(error) and "<html>oops" in str(error)
-    error, _, _ = complete(lambda body: MALFORMED["an error object on a 200"])
+    error, _, _ = complete(client, lambda body: MALFORMED["an error object on a 200"])
     assert "upstream overloaded" in str(error)
 
 
-def test_a_gigantic_reply_is_refused_without_reading_it_all():
+def test_a_gigantic_reply_is_refused_without_reading_it_all(client):
     chunk = b" " * (1 << 20)
-    error, _, _ = complete(lambda body: Raw(chunk, repeat=MAX_REPLY_BYTES // len(chunk) + 8))
+    error, _, _ = complete(client, lambda body: Raw(chunk, repeat=MAX_REPLY_BYTES // len(chunk) + 8))
     assert isinstance(error, ModelError) and "larger than" in str(error)
 
 
-def test_a_reply_cut_off_mid_body_is_retried_then_a_connection_error():
+def test_a_reply_cut_off_mid_body_is_retried_then_a_connection_error(client):
     body = json.dumps(completion({"role": "assistant", "content": "x" * 1000})).encode()
-    error, retries, server = complete(lambda body_: Raw(body[:300], cut=True), max_retries=1)
+    error, retries, server = complete(client, lambda body_: Raw(body[:300], cut=True), max_retries=1)
     assert isinstance(error, ModelError) and error.kind == "connection", error
     assert len(server.requests) == 2 and len(retries) == 1
 
 
-def test_tolerable_oddities_are_read():
+def test_tolerable_oddities_are_read(client):
     args = {"code": "print(1)"}
-    reply, _, _ = complete(lambda body: call({"name": "call_python_repl", "arguments": args}))
+    reply, _, _ = complete(client, lambda body: call({"name": "call_python_repl", "arguments": args}))
     assert json.loads(reply.tool_calls[0]["arguments"]) == args  # an object where a string belongs
 
     parts = [{"type": "text", "text": "hel"}, {"type": "text", "text": "lo"}]
-    reply, _, _ = complete(lambda body: completion({"role": "assistant", "content": parts}))
+    reply, _, _ = complete(client, lambda body: completion({"role": "assistant", "content": parts}))
     assert reply.text == "hello"
 
     reply, _, _ = complete(
+        client,
         lambda body: completion(
             {
                 "role": "assistant",
                 "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": None}}],
                 "reasoning_content": {"x": 1},
             }
-        )
+        ),
     )
     assert reply.tool_calls[0]["id"] and reply.tool_calls[0]["arguments"] == "" and reply.reasoning == ""
 
@@ -154,25 +164,25 @@ def test_tolerable_oddities_are_read():
     ],
     ids=["strings", "negative", "huge", "bool", "not an object"],
 )
-def test_bad_usage_is_estimated_instead(usage):
-    reply, _, _ = complete(lambda body: completion({"role": "assistant", "content": "hello there"}, usage))
+def test_bad_usage_is_estimated_instead(usage, client):
+    reply, _, _ = complete(client, lambda body: completion({"role": "assistant", "content": "hello there"}, usage))
     assert reply.tokens_estimated and 0 < reply.prompt_tokens < 1000 and 0 < reply.completion_tokens < 1000
 
 
-def test_bad_usage_details_are_dropped():
+def test_bad_usage_details_are_dropped(client):
     usage = {
         "prompt_tokens": 10,
         "completion_tokens": 3,
         "completion_tokens_details": {"reasoning_tokens": "x"},
         "prompt_tokens_details": [1],
     }
-    reply, _, _ = complete(lambda body: completion({"role": "assistant", "content": "hi"}, usage))
+    reply, _, _ = complete(client, lambda body: completion({"role": "assistant", "content": "hi"}, usage))
     assert (reply.prompt_tokens, reply.completion_tokens, reply.reasoning_tokens, reply.cached_tokens) == (10, 3, 0, 0)
     assert not reply.tokens_estimated
 
 
-def test_an_unexpected_failure_is_wrapped_with_its_type():
-    error, _, _ = complete(lambda body: Reply(content="never"), messages=[{"role": "user", "content": {1, 2}}])
+def test_an_unexpected_failure_is_wrapped_with_its_type(client):
+    error, _, _ = complete(client, lambda body: Reply(content="never"), messages=[{"role": "user", "content": {1, 2}}])
     assert isinstance(error, ModelError) and "TypeError" in str(error)
 
 
@@ -185,64 +195,66 @@ def failing_then(*failures):
     return lambda body: left.pop(0) if left else Reply(content="fine")
 
 
-def test_429_honours_retry_after_in_seconds():
-    reply, retries, server = complete(failing_then(Fail(429, "slow down", headers={"Retry-After": "1"})), max_retries=2)
+def test_429_honours_retry_after_in_seconds(client):
+    reply, retries, server = complete(
+        client, failing_then(Fail(429, "slow down", headers={"Retry-After": "1"})), max_retries=2
+    )
     assert reply.text == "fine" and len(server.requests) == 2
     (retry,) = retries
     assert retry["attempt"] == 1 and retry["max_attempts"] == 3 and retry["wait_s"] == 1.0
     assert "HTTP 429" in retry["reason"] and "slow down" in retry["reason"]
 
 
-def test_a_burst_of_server_errors_then_success():
+def test_a_burst_of_server_errors_then_success(client):
     burst = [Fail(status, "bad day", headers=QUICK) for status in (500, 502, 503, 504)]
-    reply, retries, server = complete(failing_then(*burst), max_retries=4)
+    reply, retries, server = complete(client, failing_then(*burst), max_retries=4)
     assert reply.text == "fine" and len(server.requests) == 5
     assert [r["attempt"] for r in retries] == [1, 2, 3, 4]
     assert all(f"HTTP {status}: bad day" in r["reason"] for r, status in zip(retries, (500, 502, 503, 504)))
 
 
 @pytest.mark.parametrize("status", [408, 409])
-def test_timeout_and_conflict_statuses_are_retried(status):
-    reply, retries, _ = complete(failing_then(Fail(status, "again", headers=QUICK)), max_retries=1)
+def test_timeout_and_conflict_statuses_are_retried(status, client):
+    reply, retries, _ = complete(client, failing_then(Fail(status, "again", headers=QUICK)), max_retries=1)
     assert reply.text == "fine" and len(retries) == 1
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-def test_other_client_errors_are_not_retried(status):
-    error, retries, server = complete(failing_then(Fail(status, "no", headers=QUICK)), max_retries=3)
+def test_other_client_errors_are_not_retried(status, client):
+    error, retries, server = complete(client, failing_then(Fail(status, "no", headers=QUICK)), max_retries=3)
     assert isinstance(error, ModelError) and f"HTTP {status}" in str(error)
     assert len(server.requests) == 1 and retries == []
 
 
-def test_the_sdk_does_not_retry_behind_our_back():
-    error, _, server = complete(lambda body: Fail(503, "down", headers=QUICK), max_retries=0)
+def test_the_transport_does_not_retry_behind_our_back(client):
+    error, _, server = complete(client, lambda body: Fail(503, "down", headers=QUICK), max_retries=0)
     assert isinstance(error, ModelError) and len(server.requests) == 1
 
 
-def test_a_malformed_reply_is_retried():
-    reply, retries, _ = complete(failing_then(completion(None)), max_retries=1)
+def test_a_malformed_reply_is_retried(client):
+    reply, retries, _ = complete(client, failing_then(completion(None)), max_retries=1)
     assert reply.text == "fine" and "message is null" in retries[0]["reason"]
 
 
-def test_a_server_that_never_answers_times_out_each_attempt():
-    error, retries, server = complete(lambda body: Hang(), max_retries=1, request_timeout=1.0)
+def test_a_server_that_never_answers_times_out_each_attempt(client):
+    error, retries, server = complete(client, lambda body: Hang(), max_retries=1, request_timeout=1.0)
     assert isinstance(error, ModelError) and error.kind == "timeout", error
     assert "no reply within 1 s" in str(error) and "2 attempts" in str(error)
     assert len(server.requests) == 2 and "no reply within 1 s" in retries[0]["reason"]
 
 
-def test_a_server_that_is_gone_is_a_connection_error():
+def test_a_server_that_is_gone_is_a_connection_error(client):
     with FakeOpenAI(lambda body: Reply()) as gone:
         pass
 
     async def call():
-        client = OpenAIClient(base_url=gone.base_url, api_key="k", max_retries=1)
+        made = client(base_url=gone.base_url, api_key="k", max_retries=1)
         try:
-            return await client.complete(
+            return await made.complete(
                 "m", [{"role": "user", "content": "hi"}], None, on_retry=lambda **r: seen.append(r)
             )
         finally:
-            await client.close()
+            await made.close()
 
     seen: list = []
     with pytest.raises(ModelError) as raised:

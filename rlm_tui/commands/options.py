@@ -75,7 +75,11 @@ class RunOptions:
     )
     concurrency: int = option("--concurrency", default=8, parse=p.at_most(256), help="rollouts at once (default 8)")
     sub_concurrency: int = option(
-        "--sub-concurrency", default=16, parse=p.at_most(1024), help="sub-LLM calls at once per rollout (default 16)"
+        "--sub-concurrency",
+        default=64,
+        parse=p.at_most(1024),
+        help="sub-LLM calls at once per rollout (default 64: a batch of up to 64 in one wave, at most 512 "
+        "connections at the default --concurrency; raise it for wider batches if the server takes them)",
     )
     max_turns: int = option(
         "--max-turns", default=30, parse=p.at_most(1000), help="root model calls per rollout (default 30)"

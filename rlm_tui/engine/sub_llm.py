@@ -74,7 +74,9 @@ class SubLLMs:
         rollout_id: str,
         generation: Generation | None = None,
     ) -> None:
-        self.client, self.model, self.emit, self.generation = client, model, emit, generation
+        # an OpenAIClient lends its hot path for the fan-out; any other client serves the sub-LLMs itself
+        self.client: ModelClient = getattr(client, "sub", client)
+        self.model, self.emit, self.generation = model, emit, generation
         self.tools = {t.name: t for t in tools}
         self.schemas = [t.schema() for t in tools]
         self.concurrency = concurrency
