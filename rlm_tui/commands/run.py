@@ -80,8 +80,10 @@ def engine_argv(env: str, options: RunOptions, *, run_id: str, db: str) -> list[
 
 
 def _run_in_app(args: argparse.Namespace, options: RunOptions) -> int:
-    """Check the arguments as the headless path does, then hand the engine's command line to the app."""
-    import asyncio
+    """Check the arguments, then hand the engine's command line to the app.
+
+    The model's key and endpoint are checked by the engine, which fails with them as one line before its run
+    exists: checking here too would import the model clients and probe the server twice before the app draws."""
     from pathlib import Path
 
     from rlm_tui.env import load_environment
@@ -90,9 +92,8 @@ def _run_in_app(args: argparse.Namespace, options: RunOptions) -> int:
 
     if not sys.stderr.isatty():
         raise UserError("the app draws on stderr, which is not a terminal; add --headless, or leave stderr alone")
-    env = load_environment(args.env, dict(options.env_arg))
+    load_environment(args.env, dict(options.env_arg))  # a bad knob fails here as one line, before the engine starts
     options = options.resolved()
-    asyncio.run(options.client(env).close())
     path = Path(db_path_of(args)).resolve()
     open_db(path).close()  # a bad --db fails here, as one line, before any app opens
     run = args.run_id or new_id()
