@@ -1,5 +1,5 @@
 """What each command imports: a real process of the CLI's entry reports the modules it loaded, and the slow
-ones stay out of the commands that do not use them."""
+ones stay out of the commands that do not use them; the app's front leaves the run's checks to its engine."""
 
 from __future__ import annotations
 
@@ -111,3 +111,53 @@ def test_the_app_on_a_stored_run_imports_no_heavy_package_and_no_client(tmp_path
         os.close(main)
     modules = set(json.loads(out.read_text()))
     assert "textual" in modules and modules & (HEAVY | CLIENTS) == set()
+
+
+def on_a_terminal(tmp_path: Path, *args: str) -> tuple[int, str, set[str]]:
+    """(exit status, everything drawn, the modules loaded) of `rlm-tui ARGS` run to its end on a terminal."""
+    out = tmp_path / "modules.json"
+    main, child = pty.openpty()
+    termios.tcsetwinsize(child, (40, 120))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, str(out), *args],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=environ(),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    os.close(child)
+    screen = b""
+    try:
+        while select.select([main], [], [], HANG)[0]:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # it exited and the terminal closed
+                break
+            if not chunk:
+                break
+            screen += chunk
+        code = proc.wait(HANG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+    return code, screen.decode(errors="replace"), set(json.loads(out.read_text()))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env-arg", "nope=1"], "verbatim-copy has no knob 'nope'"),
+        (["--model", "gpt-5-mini"], "needs OPENAI_API_KEY"),
+        (["--model", "m", "--base-url", "http://127.0.0.1:9/v1"], "cannot reach http://127.0.0.1:9/v1"),
+    ],
+)
+def test_a_run_the_engine_cannot_start_is_one_line_the_app_never_opens_and_the_front_loads_no_client(
+    tmp_path, args, message
+):
+    code, screen, modules = on_a_terminal(tmp_path, "run", "verbatim-copy", *args, "--db", str(tmp_path / "r.db"))
+    assert code == 2 and screen.count("rlm-tui: error:") == 1 and message in screen, screen
+    assert "\x1b[?1049h" not in screen  # the app's alternate screen never opened
+    assert modules & (HEAVY | CLIENTS) == set()

@@ -80,19 +80,18 @@ def engine_argv(env: str, options: RunOptions, *, run_id: str, db: str) -> list[
 
 
 def _run_in_app(args: argparse.Namespace, options: RunOptions) -> int:
-    """Check the arguments, then hand the engine's command line to the app.
+    """Check the terminal and the database, then hand the engine's command line to the app.
 
-    The model's key and endpoint are checked by the engine, which fails with them as one line before its run
-    exists: checking here too would import the model clients and probe the server twice before the app draws."""
+    The environment, its knobs, the model's key and endpoint are checked by the engine, which fails with them as
+    one line before its run exists: checking here too would load them twice, import the model clients and probe
+    the server, all before the engine even starts."""
     from pathlib import Path
 
-    from rlm_tui.env import load_environment
     from rlm_tui.events import new_id
     from rlm_tui.store import open_db
 
     if not sys.stderr.isatty():
         raise UserError("the app draws on stderr, which is not a terminal; add --headless, or leave stderr alone")
-    load_environment(args.env, dict(options.env_arg))  # a bad knob fails here as one line, before the engine starts
     options = options.resolved()
     path = Path(db_path_of(args)).resolve()
     open_db(path).close()  # a bad --db fails here, as one line, before any app opens
