@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -29,6 +34,28 @@ def test_the_world_is_deterministic_by_seed():
     assert dict(a.out) == dict(b.out)
     assert render_pages(a) == render_pages(b)
     assert [e.name for e in a.entities] != [e.name for e in c.entities]
+
+
+def test_the_pages_are_the_same_in_every_process_whatever_its_hash_seed():
+    """The engine, a resume and the scripted model each build the web in their own process: it must not differ."""
+    code = (
+        "import hashlib; from environments.deepdive.render import render_pages; "
+        "from environments.deepdive.world import build_world; "
+        "print(hashlib.sha256('\\0'.join(render_pages(build_world(3, 400))).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            cwd=Path(__file__).resolve().parent.parent,  # this checkout's environments, first on the path
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    here = hashlib.sha256("\0".join(render_pages(build_world(3, 400))).encode()).hexdigest()
+    assert digests == {here + "\n"}
 
 
 def test_the_default_world_builds_thousands_of_pages(web):

@@ -9,8 +9,7 @@ from rlm_tui.env import EnvError, Environment, Example, Judge, Knob, Score, Slic
 
 from . import scripted
 from .dataset import examples_from_rows, load_rows
-from .index import offline_web
-from .online import OnlineWeb
+from .index import offline_web, world_of
 from .questions import make_questions
 from .scoring import judge_prompt, matches, redundancy, search_queries, verdict
 from .tools import format_hits, make_tools
@@ -93,7 +92,9 @@ class DeepDive(Environment):
         if self.source == "online":
             return examples_from_rows(load_rows(), n, seed, self.args["split"], self.args["eval_size"])
         try:
-            questions = make_questions(self.web().world, n, seed, *hop_range(self.args["hops"]))
+            questions = make_questions(
+                world_of(self.args["world_seed"], self.args["num_entities"]), n, seed, *hop_range(self.args["hops"])
+            )
         except ValueError as exc:
             raise EnvError(f"deepdive: {exc}; use a larger num_entities or a wider hops range") from None
         return [
@@ -114,6 +115,8 @@ class DeepDive(Environment):
     def sub_tools(self) -> list[Tool]:
         k = self.args["results"]
         if self.source == "online":
+            from .online import OnlineWeb  # httpx is slow to import and only the online web needs it
+
             web = OnlineWeb(os.environ.get("SERPER_API_KEY", ""), client=self.http, k=k)
             return make_tools(web.search, web.open)
         offline = self.web()

@@ -67,7 +67,13 @@ def _title_of(url: str) -> str:
 
 
 @lru_cache(maxsize=4)
+def world_of(seed: int, size: int) -> World:
+    """The world of (seed, size) alone: its questions need no pages, so a run starts before they are rendered."""
+    return build_world(seed, size)
+
+
+@lru_cache(maxsize=4)
 def offline_web(seed: int, size: int) -> OfflineWeb:
-    """The world of (seed, size), built once per process and shared by every rollout."""
-    world = build_world(seed, size)
+    """The web of the world of (seed, size), built once per process and shared by every rollout."""
+    world = world_of(seed, size)
     return OfflineWeb(world, render_pages(world))

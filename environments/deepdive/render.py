@@ -216,7 +216,8 @@ def lookalikes(world: World) -> dict[int, list[int]]:
             by_word.setdefault((e.kind, token), []).append(e.id)
     peers = {}
     for e in world.entities:
-        groups = sorted((by_word.get((e.kind, t), []) for t in set(e.name.split())), key=len)  # rarest word first
+        words = dict.fromkeys(e.name.split())  # in name order: a set's order changes with the hash seed
+        groups = sorted((by_word.get((e.kind, t), []) for t in words), key=len)  # rarest word first
         found = [j for group in groups for j in group[:3] if j != e.id]
         peers[e.id] = list(dict.fromkeys(found))[:2]
     return peers

@@ -13,7 +13,6 @@ from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Judge, Knob, Score, 
 
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex
-from .grade import check_bounded
 from .problems import TOPICS
 
 BOX = hf.BOX
@@ -113,6 +112,8 @@ class MathPython(Environment):
         return out
 
     def score(self, example: Example, answer: str) -> Score:
+        from .grade import check_bounded  # sympy takes ~0.4 s to import: only scoring needs it
+
         reward = 1.0 if check_bounded(answer, str(example.target)) else 0.0
         return Score(reward=reward, metrics={"boxed": float(last_boxed(answer) is not None)})
 

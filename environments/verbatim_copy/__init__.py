@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 import re
 
-import Levenshtein
-
 from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Knob, Score, Slice, between, info_value
 
 from .generate import CONTENT_TYPES, generate
@@ -35,6 +33,8 @@ def char_accuracy(target: str, answer: str) -> float:
 
 
 def levenshtein_similarity(target: str, answer: str) -> float:
+    import Levenshtein  # it pulls rapidfuzz: only scoring needs it
+
     longest = max(len(target), len(answer))
     return 1.0 if longest == 0 else 1.0 - Levenshtein.distance(target, answer) / longest
 

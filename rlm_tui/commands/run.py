@@ -80,19 +80,19 @@ def engine_argv(env: str, options: RunOptions, *, run_id: str, db: str) -> list[
 
 
 def _run_in_app(args: argparse.Namespace, options: RunOptions) -> int:
-    """Check the arguments as the headless path does, then hand the engine's command line to the app."""
-    import asyncio
+    """Check the terminal and the database, then hand the engine's command line to the app.
+
+    The environment, its knobs, the model's key and endpoint are checked by the engine, which fails with them as
+    one line before its run exists: checking here too would load them twice, import the model clients and probe
+    the server, all before the engine even starts."""
     from pathlib import Path
 
-    from rlm_tui.env import load_environment
     from rlm_tui.events import new_id
     from rlm_tui.store import open_db
 
     if not sys.stderr.isatty():
         raise UserError("the app draws on stderr, which is not a terminal; add --headless, or leave stderr alone")
-    env = load_environment(args.env, dict(options.env_arg))
     options = options.resolved()
-    asyncio.run(options.client(env).close())
     path = Path(db_path_of(args)).resolve()
     open_db(path).close()  # a bad --db fails here, as one line, before any app opens
     run = args.run_id or new_id()

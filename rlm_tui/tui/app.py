@@ -71,7 +71,6 @@ class RlmApp(App):
     # --- set-up -----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from rlm_tui.tui.screens.rollout import RolloutScreen
         from rlm_tui.tui.screens.run import RunScreen
         from rlm_tui.tui.screens.runs import RunsScreen
 
@@ -84,6 +83,8 @@ class RlmApp(App):
             self.open_run(run_id, rollout_id=rollout_id, follow=follow)
             self.push_screen(RunScreen(self.session, run_id))
             if rollout_id is not None:
+                from rlm_tui.tui.screens.rollout import RolloutScreen  # its syntax highlighting is slow to import
+
                 self.push_screen(RolloutScreen(self.session, rollout_id))
         self.set_interval(1 / REFRESH_HZ, self._tick)
 

@@ -21,6 +21,9 @@ def run_in_app(path: Path, run_id: str, engine_argv: list[str], *, context_limit
     with open(log, "wb") as out:
         # a session of its own: the terminal's ctrl+c goes to the app, which decides what the run gets
         engine = subprocess.Popen(engine_argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    # the app and its first screens are imported while the engine starts, not once its run exists
+    import rlm_tui.tui.screens.run
+    import rlm_tui.tui.screens.runs  # noqa: F401
     from rlm_tui.tui.app import ERROR_PREFIX, RlmApp, last_line
 
     leave_running_on_hangup(path, run_id)
