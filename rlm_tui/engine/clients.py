@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import openai
 
@@ -21,6 +21,7 @@ from rlm_tui.engine.failures import (
 )
 from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.replies import (
+    ModelClient,
     ModelReply,
     context_window_of,
     count_tokens,
@@ -49,19 +50,6 @@ __all__ = [  # what the engine takes from here, wherever it is defined
 ]
 
 CONTEXT_QUERY_TIMEOUT = 5.0  # seconds for a server to say its context window before we stop asking
-
-
-class ModelClient(Protocol):
-    async def complete(
-        self,
-        model: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]] | None,
-        on_retry: RetryHook | None = None,
-        generation: Generation | None = None,
-    ) -> ModelReply: ...
-
-    async def close(self) -> None: ...
 
 
 class OpenAIClient:

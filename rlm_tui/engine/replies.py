@@ -7,7 +7,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rlm_tui.engine.failures import RetryHook
+    from rlm_tui.engine.generation import Generation
 
 MAX_TOKENS = 10**9  # a usage count above this is nonsense, not a count
 
@@ -24,6 +28,19 @@ class ModelReply:
     tokens_estimated: bool = False
     latency_s: float = 0.0
     finish_reason: str | None = None  # "length": the reply was cut at the token limit
+
+
+class ModelClient(Protocol):
+    async def complete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        on_retry: RetryHook | None = None,
+        generation: Generation | None = None,
+    ) -> ModelReply: ...
+
+    async def close(self) -> None: ...
 
 
 @lru_cache(maxsize=1)

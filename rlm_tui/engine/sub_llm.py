@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from rlm_tui import events as ev
-from rlm_tui.engine.clients import ModelClient, ModelError, parse_arguments, tool_call_message
+from rlm_tui.engine.failures import ModelError
 from rlm_tui.engine.generation import Generation
+from rlm_tui.engine.replies import ModelClient, parse_arguments, tool_call_message
 from rlm_tui.env import Tool
 
 MAX_TOOL_TURNS = 5
