@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import linecache
+import mmap
 import os
 import select
 import signal
@@ -198,8 +199,8 @@ class Server:
         frame = json.loads(self.rin.readline() or b'{"t": "eof"}')
         if frame.get("t") != "init":
             os._exit(2)
-        if "context_utf8" in frame:  # a string context follows as raw bytes: no JSON escaping of megabytes
-            frame["context"] = self.rin.read(frame["context_utf8"]).decode("utf-8", "surrogatepass")
+        if "context_fd" in frame:
+            frame["context"] = read_context(frame["context_fd"], frame["context_bytes"], frame["context_json"])
         self.cap = int(frame["output_cap"])
         self.max_answer, self.max_prompts = int(frame["max_answer_chars"]), int(frame["max_batch_prompts"])
         self.max_chars = int(frame["max_batch_chars"])
@@ -336,6 +337,19 @@ class Server:
         if notes:
             result["error"] = "; ".join(([result["error"]] if result.get("error") else []) + notes)
         return {"answer": {"content": content, "ready": ready}}
+
+
+def read_context(fd: int, size: int, is_json: bool):
+    """The context from the host's sealed memfd, decoded straight from a shared mapping: one copy, the str."""
+    try:
+        if not size:
+            text = ""
+        else:
+            with mmap.mmap(fd, size, prot=mmap.PROT_READ) as view:
+                text = str(view, "utf-8", "surrogatepass")
+    finally:
+        os.close(fd)
+    return json.loads(text) if is_json else text
 
 
 def jail_cpu_seconds() -> float:
