@@ -14,6 +14,7 @@ from typing import Any
 
 from rlm_tui.sandbox import frames, nsjail
 from rlm_tui.sandbox.jail import Jail, Limits, SandboxError
+from rlm_tui.sandbox.nsjail import find_nsjail
 
 LlmBatch = Callable[[list[str]], Awaitable[list[str]]]
 MAX_ANSWER_CHARS = 1_000_000  # answer["content"] is cut to this: it is stored after every cell
@@ -70,6 +71,12 @@ def _context_file(context: Any) -> tuple[int, int, bool]:
         os.close(fd)
         raise
     return fd, size, is_json
+
+
+def _close_made(made: asyncio.Future) -> None:
+    """Close the memfd a start made after it was cancelled."""
+    if not made.cancelled() and made.exception() is None:
+        os.close(made.result()[0])
 
 
 def _fit(responses: Any, n: int) -> list[str]:
@@ -137,7 +144,7 @@ class Sandbox:
     ):
         self.limits, self.timeout, self.output_cap = limits, timeout, output_cap
         self.interrupt_grace = interrupt_grace
-        self.nsjail = nsjail  # None: $RLM_TUI_NSJAIL or the bundled binary
+        self.nsjail = find_nsjail(nsjail)  # a missing binary fails here, before anything starts
         self.restarts = 0
         self._repl: Jail | None = None
         self._cell: _Cell | None = None
@@ -170,8 +177,15 @@ class Sandbox:
     async def start(self, context: Any = None, answer: dict | None = None) -> None:
         if self._closed or self._repl is not None:
             raise SandboxError("this sandbox was already started; create a new Sandbox for a new REPL")
-        if context is not None:
+        if isinstance(context, str) and len(context) <= CHUNK_CHARS:
             self._context = _context_file(context)
+        elif context is not None:  # megabytes to encode would hold up the event loop (the first model call)
+            made = asyncio.get_running_loop().run_in_executor(None, _context_file, context)
+            try:
+                self._context = await asyncio.shield(made)
+            except asyncio.CancelledError:
+                made.add_done_callback(_close_made)
+                raise
         self._answer = _answer(answer)
         self._repl = await self._spawn()
 
