@@ -128,7 +128,11 @@ class Rollout(Steps):
             await self._llm_turns(tools, schemas, messages, None)
 
     async def _llm_turns(
-        self, tools: dict[str, Any], schemas: list[dict[str, Any]], messages: list[dict[str, Any]], sandbox: Any
+        self,
+        tools: dict[str, Any],
+        schemas: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        sandbox: Sandbox | None,
     ) -> None:
         while True:
             await self._checkpoint(messages, sandbox)
