@@ -1,8 +1,9 @@
-"""Whole-rollout and wide-batch timings against a local server, each beside a raw-client floor."""
+"""Whole-rollout timings against a local server, each beside a raw-client floor."""
 
 from __future__ import annotations
 
 import asyncio
+import resource
 import statistics
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from rlm_tui.engine.rollout import RolloutSettings  # noqa: E402
 from rlm_tui.engine.run import Run, RunConfig  # noqa: E402
 from rlm_tui.env import load_environment  # noqa: E402
 from rlm_tui.store import EventWriter  # noqa: E402
+from table import row  # noqa: E402
 
 USAGE = {"prompt_tokens": 10, "completion_tokens": 2}
 
@@ -39,8 +41,14 @@ async def one_rollout(client: OpenAIClient, writer: EventWriter, sub_concurrency
     return run
 
 
-def rollouts(base_url: str, db: Path, count: int, sub_concurrency: int) -> list[tuple[float, Run]]:
-    """Time `count` rollouts in one loop, sharing one client and one writer."""
+def cpu_seconds() -> float:
+    """CPU of this process and of its reaped children (the jails); the fake server is not reaped until the end."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def rollouts(base_url: str, db: Path, count: int, sub_concurrency: int) -> list[tuple[float, float, Run]]:
+    """Time `count` rollouts in one loop, sharing one client and one writer: (wall, CPU, run) of each."""
 
     async def main():
         client = OpenAIClient(base_url=base_url, api_key="k")
@@ -49,9 +57,9 @@ def rollouts(base_url: str, db: Path, count: int, sub_concurrency: int) -> list[
         out = []
         try:
             for _ in range(count):
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), cpu_seconds()
                 run = await one_rollout(client, writer, sub_concurrency)
-                out.append((time.perf_counter() - t0, run))
+                out.append((time.perf_counter() - t0, cpu_seconds() - cpu0, run))
         finally:
             await client.close()
             writer.close()
@@ -96,14 +104,29 @@ def median_of(repeats: int, make) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        with FakeOpenAIProcess(two_turn) as server:
+        with FakeOpenAIProcess(two_turn, latency=0.05) as server:
             timed = rollouts(server.base_url, Path(tmp) / "a.db", 21, 16)[1:]  # the first warms the connections
-            rollout = statistics.median(t for t, _ in timed)
+            rollout = statistics.median(t for t, _, _ in timed)
+            cpu = statistics.median(c for _, c, _ in timed)
             waves = [[root_body(0)], [sub_body(i) for i in range(8)], [root_body(1)]]
+            cpu0 = cpu_seconds()
             floor = median_of(10, lambda: asyncio.run(raw_requests(server.base_url, waves)))
-        print(
-            f"whole 2-turn rollout, 8-prompt batch:  {rollout * 1000:7.1f} ms   "
-            f"floor (raw aiohttp, same requests, no sandbox) {floor * 1000:6.1f} ms   ratio {rollout / floor:5.1f}x"
+            floor_cpu = (cpu_seconds() - cpu0) / 10
+        row(
+            "2-turn rollout, 50 ms server, fanout 8",
+            rollout * 1000,
+            "ms",
+            floor=floor * 1000,
+            floor_name="plain aiohttp, the same 3 waves",
+            max_ratio=1.15,
+        )
+        row(
+            "engine CPU per rollout (engine + jail)",
+            cpu * 1000,
+            "ms",
+            floor=floor_cpu * 1000,
+            floor_name="plain aiohttp's CPU, the same 3 waves",
+            max_value=30,
         )
 
 

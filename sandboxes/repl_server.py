@@ -1,22 +1,105 @@
 """The persistent Python REPL that runs inside the jail; speaks JSON-line frames on a dedicated pipe pair."""
 
-import _ast  # the ast module's own imports would add ~4 ms to every cold start
+# The C halves of ast, json, signal and threading: their Python modules (with re, enum and tokenize, which
+# linecache pulls in) would cost every jail start more CPU than the rest of it together.
+import _ast
+import _json
+import _signal as signal
+import _thread
 import faulthandler
 import io
 import itertools
-import json
-import linecache
+import mmap
 import os
 import select
-import signal
 import sys
-import threading
 import time
 from _queue import SimpleQueue
 
 SELF = os.path.abspath(__file__)
 CPU_CHECK_S = 1.0  # how often the jail's init adds up the CPU time of every process in the jail
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class _Decoding:
+    """What _json.make_scanner reads from a JSONDecoder: standard JSON, NaN and Infinity included."""
+
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int = float, int
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+
+
+def _not_json(value):
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_scan = _json.make_scanner(_Decoding())
+_encode = _json.make_encoder(None, _not_json, _json.encode_basestring, None, ": ", ", ", False, False, True)
+
+
+def loads(text: str):
+    return _scan(text, 0)[0]
+
+
+def dumps(value) -> str:
+    """Like json.dumps(value, ensure_ascii=False)."""
+    return "".join(_encode(value, 0))
+
+
+class CellSources:
+    """Each cell's source for tracebacks and inspect, handed to linecache when something first imports it."""
+
+    def __init__(self):
+        self.entries = {}
+
+    def add(self, name: str, code: str) -> None:
+        self.entries[name] = entry = (len(code), None, code.splitlines(True), name)
+        linecache = sys.modules.get("linecache")
+        if linecache is not None:
+            linecache.cache[name] = entry
+
+    def find_spec(self, name, path=None, target=None):  # a meta path finder that only watches for linecache
+        if name != "linecache":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                spec.loader = _Seeding(spec.loader, self.entries)
+                return spec
+        return None
+
+
+class _Seeding:
+    """linecache's own loader, which then puts the cells' sources in its cache."""
+
+    def __init__(self, loader, entries):
+        self.loader, self.entries = loader, entries
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        module.cache.update(self.entries)
+
+
+class _Event:
+    """threading.Event's set and wait, on one lock."""
+
+    def __init__(self):
+        self.lock = _thread.allocate_lock()
+        self.lock.acquire()
+
+    def set(self):
+        self.lock.release()
+
+    def wait(self):
+        self.lock.acquire()
 
 
 class Capture(io.TextIOBase):
@@ -91,7 +174,9 @@ class Server:
         self.rfd, self.wfd = rfd, wfd
         self.pid = os.getpid()
         self.rin = open(rfd, "rb", buffering=1 << 16, closefd=False)
-        self.wlock = threading.Lock()
+        self.wlock = _thread.allocate_lock()
+        self.sources = CellSources()
+        sys.meta_path.insert(0, self.sources)
         self.cells = SimpleQueue()  # exec frames for the main thread
         self.pending: dict[int, list] = {}  # llm_batch id -> [event, reply frame]
         self.ids = itertools.count(1)
@@ -113,11 +198,11 @@ class Server:
 
     def send(self, frame: dict) -> None:
         try:
-            data = json.dumps(frame, ensure_ascii=False).encode("utf-8")
+            data = dumps(frame).encode("utf-8")
         except UnicodeEncodeError:
-            data = json.dumps(_clean(frame), ensure_ascii=False).encode("utf-8")
+            data = dumps(_clean(frame)).encode("utf-8")
         data += b"\n"
-        main = threading.get_ident() == self.main_ident
+        main = _thread.get_ident() == self.main_ident
         if main:
             self.critical = True
         try:
@@ -145,7 +230,7 @@ class Server:
         code = 0
         try:
             for line in self.rin:
-                self._route(json.loads(line))
+                self._route(loads(line.decode("utf-8")))
         except BaseException as exc:  # noqa: BLE001 - e.g. user code closed our fd: end loudly, not silently
             os.write(2, f"repl_server: frame reader failed: {exc!r}\n".encode())
             code = 70
@@ -181,7 +266,7 @@ class Server:
             )
         if self.forked:
             raise RuntimeError("llm_batch only works in the REPL process, not in a forked child")
-        slot = [threading.Event(), None]
+        slot = [_Event(), None]
         call_id = next(self.ids)
         self.pending[call_id] = slot
         try:
@@ -195,11 +280,11 @@ class Server:
         return reply["responses"]
 
     def init(self) -> None:
-        frame = json.loads(self.rin.readline() or b'{"t": "eof"}')
+        frame = loads((self.rin.readline() or b'{"t": "eof"}').decode("utf-8"))
         if frame.get("t") != "init":
             os._exit(2)
-        if "context_utf8" in frame:  # a string context follows as raw bytes: no JSON escaping of megabytes
-            frame["context"] = self.rin.read(frame["context_utf8"]).decode("utf-8", "surrogatepass")
+        if "context_fd" in frame:
+            frame["context"] = read_context(frame["context_fd"], frame["context_bytes"], frame["context_json"])
         self.cap = int(frame["output_cap"])
         self.max_answer, self.max_prompts = int(frame["max_answer_chars"]), int(frame["max_batch_prompts"])
         self.max_chars = int(frame["max_batch_chars"])
@@ -213,9 +298,9 @@ class Server:
             "answer": self.answer,
             "llm_batch": self.llm_batch,
         }
-        self.main_ident = threading.get_ident()
+        self.main_ident = _thread.get_ident()
         signal.signal(signal.SIGINT, self._on_sigint)
-        threading.Thread(target=self._read, name="repl-frames", daemon=True).start()
+        _thread.start_new_thread(self._read, ())
         self.send({"t": "ready"})
 
     def serve(self) -> None:
@@ -236,7 +321,7 @@ class Server:
         self.count += 1
         n = self.count
         name = f"<cell-{n}>"
-        linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+        self.sources.add(name, code)
         self.stdout.reset()
         self.stderr.reset()
         sys.stdout, sys.stderr = self.stdout, self.stderr  # undo a previous cell's rebinding
@@ -338,6 +423,19 @@ class Server:
         return {"answer": {"content": content, "ready": ready}}
 
 
+def read_context(fd: int, size: int, is_json: bool):
+    """The context from the host's sealed memfd, decoded straight from a shared mapping: one copy, the str."""
+    try:
+        if not size:
+            text = ""
+        else:
+            with mmap.mmap(fd, size, prot=mmap.PROT_READ) as view:
+                text = str(view, "utf-8", "surrogatepass")
+    finally:
+        os.close(fd)
+    return loads(text) if is_json else text
+
+
 def jail_cpu_seconds() -> float:
     """CPU time used by every process of the jail, live, dead and reaped, threads included (seen from its pid 1)."""
     own = os.times()
@@ -379,7 +477,7 @@ def reap(server: int, wfd: int, cpu_budget: float) -> None:
     frame["cpu_s"] = round(used, 3)
     code = frame.get("code", 128 + frame.get("signal", 0))
     try:
-        os.write(wfd, b"\n" + json.dumps(frame).encode() + b"\n")  # newline ends any half-written frame
+        os.write(wfd, b"\n" + dumps(frame).encode() + b"\n")  # newline ends any half-written frame
     finally:
         os._exit(code)  # the kernel kills whatever is left in the jail when its pid 1 ends
 

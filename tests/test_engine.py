@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
-from fake_openai import Fail, FakeOpenAI, Reply, code_call, is_root, root_turn
+from fake_openai import Fail, FakeOpenAI, Hang, Reply, code_call, is_root, root_turn
 from rlm_tui import events as ev
 from rlm_tui.engine.clients import OpenAIClient
 from rlm_tui.engine.scripted import ScriptedClient
@@ -234,3 +235,39 @@ def test_events_are_ordered_and_linked(tmp_path):
     subs = [e for _, e in events if isinstance(e, ev.SubCallStarted)]
     batches = {e.id for _, e in events if isinstance(e, ev.SubBatchStarted)}
     assert subs and all(s.parent_id in batches for s in subs)
+
+
+def jails_below(pid: int) -> list[int]:
+    """Every process under `pid` running the REPL server."""
+    from rlm_tui.sandbox.nsjail import children
+
+    found, todo = [], children(pid)
+    while todo:
+        child = todo.pop()
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"repl_server.py" in f.read():
+                    found.append(child)
+        except OSError:
+            continue
+        todo += children(child)
+    return found
+
+
+def test_a_sandbox_that_fails_to_start_during_the_first_call_cancels_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLM_TUI_NSJAIL", "/usr/bin/false")  # there, but no jail comes up from it
+    with FakeOpenAI(lambda body: Hang()) as server:  # the first call would never come back
+        client = OpenAIClient(base_url=server.base_url, api_key="test-key", max_retries=0)
+        state, stored = execute(tmp_path, client)
+    r = only(stored)
+    assert (state.status, r.status, r.stop_reason) == ("failed", "failed", "error")
+    assert r.error.startswith("could not start the nsjail sandbox") and state.error.startswith(r.error)
+    (call,) = [e for _, e in read_events(open_db(tmp_path / "t.db")) if e.kind == "model_call_finished"]
+    assert (call.outcome, call.error) == ("error", r.error)  # the call in flight ends with the start's reason
+
+
+def test_a_model_call_that_fails_while_the_jail_starts_closes_the_jail(tmp_path):
+    state, stored, server = served(tmp_path, lambda body: Fail(400, "bad request"))
+    r = only(stored)
+    assert (r.status, r.stop_reason) == ("failed", "error") and "bad request" in r.error
+    assert jails_below(os.getpid()) == []

@@ -363,3 +363,11 @@ async def test_close_during_a_cell_raises_in_run(make):
     await box.close()
     with pytest.raises(SandboxError, match="closed"):
         await task
+
+
+async def test_cell_sources_reach_tracebacks_and_inspect(make):
+    box = await make()
+    await box.run("def f():\n    return 1 / 0")
+    assert "return 1 / 0" in (await box.run("f()")).traceback
+    got = await box.run("import inspect\nprint(inspect.getsource(f))")
+    assert got.stdout == "def f():\n    return 1 / 0\n"

@@ -100,8 +100,6 @@ class Run:
             self.last_ts = event.ts
         if event.rollout_id is not None:
             self.last_event[event.rollout_id] = (event.kind, event.ts)
-            if event.kind == "model_call_started":  # a rollout asks its model only once its sandbox is up
-                self.sandbox_started = True
         for sink in self.sinks:
             try:
                 sink(event)
@@ -252,6 +250,7 @@ class Run:
                     state=lambda: self.state.rollouts[rollout_id],
                     metrics=lambda: self.state.rollouts[rollout_id].metrics(time.time()),
                     sandbox_started=lambda: self.sandbox_started,
+                    sandbox_up=self._sandbox_up,
                 )
                 try:
                     await rollout.run()
@@ -268,6 +267,9 @@ class Run:
         except Exception as exc:  # outside the rollout's own loop (its client, its final event): still this one only
             self.engine_errors.add(rollout_id)
             self._end(rollout_id, "failed", "error", one_line(exc))
+
+    def _sandbox_up(self) -> None:
+        self.sandbox_started = True
 
     def _end(self, rollout_id: str, status: str, reason: str, error: str | None) -> None:
         state = self.state.rollouts[rollout_id]

@@ -121,8 +121,8 @@ class Jail:
         self.lines: _Lines | None = None
         self.tasks: set[asyncio.Task] = set()
 
-    async def start(self, init: bytes) -> None:
-        """Spawn the jail, send the init frame and wait for `ready`; raises SandboxError."""
+    async def start(self, init: bytes, fds: tuple[int, ...] = ()) -> None:
+        """Spawn the jail with `fds` passed in, send the init frame and wait for `ready`; raises SandboxError."""
         loop = asyncio.get_running_loop()
         jail_in, host_out = os.pipe()
         host_in, jail_out = os.pipe()
@@ -132,13 +132,13 @@ class Jail:
             except OSError:
                 pass  # over the user's pipe quota: the default size only costs speed
         try:
-            cmd = command(self.limits, jail_in, jail_out, self.nsjail, cpu_budget=self.cpu_budget)
+            cmd = command(self.limits, jail_in, jail_out, self.nsjail, cpu_budget=self.cpu_budget, fds=fds)
             self.proc = await asyncio.create_subprocess_exec(
                 *cmd,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
-                pass_fds=(jail_in, jail_out),
+                pass_fds=(jail_in, jail_out, *fds),
             )
         except OSError as exc:
             os.close(host_in)

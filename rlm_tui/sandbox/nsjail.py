@@ -203,9 +203,10 @@ def command(
     nsjail: str | None = None,
     argv: tuple[str, ...] | None = None,
     cpu_budget: float | None = None,
+    fds: tuple[int, ...] = (),
 ) -> list[str]:
     """The nsjail command line; the REPL reads frames on `rfd`, writes them on `wfd`; `argv` replaces the REPL.
-    `cpu_budget` is what is left of the rollout's CPU seconds (all of them when None)."""
+    `cpu_budget` is what is left of the rollout's CPU seconds (all of them when None); `fds` are passed in too."""
     budget = limits.cpu_seconds if cpu_budget is None else cpu_budget
     cmd = [
         *dies_with_parent(),
@@ -236,7 +237,10 @@ def command(
     cmd += ["-B", "/dev/null", "-R", "/dev/zero", "-R", "/dev/urandom", "-R", f"{server_dir()}:{SERVER_DIR}"]
     for key, value in ENV.items():
         cmd += ["-E", f"{key}={value}"]
-    cmd += ["--seccomp_string", SECCOMP, "--pass_fd", str(rfd), "--pass_fd", str(wfd), "--"]
+    cmd += ["--seccomp_string", SECCOMP]
+    for fd in (rfd, wfd, *fds):
+        cmd += ["--pass_fd", str(fd)]
+    cmd.append("--")
     cmd += argv or (
         sys.executable,
         "-I",

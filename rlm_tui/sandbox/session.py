@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -12,12 +14,15 @@ from typing import Any
 
 from rlm_tui.sandbox import frames, nsjail
 from rlm_tui.sandbox.jail import Jail, Limits, SandboxError
+from rlm_tui.sandbox.nsjail import find_nsjail
 
 LlmBatch = Callable[[list[str]], Awaitable[list[str]]]
 MAX_ANSWER_CHARS = 1_000_000  # answer["content"] is cut to this: it is stored after every cell
 MAX_BATCH_PROMPTS = 5_000  # prompts in one llm_batch call
 MAX_BATCH_CHARS = 20_000_000  # characters in one llm_batch call; even escaped, its frame stays under jail.MAX_FRAME
 MAX_ROLLOUT_PROMPTS = 50_000  # prompts over a whole rollout, across restarts
+CHUNK_CHARS = 1 << 20  # the context is encoded into its memfd this much at a time: no second whole copy on the host
+SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 
 class CpuBudgetSpent(SandboxError):
@@ -43,6 +48,35 @@ def _answer(value: Any) -> dict:
     value = value if isinstance(value, dict) else {}
     content = value.get("content", "")
     return {"content": content if isinstance(content, str) else str(content), "ready": bool(value.get("ready", False))}
+
+
+def _context_file(context: Any) -> tuple[int, int, bool]:
+    """The context in a sealed memfd, the same bytes for every REPL of the rollout: (fd, bytes, is_json).
+    The jail maps it read-only instead of reading it through the frame pipe; the seals keep it from changing it."""
+    is_json = not isinstance(context, str)
+    try:
+        text = json.dumps(context) if is_json else context
+    except (TypeError, ValueError) as exc:
+        raise SandboxError(f"the context must be JSON data (str, number, list, dict...): {exc}") from None
+    fd = os.memfd_create("rlm-context", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        size = 0
+        for start in range(0, len(text), CHUNK_CHARS):
+            view = memoryview(text[start : start + CHUNK_CHARS].encode("utf-8", "surrogatepass"))
+            size += len(view)
+            while view:
+                view = view[os.write(fd, view) :]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, size, is_json
+
+
+def _close_made(made: asyncio.Future) -> None:
+    """Close the memfd a start made after it was cancelled."""
+    if not made.cancelled() and made.exception() is None:
+        os.close(made.result()[0])
 
 
 def _fit(responses: Any, n: int) -> list[str]:
@@ -110,12 +144,12 @@ class Sandbox:
     ):
         self.limits, self.timeout, self.output_cap = limits, timeout, output_cap
         self.interrupt_grace = interrupt_grace
-        self.nsjail = nsjail  # None: $RLM_TUI_NSJAIL or the bundled binary
+        self.nsjail = find_nsjail(nsjail)  # a missing binary fails here, before anything starts
         self.restarts = 0
         self._repl: Jail | None = None
         self._cell: _Cell | None = None
         self._cells = 0
-        self._context, self._context_is_str = b"null", False  # JSON, or the UTF-8 of a string context
+        self._context: tuple[int, int, bool] | None = None  # the memfd holding it, its size, whether it is JSON
         self._answer = _answer(None)
         self._lock = asyncio.Lock()
         self._closed = False
@@ -143,13 +177,15 @@ class Sandbox:
     async def start(self, context: Any = None, answer: dict | None = None) -> None:
         if self._closed or self._repl is not None:
             raise SandboxError("this sandbox was already started; create a new Sandbox for a new REPL")
-        try:
-            self._context_is_str = isinstance(context, str)
-            self._context = (
-                context.encode("utf-8", "surrogatepass") if self._context_is_str else json.dumps(context).encode()
-            )
-        except (TypeError, ValueError) as exc:
-            raise SandboxError(f"the context must be JSON data (str, number, list, dict...): {exc}") from None
+        if isinstance(context, str) and len(context) <= CHUNK_CHARS:
+            self._context = _context_file(context)
+        elif context is not None:  # megabytes to encode would hold up the event loop (the first model call)
+            made = asyncio.get_running_loop().run_in_executor(None, _context_file, context)
+            try:
+                self._context = await asyncio.shield(made)
+            except asyncio.CancelledError:
+                made.add_done_callback(_close_made)
+                raise
         self._answer = _answer(answer)
         self._repl = await self._spawn()
 
@@ -169,14 +205,14 @@ class Sandbox:
             "max_batch_prompts": MAX_BATCH_PROMPTS,
             "max_batch_chars": MAX_BATCH_CHARS,
         }
-        if self._context_is_str:
-            head["context_utf8"] = len(self._context)
-            init = json.dumps(head).encode() + b"\n" + self._context
-        else:
-            init = json.dumps(head)[:-1].encode() + b', "context": ' + self._context + b"}\n"
+        fds: tuple[int, ...] = ()
+        if self._context is not None:
+            fd, size, is_json = self._context
+            head.update(context_fd=fd, context_bytes=size, context_json=is_json)
+            fds = (fd,)
         read = functools.partial(frames.read, cap=int(self.output_cap), answer_cap=MAX_ANSWER_CHARS)
         repl = Jail(self._on_frame, read, self.limits, self.nsjail, cpu_budget=left)
-        await repl.start(init)
+        await repl.start(json.dumps(head).encode() + b"\n", fds)
         repl.ended.add_done_callback(lambda _: self._on_end(repl))
         return repl
 
@@ -200,6 +236,9 @@ class Sandbox:
         if self._cell is not None:
             _settle(self._cell.done, ("closed", None))
         await self._retire()
+        if self._context is not None:
+            os.close(self._context[0])
+            self._context = None
 
     def _on_end(self, repl: Jail) -> None:
         if self._cell is not None and repl is self._repl:

@@ -1,0 +1,253 @@
+"""The steps of a rollout, each emitted as events: a root-model call, a cell in the sandbox, an answer update."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from rlm_tui import events as ev
+from rlm_tui.engine import prompts
+from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments
+from rlm_tui.engine.generation import Generation
+from rlm_tui.engine.sub_llm import SubLLMs
+from rlm_tui.engine.textcalls import recover_calls
+from rlm_tui.sandbox import CpuBudgetSpent, Limits, Sandbox, SandboxError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    mode: str = "rlm"
+    model: str = "scripted"
+    sub_model: str = "scripted"
+    max_turns: int = 30
+    timeout: float = 120.0
+    max_output_chars: int = 8192
+    output_cap: int = 1_000_000
+    sub_concurrency: int = 16
+    limits: Limits = Limits()
+    tool_protocol: str = "auto"  # native: tool calls only; text: cells in fenced blocks; auto: either
+    max_nudges: int = 1  # reminders after a turn that ran no code, before the rollout ends with no_tool_call
+    generation: Generation = Generation()  # the root model's sampling knobs
+    sub_generation: Generation = Generation()
+
+
+class FatalRunError(Exception):
+    """A failure that stops the whole run (no sandbox can start at all); the message is one line."""
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """An unexpected exception as one line: its type and message."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Stop(Exception):
+    """The rollout ends here, with this status and reason."""
+
+    def __init__(self, status: str, reason: str, error: str | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.error = status, reason, error
+
+
+class ToolsRefused(Exception):
+    """The server refused the tools parameter (the message says how)."""
+
+
+class Steps:
+    """A rollout's model calls and cells; the sandbox may still be starting while the first call is in flight."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        rollout_id: str,
+        client: ModelClient,
+        settings: RolloutSettings,
+        emit: Callable[[ev.Event], None],
+    ) -> None:
+        self.run_id, self.id, self.client, self.settings, self._emit = run_id, rollout_id, client, settings, emit
+        self.subs: SubLLMs | None = None
+        self.starting: asyncio.Task | None = None  # the sandbox's start, awaited before the first cell
+        self.answer: dict[str, Any] = {"content": "", "ready": False}
+        self.turn = 0
+
+    def emit(self, cls: type[ev.Event], **fields: Any) -> ev.Event:
+        event = cls(run_id=self.run_id, rollout_id=self.id, **fields)
+        self._emit(event)
+        return event
+
+    async def _while_starting(self, call: Awaitable[T]) -> T:
+        """`call`'s result; a sandbox that fails to start meanwhile cancels it and raises the start's error."""
+        starting = self.starting
+        if starting is not None and starting.done() and (starting.cancelled() or starting.exception()):
+            if isinstance(call, Coroutine):
+                call.close()  # never sent
+            starting.result()
+        if starting is None or starting.done():
+            return await call
+        task = asyncio.ensure_future(call)
+        try:
+            await asyncio.wait((task, starting), return_when=asyncio.FIRST_COMPLETED)
+            if starting.done() and not starting.cancelled() and starting.exception() is not None:
+                starting.result()
+            return await task
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait((task,))
+
+    async def call_model(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, recover: str | None = None
+    ) -> tuple[ModelReply, str]:
+        """One root-model turn; `recover`: the tool whose calls are read from the text when none came natively."""
+        if self.turn >= self.settings.max_turns:
+            raise Stop("done", "max_turns")
+        self.turn += 1
+        started = self.emit(
+            ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn, messages=len(messages)
+        )
+
+        def retried(*, attempt: int, max_attempts: int, reason: str, wait_s: float) -> None:
+            self.emit(
+                ev.ModelRetry,
+                parent_id=started.id,
+                role="main",
+                attempt=attempt,
+                max_attempts=max_attempts,
+                reason=reason,
+                wait_s=wait_s,
+            )
+
+        try:
+            reply = await self._while_starting(
+                self.client.complete(
+                    self.settings.model, messages, tools, on_retry=retried, generation=self.settings.generation
+                )
+            )
+        except SandboxError as exc:  # the call was cancelled: its turn ends with the start's reason
+            self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome="error", error=str(exc))
+            raise
+        except ModelError as exc:
+            outcome = "context_length" if exc.kind == "context_length" else "error"
+            self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome=outcome, error=str(exc))
+            if exc.kind == "context_length":
+                raise Stop("done", "context_length", str(exc)) from None
+            if exc.kind == "tools_refused" and recover is not None:
+                self.turn -= 1  # the turn is taken again, without tools
+                raise ToolsRefused(str(exc)) from None
+            raise Stop("failed", "error", str(exc)) from None
+        if recover is not None and not reply.tool_calls:
+            reply.tool_calls = recover_calls(reply.text, recover)
+        self.emit(
+            ev.ModelCallFinished,
+            parent_id=started.id,
+            role="main",
+            text=reply.text,
+            reasoning=reply.reasoning,
+            tool_calls=reply.tool_calls,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            reasoning_tokens=reply.reasoning_tokens,
+            cached_tokens=reply.cached_tokens,
+            tokens_estimated=reply.tokens_estimated,
+            latency_s=reply.latency_s,
+        )
+        return reply, started.id
+
+    def no_repl(self, code: str) -> None:
+        started = self.emit(ev.CellStarted, turn=self.turn, code=code, source="operator")
+        note = "there is no REPL in llm mode"
+        self.emit(
+            ev.CellFinished,
+            parent_id=started.id,
+            turn=self.turn,
+            output=note,
+            shown=note,
+            shown_chars=len(note),
+            output_chars=len(note),
+            truncated=False,
+            elapsed_s=0.0,
+            error=note,
+            source="operator",
+        )
+
+    async def tool_call(
+        self, sandbox: Sandbox, call: dict[str, Any], tool: str, reply: ModelReply, turn_id: str
+    ) -> str:
+        """Run one code-tool call; a malformed call is answered with what to fix, and recorded as rejected."""
+        try:
+            code = self._code_of(call, tool, cut=reply.finish_reason == "length")
+        except ValueError as exc:
+            self.emit(ev.ToolCallRejected, parent_id=turn_id, name=str(call["name"])[:200], reason=str(exc))
+            return f"[error] {exc}"
+        return await self.run_cell(sandbox, code, "model")
+
+    @staticmethod
+    def _code_of(call: dict[str, Any], tool: str, cut: bool) -> str:
+        if call["name"] != tool:
+            raise ValueError(f'there is no tool named {call["name"]!r}; call {tool} with {{"code": "..."}}')
+        try:
+            code = parse_arguments(call["arguments"]).get("code")
+        except ValueError as exc:
+            why = (
+                "; your reply was cut at the token limit in the middle of the call: write a shorter cell" if cut else ""
+            )
+            raise ValueError(f'malformed {tool} call: {exc}; send {{"code": "..."}}{why}') from None
+        if not isinstance(code, str):
+            raise ValueError(f'{tool} needs a string argument "code"')
+        return code
+
+    async def run_cell(self, sandbox: Sandbox, code: str, source: str) -> str:
+        s = self.settings
+        if self.starting is not None:
+            await self.starting  # raises the start's error
+        started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source)
+        subs = self.subs
+        batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
+        try:
+            result = await sandbox.run(code, batch)
+        except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background
+            self.emit(
+                ev.CellFinished,
+                parent_id=started.id,
+                turn=self.turn,
+                output="",
+                shown="",
+                shown_chars=0,
+                output_chars=0,
+                truncated=False,
+                elapsed_s=0.0,
+                error=f"not run: {exc}",
+                source=source,
+            )
+            raise Stop("done", "budget_cpu", str(exc)) from None
+        shown = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
+        self.emit(
+            ev.CellFinished,
+            parent_id=started.id,
+            turn=self.turn,
+            output=result.output,
+            shown=shown.text,
+            shown_chars=shown.chars,
+            output_chars=result.output_chars,
+            truncated=shown.truncated,
+            elapsed_s=result.elapsed_s,
+            error=result.error,
+            source=source,
+        )
+        if result.restarted:
+            reason = "timeout" if result.error and result.error.startswith("timeout") else "crash"
+            self.emit(ev.SandboxRestarted, parent_id=started.id, reason=reason, lost=result.lost or "")
+        self.set_answer(str(result.answer.get("content", "")), bool(result.answer.get("ready", False)), source)
+        if sandbox.spent:  # the answer stands as it is, and is scored
+            raise Stop("done", "budget_cpu", sandbox.spent)
+        return prompts.cell_report(shown.text, elapsed_s=result.elapsed_s, error=result.error, lost=result.lost)
+
+    def set_answer(self, content: str, ready: bool, source: str = "model") -> None:
+        if content != self.answer["content"] or ready != self.answer["ready"]:
+            self.answer = {"content": content, "ready": ready}
+            self.emit(ev.AnswerUpdated, content=content, ready=ready, source=source)
