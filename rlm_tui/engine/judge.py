@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
-from rlm_tui.engine.wire import WireClient
-
 
 async def ask_judge(model: str, prompt: str, *, base_url: str | None = None) -> str:
     """`rlm_tui.env.Judge`: at `base_url`, else OPENAI_BASE_URL, with OPENAI_API_KEY; a failure raises ModelError."""
+    from rlm_tui.engine.wire import WireClient  # aiohttp only once a scorer asks a judge
+
     client = WireClient(
         base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
         api_key=os.environ.get("OPENAI_API_KEY"),

@@ -10,9 +10,9 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
-from rlm_tui.engine.clients import ModelClient, tool_call_message
 from rlm_tui.engine.control import Command, RolloutControl
 from rlm_tui.engine.judge import ask_judge
+from rlm_tui.engine.replies import ModelClient, tool_call_message
 from rlm_tui.engine.steps import FatalRunError, RolloutSettings, Steps, Stop, ToolsRefused, one_line
 from rlm_tui.engine.sub_llm import SubLLMs, run_tool
 from rlm_tui.env import Environment, Example

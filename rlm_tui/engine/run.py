@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from rlm_tui import events as ev
-from rlm_tui.engine.clients import ModelClient
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
 from rlm_tui.engine.generation import Generation
+from rlm_tui.engine.replies import ModelClient
 from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings, one_line
 from rlm_tui.env import Environment
 from rlm_tui.sandbox import Limits

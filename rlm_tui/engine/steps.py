@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
-from rlm_tui.engine.clients import ModelClient, ModelError, ModelReply, parse_arguments
+from rlm_tui.engine.failures import ModelError
 from rlm_tui.engine.generation import Generation
+from rlm_tui.engine.replies import ModelClient, ModelReply, parse_arguments
 from rlm_tui.engine.sub_llm import SubLLMs
 from rlm_tui.engine.textcalls import recover_calls
 from rlm_tui.sandbox import CpuBudgetSpent, Limits, Sandbox, SandboxError
@@ -27,7 +28,7 @@ class RolloutSettings:
     timeout: float = 120.0
     max_output_chars: int = 8192
     output_cap: int = 1_000_000
-    sub_concurrency: int = 16
+    sub_concurrency: int = 64  # a batch of up to 64 in one wave: see --sub-concurrency
     limits: Limits = Limits()
     tool_protocol: str = "auto"  # native: tool calls only; text: cells in fenced blocks; auto: either
     max_nudges: int = 1  # reminders after a turn that ran no code, before the rollout ends with no_tool_call
