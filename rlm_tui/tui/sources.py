@@ -18,7 +18,7 @@ READ_LIMIT = 5000  # rows per query; a poll keeps reading while a query comes ba
 POLL_CAP = 50_000  # events in one message at most, so one poll never holds the UI for long
 GAP_CAP = 1.0  # recorded seconds: a replay never waits longer than this between events
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-LOAD_CHUNK = 20_000  # events per message while a replay loads, so the view fills in as they come
+LOAD_CHUNK = 5_000  # events per message while a replay loads: each fold holds the UI for a few ms only
 FIRST_CHUNK = 2_000
 
 
