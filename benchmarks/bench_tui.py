@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import random
 import statistics
+import string
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-from textual.binding import Binding
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rlm_tui.state import fold
-from rlm_tui.store import EventWriter, open_db, read_events
-from rlm_tui.tui.app import RlmApp
-from rlm_tui.tui.messages import EventsArrived
-from rlm_tui.tui.screens.rollout import RolloutScreen
-from rlm_tui.tui.sources import TailSource
+from textual.binding import Binding  # noqa: E402
+
+from rlm_tui.state import fold  # noqa: E402
+from rlm_tui.store import EventWriter, open_db, read_events  # noqa: E402
+from rlm_tui.tui.app import RlmApp  # noqa: E402
+from rlm_tui.tui.diff import changed_spans  # noqa: E402
+from rlm_tui.tui.messages import EventsArrived  # noqa: E402
+from rlm_tui.tui.screens.rollout import RolloutScreen  # noqa: E402
+from rlm_tui.tui.sources import TailSource  # noqa: E402
 from runs import store_events  # noqa: E402
 from synthetic import run_events  # noqa: E402
+from table import row  # noqa: E402
 
 SIZE = (160, 45)
 HEAVY = dict(rollouts=32, turns=3, batch=1000, tools=0)  # 32 concurrent rollouts, 1,000-prompt batches
+LIVE = dict(rollouts=32, turns=120, batch=16, tools=1)  # 32 live rollouts, fanout 16, for the key presses
 CHUNK = 2000  # events per delivery, about what one tail poll brings under this load
+PRESSES = 60
 
 
 async def until(pilot, predicate, timeout=120.0):
@@ -34,6 +42,10 @@ async def until(pilot, predicate, timeout=120.0):
         if time.monotonic() > deadline:
             raise TimeoutError
         await pilot.pause(0.01)
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, int(0.95 * len(values)))]
 
 
 # --- 1. events per second: reducer alone, and reducer + view refresh ------------------------------
@@ -48,7 +60,7 @@ def bench_throughput(tmp: Path) -> None:
     db = tmp / "empty.db"
     open_db(db).close()
 
-    async def main(forced: bool) -> float:
+    async def main() -> float:
         app = RlmApp(db)
         async with app.run_test(size=SIZE) as pilot:
             app.session.open("heavy", follow=True)
@@ -58,91 +70,136 @@ def bench_throughput(tmp: Path) -> None:
             t = time.perf_counter()
             for i in range(0, len(events), CHUNK):
                 app.post_message(EventsArrived(app.tail, events[i : i + CHUNK], False))
-                if forced:  # a redraw after every delivery: no coalescing at all
-                    await until(pilot, lambda: app.session.feed.count >= min(len(events), i + CHUNK))  # noqa: B023
-                    app.refresh_view()
-                    await pilot.pause()
             await until(pilot, lambda: app.session.feed.count == len(events))
             app.refresh_view()
             await pilot.pause()
             return len(events) / (time.perf_counter() - t)
 
-    coalesced, forced = asyncio.run(main(False)), asyncio.run(main(True))
-    print(f"events/s, reducer alone (floor):                {floor:10,.0f}  ({len(events):,} events, 32 rollouts)")
-    print(
-        f"events/s, app as delivered (15 Hz redraws):     {coalesced:10,.0f}  floor/measured {floor / coalesced:.2f}x"
+    rate = asyncio.run(main())
+    # a rate: the floor is the reducer's, the target that the app folds at least half as fast
+    row(
+        "events/s folded and drawn, 32 rollouts x 1,000-prompt batches",
+        rate,
+        "ev/s",
+        floor=floor,
+        floor_name="reducer alone",
+        note=f"{len(events):,} events; the ratio is measured/floor",
     )
-    print(f"events/s, app redrawing after every poll:       {forced:10,.0f}  floor/measured {floor / forced:.2f}x")
 
 
-# --- 2. key press to handler while a heavy run streams into the database ---------------------------
+# --- 2. key press to screen while 32 live rollouts stream into the database ------------------------
 
 
 class ProbeApp(RlmApp):
+    """Times each key from the press until the frame that shows its effect has been rendered for the terminal."""
+
     BINDINGS = [*RlmApp.BINDINGS, Binding("x", "probe", "Probe", show=False)]
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
-        self.handled: float | None = None
+        self.handled = False
+        self.drawn: float | None = None
+        self.step = 3
 
     def action_probe(self) -> None:
-        self.handled = time.perf_counter()
+        timeline = self.screen.query_one("#timeline")
+        self.step = -self.step  # up and down in turn, so every press moves what the screen shows
+        timeline.scroll_relative(y=self.step, animate=False)
+        self.handled = True
+
+    def _display(self, screen, renderable) -> None:
+        if renderable is not None and self.is_headless:
+            renderable.render_segments(self.console)  # what a terminal's frame costs, headless too
+        super()._display(screen, renderable)
+        if self.handled and renderable is not None and self.drawn is None:
+            self.drawn = time.perf_counter()
 
 
-def bench_latency(tmp: Path) -> None:
-    async def latencies(db: Path, run_id: str, stream: threading.Thread | None, presses: int = 40) -> tuple[list, int]:
-        app = ProbeApp(db, run_id=run_id, follow=True)
-        out = []
-        async with app.run_test(size=SIZE) as pilot:
-            await until(
-                pilot, lambda: app.session.feed is not None and app.session.feed.state.rollouts.get(f"{run_id}-r000")
-            )
-            await app.push_screen(RolloutScreen(app.session, f"{run_id}-r000"))
-            await until(pilot, lambda: app.screen.ready)
-            if stream is not None:
-                stream.start()
-            for _ in range(presses):
-                app.handled = None
-                t = time.perf_counter()
-                await pilot.press("x")
-                await until(pilot, lambda: app.handled is not None)
-                out.append(app.handled - t)
-                await pilot.pause(0.05)
-            seen = app.session.feed.count
-        return out, seen
+RATE = 40_000  # events per second offered by the writer
+START = 80_000  # events stored before the app opens: about half the run, 45 turns of each rollout
 
-    events = run_events("live", finish=False, **HEAVY)
-    db = tmp / "live.db"
-    store_events(db, events[:200])
+
+def stream_events(db: Path, rate: int, ready: Any) -> None:
+    """The live run's events after the first START, written at `rate` events a second."""
+    events = run_events("live", finish=False, **LIVE)
     writer = EventWriter(db)
     writer.start()
-    rate = 40_000  # events per second offered by the writer
-
-    def write() -> None:
-        for i in range(200, len(events), 400):
-            for e in events[i : i + 400]:
-                writer.append(e)
-            time.sleep(400 / rate)
-
-    loaded, seen = asyncio.run(latencies(db, "live", threading.Thread(target=write, daemon=True)))
+    ready.set()
+    for i in range(START, len(events), 400):
+        for e in events[i : i + 400]:
+            writer.append(e)
+        time.sleep(400 / rate)
     writer.close()
-    quiet_db = tmp / "quiet.db"
-    store_events(quiet_db, run_events("quiet", rollouts=1, turns=1, batch=4, finish=False))
-    idle, _ = asyncio.run(latencies(quiet_db, "quiet", None))
 
-    def p(values: list[float], q: float) -> float:
-        return sorted(values)[min(len(values) - 1, int(q * len(values)))] * 1000
 
-    print(
-        f"key->handler ms, idle (floor):        median {statistics.median(idle) * 1000:6.1f}  p95 {p(idle, 0.95):6.1f}"
+def bench_key_to_screen(tmp: Path) -> None:
+    db = tmp / "live.db"
+    store_events(db, run_events("live", finish=False, **LIVE)[:START])
+    spawn = multiprocessing.get_context("spawn")
+    streaming = spawn.Event()
+    # the engine writes from a process of its own, as `rlm-tui run` starts it: its work is not the app's
+    engine = spawn.Process(target=stream_events, args=(db, RATE, streaming), daemon=True)
+
+    async def presses(app: ProbeApp, pilot) -> list[float]:
+        out = []
+        for _ in range(PRESSES):
+            app.handled, app.drawn = False, None
+            t = time.perf_counter()
+            await pilot.press("x")
+            await until(pilot, lambda: app.drawn is not None)
+            out.append(app.drawn - t)
+            await pilot.pause(0.02)
+        return out
+
+    async def main() -> tuple[list[float], list[float], int]:
+        app = ProbeApp(db, run_id="live", follow=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.session.feed is not None and app.session.feed.count >= START)
+            await app.push_screen(RolloutScreen(app.session, "live-r000"))
+            await until(pilot, lambda: app.screen.ready)
+            await pilot.pause(0.3)
+            idle = await presses(app, pilot)  # the same screen, nothing arriving
+            engine.start()
+            await asyncio.to_thread(streaming.wait, 60)
+            before = app.session.feed.count
+            loaded = await presses(app, pilot)
+            return idle, loaded, app.session.feed.count - before
+
+    idle, loaded, seen = asyncio.run(main())
+    engine.terminate()
+    engine.join()
+    row(
+        "key press to screen, 32 live rollouts, fanout 16 (p95)",
+        p95(loaded) * 1000,
+        "ms",
+        floor=p95(idle) * 1000,
+        floor_name="same screen idle",
+        max_ratio=1.5,
+        note=f"{RATE:,} ev/s offered, {seen:,} events folded during {PRESSES} presses; median "
+        f"{statistics.median(loaded) * 1000:.0f} ms, idle {statistics.median(idle) * 1000:.0f} ms",
     )
-    print(
-        f"key->handler ms, {rate:,} ev/s stream: median {statistics.median(loaded) * 1000:6.1f}  p95 {p(loaded, 0.95):6.1f}"
-        f"  ratio (median) {statistics.median(loaded) / statistics.median(idle):.2f}x  ({seen:,} events folded meanwhile)"
-    )
 
 
-# --- 3. opening a 100,000-event rollout in replay ---------------------------------------------------
+# --- 3. the answer's diff ---------------------------------------------------------------------------
+
+
+def bench_diff() -> None:
+    rng = random.Random(0)
+    old = "".join(rng.choices(string.ascii_lowercase + "    \n", k=20_000))
+    new = list(old)
+    for _ in range(40):  # scattered edits, as a model rewriting parts of its answer makes
+        at = rng.randrange(len(new))
+        new[at : at + rng.randrange(1, 30)] = rng.choices(string.ascii_uppercase, k=rng.randrange(1, 30))
+    edited = "".join(new)
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        changed_spans(old, edited)
+        times.append(time.perf_counter() - t)
+    row("answer diff of a 20k-char answer", min(times) * 1000, "ms", max_value=5, note="40 scattered edits")
+
+
+# --- 4. opening a 100,000-event rollout in replay ---------------------------------------------------
 
 
 def bench_open(tmp: Path) -> None:
@@ -154,11 +211,10 @@ def bench_open(tmp: Path) -> None:
     read_events(open_db(db), rollout_id=rollout)
     floor = time.perf_counter() - t
 
-    async def main() -> tuple[float, float, float]:
+    async def main() -> tuple[float, float]:
         t = time.perf_counter()
         app = RlmApp(db, run_id="big", rollout_id=rollout, follow=False)
         async with app.run_test(size=SIZE) as pilot:
-            booted = time.perf_counter() - t
             await until(
                 pilot,
                 lambda: (
@@ -172,18 +228,39 @@ def bench_open(tmp: Path) -> None:
             await until(pilot, lambda: app.session.replay is not None, timeout=30)
             app.refresh_view()
             await pilot.pause()
-            return booted, first, time.perf_counter() - t
+            return first, time.perf_counter() - t
 
-    booted, first, done = asyncio.run(main())
-    print(f"open {len(events):,}-event rollout, read_events alone (floor): {floor:6.2f} s")
-    print(
-        f"  in the app: started {booted:.2f} s, first turns shown {first:.2f} s, every event folded and drawn "
-        f"{done:.2f} s (ratio {done / floor:.2f}x; target < 1 s {'met' if done < 1 else 'NOT met'})"
+    first, done = asyncio.run(main())
+    note = f"{len(events):,} events"
+    row(
+        "open a 100k-event rollout: first turns",
+        first,
+        "s",
+        floor=floor,
+        floor_name="read_events alone",
+        max_value=1,
+        note=note,
+    )
+    row(
+        "open a 100k-event rollout: every event folded and drawn",
+        done,
+        "s",
+        floor=floor,
+        floor_name="read_events alone",
+        max_value=1,
+        note=note,
     )
 
 
 if __name__ == "__main__":
+    only = set(sys.argv[1:])
     with tempfile.TemporaryDirectory() as d:
-        for bench in (bench_throughput, bench_latency, bench_open):
-            bench(Path(d))
-            sys.stdout.flush()
+        for name, bench in (
+            ("throughput", lambda: bench_throughput(Path(d))),
+            ("keys", lambda: bench_key_to_screen(Path(d))),
+            ("diff", bench_diff),
+            ("open", lambda: bench_open(Path(d))),
+        ):
+            if not only or name in only:
+                bench()
+                sys.stdout.flush()

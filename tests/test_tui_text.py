@@ -163,3 +163,21 @@ async def test_no_view_draws_a_control_character(tmp_path):
         await pilot.pause()
         check("call")
     assert all("\\x1b]52;c;" in text for text in seen)  # shown as visible escapes, not dropped
+
+
+def test_events_read_for_the_screen_spell_out_every_unsafe_character(tmp_path):
+    from rlm_tui.store import read_events
+    from rlm_tui.text import printable_event
+
+    unsafe = ["\x1b[31m", "a\rb", "\x08", "\x0c", "\x7f", "\x85", "\u202e", "\u2067", "\x00"]
+    events = run_events(RUN, rollouts=1, turns=1, batch=len(unsafe), tools=0)
+    events = [
+        dataclasses.replace(e, prompt=f"part {unsafe[e.index]} {e.index}") if isinstance(e, ev.SubCallStarted) else e
+        for e in events
+    ]
+    db = store_events(tmp_path / "u.db", events)
+    plain = [e for _, e in read_events(db, run_id=RUN)]
+    shown = [e for _, e in read_events(db, run_id=RUN, printable=True)]
+    assert shown == [printable_event(e) for e in plain]
+    prompts = [e.prompt for e in shown if isinstance(e, ev.SubCallStarted)]
+    assert len(prompts) == len(unsafe) and all(p.isprintable() for p in prompts)

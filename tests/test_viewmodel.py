@@ -167,3 +167,19 @@ def test_watchers_hear_of_each_drawn_frame_and_of_the_close():
     session.close()
     session.close()  # the app exits, then unmounts
     assert heard == [False, False, True]
+
+
+def test_a_replay_folded_in_chunks_is_the_run_folded_at_once():
+    from rlm_tui.state import fold
+
+    events = run_events(RUN, rollouts=3, turns=3, batch=7, tools=2)
+    whole = fold(events, RUN)
+    for size in (1, 2, 5, 64, len(events)):
+        session = Session("unused.db", clock=Clock())
+        token = session.open(RUN, follow=False)
+        for i in range(0, len(events), size):
+            session.take_chunk(token, events[i : i + size], False)
+        session.take_chunk(token, [], True)
+        assert session.feed is not None and session.feed.state == whole
+        assert session.replay is not None and session.replay.events == events
+        assert session.feed.versions == {r: sum(e.rollout_id == r for e in events) for r in session.feed.versions}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm_tui.events import EVENT_TYPES, Event, from_row
+from rlm_tui.text import printable_event
 
 from .database import Database
 from .schema import StoreError, open_db
@@ -35,6 +37,12 @@ ORDER BY runs.started DESC, runs.rowid DESC
 # Kinds from a newer writer are skipped in SQL, so that seq still advances past them
 _KNOWN_KINDS = tuple(EVENT_TYPES)
 _KIND_FILTER = f"kind IN ({', '.join('?' * len(_KNOWN_KINDS))})"
+
+# What `printable` would change, as it can appear in a row's JSON text: escaped controls (\u001b, \r, \b, \f),
+# escaped or raw DEL, C1 controls and bidi marks. A match may be a false alarm (the full check follows); no miss.
+_UNSAFE_JSON = re.compile(
+    r"\\u00[01]|\\u007f|\\u00[89]|\\u20(2[a-e]|6[6-9])|\\[bfr]|[\x7f-\x9f\u202a-\u202e\u2066-\u2069]", re.IGNORECASE
+)
 
 
 @contextmanager
@@ -166,9 +174,15 @@ def get_rollout(db: DB, rollout_id: str) -> dict[str, Any] | None:
 
 
 def read_events(
-    db: DB, *, run_id: str | None = None, rollout_id: str | None = None, after_seq: int = 0, limit: int | None = None
+    db: DB,
+    *,
+    run_id: str | None = None,
+    rollout_id: str | None = None,
+    after_seq: int = 0,
+    limit: int | None = None,
+    printable: bool = False,
 ) -> list[tuple[int, Event]]:
-    """Stored events as (seq, event), ordered by seq."""
+    """Stored events as (seq, event), ordered by seq; `printable`: payloads made safe to show on a terminal."""
     where, params = ["seq > ?", _KIND_FILTER], [after_seq, *_KNOWN_KINDS]
     if run_id is not None:
         where.append("run_id = ?")
@@ -182,15 +196,18 @@ def read_events(
         params.append(limit)
     with _opened(db) as d:
         rows = d.execute(sql, params).fetchall()
-    return [
-        (
-            seq,
-            from_row(
-                kind, {"run_id": run, "rollout_id": rollout, "id": id_, "parent_id": parent, "ts": ts}, json.loads(data)
-            ),
-        )
-        for seq, kind, run, rollout, id_, parent, ts, data in rows
-    ]
+    # one parse of all the rows' JSON as one array: the decoder's cost per call is most of a small row's
+    text = "[" + ",".join(row[7] for row in rows) + "]"
+    payloads = json.loads(text) if rows else []
+    # most reads hold nothing to spell out, and their text says so: rows are checked one by one only otherwise
+    check = printable and _UNSAFE_JSON.search(text) is not None
+    out = []
+    for (seq, kind, run, rollout, id_, parent, ts, data), payload in zip(rows, payloads):
+        e = from_row(kind, {"run_id": run, "rollout_id": rollout, "id": id_, "parent_id": parent, "ts": ts}, payload)
+        if check and _UNSAFE_JSON.search(data) is not None:
+            e = printable_event(e)
+        out.append((seq, e))
+    return out
 
 
 def run_over(db: Database, run_id: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -24,6 +25,7 @@ from rlm_tui.tui.session import DEFAULT_CONTEXT_LIMIT, REFRESH_HZ, Session
 from rlm_tui.tui.sources import CommandSender, TailSource, load_events
 
 ERROR_PREFIX = "rlm-tui: error: "
+IN_FLIGHT = 2  # replay chunks read but not yet folded: the reader waits, so frames and keys come between chunks
 
 
 def last_line(path: Path | None) -> str:
@@ -127,18 +129,26 @@ class RlmApp(App):
 
     @work(thread=True, group="load")
     def _load(self, token: object, run_id: str, rollout_id: str | None) -> None:
+        folded = threading.Semaphore(IN_FLIGHT)
         try:
             for chunk in load_events(self.session.db_path, run_id, rollout_id):
+                while not folded.acquire(timeout=0.1):
+                    if not self.session.is_loading(token) or not self.is_running:
+                        return
                 if not self.session.is_loading(token):
                     return  # another run was opened meanwhile
-                self.post_message(RunLoaded(token, chunk, False))
+                self.post_message(RunLoaded(token, chunk, False, folded=folded.release))
             self.post_message(RunLoaded(token, [], True))
         except Exception as exc:  # shown, not raised: the runs view stays usable
             self.post_message(RunLoaded(token, [], True, f"cannot load run {run_id}: {exc}"))
 
     def on_run_loaded(self, message: RunLoaded) -> None:
         """Fold each chunk as it comes, so the view fills in; the replay starts at the end once all are in."""
-        loaded = self.session.take_chunk(message.token, message.events, message.done)
+        try:
+            loaded = self.session.take_chunk(message.token, message.events, message.done)
+        finally:
+            if message.folded is not None:
+                message.folded()  # the reader may send the next chunk
         if loaded is None:
             return
         if loaded.first:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ class RunLoaded(Message):
     events: list[ev.Event]
     done: bool
     error: str | None = None
+    folded: Callable[[], None] | None = None  # called once the chunk is folded, so the reader sends the next
 
 
 @dataclass

@@ -12,14 +12,13 @@ from pathlib import Path
 from rlm_tui import events as ev
 from rlm_tui.state import RunState
 from rlm_tui.store import open_db, read_events, run_over, send_command
-from rlm_tui.text import printable_event
 
 POLL_SECONDS = 0.05
 READ_LIMIT = 5000  # rows per query; a poll keeps reading while a query comes back full
 POLL_CAP = 50_000  # events in one message at most, so one poll never holds the UI for long
 GAP_CAP = 1.0  # recorded seconds: a replay never waits longer than this between events
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-LOAD_CHUNK = 20_000  # events per message while a replay loads, so the view fills in as they come
+LOAD_CHUNK = 5_000  # events per message while a replay loads: each fold holds the UI for a few ms only
 FIRST_CHUNK = 2_000
 
 
@@ -157,10 +156,12 @@ class TailSource:
                 over = run_over(db, self.run_id)  # checked before reading: nothing follows a run's final status
                 batch: list[ev.Event] = []
                 while len(batch) < POLL_CAP:
-                    rows = read_events(db, run_id=self.run_id, after_seq=self.after_seq, limit=READ_LIMIT)
+                    rows = read_events(
+                        db, run_id=self.run_id, after_seq=self.after_seq, limit=READ_LIMIT, printable=True
+                    )
                     if rows:
                         self.after_seq = rows[-1][0]
-                        batch += [printable_event(e) for _, e in rows]
+                        batch += [e for _, e in rows]
                     if len(rows) < READ_LIMIT:
                         break
                 if batch or over:
@@ -208,15 +209,20 @@ def load_events(
     db = open_db(path, create=False)
     try:
         if rollout_id is not None:
-            yield [printable_event(e) for _, e in read_events(db, run_id=run_id, limit=1)]
+            yield [e for _, e in read_events(db, run_id=run_id, limit=1, printable=True)]
         after, size = 0, FIRST_CHUNK  # a small first chunk, so something shows at once
         while True:
             rows = read_events(
-                db, run_id=None if rollout_id else run_id, rollout_id=rollout_id, after_seq=after, limit=size
+                db,
+                run_id=None if rollout_id else run_id,
+                rollout_id=rollout_id,
+                after_seq=after,
+                limit=size,
+                printable=True,
             )
             if rows:
                 after = rows[-1][0]
-                yield [printable_event(e) for _, e in rows]
+                yield [e for _, e in rows]
             if len(rows) < size:
                 return
             size = chunk

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from rich.text import Text
 
 from rlm_tui.state import RolloutState
+from rlm_tui.tui.diff import changed_middle, changed_spans
 from rlm_tui.tui.widgets.lines import LineView, RichBlock, TextBlock
 
-DIFF_LIMIT = 50_000  # past this, only the changed middle is found (prefix and suffix), not a full diff
 CHANGED = "bold black on green"
-
-
-def changed_spans(old: str, new: str) -> list[tuple[int, int]]:
-    """Ranges of `new` that are not in `old`."""
-    if len(old) + len(new) > 2 * DIFF_LIMIT:
-        head = 0
-        while head < min(len(old), len(new)) and old[head] == new[head]:
-            head += 1
-        tail = 0
-        while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
-            tail += 1
-        return [(head, len(new) - tail)] if head < len(new) - tail else []
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    return [(j1, j2) for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("replace", "insert") and j2 > j1]
+PLAIN_LIMIT = 100_000  # a longer answer is shown as plain folded text, its changes counted but not coloured
 
 
 class AnswerView(LineView):
@@ -53,11 +39,12 @@ class AnswerView(LineView):
         if source == "operator":
             head.append(" · edited by the operator", style="bold yellow")
         previous = history[-2][0] if len(history) > 1 else ""
-        spans = changed_spans(previous, content) if len(history) > 1 else []
+        diff = changed_spans if len(content) <= PLAIN_LIMIT else changed_middle
+        spans = diff(previous, content) if len(history) > 1 else []
         if spans:
             head.append(f" · {sum(b - a for a, b in spans):,} chars changed", style="green")
         blocks = [RichBlock("head", head.plain, head)]
-        if len(content) > DIFF_LIMIT * 2:
+        if len(content) > PLAIN_LIMIT:
             blocks.append(TextBlock("body", (len(history), len(content)), content))
         elif content:
             body = Text(content)

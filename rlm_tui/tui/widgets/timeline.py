@@ -36,6 +36,7 @@ class Timeline(LineView):
         self.full = False  # full outputs and prompt, not only what the model saw
         self.reasoning = False  # expand reasoning
         self._made: dict[Any, Block] = {}
+        self._turns: dict[str, tuple[tuple, list[Block]]] = {}  # call id -> (fingerprint, its blocks)
 
     def _block(self, kind: type[Block], key: Any, fp: Any, *args: Any, **kw: Any) -> Block:
         block = self._made.get(key)
@@ -82,7 +83,7 @@ class Timeline(LineView):
         )  # the turn whose call the server refused
         for i, turn in enumerate(r.turns):
             last = i == len(r.turns) - 1
-            blocks += self._turn(turn, by_cell, restarts, frame if last and running else 0)
+            blocks += self._turn_blocks(turn, by_cell, restarts, frame if last and running else 0)
             if change is not None and i == changed_after:
                 add(
                     self._text(
@@ -101,6 +102,39 @@ class Timeline(LineView):
         elif r.paused:
             add(self._line("end", Text("⏸ paused before the next model call", style="bold yellow")))
         self.set_blocks(blocks)
+
+    def _turn_blocks(self, t: Turn, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
+        """A turn's blocks, built again only when something they show changed: a redraw costs the live turn."""
+        cells = tuple(
+            (
+                c.id,
+                c.output is None,
+                c.error,
+                tuple((b.id, len(b.calls), b.elapsed_s, b.errors) for b in by_cell.get(c.id, ())),
+                restarts[c.id].id if c.id in restarts else None,
+            )
+            for c in t.cells
+        )
+        fp = (
+            t.outcome,
+            t.latency_s,
+            t.error,
+            hash(t.text),
+            hash(t.reasoning),
+            len(t.tool_calls),
+            len(t.retries),
+            len(t.rejected),
+            t.nudge is not None,
+            len(t.tools),
+            cells,
+            self.full,
+            self.reasoning,
+            frame,
+        )
+        made = self._turns.get(t.call_id)
+        if made is None or made[0] != fp:
+            made = self._turns[t.call_id] = (fp, self._turn(t, by_cell, restarts, frame))
+        return made[1]
 
     def _turn(self, t: Turn, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
         key = t.call_id
