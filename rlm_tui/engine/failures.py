@@ -10,9 +10,9 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 
-from rlm_tui.engine.replies import ModelReply, one_line, parse_completion
+from rlm_tui.engine.replies import ModelReply, RetryHook, one_line, parse_completion
 
 _CONTEXT_MARKERS = (
     "context_length_exceeded",
@@ -43,12 +43,6 @@ class Transient(Exception):
     def __init__(self, kind: str, message: str, wait: float | None = None) -> None:
         super().__init__(message)
         self.kind, self.wait = kind, wait
-
-
-class RetryHook(Protocol):
-    """Told of each retry before its wait: which attempt failed, of how many at most, why, and the wait."""
-
-    def __call__(self, *, attempt: int, max_attempts: int, reason: str, wait_s: float) -> None: ...
 
 
 def retry_after(headers: Any) -> float | None:

@@ -10,7 +10,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from rlm_tui.engine.failures import RetryHook
     from rlm_tui.engine.generation import Generation
 
 MAX_TOKENS = 10**9  # a usage count above this is nonsense, not a count
@@ -28,6 +27,12 @@ class ModelReply:
     tokens_estimated: bool = False
     latency_s: float = 0.0
     finish_reason: str | None = None  # "length": the reply was cut at the token limit
+
+
+class RetryHook(Protocol):
+    """Told of each retry before its wait: which attempt failed, of how many at most, why, and the wait."""
+
+    def __call__(self, *, attempt: int, max_attempts: int, reason: str, wait_s: float) -> None: ...
 
 
 class ModelClient(Protocol):

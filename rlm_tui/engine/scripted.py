@@ -7,8 +7,7 @@ import json
 import time
 from typing import Any
 
-from rlm_tui.engine.failures import RetryHook
-from rlm_tui.engine.replies import ModelReply, estimate_usage
+from rlm_tui.engine.replies import ModelReply, RetryHook, estimate_usage
 from rlm_tui.env import Environment, Example
 
 REPL_TOOL = "call_python_repl"
