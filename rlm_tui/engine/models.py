@@ -41,11 +41,11 @@ def make_client(
     env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0, request_timeout: float = 120.0
 ) -> Any:
     """The scripted model, or an OpenAI-compatible client after checking its key and that the server answers."""
-    from rlm_tui.engine.clients import OpenAIClient
-    from rlm_tui.engine.scripted import ScriptedClient
-
     if model == "scripted":
+        from rlm_tui.engine.scripted import ScriptedClient
+
         return ScriptedClient(env, delay=scripted_delay)
+    from rlm_tui.engine.clients import OpenAIClient  # the SDK, imported only for a real model: most of a second
     key = os.environ.get("OPENAI_API_KEY")
     if not key and not base_url:
         raise ModelSetupError(
