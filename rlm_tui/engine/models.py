@@ -46,6 +46,7 @@ def make_client(
 
         return ScriptedClient(env, delay=scripted_delay)
     from rlm_tui.engine.clients import OpenAIClient  # the SDK, imported only for a real model: most of a second
+
     key = os.environ.get("OPENAI_API_KEY")
     if not key and not base_url:
         raise ModelSetupError(
