@@ -66,8 +66,10 @@ async def batches(base_url: str, width: int, concurrency: int, repeats: int) -> 
     try:
         for _ in range(repeats + 1):
             t0 = time.perf_counter()
-            await subs.batch([f"p{i}" for i in range(width)], None)
+            replies = await subs.batch([f"p{i}" for i in range(width)], None)
             out.append(time.perf_counter() - t0)
+            if replies != ["ok"] * width:  # a batch of failed calls would time nothing
+                raise SystemExit(f"a sub-LLM call failed: {next(r for r in replies if r != 'ok')}")
     finally:
         await client.close()
     return out[1:]

@@ -38,6 +38,9 @@ async def one_rollout(client: OpenAIClient, writer: EventWriter, sub_concurrency
     settings = RolloutSettings(mode="rlm", model="m", sub_model="m", sub_concurrency=sub_concurrency)
     run = Run(RunConfig(env="verbatim-copy", num_examples=1, rollout=settings), env, client, [writer.append])
     await run.execute()
+    (rollout,) = run.state.rollouts.values()
+    if rollout.status != "done":  # a figure from a rollout that failed would measure nothing
+        raise SystemExit(f"the benchmark's rollout {rollout.status}: {rollout.error}")
     return run
 
 

@@ -371,3 +371,26 @@ async def test_cell_sources_reach_tracebacks_and_inspect(make):
     assert "return 1 / 0" in (await box.run("f()")).traceback
     got = await box.run("import inspect\nprint(inspect.getsource(f))")
     assert got.stdout == "def f():\n    return 1 / 0\n"
+
+
+def test_an_interpreter_path_through_a_directory_the_jail_lacks_still_starts(tmp_path):
+    """`../venv/bin/python` run from a project directory: the jail mounts no such directory to climb out of."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    climb = "/".join([".."] * len(Path(tmp_path).parts[1:]))
+    python = f"{climb}{sys.executable}"  # relative to tmp_path, the directory it is run from
+    code = (
+        "import asyncio, sys\n"
+        "from rlm_tui.sandbox import Sandbox\n"
+        "assert '..' in sys.executable, sys.executable\n"
+        "async def main():\n"
+        "    async with Sandbox() as box:\n"
+        "        await box.start()\n"
+        "        print((await box.run('print(6 * 7)')).stdout)\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([python, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "42"

