@@ -542,6 +542,13 @@ def test_export_to_a_path_that_cannot_be_written(tmp_path, rlm):
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def hang_up_as_a_terminal_would() -> None:
+    """A hang-up's default action, whatever the suite inherited (under nohup it is ignored, and so by the run)."""
+    import signal
+
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def started_run(tmp_path, name: str, run_id: str) -> subprocess.Popen:
     """A real headless run in its own process, returned once its store shows a rollout under way."""
     from rlm_tui import events as ev
@@ -569,6 +576,7 @@ def started_run(tmp_path, name: str, run_id: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=hang_up_as_a_terminal_would,
     )
     for batch in tail_events(tmp_path / name, run_id=run_id):
         if any(isinstance(e, ev.RolloutStarted) for _, e in batch):
