@@ -77,13 +77,13 @@ def test_envs_lists_every_environment_without_their_scoring_packages(tmp_path):
     assert "environments" in modules and {"Levenshtein", "rapidfuzz", "sympy", "httpx"} & modules == set()
 
 
-def test_the_app_on_a_stored_run_imports_no_heavy_package_and_no_client(tmp_path, db):
-    """In a real terminal: replay draws the run's rollouts, q quits, and the app never loaded a model client."""
+def on_a_pty(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int, Path]:
+    """`rlm-tui ARGS` started on a 120x40 terminal of its own: the process, the terminal's main end, its modules file."""
     out = tmp_path / "modules.json"
     main, child = pty.openpty()
     termios.tcsetwinsize(child, (40, 120))
     proc = subprocess.Popen(
-        [sys.executable, "-c", ENTRY, str(out), "replay", "startup-run", "--db", db],
+        [sys.executable, "-c", ENTRY, str(out), *args],
         stdin=child,
         stdout=child,
         stderr=child,
@@ -92,6 +92,12 @@ def test_the_app_on_a_stored_run_imports_no_heavy_package_and_no_client(tmp_path
         start_new_session=True,
     )
     os.close(child)
+    return proc, main, out
+
+
+def test_the_app_on_a_stored_run_imports_no_heavy_package_and_no_client(tmp_path, db):
+    """In a real terminal: replay draws the run's rollouts, q quits, and the app never loaded a model client."""
+    proc, main, out = on_a_pty(tmp_path, "replay", "startup-run", "--db", db)
     screen = b""
     try:
         while b"startup-run-r001" not in screen and b"ex-1" not in screen:
@@ -115,19 +121,7 @@ def test_the_app_on_a_stored_run_imports_no_heavy_package_and_no_client(tmp_path
 
 def on_a_terminal(tmp_path: Path, *args: str) -> tuple[int, str, set[str]]:
     """(exit status, everything drawn, the modules loaded) of `rlm-tui ARGS` run to its end on a terminal."""
-    out = tmp_path / "modules.json"
-    main, child = pty.openpty()
-    termios.tcsetwinsize(child, (40, 120))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", ENTRY, str(out), *args],
-        stdin=child,
-        stdout=child,
-        stderr=child,
-        env=environ(),
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    os.close(child)
+    proc, main, out = on_a_pty(tmp_path, *args)
     screen = b""
     try:
         while select.select([main], [], [], HANG)[0]:
