@@ -318,33 +318,13 @@ def test_a_damaged_database_is_one_line_and_left_alone(tmp_path, rlm):
 
 def test_ctrl_c_stops_the_run_and_records_it(tmp_path, rlm):
     import signal
-    import time
 
-    proc = subprocess.Popen(
-        [RLM_TUI, "run", "verbatim-copy", "--headless", "-n", "2", "--scripted-delay", "600", "--db", "c.db"],
-        cwd=tmp_path,
-        env=clean_environ(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # as a terminal gives it
-    deadline = time.monotonic() + 60
-    while (
-        time.monotonic() < deadline
-    ):  # wait until a rollout is under way; its model takes 600 s, so it cannot end first
-        try:
-            with sqlite3.connect(tmp_path / "c.db") as conn:
-                if conn.execute("select count(*) from rollouts where status = 'running'").fetchone()[0]:
-                    break
-        except sqlite3.OperationalError:
-            pass
-        time.sleep(0.05)
+    proc = started_run(tmp_path, "c.db", "00000000000000f3", delay=600)  # its model takes 600 s: it cannot end first
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "was stopped" in err and "Traceback" not in err
-    runs = rlm("runs", "--db", "c.db").stdout
-    assert "killed" in runs
+    assert proc.returncode == 130, err
+    assert "was stopped" in err and "Traceback" not in err, err
+    assert "killed" in rlm("runs", "--db", "c.db").stdout
 
 
 def test_memory_limit_reaches_the_sandbox(rlm):
@@ -542,14 +522,15 @@ def test_export_to_a_path_that_cannot_be_written(tmp_path, rlm):
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def hang_up_as_a_terminal_would() -> None:
-    """A hang-up's default action, whatever the suite inherited (under nohup it is ignored, and so by the run)."""
+def signals_as_a_terminal_gives_them() -> None:
+    """Ctrl-C's and a hang-up's default actions, whatever the suite inherited (nohup ignores SIGHUP, xdist SIGINT)."""
     import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
-def started_run(tmp_path, name: str, run_id: str) -> subprocess.Popen:
+def started_run(tmp_path, name: str, run_id: str, delay: float = 5) -> subprocess.Popen:
     """A real headless run in its own process, returned once its store shows a rollout under way."""
     from rlm_tui import events as ev
     from rlm_tui.store import open_db
@@ -565,7 +546,7 @@ def started_run(tmp_path, name: str, run_id: str) -> subprocess.Popen:
             "-n",
             "2",
             "--scripted-delay",
-            "5",
+            str(delay),
             "--run-id",
             run_id,
             "--db",
@@ -576,7 +557,7 @@ def started_run(tmp_path, name: str, run_id: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=hang_up_as_a_terminal_would,
+        preexec_fn=signals_as_a_terminal_gives_them,
     )
     for batch in tail_events(tmp_path / name, run_id=run_id):
         if any(isinstance(e, ev.RolloutStarted) for _, e in batch):
