@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -342,3 +343,13 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path):
     rows = load_rows(db, resolve(db, ["i"])[1])
     assert {(r.mode, r.example_id) for r in rows} == {(m, f"vc-0-{i}") for m in ("llm", "rlm") for i in range(4)}
     assert redone == 8 - len(finished)  # one model call per rollout here: only the unfinished ones ran again
+
+
+def test_the_figures_draw_each_mode_in_the_study_s_colour(fixture_db, tmp_path):
+    from rlm_tui.report import figures
+
+    rows = rows_of(fixture_db)
+    assert {"llm", "rlm", "rlm-tips"} <= set(stats.modes(rows))
+    (svg,) = [p for p in figures.reward(rows, tmp_path) if p.suffix == ".svg"]
+    fills = set(re.findall(r"fill: ?(#[0-9a-f]{6})", svg.read_text()))
+    assert {"#e24a33", "#348abd", "#988ed5"} <= fills  # LLM, RLM, RLM+tips

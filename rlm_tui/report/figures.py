@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from rlm_tui.report import stats  # noqa: E402
 from rlm_tui.report.data import Row  # noqa: E402
 
-COLORS = {"llm": "#7f7f7f", "rlm": "#1f77b4", "rlm-tips": "#ff7f0e"}
+COLORS = {"llm": "#E24A33", "rlm": "#348ABD", "rlm-tips": "#988ED5"}  # the study's colours for its three modes
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 
 
