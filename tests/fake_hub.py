@@ -88,8 +88,8 @@ class FakeHub:
             HF_HUB_DISABLE_TELEMETRY="1",
             HTTP_PROXY=self.endpoint,
             NO_PROXY="127.0.0.1",
-            **extra,
         )
+        environ.update(extra)  # last, so that a test can point the libraries elsewhere
         return environ
 
     async def _start(self) -> int:

@@ -360,6 +360,28 @@ def test_online_source_failures_are_one_line(tmp_path, errors, reason):
     assert line.startswith(f"rlm-tui: error: could not load oolongbench/oolong-synth (test): {reason}")
 
 
+def test_an_unreachable_hub_fails_at_once_with_the_reason(tmp_path):
+    with FakeHub({hf.SYNTH: {"default": {"test": [synth_row(1)]}}}) as hub:
+        args = (
+            "run",
+            "oolong",
+            "--headless",
+            "-n",
+            "1",
+            "--model",
+            "scripted",
+            "--db",
+            "t.db",
+            "--env-arg",
+            "source=hf",
+        )
+        proc = rlm_tui(hub, tmp_path, *args, HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens on port 9
+    (line,) = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2
+    assert line.startswith("rlm-tui: error: cannot reach the Hugging Face hub at http://127.0.0.1:9 within 5 s (")
+    assert "HF_HUB_OFFLINE=1" in line
+
+
 def test_online_source_without_the_datasets_package(tmp_path):
     proc = rlm_tui_without_datasets(
         tmp_path,
