@@ -18,6 +18,7 @@ from rlm_tui.store import open_db, read_events
 from runs import stored_run
 
 INFO = {"subset", "context_len", "question_type", "answer_type", "dataset", "source"}
+ONLINE_RUN = ("run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db", "--env-arg", "source=hf")
 
 
 def execute(tmp_path, env_args, *, mode, n=2):
@@ -307,17 +308,7 @@ def test_online_rows_run_through_the_scripted_model(tmp_path, subset):
         proc = rlm_tui(
             hub,
             tmp_path,
-            "run",
-            "oolong",
-            "--headless",
-            "-n",
-            "1",
-            "--model",
-            "scripted",
-            "--db",
-            "t.db",
-            "--env-arg",
-            "source=hf",
+            *ONLINE_RUN,
             "--env-arg",
             f"subset={subset}",
             "--env-arg",
@@ -340,21 +331,7 @@ def test_online_rows_run_through_the_scripted_model(tmp_path, subset):
 )
 def test_online_source_failures_are_one_line(tmp_path, errors, reason):
     with FakeHub({hf.SYNTH: {"default": {"test": [synth_row(1)]}}}, errors=errors) as hub:
-        proc = rlm_tui(
-            hub,
-            tmp_path,
-            "run",
-            "oolong",
-            "--headless",
-            "-n",
-            "1",
-            "--model",
-            "scripted",
-            "--db",
-            "t.db",
-            "--env-arg",
-            "source=hf",
-        )
+        proc = rlm_tui(hub, tmp_path, *ONLINE_RUN)
     (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
     assert proc.returncode == 2
     assert line.startswith(f"rlm-tui: error: could not load oolongbench/oolong-synth (test): {reason}")
@@ -362,20 +339,7 @@ def test_online_source_failures_are_one_line(tmp_path, errors, reason):
 
 def test_an_unreachable_hub_fails_at_once_with_the_reason(tmp_path):
     with FakeHub({hf.SYNTH: {"default": {"test": [synth_row(1)]}}}) as hub:
-        args = (
-            "run",
-            "oolong",
-            "--headless",
-            "-n",
-            "1",
-            "--model",
-            "scripted",
-            "--db",
-            "t.db",
-            "--env-arg",
-            "source=hf",
-        )
-        proc = rlm_tui(hub, tmp_path, *args, HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens on port 9
+        proc = rlm_tui(hub, tmp_path, *ONLINE_RUN, HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens on port 9
     (line,) = proc.stderr.strip().splitlines()
     assert proc.returncode == 2
     assert line.startswith("rlm-tui: error: cannot reach the Hugging Face hub at http://127.0.0.1:9 within 5 s (")
