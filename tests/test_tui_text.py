@@ -181,3 +181,24 @@ def test_events_read_for_the_screen_spell_out_every_unsafe_character(tmp_path):
     assert shown == [printable_event(e) for e in plain]
     prompts = [e.prompt for e in shown if isinstance(e, ev.SubCallStarted)]
     assert len(prompts) == len(unsafe) and all(p.isprintable() for p in prompts)
+
+
+def test_a_row_cannot_carry_an_unsafe_character_into_the_next_row_s_event(tmp_path):
+    """A hostile file splits one payload across two rows: the escape sits in the first row's text only."""
+    import sqlite3
+
+    from rlm_tui.store import open_db, read_events
+
+    db = tmp_path / "h.db"
+    open_db(db).close()
+    rows = [
+        ("e1", "cell_started", '{"turn": 0, "code": "x"}, {"content": "\\u001b[2J'),
+        ("e2", "answer_updated", '", "ready": false}'),
+    ]
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO events (id, run_id, rollout_id, parent_id, kind, ts, data) VALUES (?, ?, 'r', NULL, ?, 0, ?)",
+            [(id_, RUN, kind, data) for id_, kind, data in rows],
+        )
+    (_, answer), *_ = [(s, e) for s, e in read_events(db, run_id=RUN, printable=True) if e.kind == "answer_updated"]
+    assert "\x1b" not in answer.content and answer.content.isprintable()

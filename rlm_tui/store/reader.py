@@ -199,14 +199,15 @@ def read_events(
     # one parse of all the rows' JSON as one array: the decoder's cost per call is most of a small row's
     text = "[" + ",".join(row[7] for row in rows) + "]"
     payloads = json.loads(text) if rows else []
-    # most reads hold nothing to spell out, and their text says so: rows are checked one by one only otherwise
+    if len(payloads) != len(rows):  # a row that is not one JSON value (a file written by hand): each on its own
+        payloads = [json.loads(row[7]) for row in rows]
+    # most reads hold nothing to spell out, and their text says so; a row's text can carry into the next one's
+    # payload (`{..},{"x":"\u001b` then `.."}`), so a read with anything to spell out is spelled out whole
     check = printable and _UNSAFE_JSON.search(text) is not None
     out = []
-    for (seq, kind, run, rollout, id_, parent, ts, data), payload in zip(rows, payloads):
+    for (seq, kind, run, rollout, id_, parent, ts, _), payload in zip(rows, payloads):
         e = from_row(kind, {"run_id": run, "rollout_id": rollout, "id": id_, "parent_id": parent, "ts": ts}, payload)
-        if check and _UNSAFE_JSON.search(data) is not None:
-            e = printable_event(e)
-        out.append((seq, e))
+        out.append((seq, printable_event(e) if check else e))
     return out
 
 
