@@ -394,3 +394,34 @@ def test_an_interpreter_path_through_a_directory_the_jail_lacks_still_starts(tmp
     done = subprocess.run([python, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "42"
+
+
+def _live_jails() -> list[int]:
+    """nsjail processes this process started that are still running (a reaped one is gone, a killed one a zombie)."""
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                comm, rest = f.read().split(" (", 1)[1].rsplit(") ", 1)
+        except (OSError, ValueError, IndexError):
+            continue
+        state, ppid = rest.split()[:2]
+        if comm == "nsjail" and int(ppid) == os.getpid() and state != "Z":
+            found.append(int(name))
+    return found
+
+
+async def test_a_start_cancelled_at_any_point_leaves_no_jail_behind():
+    """ctrl+c lands wherever the start is, the spawn included: whatever was started is killed and reaped."""
+    for steps in range(40):
+        box = Sandbox()
+        start = asyncio.ensure_future(box.start(context="c"))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        start.cancel()
+        try:
+            await start
+        except asyncio.CancelledError:
+            pass
+        await box.close()
+        assert _live_jails() == [], f"cancelled after {steps} steps"
