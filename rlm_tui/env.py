@@ -6,7 +6,7 @@ import importlib
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 MODES = ("rlm", "rlm-tips", "llm")
 MAX_EXAMPLES = 100_000  # rollouts in one run, and examples an environment is asked for
@@ -149,12 +149,18 @@ def choice(*options: str) -> Callable[[str], str]:
 NUM_EXAMPLES = Knob("num_examples", None, "how many examples (default: -n)", between(1, MAX_EXAMPLES))
 
 
+def tips_knob(variants: dict[str, str]) -> Knob:
+    """The `tips` knob: which text `rlm-tips` appends to the user prompt; the first, the study's, is the default."""
+    names = list(variants)
+    return Knob("tips", names[0], f"the rlm-tips text: {', '.join(names)} (default: the study's)", choice(*names))
+
+
 class Environment:
-    """Base class: subclasses set `name`, `knobs`, `tips`, `report_slices` and implement the methods below."""
+    """Base class: subclasses set `name`, `knobs`, `tip_variants`, `report_slices` and implement the methods below."""
 
     name: str = ""
     knobs: tuple[Knob, ...] = ()
-    tips: str = ""
+    tip_variants: ClassVar[dict[str, str]] = {}  # the `tips` knob's texts by name; the first is the default
     report_slices: tuple[Slice, ...] = ()  # how `rlm-tui report` breaks this environment's results down
 
     def __init__(self, **args: str) -> None:
@@ -179,11 +185,18 @@ class Environment:
     def examples(self, n: int, seed: int) -> list[Example]:
         raise NotImplementedError
 
+    @property
+    def tips(self) -> str:
+        """The text `rlm-tips` appends to the user prompt: the `tips` knob's choice, else the first variant."""
+        chosen = self.args.get("tips")
+        return self.tip_variants.get(chosen, "") if chosen else next(iter(self.tip_variants.values()), "")
+
     def user_prompt(self, example: Example, mode: str) -> str:
-        """The user message; in llm mode it carries the context, in the RLM modes only the question."""
+        """The user message; in llm mode it carries the context, in the RLM modes only the question, and in
+        rlm-tips the question with the tips appended, as the study placed them."""
         if mode == "llm" and example.context is not None:
             return f"{example.question}\n\n<context>\n{example.context}\n</context>"
-        return example.question
+        return example.question + (self.tips if mode == "rlm-tips" else "")
 
     def sub_tools(self) -> list[Tool]:
         return []

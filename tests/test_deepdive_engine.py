@@ -39,7 +39,7 @@ def test_scripted_rlm_modes_search_and_read_through_sub_llms(tmp_path, mode):
         assert len(set(contents)) >= 2 and r.answer_history[-1][1] is True  # written, corrected, then ready
         assert r.answer["content"] == r.target["answer"]
         assert r.info["source"] == "offline" and r.info["hops"] == len(r.info["path"].split(" > "))
-    assert ("Tips for this task" in next(iter(stored.rollouts.values())).system_prompt) == (mode == "rlm-tips")
+    assert ("<env_tips>" in next(iter(stored.rollouts.values())).user_prompt) == (mode == "rlm-tips")
 
 
 def test_scripted_llm_mode_calls_the_tools_itself(tmp_path):

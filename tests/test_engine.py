@@ -215,7 +215,7 @@ def test_scripted_model_plays_verbatim_copy(tmp_path, mode):
         assert len(r.turns) >= 3 and r.batches and r.batches[0].size >= 4
         contents = [c for c, ready, _ in r.answer_history]
         assert len(set(contents)) >= 2 and r.answer_history[-1][1] is True  # written, corrected, then ready
-    assert ("Tips for this task" in next(iter(stored.rollouts.values())).system_prompt) == (mode == "rlm-tips")
+    assert ("<env_tips>" in next(iter(stored.rollouts.values())).user_prompt) == (mode == "rlm-tips")
 
 
 def test_scripted_llm_mode(tmp_path):

@@ -77,6 +77,7 @@ def test_tips_knob():
     default = load_environment("math-python").tips
     assert "Python" in default and "sympy" in default and "llm_batch" not in default
     assert "llm_batch" in load_environment("math-python", {"tips": "sub_llms"}).tips
+    assert "fractions.Fraction" in load_environment("math-python", {"tips": "detailed"}).tips
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -275,5 +276,6 @@ def test_scripted_runs_in_every_mode(tmp_path, mode):
         else:
             assert len(cells) == 4 and r.batches and r.batches[0].size == 3
             assert r.answer_history[-1][1] is True
-    prompt = next(iter(stored.rollouts.values())).system_prompt
-    assert ("Sub-LLMs can check your work" in prompt) == (mode == "rlm-tips")
+    rollout = next(iter(stored.rollouts.values()))
+    assert ("<env_tips>" in rollout.user_prompt) == (mode == "rlm-tips")
+    assert "<env_tips>" not in rollout.system_prompt

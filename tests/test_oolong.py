@@ -393,5 +393,4 @@ def test_scripted_runs(tmp_path, mode, subset):
         else:
             assert "<context>" not in r.user_prompt and r.batches[0].size >= 4
             assert len([c for t in r.turns for c in t.cells]) == 5 and r.answer_history[-1][1] is True
-    prompt = next(iter(stored.rollouts.values())).system_prompt
-    assert ("single llm_batch call" in prompt) == (mode == "rlm-tips")
+    assert ("<env_tips>" in next(iter(stored.rollouts.values())).user_prompt) == (mode == "rlm-tips")

@@ -5,8 +5,23 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rlm_tui.env import EnvError, Environment, Example, Judge, Knob, Score, Slice, Tool, between, choice, http_url, seed
+from rlm_tui.env import (
+    EnvError,
+    Environment,
+    Example,
+    Judge,
+    Knob,
+    Score,
+    Slice,
+    Tool,
+    between,
+    choice,
+    http_url,
+    seed,
+    tips_knob,
+)
 
+from .. import study_tips
 from . import scripted
 from .dataset import examples_from_rows, load_rows
 from .index import offline_web, world_of
@@ -15,6 +30,16 @@ from .scoring import judge_prompt, matches, redundancy, search_queries, verdict
 from .tools import format_hits, make_tools
 
 SOURCES = ("auto", "offline", "online")
+TIPS = {
+    "default": study_tips.DEEPDIVE,
+    "detailed": study_tips.wrapped(
+        "The question chains several facts. Decompose it into sub-questions, one per hop, and research them with "
+        "llm_batch: sub-LLMs can search and open pages, so give each a focused prompt and run independent prompts "
+        "in parallel (for example the same hop phrased two ways). Cross-check what they return, follow the chain "
+        "hop by hop, and iterate where answers disagree or come back empty. Write the answer into "
+        "answer['content'], print it, correct it to just the answer, then set answer['ready'] = True."
+    ),
+}
 
 
 def hop_range(raw: str) -> tuple[int, int]:
@@ -50,14 +75,9 @@ class DeepDive(Environment):
         Knob("judge_base_url", "", "the judge's OpenAI-compatible endpoint (default: OPENAI_BASE_URL)", http_url),
         Knob("split", "eval", "online: eval (held out) or train", choice("eval", "train")),
         Knob("eval_size", 200, "online: questions held out for the eval split", between(1, 2000)),
+        tips_knob(TIPS),
     )
-    tips = (
-        "Tips for this task: the question chains several facts. Decompose it into sub-questions, one per hop, and "
-        "research them with llm_batch: sub-LLMs can search and open pages, so give each a focused prompt and run "
-        "independent prompts in parallel (for example the same hop phrased two ways). Cross-check what they "
-        "return, follow the chain hop by hop, and iterate where answers disagree or come back empty. Write the "
-        "answer into answer['content'], print it, correct it to just the answer, then set answer['ready'] = True."
-    )
+    tip_variants = TIPS
     report_slices = (
         Slice("examples", lambda row: "all", table=False, figure="deepdive_reward"),
         Slice(

@@ -9,23 +9,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from environments.boxed import last_boxed
-from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Judge, Knob, Score, Slice, choice
+from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Judge, Knob, Score, Slice, choice, tips_knob
 
+from .. import study_tips
 from . import hf
 from .generate import DIFFICULTIES, generate, to_latex
 from .problems import TOPICS
 
 BOX = hf.BOX
-TIPS = (
-    "Tips for this task: do every calculation in Python, not in your head. sympy is installed (Rational, solve, "
-    "integrate, limit, summation, factorint, binomial), and fractions.Fraction keeps probabilities exact. Check "
-    "the result a second way (substitute it back, brute-force a small case, or compute it by another method) "
-    "before you write answer['content'] = '\\\\boxed{...}' with the exact answer and set answer['ready'] = True."
+DETAILED_TIPS = (
+    "Do every calculation in Python, not in your head. sympy is installed (Rational, solve, integrate, limit, "
+    "summation, factorint, binomial), and fractions.Fraction keeps probabilities exact. Check the result a second "
+    "way (substitute it back, brute-force a small case, or compute it by another method) before you write "
+    "answer['content'] = '\\\\boxed{...}' with the exact answer and set answer['ready'] = True."
 )
-SUB_LLM_TIPS = TIPS + (
-    " Sub-LLMs can check your work independently: give llm_batch a few prompts, each with the problem and the "
-    "step or final answer to check, and compare their verdicts with your own result before you finish."
-)
+TIPS = {
+    "default": study_tips.MATH_PYTHON,
+    "sub_llms": study_tips.MATH_PYTHON_SUB_LLMS,
+    "detailed": study_tips.wrapped(DETAILED_TIPS),
+    "detailed_sub_llms": study_tips.wrapped(
+        DETAILED_TIPS + " Sub-LLMs can check your work independently: give llm_batch a few prompts, each with the "
+        "problem and the step or final answer to check, and compare their verdicts with your own result before you "
+        "finish."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -50,12 +57,7 @@ class MathPython(Environment):
         NUM_EXAMPLES,
         Knob("topics", "all", f"all, or a comma (or +) list of {', '.join(TOPICS)}", _topics),
         Knob("difficulty", "all", "easy|medium|hard, or all (a mix)", choice(*DIFFICULTIES, "all")),
-        Knob(
-            "tips",
-            "default",
-            "default, or sub_llms (also suggests checking with llm_batch)",
-            choice("default", "sub_llms"),
-        ),
+        tips_knob(TIPS),
         Knob(
             "source",
             "offline",
@@ -63,6 +65,7 @@ class MathPython(Environment):
             choice("offline", "hf"),
         ),
     )
+    tip_variants = TIPS
     python_tool_in_llm_mode = True
     report_slices = (
         Slice("timeout (s)", lambda row: row.timeout),
@@ -81,7 +84,6 @@ class MathPython(Environment):
         super().__init__(**args)
         if self.args["topics"] == "all":  # the default, unparsed
             self.args["topics"] = tuple(TOPICS)
-        self.tips = SUB_LLM_TIPS if self.args["tips"] == "sub_llms" else TIPS
 
     def examples(self, n: int, seed: int) -> list[Example]:
         count = self.args["num_examples"] or n

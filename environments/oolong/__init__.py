@@ -18,8 +18,10 @@ from rlm_tui.env import (
     choice,
     info_value,
     power_of_two_bin,
+    tips_knob,
 )
 
+from .. import study_tips
 from . import hf, real, synth
 from .score import score_real, score_synth
 from .solve import count_records, decide, present, sub_reply, sub_task
@@ -28,13 +30,16 @@ from .sources import DATASETS
 SUBSETS = ("synth", "synth_with_labels", "real")
 CONTEXT_LENS = tuple(2**k for k in range(10, 23))  # 1K to 4M tokens
 HEADER_ROOM = 400  # characters kept for the header line
-TIPS = (
-    "Tips for this task: `context` is far too long to read at once. Split its lines into chunks of a few thousand "
-    "lines, write one prompt per chunk that says exactly which records to count and what to count them by (classify "
-    "each instance when the labels are not shown) and asks for the counts as JSON, and send all the prompts in a "
-    "single llm_batch call. Add the counts up in Python, compute the answer from the totals, print it, and write it "
-    "in answer['content'] in the form the question asks for before you set answer['ready'] = True."
-)
+TIPS = {
+    "default": study_tips.OOLONG,
+    "detailed": study_tips.wrapped(
+        "`context` is far too long to read at once. Split its lines into chunks of a few thousand lines, write one "
+        "prompt per chunk that says exactly which records to count and what to count them by (classify each "
+        "instance when the labels are not shown) and asks for the counts as JSON, and send all the prompts in a "
+        "single llm_batch call. Add the counts up in Python, compute the answer from the totals, print it, and "
+        "write it in answer['content'] in the form the question asks for before you set answer['ready'] = True."
+    ),
+}
 
 
 def _context_bin_in(subset: str) -> Any:
@@ -70,8 +75,9 @@ class Oolong(Environment):
         NUM_EXAMPLES,
         Knob("source", "offline", "offline (generated) or hf (oolongbench on Hugging Face)", choice("offline", "hf")),
         Knob("split", "test", "Hugging Face split with source=hf: validation or test", choice("validation", "test")),
+        tips_knob(TIPS),
     )
-    tips = TIPS
+    tip_variants = TIPS
     report_slices = (
         Slice("subset", info_value("subset"), figure="oolong_by_subset"),
         Slice("context length", lambda row: power_of_two_bin(row.info.get("context_len"))),

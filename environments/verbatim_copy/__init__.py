@@ -5,13 +5,23 @@ from __future__ import annotations
 import random
 import re
 
-from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Knob, Score, Slice, between, info_value
+from rlm_tui.env import NUM_EXAMPLES, Environment, Example, Knob, Score, Slice, between, info_value, tips_knob
 
+from .. import study_tips
 from .generate import CONTENT_TYPES, generate
 
 MAX_LENGTH = 1_000_000  # characters: generated and copied by the scripted model in seconds
 
 CHUNK = 200
+TIPS = {
+    "default": study_tips.VERBATIM_COPY,
+    "detailed": study_tips.wrapped(
+        "Type the text into a Python string in the REPL in pieces, then check each piece against the prompt "
+        "before you build the answer. Sub-LLMs can copy chunks in parallel with llm_batch; compare what they "
+        "return with your own chunks and fix any that differ. Print answer['content'] to check it, and only set "
+        "answer['ready'] = True when it matches exactly."
+    ),
+}
 
 
 def _content_type(raw: str) -> str:
@@ -51,13 +61,9 @@ class VerbatimCopy(Environment):
             _fragment_length,
         ),
         NUM_EXAMPLES,
+        tips_knob(TIPS),
     )
-    tips = (
-        "Tips for this task: type the text into a Python string in the REPL in pieces, then check each piece "
-        "against the prompt before you build the answer. Sub-LLMs can copy chunks in parallel with llm_batch; "
-        "compare what they return with your own chunks and fix any that differ. Print answer['content'] to "
-        "check it, and only set answer['ready'] = True when it matches exactly."
-    )
+    tip_variants = TIPS
     report_slices = (
         Slice("content type", info_value("content_type"), figure="verbatim_copy_by_content_type"),
         Slice("target length", info_value("target_length"), figure="verbatim_copy_by_target_length"),

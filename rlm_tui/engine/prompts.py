@@ -53,7 +53,6 @@ def rlm_system_prompt(
     timeout: float,
     max_output_chars: int,
     sub_tools: list[str],
-    tips: str = "",
     protocol: str = "native",
 ) -> str:
     context = (
@@ -63,7 +62,7 @@ def rlm_system_prompt(
         else ""
     )
     tools = f" Sub-LLMs can use these tools: {', '.join(sub_tools)}." if sub_tools else ""
-    text = (
+    return (
         f"You solve the task by writing Python in a persistent REPL{HOW_TO_RUN.get(protocol, HOW_TO_RUN['native'])}. "
         "The REPL holds:\n"
         f"{context}"
@@ -77,7 +76,6 @@ def rlm_system_prompt(
         f"most {max_output_chars:,} characters of each cell's output, and a note says how much was cut; print "
         "summaries, not whole data. Each output ends with the time the cell took."
     )
-    return f"{text}\n\n{tips}" if tips else text
 
 
 def nudge(protocol: str) -> str:

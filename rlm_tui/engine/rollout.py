@@ -164,7 +164,6 @@ class Rollout(Steps):
                 timeout=s.timeout,
                 max_output_chars=s.max_output_chars,
                 sub_tools=[t.name for t in sub_tools],
-                tips=self.env.tips if s.mode == "rlm-tips" else "",
                 protocol="text" if protocol == "text" else "native",
             )
 
