@@ -425,3 +425,31 @@ async def test_a_start_cancelled_at_any_point_leaves_no_jail_behind():
             pass
         await box.close()
         assert _live_jails() == [], f"cancelled after {steps} steps"
+
+
+async def test_a_rollout_cancelled_twice_while_its_sandbox_starts_leaves_no_jail_behind():
+    """The run cancels every rollout again as soon as the first one ends: a rollout still waiting for its sandbox
+    start to be stopped must go on waiting, or that start, and its jail, outlive the run."""
+    from rlm_tui import events as ev
+    from rlm_tui.engine.run import Run, RunConfig
+    from rlm_tui.engine.scripted import ScriptedClient
+    from rlm_tui.engine.steps import RolloutSettings
+    from rlm_tui.env import load_environment
+
+    env = load_environment("verbatim-copy", {"target_length": "20"})
+    for steps in range(12):
+        started = asyncio.Event()
+        config = RunConfig(env=env.name, num_examples=1, rollout=RolloutSettings(mode="rlm", timeout=30))
+
+        def sink(event: ev.Event, started: asyncio.Event = started) -> None:
+            if isinstance(event, ev.RolloutStarted):
+                started.set()
+
+        run = asyncio.ensure_future(Run(config, env, ScriptedClient(env, delay=600), [sink]).execute())
+        await started.wait()  # its model call waits 600 s; its sandbox is starting meanwhile
+        run.cancel()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        run.cancel()
+        await asyncio.wait((run,))
+        assert _live_jails() == [], f"cancelled again after {steps} steps"

@@ -21,6 +21,19 @@ from rlm_tui.sandbox import Sandbox, SandboxError
 __all__ = ["FatalRunError", "Rollout", "RolloutSettings", "one_line"]
 
 
+async def _outlast_cancellation(task: asyncio.Future) -> None:
+    """Wait for `task` to end even if cancelled again meanwhile (the run cancels every rollout as the first one
+    ends), then let the cancellation through: a jail still starting must be killed before the loop closes."""
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 class Rollout(Steps):
     def __init__(
         self,
@@ -103,7 +116,7 @@ class Rollout(Steps):
                 starting, self.starting = self.starting, None
                 if not starting.done():  # the rollout ended first (the model failed, a kill): stop the start
                     starting.cancel()
-                await asyncio.wait((starting,))
+                await _outlast_cancellation(starting)
                 if not starting.cancelled():
                     starting.exception()  # seen: the rollout ended on its own reason
 
