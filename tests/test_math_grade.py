@@ -189,6 +189,7 @@ def test_threads_and_event_loops_share_one_grader(grader):
     [
         ("print('not json')", "the grading worker answered out of protocol"),
         ("print('[1, 2]')", "the grading worker answered out of protocol"),
+        ("print('{\"ready\": false}')", "the grading worker answered out of protocol"),
         ("print('x' * 10000)", "the grading worker answered out of protocol"),
         (
             "print('{\"ready\": true}', flush=True); import sys; sys.stdin.readline(); print('{\"correct\": 1}')",

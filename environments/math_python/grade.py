@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -96,24 +97,29 @@ class Worker:
     def check(self, answer: str, gold: str, timeout: float) -> Verdict:
         try:
             if not self.ready:
-                self._read(START_TIMEOUT, "start")
+                hello = self._read(START_TIMEOUT, f"the grading worker did not start in {START_TIMEOUT:g} s")
+                if hello != {"ready": True}:
+                    raise WorkerError("the grading worker answered out of protocol")
                 self.ready = True
             job = json.dumps({"answer": answer, "gold": gold, "limit": timeout}) + "\n"
             assert self.proc.stdin is not None
             self.proc.stdin.write(job.encode())
             self.proc.stdin.flush()
-            reply = self._read(timeout, "answer")
-        except (OSError, WorkerError) as exc:
+            reply = self._read(timeout, f"grading took longer than {timeout:g} s")
+        except WorkerError as exc:
             self.kill()
-            return Verdict(False, str(exc) if isinstance(exc, WorkerError) else f"grading worker failed: {exc}")
+            return Verdict(False, str(exc))
+        except OSError as exc:  # a worker gone between two answers
+            self.kill()
+            return Verdict(False, f"the grading worker failed: {type(exc).__name__}: {exc}")
         correct, error = reply.get("correct"), reply.get("error", "")
         if not isinstance(correct, bool) or not isinstance(error, str):
             self.kill()
             return Verdict(False, "the grading worker answered out of protocol")
-        return Verdict(correct, f"math-verify failed: {error}" if error else "")
+        return Verdict(correct, " ".join(f"math-verify failed: {error}".split())[:300] if error else "")
 
-    def _read(self, timeout: float, what: str) -> dict:
-        """The worker's next line as a JSON object, within `timeout` seconds."""
+    def _read(self, timeout: float, late: str) -> dict:
+        """The worker's next line as a JSON object, within `timeout` seconds; else WorkerError(late)."""
         assert self.proc.stdout is not None
         fd, deadline = self.proc.stdout.fileno(), time.monotonic() + timeout
         poller = select.poll()
@@ -121,11 +127,13 @@ class Worker:
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0 or not poller.poll(left * 1000):
-                limit = f"{timeout:g} s"
-                raise WorkerError(f"grading took longer than {limit}" if what == "answer" else f"no start in {limit}")
+                raise WorkerError(late)
             chunk = os.read(fd, MAX_REPLY)
             if not chunk:
-                raise WorkerError(f"the grading worker exited with code {self.proc.wait()}")
+                code = self.proc.wait()
+                if code == -signal.SIGALRM:  # the worker's own backstop fired: this host was later still
+                    raise WorkerError(late)
+                raise WorkerError(f"the grading worker exited with code {code}")
             self._buffer += chunk
             if len(self._buffer) > MAX_REPLY:
                 raise WorkerError("the grading worker answered out of protocol")

@@ -9,6 +9,8 @@ import resource
 import signal
 import sys
 
+ALARM_MARGIN = 5  # seconds past the host's limit: the host kills first, this only ends a worker whose host is gone
+
 
 def main() -> None:
     memory = int(sys.argv[1])
@@ -23,8 +25,8 @@ def main() -> None:
     replies.flush()
     for line in sys.stdin:
         job = json.loads(line)
-        # SIGALRM's default action ends the process even inside C code: no job outlives its limit, host or not
-        signal.alarm(int(job["limit"]) + 1)
+        # SIGALRM's default action ends the process even inside C code: no job outlives its limit by much, host or not
+        signal.alarm(int(job["limit"]) + ALARM_MARGIN)
         try:
             gold = parse(f"\\boxed{{{job['gold']}}}", parsing_timeout=None)
             answer = parse(f"\\boxed{{{job['answer']}}}", parsing_timeout=None)
