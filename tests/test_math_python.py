@@ -1,8 +1,7 @@
-"""math-python: generation by seed, the scorer, the online mapping, and scripted runs in every mode."""
+"""math-python: generation by seed, the online mapping, and scripted runs in every mode (grading: test_math_grade)."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict
 
 import pytest
@@ -11,7 +10,7 @@ from environments.math_python import grade, hf
 from environments.math_python.generate import compute, to_latex
 from environments.math_python.problems import TOPICS
 from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
-from rlm_tui.env import EnvError, Example, load_environment
+from rlm_tui.env import EnvError, load_environment
 from rlm_tui.export import rollout_record
 from rlm_tui.state import fold
 from rlm_tui.store import open_db, read_events
@@ -40,7 +39,7 @@ def test_two_hundred_problems_whose_answers_are_computed():
     assert len({e.info["template"] for e in examples}) >= 30
     for e in examples:
         assert e.target == to_latex(compute(e.code))  # the gold is what the problem's own code computes
-        assert grade.check(f"so \\boxed{{{e.target}}}", e.target), e.target
+        assert grade.grader().check(f"so \\boxed{{{e.target}}}", e.target) == grade.Verdict(True), e.target
         assert e.question.endswith("Put your final answer in \\boxed{}.")
 
 
@@ -78,64 +77,6 @@ def test_tips_knob():
     assert "Python" in default and "sympy" in default and "llm_batch" not in default
     assert "llm_batch" in load_environment("math-python", {"tips": "sub_llms"}).tips
     assert "fractions.Fraction" in load_environment("math-python", {"tips": "detailed"}).tips
-
-
-# --- scoring ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "response, gold, reward",
-    [
-        (r"\boxed{0.5}", r"\frac{1}{2}", 1),
-        (r"\boxed{1/2}", r"\frac{1}{2}", 1),
-        (r"\boxed{\dfrac{1}{2}}", "0.5", 1),
-        (r"\boxed{\frac12}", r"\frac{1}{2}", 1),
-        (r"The answer is $\boxed{\frac{\sqrt{3}}{2}}$.", r"\frac{\sqrt{3}}{2}", 1),
-        (r"\boxed{2\sqrt{2}}", r"\sqrt{8}", 1),
-        (r"\boxed{7 + \sqrt{38}}", r"\sqrt{38} + 7", 1),
-        (r"\boxed{\pi/4}", r"\frac{\pi}{4}", 1),
-        (r"\boxed{\frac{1}{9} + \frac{2e^3}{9}}", r"\frac{1}{9} + \frac{2 e^{3}}{9}", 1),
-        (r"\boxed{e^{32}}", r"e^{32}", 1),
-        (r"\boxed{1,000}", "1000", 1),
-        (r"\boxed{x = 12}", "12", 1),
-        (r"\boxed{(3, -\frac{1}{2})}", r"\left(3, - \frac{1}{2}\right)", 1),
-        (r"\boxed{\{3, -2, 1\}}", r"\{-2, 1, 3\}", 1),
-        (r"\boxed{x=1, x=3, x=-2}", r"\{-2, 1, 3\}", 1),
-        (r"\boxed{\frac{\frac{1}{2}}{3}}", r"\frac{1}{6}", 1),
-        (r"\boxed{12 \text{ ways}}", "12", 1),
-        (r"\boxed{3} no wait \boxed{4}", "4", 1),
-        (r"\boxed{\text{Yes}}", "yes", 1),
-        (r"\boxed{0.33}", r"\frac{1}{3}", 0),
-        (r"\boxed{(-\frac{1}{2}, 3)}", r"\left(3, - \frac{1}{2}\right)", 0),
-        (r"\boxed{\{1, 2\}}", r"\{-2, 1, 3\}", 0),
-        (r"\boxed{13}", "12", 0),
-        ("12", "12", 0),
-        (r"\boxed{}", "12", 0),
-        (r"\boxed{12", "12", 0),
-        (r"\boxed{#$%@}", "12", 0),
-        (r"\boxed{9^{9^{9^{9}}}}", "12", 0),
-        (r"\boxed{" + "(" * 400 + "1" + ")" * 400 + "}", "1", 0),
-        ("", "12", 0),
-    ],
-)
-def test_scorer_table(response, gold, reward):
-    example = Example(id="x", question="q", target=gold)
-    assert load_environment("math-python").score(example, response).reward == reward
-
-
-def test_last_boxed_handles_nesting():
-    assert grade.last_boxed(r"a \boxed{1} b \boxed{\frac{1}{\sqrt{2}}} c") == r"\frac{1}{\sqrt{2}}"
-    assert grade.last_boxed("no box") is None
-    assert grade.last_boxed(r"\fbox{7}") == "7"
-
-
-def test_a_slow_check_is_cut_off(monkeypatch):
-    release = threading.Event()
-    monkeypatch.setattr(grade, "check", lambda a, b: release.wait(300) or True)  # True, had it been waited for
-    try:
-        assert grade.check_bounded(r"\boxed{1}", "1", timeout=0.2) is False
-    finally:
-        release.set()
 
 
 # --- online -----------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import random
 from dataclasses import dataclass
@@ -114,15 +113,16 @@ class MathPython(Environment):
         return out
 
     def score(self, example: Example, answer: str) -> Score:
-        from .grade import check_bounded  # sympy takes ~0.4 s to import: only scoring needs it
+        from .grade import grader, to_score  # the worker's pipes and threads: only scoring needs them
 
-        reward = 1.0 if check_bounded(answer, str(example.target)) else 0.0
-        return Score(reward=reward, metrics={"boxed": float(last_boxed(answer) is not None)})
+        return to_score(answer, grader().check(answer, str(example.target)))
 
     async def score_async(
         self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None
     ) -> Score:
-        return await asyncio.to_thread(self.score, example, answer)  # sympy work stays off the event loop
+        from .grade import grader, to_score
+
+        return to_score(answer, await grader().check_async(answer, str(example.target)))
 
     # --- the scripted model ---------------------------------------------------------------------
 
