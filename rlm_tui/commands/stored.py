@@ -104,9 +104,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                 out.close()
                 os.unlink(args.out)
             raise UserError(str(exc)) from None
-        except BrokenPipeError:  # the reader stopped (`| head`): nothing left to say, not even at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise
         finally:
             if args.out:
                 out.close()
