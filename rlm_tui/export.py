@@ -103,17 +103,19 @@ def stored_records(db: Database, run_ids: Iterable[str]) -> Iterator[dict[str, A
 
 def cell_settings(run_id: str, config: Any) -> dict[str, Any]:
     """The grid, the cell and the swept settings of a run, as flat fields a groupby can take with no join."""
-    settings = config.get("rollout") if isinstance(config, dict) else None
-    if not isinstance(config, dict) or not isinstance(settings, (dict, type(None))):
+    rollout = config.get("rollout") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or not isinstance(rollout, (dict, type(None))):
         raise ExportError(f"run {run_id}'s config is damaged: {_short(config)}")
     grid, cell = config.get("grid"), config.get("cell")
     if grid is not None and (not isinstance(grid, str) or not isinstance(cell, dict)):
         raise ExportError(f"run {run_id}'s grid record is damaged: grid {_short(grid)}, cell {_short(cell)}")
-    place = cell if grid is not None else {"env_args": config.get("env_args"), **(settings or {})}
+    place = cell if grid is not None else {"env_args": config.get("env_args"), **(rollout or {})}
     env_args, timeout = place.get("env_args") or {}, place.get("timeout", 120.0)
-    if not isinstance(env_args, dict) or len(env_args) > MAX_ENV_ARGS:
-        raise ExportError(f"run {run_id}'s environment arguments are damaged: {_short(env_args)}")
-    if not all(isinstance(v, (str, int, float, bool)) for v in env_args.values()):
+    if (
+        not isinstance(env_args, dict)
+        or len(env_args) > MAX_ENV_ARGS
+        or not all(isinstance(v, (str, int, float, bool)) for v in env_args.values())
+    ):
         raise ExportError(f"run {run_id}'s environment arguments are damaged: {_short(env_args)}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout):
         raise ExportError(f"run {run_id}'s cell timeout is damaged: {_short(timeout)}")

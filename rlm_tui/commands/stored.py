@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import closing
 from typing import Any
 
@@ -93,15 +93,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"cannot write {args.out}: {exc.strerror}; pass another -o") from None
         try:
-            records = _counted(stored_records(db, run_ids))
-            if args.format == "csv":
-                _write_csv(out, records)
-            else:
-                for record in records:
-                    out.write(json.dumps(record, default=str) + "\n")
+            records = stored_records(db, run_ids)
+            count = _write_csv(out, records) if args.format == "csv" else _write_jsonl(out, records)
         except ExportError as exc:
             if args.out:  # a partial file would pass for the whole export
-                out.close()
                 os.unlink(args.out)
             raise UserError(str(exc)) from None
         finally:
@@ -109,7 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 out.close()
     if args.out:
         what = f"run {run_ids[0]}" if len(run_ids) == 1 else f"{len(run_ids)} runs"
-        print(f"wrote {records.count} rollouts of {what} to {args.out}", file=sys.stderr)
+        print(f"wrote {count} rollouts of {what} to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -143,19 +138,15 @@ def _export_run_ids(db: Any, prefixes: list[str], grids: list[str]) -> list[str]
     return list(dict.fromkeys(run_ids))
 
 
-class _counted:
-    """An iterator that counts what it gave."""
-
-    def __init__(self, items: Iterator[Any]) -> None:
-        self.items, self.count = items, 0
-
-    def __iter__(self) -> Iterator[Any]:
-        for item in self.items:
-            self.count += 1
-            yield item
+def _write_jsonl(out: Any, records: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    for record in records:
+        out.write(json.dumps(record, default=str) + "\n")
+        count += 1
+    return count
 
 
-def _write_csv(out: Any, records: Iterable[dict[str, Any]]) -> None:
+def _write_csv(out: Any, records: Iterable[dict[str, Any]]) -> int:
     import csv
 
     from rlm_tui.export import csv_table
@@ -165,5 +156,8 @@ def _write_csv(out: Any, records: Iterable[dict[str, Any]]) -> None:
         shown = printable_data(header) if terminal else header
         writer = csv.DictWriter(out, fieldnames=shown, lineterminator="\n" if terminal else "\r\n")
         writer.writeheader()
+        count = 0
         for row in rows:
             writer.writerow(printable_data(row) if terminal else row)
+            count += 1
+    return count
