@@ -1,11 +1,22 @@
-"""One JSON object per rollout, folded from the event log (format in docs/export.md)."""
+"""One JSON object per rollout, folded from the event log, run by run (format in docs/export.md)."""
 
 from __future__ import annotations
 
 import json
+import math
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from rlm_tui.state import Cell, RolloutState, RunState, Turn
+from rlm_tui.state import Cell, RolloutState, RunState, Turn, fold
+from rlm_tui.store import Database, get_run, read_events
+
+MAX_ENV_ARGS = 64  # more knobs than any environment has: a damaged record, not a setting
+
+
+class ExportError(Exception):
+    """A run that cannot be exported as stored; the message is one line and names the run."""
 
 
 def shown_status(status: str, run_interrupted: bool) -> str:
@@ -65,14 +76,76 @@ def _turn(turn: Turn, cell: Cell | None) -> dict[str, Any]:
 def run_records(run: RunState, run_status: str | None = None) -> list[dict[str, Any]]:
     """`run_status`: the run's status as the store shows it (`interrupted` when its process is gone)."""
     interrupted = run_status == "interrupted"
-    return [rollout_record(run, r, interrupted) for r in sorted(run.rollouts.values(), key=lambda r: r.index)]
+    settings = cell_settings(run.id, run.config)
+    return [
+        {**rollout_record(run, r, interrupted), **settings}
+        for r in sorted(run.rollouts.values(), key=lambda r: r.index)
+    ]
+
+
+def stored_records(db: Database, run_ids: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The records of these runs, one run folded at a time, so that a grid of any size is never in memory whole."""
+    for run_id in run_ids:
+        try:
+            row = get_run(db, run_id)
+            run = fold([e for _, e in read_events(db, run_id=run_id)], run_id)
+            records = run_records(run, row["status"] if row else None)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a hand-edited or damaged row
+            raise ExportError(
+                f"run {run_id} cannot be exported, its rows are damaged: {type(exc).__name__}: {exc}"
+            ) from None
+        for record in records:
+            for nested in ("info", "metrics", "answer"):
+                if not isinstance(record[nested], dict):
+                    raise ExportError(f"rollout {record['rollout_id']}'s {nested} is damaged: {_short(record[nested])}")
+        yield from records
+
+
+def cell_settings(run_id: str, config: Any) -> dict[str, Any]:
+    """The grid, the cell and the swept settings of a run, as flat fields a groupby can take with no join."""
+    rollout = config.get("rollout") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or not isinstance(rollout, (dict, type(None))):
+        raise ExportError(f"run {run_id}'s config is damaged: {_short(config)}")
+    grid, cell = config.get("grid"), config.get("cell")
+    if grid is not None and (not isinstance(grid, str) or not isinstance(cell, dict)):
+        raise ExportError(f"run {run_id}'s grid record is damaged: grid {_short(grid)}, cell {_short(cell)}")
+    place = cell if grid is not None else {"env_args": config.get("env_args"), **(rollout or {})}
+    env_args, timeout = place.get("env_args") or {}, place.get("timeout", 120.0)
+    if (
+        not isinstance(env_args, dict)
+        or len(env_args) > MAX_ENV_ARGS
+        or not all(isinstance(v, (str, int, float, bool)) for v in env_args.values())
+    ):
+        raise ExportError(f"run {run_id}'s environment arguments are damaged: {_short(env_args)}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout):
+        raise ExportError(f"run {run_id}'s cell timeout is damaged: {_short(timeout)}")
+    label = None
+    if grid is not None:
+        env, mode = cell.get("env"), cell.get("mode")
+        if not isinstance(env, str) or not isinstance(mode, str):
+            raise ExportError(f"run {run_id}'s grid cell is damaged: {_short(cell)}")
+        label = " ".join([env, mode, *(f"{k}={v}" for k, v in sorted(env_args.items())), f"timeout={timeout:g}s"])
+    return {
+        "grid": grid,
+        "cell": label,
+        "timeout": float(timeout),
+        **{f"env_args.{k}": v for k, v in sorted(env_args.items())},
+    }
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 CSV_FIRST = [
     "run_id",
+    "grid",
+    "cell",
     "rollout_id",
     "env",
     "mode",
+    "timeout",
     "model",
     "sub_model",
     "example_id",
@@ -82,18 +155,29 @@ CSV_FIRST = [
     "answer_ready",
     "error",
 ]
+_FLAT = ("env_args.", "info.", "metrics.")  # the prefixed columns, in this order after the fixed ones
 
 
-def csv_table(records: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    """One flat row per rollout: the fixed fields, then `info.*` and `metrics.*` columns."""
-    rows, extra = [], {}
-    for record in records:
-        row = {k: record.get(k) for k in CSV_FIRST if k != "answer_ready"}
-        row["answer_ready"] = record["answer"].get("ready")
-        for prefix in ("info", "metrics"):
-            for key, value in (record.get(prefix) or {}).items():
-                column = f"{prefix}.{key}"
-                extra[column] = None
-                row[column] = json.dumps(value) if isinstance(value, (dict, list)) else value
-        rows.append(row)
-    return CSV_FIRST + sorted(extra, key=lambda c: (not c.startswith("info."), c)), rows
+def csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One flat row: the fixed fields, the swept `env_args.*`, then `info.*` and `metrics.*` columns."""
+    row = {k: record.get(k) for k in CSV_FIRST if k != "answer_ready"}
+    row["answer_ready"] = record["answer"].get("ready")
+    row.update((k, v) for k, v in record.items() if k.startswith("env_args."))
+    for prefix in ("info", "metrics"):
+        for key, value in record[prefix].items():
+            row[f"{prefix}.{key}"] = json.dumps(value) if isinstance(value, (dict, list)) else value
+    return row
+
+
+@contextmanager
+def csv_table(records: Iterable[dict[str, Any]]) -> Iterator[tuple[list[str], Iterator[dict[str, Any]]]]:
+    """The header and the rows; rows wait in a temporary file, since the header needs every row's columns first."""
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        extra: dict[str, None] = {}
+        for record in records:
+            row = csv_row(record)
+            extra.update(dict.fromkeys(k for k in row if k.startswith(_FLAT)))
+            spool.write(json.dumps(row, default=str) + "\n")
+        spool.seek(0)
+        order = sorted(extra, key=lambda c: (next(i for i, p in enumerate(_FLAT) if c.startswith(p)), c))
+        yield CSV_FIRST + order, (json.loads(line) for line in spool)

@@ -102,6 +102,24 @@ def grid_names(db: Database) -> list[str]:
     return [r[0] for r in db.execute("SELECT name FROM grids ORDER BY created DESC").fetchall()]
 
 
+def grid_run_ids(db: Database, name: str) -> list[str]:
+    """The runs of a grid in the order they started; GridError for a name no grid and no run has."""
+    damaged = db.execute("SELECT id FROM runs WHERE NOT json_valid(config) LIMIT 1").fetchone()
+    if damaged:  # json_extract would stop at it with no name; say which row it is
+        raise GridError(f"run {damaged[0]}'s config is not JSON, so the runs of grid {name!r} cannot be told apart")
+    ids = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM runs WHERE json_extract(config, '$.grid') = ? ORDER BY started, rowid", [name]
+        ).fetchall()
+    ]
+    if not ids and db.execute("SELECT 1 FROM grids WHERE name = ?", [name]).fetchone() is None:
+        known = grid_names(db)
+        listed = f"its grids: {', '.join(map(repr, known[:5]))}" if known else "it holds no grid"
+        raise GridError(f"no grid named {name!r} in this database ({listed}{', ...' if len(known) > 5 else ''})")
+    return ids
+
+
 def finished_examples(db: Database, name: str, cell: Cell) -> set[str]:
     """Examples of this cell that some run of the grid already finished (failed or killed ones run again)."""
     rows = db.execute(

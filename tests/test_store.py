@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
-import re
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -441,12 +439,3 @@ def test_importing_the_store_loads_neither_sqlite_utils_nor_pandas():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-
-
-def test_the_documented_queries_run_on_the_stores_tables(db_path):
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "querying.md").read_text()
-    queries = re.findall(r'sqlite-utils rlm-tui\.db "(.*?)"', doc, re.DOTALL)
-    assert len(queries) >= 7
-    with open_db(db_path) as db:
-        for sql in queries:
-            db.execute(sql, {"run": "run-1"}).fetchall()

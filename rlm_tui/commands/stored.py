@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterable
 from contextlib import closing
 from typing import Any
 
-from rlm_tui.commands.common import UserError, argtype, db_path_of, id_prefix
+from rlm_tui.commands.common import UserError, argtype, db_path_of, id_prefix, not_empty
 from rlm_tui.text import printable_data
 
 
@@ -25,7 +27,21 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     show.set_defaults(handler=cmd_show)
 
     export = sub.add_parser("export", parents=[common], help="write one record per rollout (JSONL or CSV)")
-    export.add_argument("run_id", nargs="?", type=argtype(id_prefix), help="run id or prefix (default: the latest run)")
+    export.add_argument(
+        "run_ids",
+        nargs="*",
+        metavar="RUN_ID",
+        type=argtype(id_prefix),
+        help="run ids or prefixes (default: the latest run, unless --grid is given)",
+    )
+    export.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME",
+        type=argtype(not_empty),
+        help="every run of this `rlm-tui ablate` grid (repeat for several)",
+    )
     export.add_argument(
         "--format",
         choices=("jsonl", "csv"),
@@ -67,41 +83,81 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from rlm_tui.export import run_records
-    from rlm_tui.store import get_run, latest_run_id, open_db, resolve_run_id
+    from rlm_tui.export import ExportError, stored_records
+    from rlm_tui.store import open_db
 
     with closing(open_db(db_path_of(args), create=False)) as db:
-        run_id = resolve_run_id(db, args.run_id) if args.run_id else latest_run_id(db)
-        if run_id is None:
-            raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
-        row = get_run(db, run_id)
-        records = run_records(_load_run(db, run_id), row["status"] if row else None)
-    try:
-        out = open(args.out, "w", newline="") if args.out else sys.stdout
-    except OSError as exc:
-        raise UserError(f"cannot write {args.out}: {exc.strerror}; pass another -o") from None
-    try:
-        if args.format == "csv":
-            _write_csv(out, records)
-        else:
-            out.write("".join(json.dumps(record, default=str) + "\n" for record in records))
-    finally:
-        if args.out:
-            out.close()
+        run_ids = _export_run_ids(db, args.run_ids, args.grid)
+        try:
+            out = open(args.out, "w", newline="") if args.out else sys.stdout
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror}; pass another -o") from None
+        try:
+            records = stored_records(db, run_ids)
+            count = _write_csv(out, records) if args.format == "csv" else _write_jsonl(out, records)
+        except ExportError as exc:
+            if args.out:  # a partial file would pass for the whole export
+                os.unlink(args.out)
+            raise UserError(str(exc)) from None
+        finally:
+            if args.out:
+                out.close()
     if args.out:
-        print(f"wrote {len(records)} rollouts of run {run_id} to {args.out}", file=sys.stderr)
+        what = f"run {run_ids[0]}" if len(run_ids) == 1 else f"{len(run_ids)} runs"
+        print(f"wrote {count} rollouts of {what} to {args.out}", file=sys.stderr)
     return 0
 
 
-def _write_csv(out: Any, records: list[dict[str, Any]]) -> None:
+def _export_run_ids(db: Any, prefixes: list[str], grids: list[str]) -> list[str]:
+    """The runs named by id prefix and by grid, each once, in the order named; none named: the latest run."""
+    from rlm_tui.grid import GridError, grid_names, grid_run_ids
+    from rlm_tui.store import AmbiguousId, StoreError, latest_run_id, resolve_run_id
+
+    if not prefixes and not grids:
+        latest = latest_run_id(db)
+        if latest is None:
+            raise UserError("the database holds no runs yet; start one with `rlm-tui run ENV`")
+        return [latest]
+    run_ids = []
+    for prefix in prefixes:
+        try:
+            run_ids.append(resolve_run_id(db, prefix))
+        except AmbiguousId:
+            raise
+        except StoreError:
+            if prefix in grid_names(db):
+                raise UserError(
+                    f"{prefix!r} is a grid, not a run; export it with `rlm-tui export --grid {prefix}`"
+                ) from None
+            raise
+    for name in grids:
+        try:
+            run_ids += grid_run_ids(db, name)
+        except GridError as exc:
+            raise UserError(str(exc)) from None
+    return list(dict.fromkeys(run_ids))
+
+
+def _write_jsonl(out: Any, records: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    for record in records:
+        out.write(json.dumps(record, default=str) + "\n")
+        count += 1
+    return count
+
+
+def _write_csv(out: Any, records: Iterable[dict[str, Any]]) -> int:
     import csv
 
     from rlm_tui.export import csv_table
 
-    header, rows = csv_table(records)
-    terminal = out.isatty()
-    if terminal:  # a file or a pipe keeps the exact text; a terminal must not act on it
-        header, rows = printable_data(header), printable_data(rows)
-    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n" if terminal else "\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    terminal = out.isatty()  # a file or a pipe keeps the exact text; a terminal must not act on it
+    with csv_table(records) as (header, rows):
+        shown = printable_data(header) if terminal else header
+        writer = csv.DictWriter(out, fieldnames=shown, lineterminator="\n" if terminal else "\r\n")
+        writer.writeheader()
+        count = 0
+        for row in rows:
+            writer.writerow(printable_data(row) if terminal else row)
+            count += 1
+    return count
