@@ -61,25 +61,23 @@ def metrics(pp, pc, sp, sc, calls, wall, model, repl):
     }
 
 
-@pytest.fixture
-def fixture_db(tmp_path):
-    path = tmp_path / "fixture.db"
+def write_runs(path, runs):
+    """runs: (run_id, env, mode, model, config, [(reward, metrics, info), ...]) written through the store's writer."""
     writer = EventWriter(path)
     writer.start()
-    for (env, mode), rollouts in FIXTURE.items():
-        run_id = f"{env}-{mode}"
+    for run_id, env, mode, model, config, rollouts in runs:
         writer.append(
             ev.RunStarted(
                 run_id=run_id,
                 env=env,
                 mode=mode,
-                model="m",
-                sub_model="m",
+                model=model,
+                sub_model=model,
                 num_rollouts=len(rollouts),
-                config={"grid": "fixture"},
+                config=config,
             )
         )
-        for i, (reward, *numbers, info) in enumerate(rollouts):
+        for i, (reward, numbers, info) in enumerate(rollouts):
             rid = f"{run_id}-{i}"
             writer.append(ev.RolloutQueued(run_id=run_id, rollout_id=rid, index=i, example_id=f"ex{i}", info=info))
             writer.append(
@@ -90,12 +88,31 @@ def fixture_db(tmp_path):
                     stop_reason="answer_ready",
                     answer={"content": "", "ready": True},
                     reward=reward,
-                    metrics=metrics(*numbers),
+                    metrics=numbers,
                 )
             )
         writer.append(ev.RunFinished(run_id=run_id, status="done"))
     writer.close()
     return path
+
+
+def fixture_runs(model="m", config=None):
+    return [
+        (
+            f"{env}-{mode}",
+            env,
+            mode,
+            model,
+            {"grid": "fixture", **(config or {})},
+            [(reward, metrics(*numbers), info) for reward, *numbers, info in rollouts],
+        )
+        for (env, mode), rollouts in FIXTURE.items()
+    ]
+
+
+@pytest.fixture
+def fixture_db(tmp_path):
+    return write_runs(tmp_path / "fixture.db", fixture_runs())
 
 
 def rows_of(path):
@@ -177,7 +194,8 @@ def test_token_counts_read_the_same_in_the_report_the_terminal_and_the_app(fixtu
     for table in render.tables(rows_of(fixture_db)):
         console.print(table)
     (line,) = [x for x in console.export_text().splitlines() if "verbatim-copy" in x and "1,200" in x]
-    assert line.replace("│", " ").split() == ["verbatim-copy", "rlm", "1,200", "100", "500", "50"]
+    # totals 1,540 and 2,160: mean 1,850, sd 620/√2, se 310, 95% CI ± 1.96 · 310 = 607.6
+    assert line.replace("│", " ").split() == ["verbatim-copy", "rlm", "2", "1,200", "100", "500", "50", "1,850", "608"]
 
 
 def test_slices_by_info(fixture_db):
@@ -200,7 +218,7 @@ def test_the_report_shows_the_slices_each_environment_declares(fixture_db, tmp_p
     titles = [str(t.title) for t in render.tables(rows)]
     assert "oolong: reward by example" in titles and "oolong: reward by subset" not in titles
     assert "verbatim-copy: reward by content type" in titles
-    written = {p.stem for p in figures.per_environment(rows, tmp_path)}
+    written = {name for name, _ in figures.per_environment(rows)}
     assert written == {"oolong_by_example", "verbatim_copy_by_content_type"}
 
 
@@ -350,6 +368,7 @@ def test_the_figures_draw_each_mode_in_the_study_s_colour(fixture_db, tmp_path):
 
     rows = rows_of(fixture_db)
     assert {"llm", "rlm", "rlm-tips"} <= set(stats.modes(rows))
-    (svg,) = [p for p in figures.reward(rows, tmp_path) if p.suffix == ".svg"]
+    ((name, fig),) = figures.reward(rows)
+    (svg,) = [p for p in figures.save(fig, tmp_path, name) if p.suffix == ".svg"]
     fills = set(re.findall(r"fill: ?(#[0-9a-f]{6})", svg.read_text()))
     assert {"#e24a33", "#348abd", "#988ed5"} <= fills  # LLM, RLM, RLM+tips
