@@ -397,6 +397,7 @@ def test_the_efficiency_interval_is_the_delta_method_by_hand(fixture_db):
     # var(r) = 0.5, var(t) = 20,000, cov = -100: var(q) = (0.5 + 2·0.002·100 + 0.002²·20,000) / (250² · 2) = 7.84e-6
     llm = cell(eff, "verbatim-copy", "llm")
     assert llm["ci_per_1k"] == pytest.approx(1.96 * math.sqrt(7.84e-6) * 1000)
+    assert llm["relative_to_llm"] == 1.0 and math.isnan(llm["ci"])
     # rlm: rewards 1, 1 and tokens 1,100, 1,500; q = 1/1300, se(q) = q · sd(t) / (mean(t) · √2) = q · 200 / 1300
     rlm = cell(eff, "verbatim-copy", "rlm")
     relative = (1 / 1300) / 0.002

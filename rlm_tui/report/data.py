@@ -42,6 +42,11 @@ class Row:
     def main_tokens(self) -> float:
         return self.m("main_rlm_prompt_tokens") + self.m("main_rlm_completion_tokens")
 
+    @property
+    def tokens(self) -> float:
+        """Main-model and sub-LLM tokens together, prompt and completion."""
+        return self.main_tokens + self.m("sub_llm_prompt_tokens") + self.m("sub_llm_completion_tokens")
+
 
 _SQL = """
 SELECT r.id, r.run_id, r.example_id, r.reward, r.stop_reason, r.info, r.metrics, r.finished,

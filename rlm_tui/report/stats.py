@@ -145,7 +145,8 @@ def efficiency_table(rows: list[Row]) -> list[dict[str, Any]]:
         relative = rel_ci = math.nan
         if base and base[0] and not math.isnan(base[0]) and not math.isnan(q):
             relative = q / base[0]
-            rel_ci = Z95 * abs(relative) * math.hypot(se / q if q else math.nan, base[1] / base[0])
+            if mode != "llm":  # the LLM over itself is 1 exactly: no interval
+                rel_ci = Z95 * abs(relative) * math.hypot(se / q if q else math.nan, base[1] / base[0])
         out.append(
             {
                 "env": env,
