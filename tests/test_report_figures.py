@@ -117,3 +117,26 @@ def test_figures_written_by_one_process_or_by_several_are_the_same_files(tmp_pat
         == sorted(p.name for p in (tmp_path / "two").iterdir())
     )
     assert len(alone) == 2 * len(list(figures.build_all(rows)))
+
+
+def test_a_slice_of_tokens_by_bin_is_drawn_in_bin_order_with_its_intervals(tmp_path, monkeypatch):
+    from rlm_tui.env import Slice, environment_class
+
+    def context_bin(row):
+        n = row.info.get("context_len")
+        return (4096, 8192) if n < 8192 else (8192, 16384)
+
+    tokens = Slice("context length", context_bin, figure="oolong_tokens_by_bin", measure=lambda row: row.tokens)
+    monkeypatch.setattr(environment_class("oolong"), "report_slices", (tokens,))
+    db = open_db(write_runs(tmp_path / "t.db", fixture_runs()))
+    rows = [r for r in load_rows(db, resolve(db, ["fixture"])[1]) if r.env == "oolong"]
+    ((name, fig),) = figures.per_environment(rows)
+    assert name == "oolong_tokens_by_bin"
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4k–8k\nn=2", "8k–16k\nn=1"]
+    llm, tips = [c for c in ax.containers if isinstance(c, BarContainer)]
+    # llm: 5,010 and 7,010 tokens below 8,192 (mean 6,010, sd √2,000,000, se 1,000), 9,010 at 8,192
+    assert [p.get_height() for p in llm.patches] == [6010, 9010]
+    (segments,) = [s.get_segments() for s in llm.errorbar.lines[2]]
+    assert list(segments[0][:, 1]) == [pytest.approx(6010 - 1960), pytest.approx(6010 + 1960)]
+    assert [p.get_height() for p in tips.patches] == [(5500 + 3300) / 2, 7700]  # main 2,200 + sub 3,300 or 1,100
