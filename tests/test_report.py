@@ -518,3 +518,9 @@ def test_report_by_an_info_key_breaks_the_tables_down(fixture_db, tmp_path):
     assert ["oolong", "real", "llm", "1", "0.500", "-"] in lines
     assert ["verbatim-copy", "-", "rlm", "2", "1.000", "0.000"] in lines  # no subset in its info
     assert ["oolong", "real", "rlm-tips", "1", "1", "-0.500", "-"] in lines  # lift within the subset
+
+
+def test_report_by_an_unknown_info_key_is_one_line_naming_the_keys(fixture_db, tmp_path):
+    proc = cli(tmp_path, "report", "fixture", "--db", str(fixture_db), "--by", "nope", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "info key 'nope'" in proc.stderr and "keys are: content_type, context_len, subset" in proc.stderr

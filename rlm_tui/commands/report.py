@@ -42,6 +42,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
     if not rows:
         raise UserError(f"{title} has no finished rollouts yet")
+    if args.by and not any(args.by in r.info for r in rows):
+        keys = ", ".join(sorted({k for r in rows for k in r.info})[:20]) or "none"
+        raise UserError(f"no example of {title} has the info key {args.by!r}; its keys are: {keys}")
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)  # a file need not wrap at 80
     runs = len({r.run_id for r in rows})
     note = describe(rows)
