@@ -61,25 +61,23 @@ def metrics(pp, pc, sp, sc, calls, wall, model, repl):
     }
 
 
-@pytest.fixture
-def fixture_db(tmp_path):
-    path = tmp_path / "fixture.db"
+def write_runs(path, runs):
+    """runs: (run_id, env, mode, model, config, [(reward, metrics, info), ...]) written through the store's writer."""
     writer = EventWriter(path)
     writer.start()
-    for (env, mode), rollouts in FIXTURE.items():
-        run_id = f"{env}-{mode}"
+    for run_id, env, mode, model, config, rollouts in runs:
         writer.append(
             ev.RunStarted(
                 run_id=run_id,
                 env=env,
                 mode=mode,
-                model="m",
-                sub_model="m",
+                model=model,
+                sub_model=model,
                 num_rollouts=len(rollouts),
-                config={"grid": "fixture"},
+                config=config,
             )
         )
-        for i, (reward, *numbers, info) in enumerate(rollouts):
+        for i, (reward, numbers, info) in enumerate(rollouts):
             rid = f"{run_id}-{i}"
             writer.append(ev.RolloutQueued(run_id=run_id, rollout_id=rid, index=i, example_id=f"ex{i}", info=info))
             writer.append(
@@ -90,12 +88,31 @@ def fixture_db(tmp_path):
                     stop_reason="answer_ready",
                     answer={"content": "", "ready": True},
                     reward=reward,
-                    metrics=metrics(*numbers),
+                    metrics=numbers,
                 )
             )
         writer.append(ev.RunFinished(run_id=run_id, status="done"))
     writer.close()
     return path
+
+
+def fixture_runs(model="m", config=None):
+    return [
+        (
+            f"{env}-{mode}",
+            env,
+            mode,
+            model,
+            {"grid": "fixture", **(config or {})},
+            [(reward, metrics(*numbers), info) for reward, *numbers, info in rollouts],
+        )
+        for (env, mode), rollouts in FIXTURE.items()
+    ]
+
+
+@pytest.fixture
+def fixture_db(tmp_path):
+    return write_runs(tmp_path / "fixture.db", fixture_runs())
 
 
 def rows_of(path):
@@ -177,7 +194,8 @@ def test_token_counts_read_the_same_in_the_report_the_terminal_and_the_app(fixtu
     for table in render.tables(rows_of(fixture_db)):
         console.print(table)
     (line,) = [x for x in console.export_text().splitlines() if "verbatim-copy" in x and "1,200" in x]
-    assert line.replace("│", " ").split() == ["verbatim-copy", "rlm", "1,200", "100", "500", "50"]
+    # totals 1,540 and 2,160: mean 1,850, sd 620/√2, se 310, 95% CI ± 1.96 · 310 = 607.6
+    assert line.replace("│", " ").split() == ["verbatim-copy", "rlm", "2", "1,200", "100", "500", "50", "1,850", "608"]
 
 
 def test_slices_by_info(fixture_db):
@@ -200,7 +218,7 @@ def test_the_report_shows_the_slices_each_environment_declares(fixture_db, tmp_p
     titles = [str(t.title) for t in render.tables(rows)]
     assert "oolong: reward by example" in titles and "oolong: reward by subset" not in titles
     assert "verbatim-copy: reward by content type" in titles
-    written = {p.stem for p in figures.per_environment(rows, tmp_path)}
+    written = {name for name, _ in figures.per_environment(rows)}
     assert written == {"oolong_by_example", "verbatim_copy_by_content_type"}
 
 
@@ -350,6 +368,159 @@ def test_the_figures_draw_each_mode_in_the_study_s_colour(fixture_db, tmp_path):
 
     rows = rows_of(fixture_db)
     assert {"llm", "rlm", "rlm-tips"} <= set(stats.modes(rows))
-    (svg,) = [p for p in figures.reward(rows, tmp_path) if p.suffix == ".svg"]
+    ((name, fig),) = figures.reward(rows)
+    (svg,) = [p for p in figures.save(fig, tmp_path, name) if p.suffix == ".svg"]
     fills = set(re.findall(r"fill: ?(#[0-9a-f]{6})", svg.read_text()))
     assert {"#e24a33", "#348abd", "#988ed5"} <= fills  # LLM, RLM, RLM+tips
+
+
+# --- intervals, cells kept apart, breakdowns and titles, by hand ----------------------------------
+
+
+def test_every_interval_is_1_96_standard_errors_by_hand(fixture_db):
+    rows = rows_of(fixture_db)
+    llm = cell(stats.reward_table(rows), "oolong", "llm")
+    assert llm["ci"] == pytest.approx(1.96 * 0.25 / math.sqrt(3))
+    timing = cell(stats.timing_table(rows), "oolong", "rlm-tips")  # walls 20, 30, 25: sd 5
+    assert (timing["n"], timing["ci"]) == (3, pytest.approx(1.96 * 5 / math.sqrt(3)))
+    subs = cell(stats.sub_call_table(rows), "oolong", "rlm-tips")  # calls 8, 12, 4: sd 4
+    assert subs["ci"] == pytest.approx(1.96 * 4 / math.sqrt(3))
+    tokens = cell(stats.token_table(rows), "verbatim-copy", "rlm")  # totals 1,540 and 2,160
+    assert (tokens["total"], tokens["ci"]) == (pytest.approx(1850), pytest.approx(1.96 * 310))
+    lift = cell(stats.lift_table(rows), "verbatim-copy", "rlm")  # se 0.5 (llm) and 0 (rlm)
+    assert (lift["n"], lift["n_llm"], lift["ci"]) == (2, 2, pytest.approx(1.96 * 0.5))
+
+
+def test_the_efficiency_interval_is_the_delta_method_by_hand(fixture_db):
+    eff = stats.efficiency_table(rows_of(fixture_db))
+    # verbatim-copy llm: rewards 1, 0 and main tokens 150, 350; q = 0.5 / 250 = 0.002;
+    # var(r) = 0.5, var(t) = 20,000, cov = -100: var(q) = (0.5 + 2·0.002·100 + 0.002²·20,000) / (250² · 2) = 7.84e-6
+    llm = cell(eff, "verbatim-copy", "llm")
+    assert llm["ci_per_1k"] == pytest.approx(1.96 * math.sqrt(7.84e-6) * 1000)
+    assert llm["relative_to_llm"] == 1.0 and math.isnan(llm["ci"])
+    # rlm: rewards 1, 1 and tokens 1,100, 1,500; q = 1/1300, se(q) = q · sd(t) / (mean(t) · √2) = q · 200 / 1300
+    rlm = cell(eff, "verbatim-copy", "rlm")
+    relative = (1 / 1300) / 0.002
+    assert rlm["ci"] == pytest.approx(1.96 * relative * math.hypot(200 / 1300, math.sqrt(7.84e-6) / 0.002))
+
+
+def test_one_rollout_has_no_interval_and_the_table_says_so(fixture_db):
+    from rich.console import Console
+
+    from rlm_tui.report import render
+
+    rows = rows_of(fixture_db)
+    real = [r for r in stats.by_value(rows, "oolong", lambda r: r.info["subset"]) if r["value"] == "real"]
+    assert [(r["n"], math.isnan(r["ci"])) for r in real] == [(1, True), (1, True)]
+    console = Console(record=True, width=200)
+    console.print(*render.tables(rows))
+    lines = [x.replace("│", " ").split() for x in console.export_text().splitlines() if x.startswith("│ real")]
+    assert ["real", "llm", "1", "0.500", "-"] in lines
+
+
+def math_runs(model="scripted", note=None):
+    """math-python at two cell timeouts, each with tips=default and tips=sub_llms, in rlm-tips mode."""
+    rewards = {(30.0, "default"): [0.0, 1.0], (30.0, "sub_llms"): [1.0, 1.0], (120.0, "default"): [1.0, 0.0, 0.0]}
+    rewards[(120.0, "sub_llms")] = [0.0, 0.0]
+    runs = []
+    for (timeout, tips), values in rewards.items():
+        config = {"grid": "math", "cell": {"env_args": {"tips": tips}, "timeout": timeout}}
+        if note is not None:
+            config["data_note"] = note
+        rollouts = [(v, {"sub_llm_call_count": 2 * i}, {"topic": "algebra"}) for i, v in enumerate(values)]
+        runs.append((f"mp-{timeout:g}-{tips}", "math-python", "rlm-tips", model, config, rollouts))
+    return runs
+
+
+def test_the_timeout_ablation_keeps_the_tips_cells_apart(tmp_path):
+    from rich.console import Console
+
+    from rlm_tui.report import render
+
+    db = open_db(write_runs(tmp_path / "m.db", math_runs()))
+    rows = load_rows(db, resolve(db, ["math"])[1])
+    table = stats.by_value(rows, "math-python", lambda r: r.timeout)
+    got = {(r["value"], r["split"]): (r["n"], r["mean"]) for r in table}
+    assert got == {
+        (30.0, "tips=default"): (2, 0.5),
+        (30.0, "tips=sub_llms"): (2, 1.0),
+        (120.0, "tips=default"): (3, pytest.approx(1 / 3)),
+        (120.0, "tips=sub_llms"): (2, 0.0),
+    }
+    assert [r["value"] for r in table] == [30.0, 30.0, 120.0, 120.0]  # numeric order
+    console = Console(record=True, width=200)
+    console.print(*render.tables(rows))
+    text = [x.replace("│", " ").split() for x in console.export_text().splitlines()]
+    assert ["120", "rlm-tips", "tips=default", "3", "0.333", "0.653"] in text  # 1.96 · sd(1, 0, 0) / √3 = 1.96 / 3
+
+
+def test_a_setting_the_slice_already_tells_apart_does_not_split_its_bars(tmp_path):
+    runs = [
+        (
+            f"vc-{length}",
+            "verbatim-copy",
+            "llm",
+            "m",
+            {"grid": "v", "cell": {"env_args": {"target_length": length}}},
+            [(1.0, {}, {"target_length": length, "content_type": "json"})],
+        )
+        for length in (100, 300)
+    ]
+    db = open_db(write_runs(tmp_path / "v.db", runs))
+    rows = load_rows(db, resolve(db, ["v"])[1])
+    by_length = stats.by_value(rows, "verbatim-copy", lambda r: r.info["target_length"])
+    assert [(r["value"], r["split"]) for r in by_length] == [(100, ""), (300, "")]
+    by_type = stats.by_value(rows, "verbatim-copy", lambda r: r.info["content_type"])
+    assert [(r["value"], r["split"], r["n"]) for r in by_type] == [
+        ("json", "target_length=100", 1),
+        ("json", "target_length=300", 1),
+    ]
+
+
+def test_bins_given_as_low_high_sort_by_number_and_read_as_ranges():
+    from rlm_tui.report.render import value_label
+
+    assert sorted([(8192, 16384), (1024, 2048), "none"], key=stats._sortable) == [(1024, 2048), (8192, 16384), "none"]
+    assert [value_label(v) for v in [(1024, 2048), 4096, 0.5, 100, "synth"]] == ["1k–2k", "4k", "0.5", "100", "synth"]
+
+
+def test_titles_say_simulated_model_and_the_data_note(tmp_path):
+    db = open_db(write_runs(tmp_path / "m.db", math_runs(note="generated problems, not the study's")))
+    rows = load_rows(db, resolve(db, ["math"])[1])
+    assert stats.describe(rows) == "simulated model; generated problems, not the study's"
+    real = open_db(write_runs(tmp_path / "r.db", math_runs(model="gpt-x", note="")))
+    assert stats.describe(load_rows(real, resolve(real, ["math"])[1])) == ""
+    proc = cli(tmp_path, "report", "math", "--db", str(tmp_path / "m.db"))
+    assert proc.stdout.splitlines()[0] == (
+        "report on math: 9 rollouts in 4 runs (simulated model; generated problems, not the study's)"
+    )
+
+
+def test_a_damaged_config_or_note_falls_back_to_defaults(tmp_path):
+    path = write_runs(tmp_path / "m.db", math_runs(note="x"))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE runs SET config = json_set(config, '$.data_note', json('[1, 2]'))")
+        conn.execute("UPDATE runs SET config = json_set(config, '$.cell', 'not a dict') WHERE id = 'mp-30-default'")
+        conn.execute("UPDATE rollouts SET metrics = '[1' WHERE id = 'mp-120-default-0'")
+    db = open_db(path)
+    rows = load_rows(db, resolve(db, ["math"])[1])
+    assert stats.describe(rows) == "simulated model"
+    damaged = [r for r in rows if r.run_id == "mp-30-default"]
+    assert {(r.timeout, tuple(r.env_args)) for r in damaged} == {(120.0, ())}
+    assert [r.metrics for r in rows if r.rollout_id == "mp-120-default-0"] == [{}]
+
+
+def test_report_by_an_info_key_breaks_the_tables_down(fixture_db, tmp_path):
+    proc = cli(tmp_path, "report", "fixture", "--db", str(fixture_db), "--by", "subset")
+    lines = [x.replace("│", " ").split() for x in proc.stdout.splitlines()]
+    # oolong llm: synth rewards 0.75, 0.25 (mean 0.5, sd √0.125) and real 0.5 alone
+    assert ["oolong", "synth", "llm", "2", "0.500", f"{1.96 * math.sqrt(0.125) / math.sqrt(2):.3f}"] in lines
+    assert ["oolong", "real", "llm", "1", "0.500", "-"] in lines
+    assert ["verbatim-copy", "-", "rlm", "2", "1.000", "0.000"] in lines  # no subset in its info
+    assert ["oolong", "real", "rlm-tips", "1", "1", "-0.500", "-"] in lines  # lift within the subset
+
+
+def test_report_by_an_unknown_info_key_is_one_line_naming_the_keys(fixture_db, tmp_path):
+    proc = cli(tmp_path, "report", "fixture", "--db", str(fixture_db), "--by", "nope", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "info key 'nope'" in proc.stderr and "keys are: content_type, context_len, subset" in proc.stderr

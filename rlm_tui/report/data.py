@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rlm_tui.grid import grid_names
@@ -30,13 +31,21 @@ class Row:
     info: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     env_args: dict[str, Any] = field(default_factory=dict)
+    data_note: str = ""  # the run's word on its data ("" for real data), shown in every title
+    part: str = ""  # the value of the --by info key, when the tables are broken down by one
 
     def m(self, name: str) -> float:
-        return float(self.metrics.get(name) or 0.0)
+        value = self.metrics.get(name)
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
     @property
     def main_tokens(self) -> float:
         return self.m("main_rlm_prompt_tokens") + self.m("main_rlm_completion_tokens")
+
+    @property
+    def tokens(self) -> float:
+        """Main-model and sub-LLM tokens together, prompt and completion."""
+        return self.main_tokens + self.m("sub_llm_prompt_tokens") + self.m("sub_llm_completion_tokens")
 
 
 _SQL = """
@@ -91,26 +100,63 @@ def load_rows(db: Database, run_ids: list[str]) -> list[Row]:
         return []
     where = f"r.run_id IN ({', '.join('?' * len(run_ids))})"
     latest: dict[tuple, Row] = {}
+    configs: dict[str, tuple[float, dict[str, Any], str]] = {}  # one parse per run, not per rollout
     for rid, run_id, example_id, reward, stop, info, metrics, _, env, mode, model, config in db.execute(
         _SQL.format(where=where), run_ids
     ).fetchall():
-        config = json.loads(config or "{}")
-        cell = config.get("cell") or {}
-        timeout = float(cell.get("timeout") or (config.get("rollout") or {}).get("timeout") or 120.0)
-        env_args = cell.get("env_args") or config.get("env_args") or {}
+        if run_id not in configs:
+            configs[run_id] = _cell_of(_object(config))
+        timeout, env_args, note = configs[run_id]
+        if not isinstance(reward, (int, float)) or not math.isfinite(reward):
+            continue  # a damaged row: left out rather than failing the report
         row = Row(
             run_id=run_id,
             rollout_id=rid,
-            env=env,
-            mode=mode,
-            model=model,
-            example_id=example_id,
+            env=str(env),
+            mode=str(mode),
+            model=str(model),
+            example_id=str(example_id),
             reward=float(reward),
-            stop_reason=stop or "",
+            stop_reason=str(stop or ""),
             timeout=timeout,
-            info=json.loads(info or "{}"),
-            metrics=json.loads(metrics or "{}"),
+            info=_object(info),
+            metrics=_object(metrics),
             env_args=env_args,
+            data_note=note,
         )
-        latest[(env, mode, json.dumps(sorted(env_args.items())), timeout, model, example_id)] = row
+        latest[
+            (row.env, row.mode, json.dumps(sorted(env_args.items()), default=str), timeout, row.model, example_id)
+        ] = row
     return list(latest.values())
+
+
+MAX_NOTE = 200  # characters of a data note a title shows
+
+
+def _object(text: Any) -> dict[str, Any]:
+    """A JSON object from the store, or {} for anything else: the file is untrusted."""
+    try:
+        value = json.loads(text) if isinstance(text, (str, bytes)) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _cell_of(config: dict[str, Any]) -> tuple[float, dict[str, Any], str]:
+    """(cell timeout, cell env args, data note) from a run's config, with defaults for old or odd runs."""
+    cell = config.get("cell") if isinstance(config.get("cell"), dict) else {}
+    rollout = config.get("rollout") if isinstance(config.get("rollout"), dict) else {}
+    raw = cell.get("timeout") or rollout.get("timeout") or 120.0
+    timeout = float(raw) if isinstance(raw, (int, float)) and math.isfinite(raw) and raw > 0 else 120.0
+    env_args = cell.get("env_args") or config.get("env_args") or {}
+    note = config.get("data_note")
+    return (
+        timeout,
+        env_args if isinstance(env_args, dict) else {},
+        " ".join(note.split())[:MAX_NOTE] if isinstance(note, str) else "",
+    )
+
+
+def with_part(rows: list[Row], key: str) -> list[Row]:
+    """The rows broken down by the info field `key` (e.g. question_type): "-" where an example has none."""
+    return [replace(r, part=str(r.info.get(key, "-"))[:80]) for r in rows]

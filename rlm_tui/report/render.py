@@ -1,4 +1,4 @@
-"""The report's comparison tables, as rich renders them."""
+"""The report's comparison tables, as rich renders them: every mean with its n and 95% interval (± half-width)."""
 
 from __future__ import annotations
 
@@ -14,77 +14,108 @@ from rlm_tui.report.data import Row
 from rlm_tui.text import printable
 from rlm_tui.units import tokens
 
+CI = "± 95% CI"
 
-def _f(value: float, digits: int = 3) -> str:
+
+def _f(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
 
 
-def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table | None:
+def _tok(value: float) -> str:
+    return "-" if math.isnan(value) else tokens(value)
+
+
+def _table(title: str, keys: list[str], columns: list[str], rows: list[list[str]]) -> Table | None:
     if not rows:
         return None  # e.g. no lift without an llm mode to compare with
     table = Table(title=escape(title), title_justify="left")
-    for i, name in enumerate(columns):
-        table.add_column(name, justify="left" if i < 2 else "right", no_wrap=i < 2)
+    for name in keys:
+        table.add_column(escape(printable(name)), justify="left", no_wrap=True)
+    for name in columns:
+        table.add_column(name, justify="right")
     for row in rows:
         table.add_row(*(Text(printable(cell)) for cell in row))  # names and info values are data, never markup
     return table
 
 
-def tables(rows: list[Row]) -> list[Table]:
-    return [t for t in _tables(rows) if t is not None]
+def tables(rows: list[Row], by: str | None = None) -> list[Table]:
+    """The tables; with `by` (an info key the rows' `part` holds) the common tables break down by it."""
+    return [t for t in _tables(rows, by) if t is not None]
 
 
-def _tables(rows: list[Row]) -> list[Table | None]:
+def _tables(rows: list[Row], by: str | None) -> list[Table | None]:
+    keys = ["env", by, "mode"] if by else ["env", "mode"]
+
+    def k(r: dict[str, Any]) -> list[str]:
+        return [r["env"], r["part"], r["mode"]] if by else [r["env"], r["mode"]]
+
     out = [
         _table(
-            "Mean reward (± standard error)",
-            ["env", "mode", "n", "reward", "± se"],
-            [[r["env"], r["mode"], str(r["n"]), _f(r["reward"]), _f(r["se"])] for r in stats.reward_table(rows)],
+            "Mean reward",
+            keys,
+            ["n", "reward", CI],
+            [[*k(r), str(r["n"]), _f(r["reward"]), _f(r["ci"])] for r in stats.reward_table(rows)],
         ),
         _table(
             "Lift over the plain LLM",
-            ["env", "mode", "lift", "± se"],
-            [[r["env"], r["mode"], _f(r["lift"]), _f(r["se"])] for r in stats.lift_table(rows)],
+            keys,
+            ["n", "n llm", "lift", CI],
+            [[*k(r), str(r["n"]), str(r["n_llm"]), _f(r["lift"]), _f(r["ci"])] for r in stats.lift_table(rows)],
         ),
         _table(
             "Tokens per rollout (mean)",
-            ["env", "mode", "main prompt", "main completion", "sub prompt", "sub completion"],
+            keys,
+            ["n", "main prompt", "main completion", "sub prompt", "sub completion", "total", CI],
             [
                 [
-                    r["env"],
-                    r["mode"],
+                    *k(r),
+                    str(r["n"]),
                     tokens(r["main_prompt"]),
                     tokens(r["main_completion"]),
                     tokens(r["sub_prompt"]),
                     tokens(r["sub_completion"]),
+                    tokens(r["total"]),
+                    _tok(r["ci"]),
                 ]
                 for r in stats.token_table(rows)
             ],
         ),
         _table(
             "Main-model token efficiency",
-            ["env", "mode", "reward / 1k main tokens", "relative to llm"],
+            keys,
+            ["n", "reward / 1k main tokens", CI, "relative to llm", CI],
             [
-                [r["env"], r["mode"], _f(r["reward_per_1k_main_tokens"], 4), _f(r["relative_to_llm"], 2)]
+                [
+                    *k(r),
+                    str(r["n"]),
+                    _f(r["reward_per_1k_main_tokens"], 4),
+                    _f(r["ci_per_1k"], 4),
+                    _f(r["relative_to_llm"], 2),
+                    _f(r["ci"], 2),
+                ]
                 for r in stats.efficiency_table(rows)
             ],
         ),
         _table(
             "Time per rollout (mean seconds)",
-            ["env", "mode", "wall", "main model", "REPL", "other"],
+            keys,
+            ["n", "wall", CI, "main model", "REPL", "other"],
             [
-                [r["env"], r["mode"], _f(r["wall"], 2), _f(r["model"], 2), _f(r["repl"], 2), _f(r["other"], 2)]
+                [*k(r), str(r["n"]), _f(r["wall"], 2), _f(r["ci"], 2), _f(r["model"], 2), _f(r["repl"], 2)]
+                + [_f(r["other"], 2)]
                 for r in stats.timing_table(rows)
             ],
         ),
         _table(
             "Sub-LLM calls per rollout",
-            ["env", "mode", "mean", "median", "max", "rollouts with calls"],
+            keys,
+            ["n", "mean", CI, "median", "max", "rollouts with calls"],
             [
                 [
-                    r["env"],
-                    r["mode"],
+                    *k(r),
+                    str(r["n"]),
                     _f(r["mean"], 1),
+                    _f(r["ci"], 1),
                     _f(r["median"], 1),
                     _f(r["max"], 0),
                     f"{r['share_with_calls']:.0%}",
@@ -94,17 +125,30 @@ def _tables(rows: list[Row]) -> list[Table | None]:
         ),
     ]
     for env, s in stats.slices(rows):
-        table = stats.by_value(rows, env, s.group) if s.table else []
+        table = stats.by_value(rows, env, s.group, s.measure or (lambda r: r.reward)) if s.table else []
         if table:
+            split = any(r["split"] for r in table)
             out.append(
                 _table(
-                    f"{env}: reward by {s.label}",
-                    [s.label, "mode", "n", "reward", "± se"],
-                    [[_value(r["value"]), r["mode"], str(r["n"]), _f(r["mean"]), _f(r["se"])] for r in table],
+                    f"{env}: {s.ylabel.removeprefix('mean ')} by {s.label}",
+                    [s.label, "mode", *(["cell"] if split else [])],
+                    ["n", "mean", CI],
+                    [
+                        [value_label(r["value"]), r["mode"], *([r["split"] or "-"] if split else [])]
+                        + [str(r["n"]), _f(r["mean"]), _f(r["ci"])]
+                        for r in table
+                    ],
                 )
             )
     return out
 
 
-def _value(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def value_label(value: Any) -> str:
+    """A slice value as text: numbers compactly, a (low, high) bin as "low–high"."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value_label(value[0])}–{value_label(value[1])}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and value >= 1024 and value % 1024 == 0:
+        return f"{value // 1024}k"
+    return str(value)
