@@ -122,70 +122,107 @@ def test_bad_knobs_are_one_line_errors(args, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
-# --- scoring ----------------------------------------------------------------------------------
+# --- scoring: the rules of abertsch72/oolong src/eval/eval_helpers.py, each value worked out by hand --------------
 
 
 @pytest.mark.parametrize(
     "answer, gold, kind, reward",
     [
+        # the candidate: after the last colon, stripped, without * [ ]
         ("Answer: 12", "12", "numeric", 1.0),
         ("**Answer: 12**", "12", "numeric", 1.0),
         ("Answer: [12]", "12", "numeric", 1.0),
-        ("Answer: 10", "12", "numeric", 0.75**2),
-        ("Answer: 15", "12", "numeric", 0.75**3),
-        ("Answer: twelve", "12", "numeric", 0.0),
+        ("Answer: 12 ", "12", "numeric", 1.0),
+        ("Users: 3, then Answer: 12", "12", "numeric", 1.0),
+        # no colon: a short answer whole (nothing removed), a long one its last word
         ("12", "12", "numeric", 1.0),
+        (" 12 ", "12", "numeric", 1.0),  # not equal as text, but int(" 12 ") is 12
+        ("**12**", "12", "numeric", 0.0),  # markup is only removed after a colon
         ("After counting every chunk the total comes to 11", "12", "numeric", 0.75),
+        # numbers: 0.75 ** |error| either way; what int() refuses scores 0
+        ("Answer: 10", "12", "numeric", 0.5625),
+        ("Answer: 15", "12", "numeric", 0.421875),
+        ("Answer: -1", "1", "numeric", 0.5625),
+        ("Answer: twelve", "12", "numeric", 0.0),
+        ("Answer: 1,000", "1000", "numeric", 0.0),
+        ("Answer: 12.0", "12", "numeric", 0.0),
+        ("", "0", "numeric", 0.0),
+        ("Answer: " + "9" * 400, "0", "numeric", 0.0),  # an error past float range: no credit, no crash
+        # labels and users: exact and case-sensitive, no partial credit
         ("Label: positive", "positive", "label", 1.0),
-        ("Label: 'Positive'", "positive", "label", 1.0),
+        ("Label: Positive", "positive", "label", 0.0),
+        ("Label: 'positive'", "positive", "label", 0.0),
+        ("Label: positive.", "positive", "label", 0.0),
         ("Label: negative", "positive", "label", 0.0),
+        ("User: 41190", "41190", "user", 1.0),
+        ("User: 41191", "41190", "user", 0.0),
+        # comparisons: a long candidate becomes the phrase it holds; a phrase scores when the gold contains it
         ("Answer: positive is more common than negative", "more common than", "comparison", 1.0),
         ("Answer: positive is **more common than** negative", "more common than", "comparison", 1.0),
         ("Answer: positive is less common than negative", "more common than", "comparison", 0.0),
+        ("Answer: more common", "more common than", "comparison", 1.0),
         ("Answer: same frequency as", "same frequency as", "comparison", 1.0),
-        ("User: 41190", "41190", "user", 1.0),
-        ("User: 41191", "41190", "user", 0.0),
+        ("Answer: More common than", "more common than", "comparison", 0.0),
+        ("Answer: positive is More common than negative", "more common than", "comparison", 0.0),
+        ("", "more common than", "comparison", 0.0),
+        # dates: whatever dateutil reads as the gold day at midnight
         ("Date: 03/14/2023", "03/14/2023", "date", 1.0),
+        ("Date: 3/14/2023", "03/14/2023", "date", 1.0),
         ("Date: 2023-03-14", "03/14/2023", "date", 1.0),
         ("Date: Mar 14, 2023", "03/14/2023", "date", 1.0),
+        ("Date: 14 March 2023", "03/14/2023", "date", 1.0),
         ("Date: 03/15/2023", "03/14/2023", "date", 0.0),
-        ("", "0", "numeric", 0.0),
-        ("", "more common than", "comparison", 0.0),
+        ("Date: soon", "03/14/2023", "date", 0.0),
     ],
 )
 def test_synth_scorer_table(answer, gold, kind, reward):
-    assert score_synth(answer, gold, kind) == pytest.approx(reward)
+    assert score_synth(answer, gold, kind) == reward
 
 
 @pytest.mark.parametrize(
     "answer, gold, reward",
     [
+        # numbers in the first box: 0.75 ** |error|
         ("\\boxed{12}", "12", 1.0),
-        ("so \\boxed{10}", "12", 0.75**2),
+        ("so \\boxed{10}", "12", 0.5625),
+        ("\\boxed{-2}", "2", 0.31640625),
+        ("\\boxed{3} no, wait: \\boxed{4}", "4", 0.75),  # the first box counts
+        ("\\boxed{{5}}", "5", 1.0),
+        ("\\boxed{}", "12", 0.0),
+        # an unboxed answer is its raw text: never a number, but a string can still match
+        ("12", "12", 0.0),
+        ("I think 12", "12", 0.0),
+        ("\\fbox{12}", "12", 0.0),
+        ("so \\boxed 12", "12", 0.0),
+        (" laura\n", "Laura", 1.0),
+        ("", "Laura", 0.0),
+        # strings: equal after strip and lower-casing
         ("\\boxed{\\text{Laura}}", "Laura", 1.0),
-        ("\\boxed{ \\text{Laura} }", "Laura", 1.0),
-        ("\\fbox{12}", "12", 1.0),
-        ("so \\boxed 12", "12", 1.0),
         ("\\boxed{laura}", "Laura", 1.0),
+        ("\\boxed{ Laura }", "Laura", 1.0),
+        ("\\boxed{ \\text{Laura} }", "Laura", 0.0),  # the \\text{ is not unwrapped after a space
         ("\\boxed{Sam}", "Laura", 0.0),
+        # lists: the share of gold items found, case-sensitive, extra items free
         ("\\boxed{Laura, Sam}", "Laura, Sam", 1.0),
-        ("\\boxed{Sam}", "Laura, Sam", 0.0),
+        ("\\boxed{Sam,Laura}", "Laura, Sam", 1.0),
         ("\\boxed{Laura, Liam}", "Laura, Sam", 0.5),
         ("\\boxed{Laura, Sam, Liam}", "Laura, Sam, Travis, Ashley", 0.5),
-        ("I think 12", "12", 0.0),
-        ("12", "12", 1.0),
+        ("\\boxed{Laura, Sam, Liam, Travis, Ashley}", "Laura, Sam, Travis, Ashley", 1.0),
+        ("\\boxed{laura, sam}", "Laura, Sam", 0.0),
+        ("\\boxed{Sam}", "Laura, Sam", 0.0),  # a string against a list
         ("", "12", 0.0),
-        ("", "Laura", 0.0),
     ],
 )
 def test_real_scorer_table(answer, gold, reward):
-    assert score_real(answer, gold) == pytest.approx(reward)
+    assert score_real(answer, gold) == reward
 
 
 def test_candidate_takes_the_text_after_the_last_colon():
-    assert candidate("Thinking: a lot. Label: *spam*.") == "spam"
+    assert candidate("Thinking: a lot. Label: *spam*") == "spam"
+    assert candidate("Label: spam.") == "spam."
     assert candidate("short") == "short"
     assert candidate("I looked at every line and I believe it is spam") == "spam"
+    assert candidate(" " * 30) == ""
 
 
 def test_environment_score_dispatches_on_subset():
