@@ -18,7 +18,10 @@ from rlm_tui.store import open_db, read_events
 from runs import stored_run
 
 INFO = {"subset", "context_len", "question_type", "answer_type", "dataset", "source"}
-ONLINE_RUN = ("run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db", "--env-arg", "source=hf")
+ONLINE_RUN = (
+    *("run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db"),
+    *("--env-arg", "source=hf", "--env-arg", "subset=synth"),  # a later subset= wins
+)
 
 
 def execute(tmp_path, env_args, *, mode, n=2):
@@ -53,7 +56,9 @@ def test_four_million_tokens(subset):
 
 
 def test_records_show_labels_only_with_labels():
-    plain = load_environment("oolong", {"context_len": "1024", "dataset": "reviews"}).examples(1, 0)[0]
+    plain = load_environment("oolong", {"context_len": "1024", "dataset": "reviews", "subset": "synth"}).examples(1, 0)[
+        0
+    ]
     labelled = load_environment(
         "oolong", {"context_len": "1024", "dataset": "reviews", "subset": "synth_with_labels"}
     ).examples(1, 0)[0]
@@ -93,7 +98,9 @@ def test_every_question_type_is_answered_from_the_text(qtype):
 
 
 def test_the_stand_in_sub_counts_its_chunk():
-    (e,) = load_environment("oolong", {"context_len": "2048", "question_type": "count"}).examples(1, 0)
+    (e,) = load_environment("oolong", {"subset": "synth", "context_len": "2048", "question_type": "count"}).examples(
+        1, 0
+    )
     rows = e.context.splitlines()[1:]
     prompt = (
         f"{e.context.splitlines()[0]}\nCount the records per label and reply with only a JSON object.\n"
@@ -112,7 +119,8 @@ def test_the_stand_in_sub_counts_its_chunk():
         ({"dataset": "tweets"}, "dataset"),
         ({"question_type": "nope"}, "question_type"),
         ({"subset": "real", "question_type": "count"}, "question_type"),
-        ({"question_type": "total_rolls"}, "question_type"),
+        ({"question_type": "count"}, "question_type"),  # the default subset is real
+        ({"subset": "synth", "question_type": "total_rolls"}, "question_type"),
         ({"split": "train"}, "split"),
     ],
 )
@@ -328,7 +336,7 @@ def test_online_source_streams_and_filters(tmp_path):
             hub,
             tmp_path,
             [
-                ("oolong", {"source": "hf", "context_len": "1024"}, 3, 0),
+                ("oolong", {"source": "hf", "subset": "synth", "context_len": "1024"}, 3, 0),
                 ("oolong", {"source": "hf", "subset": "real", "split": "validation"}, 5, 0),
             ],
         )
@@ -395,6 +403,8 @@ def test_online_source_without_the_datasets_package(tmp_path):
         "scripted",
         "--env-arg",
         "source=hf",
+        "--env-arg",
+        "subset=synth",
         "--db",
         "t.db",
     )

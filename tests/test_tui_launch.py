@@ -168,7 +168,7 @@ def test_a_run_that_cannot_start_exits_with_its_error_and_never_opens_the_app(tm
     assert "\x1b[?1049h" not in out  # the app's alternate screen never opened
     assert out.count("rlm-tui: error:") == 1, out
     assert (
-        "rlm-tui: error: loading oolongbench/oolong-synth needs the `datasets` package: "
+        "rlm-tui: error: loading oolongbench/oolong-real needs the `datasets` package: "
         "pip install 'rlm-tui[online]'" in out
     )
 

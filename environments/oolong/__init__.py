@@ -56,7 +56,8 @@ def _context_len(raw: str) -> int:
 class Oolong(Environment):
     name = "oolong"
     knobs = (
-        Knob("subset", "synth", "synth, synth_with_labels (labels shown) or real (game transcripts)", choice(*SUBSETS)),
+        # the study's default: "the most important dataset is real"
+        Knob("subset", "real", "real (game transcripts), synth or synth_with_labels (labels shown)", choice(*SUBSETS)),
         Knob(
             "context_len", 8192, "context size in tokens (chars / 4): a power of two from 1024 to 4194304", _context_len
         ),
@@ -92,6 +93,14 @@ class Oolong(Environment):
         qtype, allowed = self.args["question_type"], self._types()
         if qtype != "all" and qtype not in allowed:
             raise EnvError(f"question_type {qtype!r} is not one of subset {self.args['subset']}: {', '.join(allowed)}")
+
+    @property
+    def data_note(self) -> str:
+        if self.args["source"] == "hf":
+            return ""
+        subset = self.args["subset"]
+        what = "game transcripts" if subset == "real" else "records"
+        return f"offline stand-in for oolong-{subset}: generated {what}, not the real data"
 
     def _types(self) -> tuple[str, ...]:
         return real.QUESTION_TYPES if self.args["subset"] == "real" else synth.QUESTION_TYPES
