@@ -17,7 +17,7 @@ from rlm_tui.state import fold
 from rlm_tui.store import open_db, read_events
 from runs import stored_run
 
-INFO = {"subset", "context_len", "question_type", "answer_type", "dataset", "source"}
+INFO = {"subset", "context_len", "context_tokens", "question_type", "answer_type", "dataset", "source"}
 ONLINE_RUN = (
     *("run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db"),
     *("--env-arg", "source=hf", "--env-arg", "subset=synth"),  # a later subset= wins

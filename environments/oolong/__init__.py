@@ -37,8 +37,27 @@ TIPS = (
 )
 
 
+def _context_bin(row: Any) -> int | None:
+    """The example's measured context size in tokens (characters / 4), binned; runs recorded before the measure
+    have only the configured size."""
+    return power_of_two_bin(row.info.get("context_tokens", row.info.get("context_len")))
+
+
 def _context_bin_in(subset: str) -> Any:
-    return lambda row: power_of_two_bin(row.info.get("context_len")) if row.info.get("subset") == subset else None
+    return lambda row: _context_bin(row) if row.info.get("subset") == subset else None
+
+
+def _total_tokens(row: Any) -> float:
+    """Every token a rollout spent: the root model's and the sub-LLMs', prompt and completion."""
+    return sum(
+        row.m(name)
+        for name in (
+            "main_rlm_prompt_tokens",
+            "main_rlm_completion_tokens",
+            "sub_llm_prompt_tokens",
+            "sub_llm_completion_tokens",
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,7 @@ class Oolong(Environment):
     tips = TIPS
     report_slices = (
         Slice("subset", info_value("subset"), figure="oolong_by_subset"),
-        Slice("context length", lambda row: power_of_two_bin(row.info.get("context_len"))),
+        Slice("context length (tokens)", _context_bin, figure="oolong_by_context_len"),
         # one figure per subset: a context of one length is a different task in each
         *(
             Slice(
@@ -85,6 +104,14 @@ class Oolong(Environment):
                 figure=f"oolong_{subset}_by_context_len",
             )
             for subset in sorted(SUBSETS)
+        ),
+        Slice(
+            "subset",
+            info_value("subset"),
+            table=False,
+            figure="oolong_tokens_by_subset",
+            measure=_total_tokens,
+            ylabel="mean tokens per rollout (main + sub)",
         ),
     )
 
@@ -139,9 +166,11 @@ class Oolong(Environment):
             raise EnvError(f"could not make a {wanted} question with a unique answer at context_len {context_len}")
         question, gold, spec = made
         answer_type = (real.ANSWER_TYPES if subset == "real" else synth.ANSWER_TYPES)[spec["qtype"]]
+        context = head + "\n" + "\n".join(lines)
         info = {
             "subset": subset,
             "context_len": context_len,
+            "context_tokens": len(context) // 4,  # measured, as the knob counts: characters / 4
             "question_type": spec["qtype"],
             "answer_type": answer_type,
             "dataset": dataset,
@@ -151,7 +180,7 @@ class Oolong(Environment):
             id=f"ool-{seed}-{index}",
             question=question,
             target=gold,
-            context=head + "\n" + "\n".join(lines),
+            context=context,
             info=info,
             spec=spec,
         )

@@ -68,6 +68,7 @@ def synth_examples(
         info = {
             "subset": subset,
             "context_len": context_len,
+            "context_tokens": len(row[column]) // 4,
             "question_type": str(row.get("task", "")),
             "answer_type": answer_type(row.get("answer_type", "")),
             "dataset": row.get("dataset", ""),
@@ -96,6 +97,7 @@ def real_examples(rows: Iterable[dict[str, Any]], count: int, seed: int) -> list
         info = {
             "subset": "real",
             "context_len": len(row["context_window_text"]) // 4,
+            "context_tokens": len(row["context_window_text"]) // 4,
             "question_type": str(row.get("question_type", "")),
             "answer_type": "numeric" if isinstance(kind, int) else "list" if isinstance(kind, list) else "string",
             "dataset": "dnd",
