@@ -277,17 +277,22 @@ def test_synth_gold_literals(raw, gold):
 
 
 def test_synth_rows_map_to_examples():
-    rows = [synth_row(1), synth_row(2, context_len=2048), synth_row(3, answer="['ham']", kind="ANSWER_TYPE.LABEL")]
-    examples = hf.synth_examples(rows, "synth_with_labels", 1024, 5, seed=0)
-    assert sorted(e.id for e in examples) == ["ool-hf-1", "ool-hf-3"]
-    by_id = {e.id: e for e in examples}
-    assert by_id["ool-hf-1"].context.endswith("|| Label: ham") and by_id["ool-hf-1"].target == "3"
-    assert by_id["ool-hf-3"].info["answer_type"] == "label" and by_id["ool-hf-3"].target == "ham"
-    assert set(by_id["ool-hf-1"].info) == INFO | {"task_group"}
-    plain = hf.synth_examples(rows, "synth", 1024, 1, seed=0)[0]
-    assert "Label" not in plain.context
-    with pytest.raises(EnvError):
-        hf.synth_examples(rows, "synth", 4096, 1, seed=0)
+    rows = [synth_row(1), synth_row(3, answer="['ham']", kind="ANSWER_TYPE.LABEL")]
+    examples = hf.synth_examples(rows, "synth_with_labels", 1024)
+    assert [e.id for e in examples] == ["ool-hf-1", "ool-hf-3"]  # in the order drawn
+    first, label = examples
+    assert first.context.endswith("|| Label: ham") and first.target == "3"
+    assert first.info["context_tokens"] == len(first.context) // 4
+    assert label.info["answer_type"] == "label" and label.target == "ham"
+    assert set(first.info) == INFO | {"task_group"}
+    assert "Label" not in hf.synth_examples(rows, "synth", 1024)[0].context
+
+
+@pytest.mark.parametrize("column, value", [("context_window_text", None), ("question", 7), ("question", "")])
+def test_a_malformed_row_is_a_one_line_error(column, value):
+    with pytest.raises(EnvError) as info:
+        hf.synth_examples([dict(synth_row(5), **{column: value})], "synth", 1024)
+    assert str(info.value) == f"oolongbench/oolong-synth row '5': {column} is not a non-empty text"
 
 
 def test_real_rows_map_to_examples():
@@ -307,43 +312,59 @@ def test_real_rows_map_to_examples():
             "answer": "Laura, Sam",
         },
     ]
-    examples = {e.id: e for e in hf.real_examples(rows, 5, seed=0)}
+    examples = {e.id: e for e in hf.real_examples(rows)}
     assert examples["ool-real-a"].question.endswith("\\boxed{}.")
     assert examples["ool-real-a"].info["answer_type"] == "numeric"
-    assert examples["ool-real-b"].info["answer_type"] == "list" and examples["ool-real-b"].info["context_len"] == 100
+    assert examples["ool-real-b"].info["answer_type"] == "list"
+    assert examples["ool-real-b"].info["context_len"] == examples["ool-real-b"].info["context_tokens"] == 100
     assert set(examples["ool-real-a"].info) == INFO
 
 
-def test_online_source_streams_and_filters(tmp_path):
+def test_the_sample_is_uniform_over_the_split_and_grows_by_adding():
+    rows = range(100)  # sorted by size, as the data is: a head would be the smallest contexts
+    assert hf.sample(rows, 5, seed=3) == hf.sample(rows, 20, seed=3)[:5]  # more examples keep the first ones
+    assert hf.sample(rows, 5, seed=3) != hf.sample(rows, 5, seed=4)
+    assert sorted(hf.sample(rows, 200, seed=3)) == list(rows)  # no row twice, none left out
+    hits = [0] * 100
+    for seed in range(2000):
+        for i in hf.sample(rows, 5, seed):
+            hits[i] += 1
+    assert 50 < min(hits) and max(hits) < 150  # each row 100 times on average: the tail as often as the head
+    with pytest.raises(EnvError, match="no things rows"):
+        hf.sample([], 5, seed=0, what="things")
+
+
+def test_online_source_samples_the_whole_split(tmp_path):
     synth_rows = [synth_row(i, context_len=1024 if i % 2 else 2048) for i in range(100)]
     real_rows = [
         {
             "id": f"r{i}",
             "context_window_id": 1,
-            "context_window_text": "x" * 400,
+            "context_window_text": "x" * (400 + i),
             "question": f"Q{i}?",
             "answer": str(i),
             "question_type": "counting",
         }
-        for i in range(3)
+        for i in range(30)
     ]
     repos = {
         hf.SYNTH: {"default": {"test": synth_rows, "validation": [synth_row(500)]}},
         hf.REAL: {"dnd": {"validation": real_rows, "test": real_rows[:1]}, "toy_dnd": {"validation": real_rows[:1]}},
     }
+    synth_args = {"source": "hf", "subset": "synth", "context_len": "1024"}
+    real_args = {"source": "hf", "split": "validation"}  # the default subset is real
     with FakeHub(repos) as hub:
-        synth, real = load_examples(
-            hub,
-            tmp_path,
-            [
-                ("oolong", {"source": "hf", "subset": "synth", "context_len": "1024"}, 3, 0),
-                ("oolong", {"source": "hf", "subset": "real", "split": "validation"}, 5, 0),
-            ],
+        synth, more, real = load_examples(
+            hub, tmp_path, [("oolong", synth_args, 3, 0), ("oolong", synth_args, 6, 0), ("oolong", real_args, 5, 0)]
         )
-    first = [r for r in synth_rows if r["context_len"] == 1024][:16]  # 3 examples read at most 16 matching rows
-    assert synth == [asdict(e) for e in hf.synth_examples(first, "synth", 1024, 3, seed=0)]
-    assert len(synth) == 3 and all(e["info"]["context_len"] == 1024 and e["info"]["source"] == "hf" for e in synth)
-    assert real == [asdict(e) for e in hf.real_examples(real_rows, 5, seed=0)]
+    matching = [i for i, r in enumerate(synth_rows) if r["context_len"] == 1024]
+    picked = hf.sample(matching, 3, seed=0)
+    assert synth == [asdict(e) for e in hf.synth_examples([synth_rows[i] for i in picked], "synth", 1024)]
+    assert more[:3] == synth  # the same examples whatever the count
+    assert max(picked) > 2 * 16  # drawn from the whole split, not its head
+    assert all(e["info"]["context_len"] == 1024 and e["info"]["source"] == "hf" for e in synth)
+    picked_real = hf.sample(range(len(real_rows)), 5, seed=0)
+    assert real == [asdict(e) for e in hf.real_examples([real_rows[i] for i in picked_real])]
 
 
 @pytest.mark.parametrize("subset", ["synth", "real"])

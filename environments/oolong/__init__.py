@@ -135,10 +135,7 @@ class Oolong(Environment):
     def examples(self, n: int, seed: int) -> list[Example]:
         count, subset = self.args["num_examples"] or n, self.args["subset"]
         if self.args["source"] == "hf":
-            rows = hf.load_rows(subset, self.args["split"], self.args["context_len"], max(4 * count, 16))
-            if subset == "real":
-                return hf.real_examples(rows, count, seed)
-            return hf.synth_examples(rows, subset, self.args["context_len"], count, seed)
+            return hf.load_examples(subset, self.args["split"], self.args["context_len"], count, seed)
         return [self._example(seed, i) for i in range(count)]
 
     def _example(self, seed: int, index: int) -> OolongExample:
