@@ -163,6 +163,11 @@ class Environment:
     tip_variants: ClassVar[dict[str, str]] = {}  # the `tips` knob's texts by name; the first is the default
     report_slices: tuple[Slice, ...] = ()  # how `rlm-tui report` breaks this environment's results down
 
+    @property
+    def data_note(self) -> str:
+        """Empty when the examples are the real data, else one short line saying what they are (a generated stand-in)."""
+        return ""
+
     def __init__(self, **args: str) -> None:
         known = {k.name: k for k in self.knobs}
         unknown = sorted(set(args) - set(known))
@@ -241,6 +246,18 @@ class Environment:
     ) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
         """One scripted root call in llm mode, where the root may call tools directly; by default the final text."""
         return self.scripted_text(example), []
+
+
+MAX_DATA_NOTE_CHARS = 200
+
+
+def recorded_data_note(config: Any) -> str:
+    """The data note a run recorded in its config, as one printable line; "" when absent or not a string."""
+    note = config.get("data_note") if isinstance(config, dict) else None
+    if not isinstance(note, str):
+        return ""
+    note = " ".join(note.split())
+    return note if len(note) <= MAX_DATA_NOTE_CHARS else note[: MAX_DATA_NOTE_CHARS - 1] + "…"
 
 
 ENVIRONMENTS = {

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlm_tui import events as ev
+from rlm_tui.env import recorded_data_note
 from rlm_tui.state import RolloutState, RunState
 from rlm_tui.text import printable
 from rlm_tui.units import tokens
@@ -100,8 +101,16 @@ def _t(text: Any, style: str = "") -> Text:
     return Text(printable(str(text)), style=style)
 
 
+def model_label(model: str) -> str:
+    """The model's name, and what it is when it is the built-in offline one."""
+    return f"{model} (simulated model)" if model == "scripted" else model
+
+
 def print_summary(state: RunState) -> None:
-    table = Table(title=_t(f"{state.env} [{state.mode}] · {state.model}"), title_justify="left")
+    note = recorded_data_note(state.config)
+    if note:  # before the numbers, so that no one takes a stand-in's rewards for the real data's
+        console.print(_t(f"data: {note}", "yellow"))
+    table = Table(title=_t(f"{state.env} [{state.mode}] · {model_label(state.model)}"), title_justify="left")
     for name in ("#", "example", "outcome", "reward", "turns", "main tok", "sub calls", "sub tok", "repl s", "wall s"):
         table.add_column(name, justify="right" if name not in ("example", "outcome") else "left")
     rollouts = sorted(state.rollouts.values(), key=lambda r: r.index)

@@ -17,8 +17,11 @@ from rlm_tui.state import fold
 from rlm_tui.store import open_db, read_events
 from runs import stored_run
 
-INFO = {"subset", "context_len", "question_type", "answer_type", "dataset", "source"}
-ONLINE_RUN = ("run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db", "--env-arg", "source=hf")
+INFO = {"subset", "context_len", "context_tokens", "question_type", "answer_type", "dataset", "source"}
+ONLINE_RUN = (
+    *("run", "oolong", "--headless", "-n", "1", "--model", "scripted", "--db", "t.db"),
+    *("--env-arg", "source=hf", "--env-arg", "subset=synth"),  # a later subset= wins
+)
 
 
 def execute(tmp_path, env_args, *, mode, n=2):
@@ -53,7 +56,9 @@ def test_four_million_tokens(subset):
 
 
 def test_records_show_labels_only_with_labels():
-    plain = load_environment("oolong", {"context_len": "1024", "dataset": "reviews"}).examples(1, 0)[0]
+    plain = load_environment("oolong", {"context_len": "1024", "dataset": "reviews", "subset": "synth"}).examples(1, 0)[
+        0
+    ]
     labelled = load_environment(
         "oolong", {"context_len": "1024", "dataset": "reviews", "subset": "synth_with_labels"}
     ).examples(1, 0)[0]
@@ -93,7 +98,9 @@ def test_every_question_type_is_answered_from_the_text(qtype):
 
 
 def test_the_stand_in_sub_counts_its_chunk():
-    (e,) = load_environment("oolong", {"context_len": "2048", "question_type": "count"}).examples(1, 0)
+    (e,) = load_environment("oolong", {"subset": "synth", "context_len": "2048", "question_type": "count"}).examples(
+        1, 0
+    )
     rows = e.context.splitlines()[1:]
     prompt = (
         f"{e.context.splitlines()[0]}\nCount the records per label and reply with only a JSON object.\n"
@@ -112,7 +119,8 @@ def test_the_stand_in_sub_counts_its_chunk():
         ({"dataset": "tweets"}, "dataset"),
         ({"question_type": "nope"}, "question_type"),
         ({"subset": "real", "question_type": "count"}, "question_type"),
-        ({"question_type": "total_rolls"}, "question_type"),
+        ({"question_type": "count"}, "question_type"),  # the default subset is real
+        ({"subset": "synth", "question_type": "total_rolls"}, "question_type"),
         ({"split": "train"}, "split"),
     ],
 )
@@ -122,70 +130,107 @@ def test_bad_knobs_are_one_line_errors(args, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
-# --- scoring ----------------------------------------------------------------------------------
+# --- scoring: the rules of abertsch72/oolong src/eval/eval_helpers.py, each value worked out by hand --------------
 
 
 @pytest.mark.parametrize(
     "answer, gold, kind, reward",
     [
+        # the candidate: after the last colon, stripped, without * [ ]
         ("Answer: 12", "12", "numeric", 1.0),
         ("**Answer: 12**", "12", "numeric", 1.0),
         ("Answer: [12]", "12", "numeric", 1.0),
-        ("Answer: 10", "12", "numeric", 0.75**2),
-        ("Answer: 15", "12", "numeric", 0.75**3),
-        ("Answer: twelve", "12", "numeric", 0.0),
+        ("Answer: 12 ", "12", "numeric", 1.0),
+        ("Users: 3, then Answer: 12", "12", "numeric", 1.0),
+        # no colon: a short answer whole (nothing removed), a long one its last word
         ("12", "12", "numeric", 1.0),
+        (" 12 ", "12", "numeric", 1.0),  # not equal as text, but int(" 12 ") is 12
+        ("**12**", "12", "numeric", 0.0),  # markup is only removed after a colon
         ("After counting every chunk the total comes to 11", "12", "numeric", 0.75),
+        # numbers: 0.75 ** |error| either way; what int() refuses scores 0
+        ("Answer: 10", "12", "numeric", 0.5625),
+        ("Answer: 15", "12", "numeric", 0.421875),
+        ("Answer: -1", "1", "numeric", 0.5625),
+        ("Answer: twelve", "12", "numeric", 0.0),
+        ("Answer: 1,000", "1000", "numeric", 0.0),
+        ("Answer: 12.0", "12", "numeric", 0.0),
+        ("", "0", "numeric", 0.0),
+        ("Answer: " + "9" * 400, "0", "numeric", 0.0),  # an error past float range: no credit, no crash
+        # labels and users: exact and case-sensitive, no partial credit
         ("Label: positive", "positive", "label", 1.0),
-        ("Label: 'Positive'", "positive", "label", 1.0),
+        ("Label: Positive", "positive", "label", 0.0),
+        ("Label: 'positive'", "positive", "label", 0.0),
+        ("Label: positive.", "positive", "label", 0.0),
         ("Label: negative", "positive", "label", 0.0),
+        ("User: 41190", "41190", "user", 1.0),
+        ("User: 41191", "41190", "user", 0.0),
+        # comparisons: a long candidate becomes the phrase it holds; a phrase scores when the gold contains it
         ("Answer: positive is more common than negative", "more common than", "comparison", 1.0),
         ("Answer: positive is **more common than** negative", "more common than", "comparison", 1.0),
         ("Answer: positive is less common than negative", "more common than", "comparison", 0.0),
+        ("Answer: more common", "more common than", "comparison", 1.0),
         ("Answer: same frequency as", "same frequency as", "comparison", 1.0),
-        ("User: 41190", "41190", "user", 1.0),
-        ("User: 41191", "41190", "user", 0.0),
+        ("Answer: More common than", "more common than", "comparison", 0.0),
+        ("Answer: positive is More common than negative", "more common than", "comparison", 0.0),
+        ("", "more common than", "comparison", 0.0),
+        # dates: whatever dateutil reads as the gold day at midnight
         ("Date: 03/14/2023", "03/14/2023", "date", 1.0),
+        ("Date: 3/14/2023", "03/14/2023", "date", 1.0),
         ("Date: 2023-03-14", "03/14/2023", "date", 1.0),
         ("Date: Mar 14, 2023", "03/14/2023", "date", 1.0),
+        ("Date: 14 March 2023", "03/14/2023", "date", 1.0),
         ("Date: 03/15/2023", "03/14/2023", "date", 0.0),
-        ("", "0", "numeric", 0.0),
-        ("", "more common than", "comparison", 0.0),
+        ("Date: soon", "03/14/2023", "date", 0.0),
     ],
 )
 def test_synth_scorer_table(answer, gold, kind, reward):
-    assert score_synth(answer, gold, kind) == pytest.approx(reward)
+    assert score_synth(answer, gold, kind) == reward
 
 
 @pytest.mark.parametrize(
     "answer, gold, reward",
     [
+        # numbers in the first box: 0.75 ** |error|
         ("\\boxed{12}", "12", 1.0),
-        ("so \\boxed{10}", "12", 0.75**2),
+        ("so \\boxed{10}", "12", 0.5625),
+        ("\\boxed{-2}", "2", 0.31640625),
+        ("\\boxed{3} no, wait: \\boxed{4}", "4", 0.75),  # the first box counts
+        ("\\boxed{{5}}", "5", 1.0),
+        ("\\boxed{}", "12", 0.0),
+        # an unboxed answer is its raw text: never a number, but a string can still match
+        ("12", "12", 0.0),
+        ("I think 12", "12", 0.0),
+        ("\\fbox{12}", "12", 0.0),
+        ("so \\boxed 12", "12", 0.0),
+        (" laura\n", "Laura", 1.0),
+        ("", "Laura", 0.0),
+        # strings: equal after strip and lower-casing
         ("\\boxed{\\text{Laura}}", "Laura", 1.0),
-        ("\\boxed{ \\text{Laura} }", "Laura", 1.0),
-        ("\\fbox{12}", "12", 1.0),
-        ("so \\boxed 12", "12", 1.0),
         ("\\boxed{laura}", "Laura", 1.0),
+        ("\\boxed{ Laura }", "Laura", 1.0),
+        ("\\boxed{ \\text{Laura} }", "Laura", 0.0),  # the \\text{ is not unwrapped after a space
         ("\\boxed{Sam}", "Laura", 0.0),
+        # lists: the share of gold items found, case-sensitive, extra items free
         ("\\boxed{Laura, Sam}", "Laura, Sam", 1.0),
-        ("\\boxed{Sam}", "Laura, Sam", 0.0),
+        ("\\boxed{Sam,Laura}", "Laura, Sam", 1.0),
         ("\\boxed{Laura, Liam}", "Laura, Sam", 0.5),
         ("\\boxed{Laura, Sam, Liam}", "Laura, Sam, Travis, Ashley", 0.5),
-        ("I think 12", "12", 0.0),
-        ("12", "12", 1.0),
+        ("\\boxed{Laura, Sam, Liam, Travis, Ashley}", "Laura, Sam, Travis, Ashley", 1.0),
+        ("\\boxed{laura, sam}", "Laura, Sam", 0.0),
+        ("\\boxed{Sam}", "Laura, Sam", 0.0),  # a string against a list
         ("", "12", 0.0),
-        ("", "Laura", 0.0),
     ],
 )
 def test_real_scorer_table(answer, gold, reward):
-    assert score_real(answer, gold) == pytest.approx(reward)
+    assert score_real(answer, gold) == reward
 
 
 def test_candidate_takes_the_text_after_the_last_colon():
-    assert candidate("Thinking: a lot. Label: *spam*.") == "spam"
+    assert candidate("Thinking: a lot. Label: *spam*") == "spam"
+    assert candidate("Label: spam.") == "spam."
     assert candidate("short") == "short"
     assert candidate("I looked at every line and I believe it is spam") == "spam"
+    assert candidate(" " * 30) == ""
 
 
 def test_environment_score_dispatches_on_subset():
@@ -232,17 +277,22 @@ def test_synth_gold_literals(raw, gold):
 
 
 def test_synth_rows_map_to_examples():
-    rows = [synth_row(1), synth_row(2, context_len=2048), synth_row(3, answer="['ham']", kind="ANSWER_TYPE.LABEL")]
-    examples = hf.synth_examples(rows, "synth_with_labels", 1024, 5, seed=0)
-    assert sorted(e.id for e in examples) == ["ool-hf-1", "ool-hf-3"]
-    by_id = {e.id: e for e in examples}
-    assert by_id["ool-hf-1"].context.endswith("|| Label: ham") and by_id["ool-hf-1"].target == "3"
-    assert by_id["ool-hf-3"].info["answer_type"] == "label" and by_id["ool-hf-3"].target == "ham"
-    assert set(by_id["ool-hf-1"].info) == INFO | {"task_group"}
-    plain = hf.synth_examples(rows, "synth", 1024, 1, seed=0)[0]
-    assert "Label" not in plain.context
-    with pytest.raises(EnvError):
-        hf.synth_examples(rows, "synth", 4096, 1, seed=0)
+    rows = [synth_row(1), synth_row(3, answer="['ham']", kind="ANSWER_TYPE.LABEL")]
+    examples = hf.synth_examples(rows, "synth_with_labels", 1024)
+    assert [e.id for e in examples] == ["ool-hf-1", "ool-hf-3"]  # in the order drawn
+    first, label = examples
+    assert first.context.endswith("|| Label: ham") and first.target == "3"
+    assert first.info["context_tokens"] == len(first.context) // 4
+    assert label.info["answer_type"] == "label" and label.target == "ham"
+    assert set(first.info) == INFO | {"task_group"}
+    assert "Label" not in hf.synth_examples(rows, "synth", 1024)[0].context
+
+
+@pytest.mark.parametrize("column, value", [("context_window_text", None), ("question", 7), ("question", "")])
+def test_a_malformed_row_is_a_one_line_error(column, value):
+    with pytest.raises(EnvError) as info:
+        hf.synth_examples([dict(synth_row(5), **{column: value})], "synth", 1024)
+    assert str(info.value) == f"oolongbench/oolong-synth row '5': {column} is not a non-empty text"
 
 
 def test_real_rows_map_to_examples():
@@ -262,43 +312,59 @@ def test_real_rows_map_to_examples():
             "answer": "Laura, Sam",
         },
     ]
-    examples = {e.id: e for e in hf.real_examples(rows, 5, seed=0)}
+    examples = {e.id: e for e in hf.real_examples(rows)}
     assert examples["ool-real-a"].question.endswith("\\boxed{}.")
     assert examples["ool-real-a"].info["answer_type"] == "numeric"
-    assert examples["ool-real-b"].info["answer_type"] == "list" and examples["ool-real-b"].info["context_len"] == 100
+    assert examples["ool-real-b"].info["answer_type"] == "list"
+    assert examples["ool-real-b"].info["context_len"] == examples["ool-real-b"].info["context_tokens"] == 100
     assert set(examples["ool-real-a"].info) == INFO
 
 
-def test_online_source_streams_and_filters(tmp_path):
+def test_the_sample_is_uniform_over_the_split_and_grows_by_adding():
+    rows = range(100)  # sorted by size, as the data is: a head would be the smallest contexts
+    assert hf.sample(rows, 5, seed=3) == hf.sample(rows, 20, seed=3)[:5]  # more examples keep the first ones
+    assert hf.sample(rows, 5, seed=3) != hf.sample(rows, 5, seed=4)
+    assert sorted(hf.sample(rows, 200, seed=3)) == list(rows)  # no row twice, none left out
+    hits = [0] * 100
+    for seed in range(2000):
+        for i in hf.sample(rows, 5, seed):
+            hits[i] += 1
+    assert 50 < min(hits) and max(hits) < 150  # each row 100 times on average: the tail as often as the head
+    with pytest.raises(EnvError, match="no things rows"):
+        hf.sample([], 5, seed=0, what="things")
+
+
+def test_online_source_samples_the_whole_split(tmp_path):
     synth_rows = [synth_row(i, context_len=1024 if i % 2 else 2048) for i in range(100)]
     real_rows = [
         {
             "id": f"r{i}",
             "context_window_id": 1,
-            "context_window_text": "x" * 400,
+            "context_window_text": "x" * (400 + i),
             "question": f"Q{i}?",
             "answer": str(i),
             "question_type": "counting",
         }
-        for i in range(3)
+        for i in range(30)
     ]
     repos = {
         hf.SYNTH: {"default": {"test": synth_rows, "validation": [synth_row(500)]}},
         hf.REAL: {"dnd": {"validation": real_rows, "test": real_rows[:1]}, "toy_dnd": {"validation": real_rows[:1]}},
     }
+    synth_args = {"source": "hf", "subset": "synth", "context_len": "1024"}
+    real_args = {"source": "hf", "split": "validation"}  # the default subset is real
     with FakeHub(repos) as hub:
-        synth, real = load_examples(
-            hub,
-            tmp_path,
-            [
-                ("oolong", {"source": "hf", "context_len": "1024"}, 3, 0),
-                ("oolong", {"source": "hf", "subset": "real", "split": "validation"}, 5, 0),
-            ],
+        synth, more, real = load_examples(
+            hub, tmp_path, [("oolong", synth_args, 3, 0), ("oolong", synth_args, 6, 0), ("oolong", real_args, 5, 0)]
         )
-    first = [r for r in synth_rows if r["context_len"] == 1024][:16]  # 3 examples read at most 16 matching rows
-    assert synth == [asdict(e) for e in hf.synth_examples(first, "synth", 1024, 3, seed=0)]
-    assert len(synth) == 3 and all(e["info"]["context_len"] == 1024 and e["info"]["source"] == "hf" for e in synth)
-    assert real == [asdict(e) for e in hf.real_examples(real_rows, 5, seed=0)]
+    matching = [i for i, r in enumerate(synth_rows) if r["context_len"] == 1024]
+    picked = hf.sample(matching, 3, seed=0)
+    assert synth == [asdict(e) for e in hf.synth_examples([synth_rows[i] for i in picked], "synth", 1024)]
+    assert more[:3] == synth  # the same examples whatever the count
+    assert max(picked) > 2 * 16  # drawn from the whole split, not its head
+    assert all(e["info"]["context_len"] == 1024 and e["info"]["source"] == "hf" for e in synth)
+    picked_real = hf.sample(range(len(real_rows)), 5, seed=0)
+    assert real == [asdict(e) for e in hf.real_examples([real_rows[i] for i in picked_real])]
 
 
 @pytest.mark.parametrize("subset", ["synth", "real"])
@@ -358,6 +424,8 @@ def test_online_source_without_the_datasets_package(tmp_path):
         "scripted",
         "--env-arg",
         "source=hf",
+        "--env-arg",
+        "subset=synth",
         "--db",
         "t.db",
     )

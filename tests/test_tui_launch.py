@@ -145,7 +145,17 @@ def test_a_run_that_cannot_start_exits_with_its_error_and_never_opens_the_app(tm
     environ = clean_env(PYTHONPATH=str(tmp_path), TERM="xterm-256color", COLUMNS="120", LINES="40")
     main, child = pty.openpty()
     proc = subprocess.Popen(
-        [RLM_TUI, "run", "oolong", "--env-arg", "source=hf", "--db", str(tmp_path / "r.db")],
+        [
+            RLM_TUI,
+            "run",
+            "oolong",
+            "--env-arg",
+            "source=hf",
+            "--env-arg",
+            "subset=synth",
+            "--db",
+            str(tmp_path / "r.db"),
+        ],
         stdin=child,
         stdout=child,
         stderr=child,

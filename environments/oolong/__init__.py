@@ -42,8 +42,27 @@ TIPS = {
 }
 
 
+def _context_bin(row: Any) -> int | None:
+    """The example's measured context size in tokens (characters / 4), binned; runs recorded before the measure
+    have only the configured size."""
+    return power_of_two_bin(row.info.get("context_tokens", row.info.get("context_len")))
+
+
 def _context_bin_in(subset: str) -> Any:
-    return lambda row: power_of_two_bin(row.info.get("context_len")) if row.info.get("subset") == subset else None
+    return lambda row: _context_bin(row) if row.info.get("subset") == subset else None
+
+
+def _total_tokens(row: Any) -> float:
+    """Every token a rollout spent: the root model's and the sub-LLMs', prompt and completion."""
+    return sum(
+        row.m(name)
+        for name in (
+            "main_rlm_prompt_tokens",
+            "main_rlm_completion_tokens",
+            "sub_llm_prompt_tokens",
+            "sub_llm_completion_tokens",
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +80,8 @@ def _context_len(raw: str) -> int:
 class Oolong(Environment):
     name = "oolong"
     knobs = (
-        Knob("subset", "synth", "synth, synth_with_labels (labels shown) or real (game transcripts)", choice(*SUBSETS)),
+        # the study's default: "the most important dataset is real"
+        Knob("subset", "real", "real (game transcripts), synth or synth_with_labels (labels shown)", choice(*SUBSETS)),
         Knob(
             "context_len", 8192, "context size in tokens (chars / 4): a power of two from 1024 to 4194304", _context_len
         ),
@@ -80,7 +100,7 @@ class Oolong(Environment):
     tip_variants = TIPS
     report_slices = (
         Slice("subset", info_value("subset"), figure="oolong_by_subset"),
-        Slice("context length", lambda row: power_of_two_bin(row.info.get("context_len"))),
+        Slice("context length (tokens)", _context_bin, figure="oolong_by_context_len"),
         # one figure per subset: a context of one length is a different task in each
         *(
             Slice(
@@ -91,6 +111,14 @@ class Oolong(Environment):
             )
             for subset in sorted(SUBSETS)
         ),
+        Slice(
+            "subset",
+            info_value("subset"),
+            table=False,
+            figure="oolong_tokens_by_subset",
+            measure=_total_tokens,
+            ylabel="mean tokens per rollout (main + sub)",
+        ),
     )
 
     def __init__(self, **args: str) -> None:
@@ -99,16 +127,21 @@ class Oolong(Environment):
         if qtype != "all" and qtype not in allowed:
             raise EnvError(f"question_type {qtype!r} is not one of subset {self.args['subset']}: {', '.join(allowed)}")
 
+    @property
+    def data_note(self) -> str:
+        if self.args["source"] == "hf":
+            return ""
+        subset = self.args["subset"]
+        what = "game transcripts" if subset == "real" else "records"
+        return f"offline stand-in for oolong-{subset}: generated {what}, not the real data"
+
     def _types(self) -> tuple[str, ...]:
         return real.QUESTION_TYPES if self.args["subset"] == "real" else synth.QUESTION_TYPES
 
     def examples(self, n: int, seed: int) -> list[Example]:
         count, subset = self.args["num_examples"] or n, self.args["subset"]
         if self.args["source"] == "hf":
-            rows = hf.load_rows(subset, self.args["split"], self.args["context_len"], max(4 * count, 16))
-            if subset == "real":
-                return hf.real_examples(rows, count, seed)
-            return hf.synth_examples(rows, subset, self.args["context_len"], count, seed)
+            return hf.load_examples(subset, self.args["split"], self.args["context_len"], count, seed)
         return [self._example(seed, i) for i in range(count)]
 
     def _example(self, seed: int, index: int) -> OolongExample:
@@ -136,9 +169,11 @@ class Oolong(Environment):
             raise EnvError(f"could not make a {wanted} question with a unique answer at context_len {context_len}")
         question, gold, spec = made
         answer_type = (real.ANSWER_TYPES if subset == "real" else synth.ANSWER_TYPES)[spec["qtype"]]
+        context = head + "\n" + "\n".join(lines)
         info = {
             "subset": subset,
             "context_len": context_len,
+            "context_tokens": len(context) // 4,  # measured, as the knob counts: characters / 4
             "question_type": spec["qtype"],
             "answer_type": answer_type,
             "dataset": dataset,
@@ -148,7 +183,7 @@ class Oolong(Environment):
             id=f"ool-{seed}-{index}",
             question=question,
             target=gold,
-            context=head + "\n" + "\n".join(lines),
+            context=context,
             info=info,
             spec=spec,
         )

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import ast
-import itertools
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from environments.hf import load_dataset
@@ -18,17 +17,39 @@ SYNTH, REAL, REAL_CONFIG = "oolongbench/oolong-synth", "oolongbench/oolong-real"
 BOX = "Give your final answer in \\boxed{}."
 
 
-def load_rows(subset: str, split: str, context_len: int, wanted: int) -> list[dict[str, Any]]:
-    """The first matching rows of a streamed split (the whole split is many gigabytes); `wanted` bounds the reading."""
-    name = REAL if subset == "real" else SYNTH
+def load_split(subset: str, split: str) -> Any:
+    """The whole split as a `datasets.Dataset`, downloaded once into the Hugging Face cache and memory-mapped."""
     if subset == "real":
-        rows = load_dataset(REAL, REAL_CONFIG, split=split, streaming=True)
-    else:
-        rows = (r for r in load_dataset(SYNTH, split=split, streaming=True) if r["context_len"] == context_len)
-    try:  # streaming: the download happens while iterating
-        return list(itertools.islice(rows, wanted))
-    except Exception as exc:  # no network, no such split, a changed schema: one line either way
-        raise EnvError(f"could not load {name} ({split}): {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        return load_dataset(REAL, REAL_CONFIG, split=split)
+    return load_dataset(SYNTH, split=split)
+
+
+def sample(candidates: Sequence[int], count: int, seed: int, what: str = "matching") -> list[int]:
+    """A uniform random sample of the candidate rows, the same for one seed in every mode and setting; a larger
+    count only adds rows (the study's `shuffle(seed)` then the first n)."""
+    if not candidates:
+        raise EnvError(f"no {what} rows to choose from")
+    order = list(candidates)
+    random.Random(f"oolong-hf:{seed}").shuffle(order)
+    return order[:count]
+
+
+def load_examples(subset: str, split: str, context_len: int, count: int, seed: int) -> list[Example]:
+    """`count` examples drawn uniformly from the split (the data is sorted by size, so its head is no sample)."""
+    data = load_split(subset, split)
+    name = REAL if subset == "real" else SYNTH
+    try:
+        if subset == "real":
+            candidates: Sequence[int] = range(len(data))
+        else:  # reading one column of the memory-mapped split is cheap; the rows' texts are read only when drawn
+            candidates = [i for i, n in enumerate(data["context_len"]) if n == context_len]
+        what = f"{name} ({split})" + ("" if subset == "real" else f" context_len={context_len}")
+        rows = [data[i] for i in sample(candidates, count, seed, what)]
+    except (KeyError, TypeError, ValueError) as exc:  # a changed schema: one line
+        raise EnvError(f"could not read {name} ({split}): {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if subset == "real":
+        return real_examples(rows)
+    return synth_examples(rows, subset, context_len)
 
 
 def synth_gold(raw: Any) -> str:
@@ -52,50 +73,50 @@ def answer_type(raw: Any) -> str:
     return str(raw).rsplit(".", 1)[-1].lower() or "label"
 
 
-def _pick(rows: list[dict[str, Any]], count: int, seed: int, what: str) -> list[dict[str, Any]]:
-    if not rows:
-        raise EnvError(f"no {what} rows to choose from")
-    return random.Random(f"oolong-hf:{seed}").sample(rows, min(count, len(rows)))
+def _text(row: dict[str, Any], column: str, name: str) -> str:
+    value = row.get(column)
+    if not isinstance(value, str) or not value:
+        raise EnvError(f"{name} row {str(row.get('id'))[:40]!r}: {column} is not a non-empty text")
+    return value
 
 
-def synth_examples(
-    rows: Iterable[dict[str, Any]], subset: str, context_len: int, count: int, seed: int
-) -> list[Example]:
+def synth_examples(rows: Iterable[dict[str, Any]], subset: str, context_len: int) -> list[Example]:
     column = "context_window_text_with_labels" if subset == "synth_with_labels" else "context_window_text"
-    matching = [r for r in rows if r.get("context_len") == context_len and r.get(column)]
     out = []
-    for row in _pick(matching, count, seed, f"oolong-synth context_len={context_len}"):
+    for row in rows:
+        context = _text(row, column, SYNTH)
         info = {
             "subset": subset,
             "context_len": context_len,
+            "context_tokens": len(context) // 4,
             "question_type": str(row.get("task", "")),
             "answer_type": answer_type(row.get("answer_type", "")),
-            "dataset": row.get("dataset", ""),
-            "task_group": row.get("task_group", ""),
+            "dataset": str(row.get("dataset", "")),
+            "task_group": str(row.get("task_group", "")),
             "source": "hf",
         }
         out.append(
             Example(
-                id=f"ool-hf-{row['id']}",
-                question=str(row["question"]),
-                target=synth_gold(row["answer"]),
-                context=row[column],
+                id=f"ool-hf-{row.get('id')}",
+                question=_text(row, "question", SYNTH),
+                target=synth_gold(row.get("answer")),
+                context=context,
                 info=info,
             )
         )
     return out
 
 
-def real_examples(rows: Iterable[dict[str, Any]], count: int, seed: int) -> list[Example]:
-    matching = [r for r in rows if r.get("context_window_text") and r.get("question")]
+def real_examples(rows: Iterable[dict[str, Any]]) -> list[Example]:
     out = []
-    for row in _pick(matching, count, seed, "oolong-real (dnd)"):
-        gold = str(row["answer"]).strip()
+    for row in rows:
+        context, question = _text(row, "context_window_text", REAL), _text(row, "question", REAL)
+        gold = str(row.get("answer")).strip()
         kind = parse_real(gold)
-        question = str(row["question"])
         info = {
             "subset": "real",
-            "context_len": len(row["context_window_text"]) // 4,
+            "context_len": len(context) // 4,
+            "context_tokens": len(context) // 4,
             "question_type": str(row.get("question_type", "")),
             "answer_type": "numeric" if isinstance(kind, int) else "list" if isinstance(kind, list) else "string",
             "dataset": "dnd",
@@ -103,10 +124,10 @@ def real_examples(rows: Iterable[dict[str, Any]], count: int, seed: int) -> list
         }
         out.append(
             Example(
-                id=f"ool-real-{row['id']}",
+                id=f"ool-real-{row.get('id')}",
                 question=question if "boxed" in question else f"{question}\n{BOX}",
                 target=gold,
-                context=row["context_window_text"],
+                context=context,
                 info=info,
             )
         )

@@ -17,6 +17,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
     for name in ENVIRONMENTS:
         env = load_environment(name)
         print(name)
+        if env.data_note:
+            print(f"  data: {env.data_note}")
         for knob in env.knobs:
             default = "-n" if knob.default is None else "none" if knob.default == "" else knob.default
             print(f"  {knob.name:<22} default {default!s:<10} {knob.help}")

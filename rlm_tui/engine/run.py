@@ -126,7 +126,7 @@ class Run:
                 model=s.model,
                 sub_model=s.sub_model,
                 num_rollouts=total,
-                config=c.describe(),
+                config={**c.describe(), "data_note": self.env.data_note},
             )
         )
         rollouts = []

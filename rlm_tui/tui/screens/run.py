@@ -8,7 +8,10 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
+from rlm_tui.env import recorded_data_note
+from rlm_tui.headless import model_label
 from rlm_tui.state import RolloutState, RunState
+from rlm_tui.text import printable
 from rlm_tui.tui import fmt
 from rlm_tui.tui.messages import OpenRun
 from rlm_tui.tui.screens.base import REPLAY_BINDINGS, RunBase
@@ -159,12 +162,13 @@ class RunScreen(RunBase):
             (s.env or "…", "bold"),
             " ",
             (f"[{s.mode}]", "dim"),
-            f" · {s.model} · run ",
+            f" · {model_label(s.model)} · run ",
             (self.run_id, "bold"),
             " · ",
             (mode, MODE_STYLE.get(mode, "")),
             " · ",
             (status, fmt.STATUS_STYLE.get(status, "")),
+            *((" · ", (printable(note), "yellow")) if (note := recorded_data_note(s.config)) else ()),
         )
         rollouts = list(s.rollouts.values())
         end = s.finished if s.finished is not None else now
