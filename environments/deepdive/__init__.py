@@ -79,8 +79,13 @@ class DeepDive(Environment):
     def __init__(self, **args: str) -> None:
         super().__init__(**args)
         self.http = None  # an httpx.AsyncClient for the online web; tests give one with a mock transport
+        self.online: Any = None  # the run's OnlineWeb, made with the first rollout's tools
         if self.args["source"] == "online" and not os.environ.get("SERPER_API_KEY"):
             raise EnvError("deepdive source=online needs SERPER_API_KEY for web search")
+        if self.source == "online":
+            from .online import serper_url
+
+            serper_url()  # a bad SERPER_BASE_URL is the run's one-line error, not every search's
         judge_url = self.args["judge_base_url"] or os.environ.get("OPENAI_BASE_URL")
         if self.args["judge_model"] not in ("", "none") and not (os.environ.get("OPENAI_API_KEY") or judge_url):
             raise EnvError("judge_model needs OPENAI_API_KEY (or judge_base_url for a local server)")
@@ -121,10 +126,11 @@ class DeepDive(Environment):
     def sub_tools(self) -> list[Tool]:
         k = self.args["results"]
         if self.source == "online":
-            from .online import OnlineWeb  # httpx is slow to import and only the online web needs it
+            if self.online is None:  # one per run: its rollouts share the pages it has opened
+                from .online import OnlineWeb
 
-            web = OnlineWeb(os.environ.get("SERPER_API_KEY", ""), client=self.http, k=k)
-            return make_tools(web.search, web.open)
+                self.online = OnlineWeb(os.environ.get("SERPER_API_KEY", ""), client=self.http, k=k)
+            return make_tools(self.online.search, self.online.open)
         offline = self.web()
 
         async def search(query: str) -> str:
