@@ -15,6 +15,7 @@ import environments.deepdive as deepdive
 from environments.deepdive import pdf_text
 from environments.deepdive.online import serper_url
 from environments.deepdive.pdf_text import MAX_PAGES
+from environments.deepdive.tools import PAGE_CHARS
 from rlm_tui.engine.sub_llm import run_tool
 from rlm_tui.env import EnvError, load_environment
 from runs import stored_run
@@ -103,7 +104,7 @@ def text_pdf(pages: list[str], title: str | None = None) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
     for i, text in enumerate(pages):
         objects.append(
@@ -225,6 +226,24 @@ def test_pdfs_are_read_by_content_type_or_by_their_magic(monkeypatch):
             "\n\n[PDF, 2 pages]\n\nFirst page says hello.\n\nSecond page says goodbye."
         ), text
     assert texts["/paper.pdf"].split("\n")[1].endswith("/paper.pdf")
+
+
+def test_a_long_pdf_of_accented_text_is_read_and_clipped(monkeypatch):
+    texts, server = open_pages(monkeypatch, {"/e.pdf": ("application/pdf", text_pdf(["\\351" * 25_000] * 3))})
+    text = texts["/e.pdf"]
+    # Pages 1-2 are read (50,000 characters, past the 40,000 wanted) and cut to 41,000 with the head; `open` adds
+    # the URL line and a blank line, then keeps 20,000 less the 64 characters of its marker.
+    total = len(server.base_url + "/e.pdf") + 2 + 41_000
+    marker = f"\n[page truncated: showing the first {{}} of {total:,} characters]"
+    assert len(marker.format("20,000")) == 64
+    assert text.startswith(f"{server.base_url}/e.pdf\n\n[PDF, 3 pages; text of pages 1-2]\n\n" + "é" * 19_000)
+    assert text.endswith(marker.format("19,936")) and len(text) == PAGE_CHARS
+
+
+def test_a_page_that_only_mentions_the_pdf_header_is_html(monkeypatch):
+    html = b"<title>PDF files</title><p>Every PDF starts with %PDF-1.7 on its first line.</p>"
+    texts, _ = open_pages(monkeypatch, {"/about": ("text/html", html)})
+    assert texts["/about"].endswith("/about\n\nEvery PDF starts with %PDF-1.7 on its first line.")
 
 
 def test_a_pdf_with_a_broken_xref_is_still_read(monkeypatch):
