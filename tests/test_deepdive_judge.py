@@ -136,3 +136,22 @@ def test_the_scripted_model_scores_by_exact_match_and_says_so(tmp_path):
     _, stored = stored_run(tmp_path, env, mode="llm", n=2)
     for r in stored.rollouts.values():
         assert (r.reward, r.final_metrics["judge"]) == (1.0, "exact match (offline)")
+
+
+def test_the_run_summary_says_what_scored(tmp_path, monkeypatch, capfd):
+    from rlm_tui.cli import main
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SERPER_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    run = ["run", "deepdive", "--headless", "-n", "1", "--mode", "llm"]
+    assert main([*run, "--model", "scripted", "--db", "offline.db"]) == 0
+    assert "\nscored by: exact match (offline)\n" in capfd.readouterr().out
+
+    def respond(body):
+        return Reply(content="an answer") if body.get("tools") else Reply(content="Correct: no")
+
+    with FakeOpenAI(respond) as server:  # the judge is found at the run's --base-url, with no OPENAI_BASE_URL set
+        assert main([*run, "--model", "fake-model", "--base-url", server.base_url, "--db", "real.db"]) == 0
+    assert "\nscored by: llm judge fake-model\n" in capfd.readouterr().out
+    assert [r["model"] for r in server.requests if not r.get("tools")] == ["fake-model"]
