@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 SERPER_BASE_URL = "https://google.serper.dev"  # $SERPER_BASE_URL replaces it (a mirror, a local server)
 HEADERS = {"User-Agent": "Mozilla/5.0 (compatible; rlm-tui-deepdive/1.0)"}
 MAX_DOWNLOAD_BYTES = 10_000_000  # a page is read up to here; a PDF past it is refused
+PDF_READERS = 2  # PDFs read at once per run: each reader may take a core and 1 GiB
 
 
 def serper_url() -> str:
@@ -86,6 +88,7 @@ class OnlineWeb:
         self.api_key, self.client, self.k, self.timeout = api_key, client, k, timeout
         self.search_url = serper_url()
         self.pages = PageCache()
+        self.pdf_readers = asyncio.Semaphore(PDF_READERS)
 
     def _client(self) -> httpx.AsyncClient:
         import httpx  # slow to import: only the online web needs it
@@ -142,7 +145,8 @@ class OnlineWeb:
             if len(body) > MAX_DOWNLOAD_BYTES:
                 raise PdfError(f"the PDF at {url} is larger than {MAX_DOWNLOAD_BYTES:,} bytes")
             try:
-                title, text = await pdf_text(body)
+                async with self.pdf_readers:
+                    title, text = await pdf_text(body)
             except PdfError as exc:
                 raise PdfError(f"could not read the PDF at {url}: {exc}") from None
         elif "html" in kind or (not kind and b"<html" in body[:1000].lower()):

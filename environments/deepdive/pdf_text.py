@@ -66,7 +66,10 @@ def read(data: bytes) -> dict[str, str]:
         texts.append((page.extract_text() or "").strip())
         if sum(map(len, texts)) >= MAX_CHARS:
             break
-    title = reader.metadata.title if reader.metadata and isinstance(reader.metadata.title, str) else ""
+    try:
+        title = reader.metadata.title if reader.metadata and isinstance(reader.metadata.title, str) else ""
+    except Exception:  # a broken info dictionary costs the title, not the text
+        title = ""
     head = f"[PDF, {total:,} page{'s' if total != 1 else ''}"
     head += f"; text of pages 1-{len(texts)}]" if len(texts) < total else "]"
     return {"title": title.strip()[:500], "text": "\n\n".join([head, *filter(None, texts)])[: MAX_CHARS + 1000]}
