@@ -219,7 +219,12 @@ def test_pdfs_are_read_by_content_type_or_by_their_magic(monkeypatch):
     pdf = text_pdf(["First page says hello.", "Second page says goodbye."], title="A Paper")
     texts, _ = open_pages(
         monkeypatch,
-        {"/paper.pdf": ("application/pdf", pdf), "/download": ("application/octet-stream", pdf)},
+        {
+            "/paper.pdf": ("application/pdf", pdf),
+            "/old-type": ("application/x-pdf", pdf),
+            "/download": ("application/octet-stream", pdf),
+            "/junk-first": ("application/octet-stream", b"\r\n\x00junk" + pdf),
+        },
     )
     for text in texts.values():
         assert text.startswith("A Paper\n") and text.endswith(

@@ -69,7 +69,7 @@ def format_serper(query: str, data: dict[str, Any], k: int = 5) -> str:
 def is_pdf(kind: str, body: bytes) -> bool:
     """By its type, or by the header a PDF served as anything but text has (after some junk, as readers allow)."""
     textual = kind.startswith("text/") or kind.endswith(("html", "json", "xml"))
-    return kind == "application/pdf" or (not textual and b"%PDF-" in body[:1024])
+    return kind in ("application/pdf", "application/x-pdf") or (not textual and b"%PDF-" in body[:1024])
 
 
 def decode(body: bytes, encoding: str | None) -> str:
