@@ -46,11 +46,13 @@ class Tool:
 @dataclass(frozen=True)
 class Score:
     reward: float
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | str] = field(default_factory=dict)  # a str labels (e.g. which judge scored)
 
 
 class Judge(Protocol):
     """An LLM judge the engine lends a scorer, so that no environment builds a model client of its own."""
+
+    model: str | None  # the run's sub model, a scorer's default judge; None when the run is offline (scripted)
 
     async def __call__(self, model: str, prompt: str, *, base_url: str | None = None) -> str:
         """The reply of `model` to one user message `prompt`, at `base_url` (else the engine's default endpoint)."""

@@ -145,6 +145,9 @@ def print_summary(state: RunState) -> None:
         f"{(state.finished or time.time()) - (state.started or time.time()):.2f}",
     )
     console.print(table)
+    judges = sorted({str(r.final_metrics["judge"]) for r in rollouts if "judge" in r.final_metrics})
+    if judges:  # a scorer that says what scored (an LLM judge, or exact match offline)
+        console.print(_t(f"scored by: {', '.join(judges)}"))
     console.print(_t(f"run {state.id} {state.status}"))
     console.print(_t(state.id))
 

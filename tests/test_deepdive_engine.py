@@ -62,16 +62,17 @@ def judged(tmp_path, respond):
 
 
 def test_the_judge_decides_the_reward(tmp_path):
-    rollout, server = judged(tmp_path, lambda body: Reply(content="Yes."))
-    assert rollout.reward == 1.0
+    rollout, server = judged(tmp_path, lambda body: Reply(content="Correct: yes\nExtracted final answer: x"))
+    assert rollout.reward == 1.0 and rollout.final_metrics["judge"] == "llm judge judge-model"
     (request,) = server.requests
     prompt = request["messages"][0]["content"]
     assert request["model"] == "judge-model" and "tools" not in request
-    assert f"Ground truth: {rollout.target['answer']}" in prompt and f"Response: {rollout.answer['content']}" in prompt
+    assert f"Reference answer:\n{rollout.target['answer']}\n" in prompt
+    assert f"Agent response:\n{rollout.answer['content']}\n" in prompt
 
 
 def test_a_judge_saying_no_overrides_an_exact_match(tmp_path):
-    rollout, _ = judged(tmp_path, lambda body: Reply(content="no"))
+    rollout, _ = judged(tmp_path, lambda body: Reply(content="Correct: no"))
     assert rollout.reward == 0.0 and rollout.final_metrics["exact_match"] == 1.0
 
 

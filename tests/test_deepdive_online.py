@@ -12,7 +12,7 @@ import pytest
 from environments.deepdive import dataset
 from environments.deepdive.dataset import examples_from_rows, question_type, row_to_example
 from environments.deepdive.html_text import html_to_text
-from environments.deepdive.online import SERPER_URL, format_serper
+from environments.deepdive.online import SERPER_BASE_URL, format_serper
 from environments.deepdive.tools import PAGE_CHARS, parse_hits
 from fake_hub import FakeHub, load_examples, rlm_tui, rlm_tui_without_datasets
 from rlm_tui.engine.sub_llm import run_tool
@@ -75,7 +75,7 @@ PAGE = """<!doctype html><html><head><title>Ada Lovelace &amp; the Engine</title
 
 def handler(request: httpx.Request) -> httpx.Response:
     url = str(request.url)
-    if url == SERPER_URL:
+    if url == SERPER_BASE_URL + "/search":
         assert request.method == "POST" and request.headers["X-API-KEY"] == "test-key"
         query = json.loads(request.content)["q"]
         if query == "forbidden":
@@ -155,7 +155,9 @@ def test_open_follows_redirects_and_handles_other_content(tools):
         "Ada Lovelace & the Engine\nhttps://example.org/ada"
     )
     assert call(tools, "open", url="example.org/plain.txt") == "https://example.org/plain.txt\n\njust text"
-    assert "application/pdf" in call(tools, "open", url="https://example.org/paper.pdf")
+    assert call(tools, "open", url="https://example.org/paper.pdf").startswith(
+        "[tool error] PdfError: could not read the PDF at https://example.org/paper.pdf: "
+    )
     assert call(tools, "open", url="https://example.org/gone") == "[could not open https://example.org/gone: HTTP 404]"
     long = call(tools, "open", url="https://example.org/long")
     assert len(long) == PAGE_CHARS and "[page truncated: showing the first" in long

@@ -40,6 +40,7 @@ TIPS = {
         "answer['content'], print it, correct it to just the answer, then set answer['ready'] = True."
     ),
 }
+OFFLINE_JUDGE = "exact match (offline)"  # the scorer's label when no LLM judges: the run's model is the scripted one
 
 
 def hop_range(raw: str) -> tuple[int, int]:
@@ -71,8 +72,13 @@ class DeepDive(Environment):
         Knob("world_seed", 0, "offline: which generated world", seed),
         Knob("hops", "2-4", "offline: hops per question, N or N-M", _hops),
         Knob("results", 5, "search results shown per query", between(1, 20)),
-        Knob("judge_model", "", "score with this LLM judge (yes/no) instead of normalised exact match"),
-        Knob("judge_base_url", "", "the judge's OpenAI-compatible endpoint (default: OPENAI_BASE_URL)", http_url),
+        Knob(
+            "judge_model",
+            "",
+            "the LLM judge (the DeepDive authors' prompt); default: the sub model, or exact match offline; "
+            "none: exact match",
+        ),
+        Knob("judge_base_url", "", "the judge's OpenAI-compatible endpoint (default: the run's)", http_url),
         Knob("split", "eval", "online: eval (held out) or train", choice("eval", "train")),
         Knob("eval_size", 200, "online: questions held out for the eval split", between(1, 2000)),
         tips_knob(TIPS),
@@ -93,10 +99,15 @@ class DeepDive(Environment):
     def __init__(self, **args: str) -> None:
         super().__init__(**args)
         self.http = None  # an httpx.AsyncClient for the online web; tests give one with a mock transport
+        self.online: Any = None  # the run's OnlineWeb, made with the first rollout's tools
         if self.args["source"] == "online" and not os.environ.get("SERPER_API_KEY"):
             raise EnvError("deepdive source=online needs SERPER_API_KEY for web search")
+        if self.source == "online":
+            from .online import serper_url
+
+            serper_url()  # a bad SERPER_BASE_URL is the run's one-line error, not every search's
         judge_url = self.args["judge_base_url"] or os.environ.get("OPENAI_BASE_URL")
-        if self.args["judge_model"] and not (os.environ.get("OPENAI_API_KEY") or judge_url):
+        if self.args["judge_model"] not in ("", "none") and not (os.environ.get("OPENAI_API_KEY") or judge_url):
             raise EnvError("judge_model needs OPENAI_API_KEY (or judge_base_url for a local server)")
 
     @property
@@ -135,10 +146,11 @@ class DeepDive(Environment):
     def sub_tools(self) -> list[Tool]:
         k = self.args["results"]
         if self.source == "online":
-            from .online import OnlineWeb  # httpx is slow to import and only the online web needs it
+            if self.online is None:  # one per run: its rollouts share the pages it has opened
+                from .online import OnlineWeb
 
-            web = OnlineWeb(os.environ.get("SERPER_API_KEY", ""), client=self.http, k=k)
-            return make_tools(web.search, web.open)
+                self.online = OnlineWeb(os.environ.get("SERPER_API_KEY", ""), client=self.http, k=k)
+            return make_tools(self.online.search, self.online.open)
         offline = self.web()
 
         async def search(query: str) -> str:
@@ -151,28 +163,34 @@ class DeepDive(Environment):
 
     def score(self, example: Example, answer: str) -> Score:
         exact = float(matches(example.target, answer))
-        return Score(reward=exact, metrics={"exact_match": exact})
+        return Score(reward=exact, metrics={"exact_match": exact, "judge": OFFLINE_JUDGE})
 
     async def score_async(
         self, example: Example, answer: str, rollout: Any = None, judge: Judge | None = None
     ) -> Score:
         queries = search_queries(rollout) if rollout is not None else []
         exact = float(matches(example.target, answer))
-        metrics = {
+        metrics: dict[str, float | str] = {
             "exact_match": exact,
             "search_count": float(len(queries)),
             "search_query_redundancy": redundancy(queries),
         }
-        reward = exact
-        if self.args["judge_model"] and answer.strip():
-            if judge is None:
-                raise EnvError("judge_model is set but no judge was given to score with")
-            reply = await judge(
-                self.args["judge_model"],
-                judge_prompt(example.question, example.target, answer),
-                base_url=self.args["judge_base_url"] or None,
-            )
+        model = self.args["judge_model"] or (judge.model if judge is not None else None)
+        if not model or model == "none":
+            metrics["judge"] = OFFLINE_JUDGE if not model else "exact match (judge_model=none)"
+            return Score(reward=exact, metrics=metrics)
+        metrics["judge"] = f"llm judge {model}"
+        if not answer.strip():  # as the authors' server: an empty response scores 0 unasked
+            return Score(reward=0.0, metrics=metrics)
+        if judge is None:
+            raise EnvError("an LLM judge is to score but none was given to score with")
+        reply = await judge(
+            model, judge_prompt(example.question, example.target, answer), base_url=self.args["judge_base_url"] or None
+        )
+        try:
             reward = 1.0 if verdict(reply) else 0.0
+        except ValueError as exc:
+            raise EnvError(str(exc)) from None
         return Score(reward=reward, metrics=metrics)
 
     def scripted_cells(self, example: Example, mode: str) -> list[str]:

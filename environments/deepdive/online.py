@@ -1,16 +1,34 @@
-"""The online web: Google results through Serper, and pages fetched with httpx and read as text."""
+"""The online web: Google results through Serper, and pages (HTML, text, PDF) fetched with httpx and read as text."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import os
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from rlm_tui.env import EnvError, http_url
 
 from .html_text import html_to_text
+from .pages import PageCache
+from .pdf_text import PdfError, pdf_text
 from .tools import Hit, clip, format_hits
 
-SERPER_URL = "https://google.serper.dev/search"
+if TYPE_CHECKING:
+    import httpx
+
+SERPER_BASE_URL = "https://google.serper.dev"  # $SERPER_BASE_URL replaces it (a mirror, a local server)
 HEADERS = {"User-Agent": "Mozilla/5.0 (compatible; rlm-tui-deepdive/1.0)"}
+MAX_DOWNLOAD_BYTES = 10_000_000  # a page is read up to here; a PDF past it is refused
+PDF_READERS = 2  # PDFs read at once per run: each reader may take a core and 1 GiB
+
+
+def serper_url() -> str:
+    """The search endpoint: $SERPER_BASE_URL, else Serper's own, checked to be http(s), then /search."""
+    raw = os.environ.get("SERPER_BASE_URL") or SERPER_BASE_URL
+    try:
+        return http_url(raw).rstrip("/") + "/search"
+    except ValueError as exc:
+        raise EnvError(f"SERPER_BASE_URL: {exc}") from None
 
 
 def format_serper(query: str, data: dict[str, Any], k: int = 5) -> str:
@@ -48,46 +66,93 @@ def format_serper(query: str, data: dict[str, Any], k: int = 5) -> str:
     return "\n\n".join(parts)
 
 
+def is_pdf(kind: str, body: bytes) -> bool:
+    """By its type, or by the header a PDF served as anything but text has (after some junk, as readers allow)."""
+    textual = kind.startswith("text/") or kind.endswith(("html", "json", "xml"))
+    return kind in ("application/pdf", "application/x-pdf") or (not textual and b"%PDF-" in body[:1024])
+
+
+def decode(body: bytes, encoding: str | None) -> str:
+    try:
+        return body.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset nobody knows
+        return body.decode("utf-8", errors="replace")
+
+
 class OnlineWeb:
-    """`client` is for tests (an httpx.MockTransport); without one each call opens its own connection."""
+    """One run's web: `client` is for tests; without one each call opens its own connection. Pages are cached."""
 
     def __init__(
         self, api_key: str, client: httpx.AsyncClient | None = None, k: int = 5, timeout: float = 30.0
     ) -> None:
         self.api_key, self.client, self.k, self.timeout = api_key, client, k, timeout
+        self.search_url = serper_url()
+        self.pages = PageCache()
+        self.pdf_readers = asyncio.Semaphore(PDF_READERS)
 
-    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        if self.client is not None:
-            return await self.client.request(method, url, follow_redirects=True, **kwargs)
-        async with httpx.AsyncClient(timeout=self.timeout, headers=HEADERS, follow_redirects=True) as client:
-            return await client.request(method, url, **kwargs)
+    def _client(self) -> httpx.AsyncClient:
+        import httpx  # slow to import: only the online web needs it
+
+        return httpx.AsyncClient(timeout=self.timeout, headers=HEADERS, follow_redirects=True)
 
     async def search(self, query: str) -> str:
-        response = await self._request(
-            "POST",
-            SERPER_URL,
-            json={"q": query, "num": max(10, self.k)},
-            headers={"X-API-KEY": self.api_key, "Content-Type": "application/json"},
-        )
+        payload = {"q": query, "num": max(10, self.k)}
+        headers = {"X-API-KEY": self.api_key, "Content-Type": "application/json"}
+        if self.client is not None:
+            response = await self.client.post(self.search_url, json=payload, headers=headers)
+        else:
+            async with self._client() as client:
+                response = await client.post(self.search_url, json=payload, headers=headers)
         if response.status_code != 200:
             raise RuntimeError(f"Serper answered HTTP {response.status_code}: {response.text[:200]}")
-        return format_serper(query, response.json(), self.k)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise RuntimeError(f"Serper answered {type(data).__name__}, not an object")
+        return format_serper(query, data, self.k)
 
     async def open(self, url: str) -> str:
         url = url.strip()
         if "://" not in url:
             url = "https://" + url
+        return await self.pages.get(url, self._read)
+
+    async def _get(self, client: httpx.AsyncClient, url: str) -> tuple[int, str, str, bytes, str | None]:
+        """(status, content type, final URL, at most MAX_DOWNLOAD_BYTES of the body, its text encoding)."""
+        async with client.stream("GET", url, follow_redirects=True) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_DOWNLOAD_BYTES:
+                    break
+            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            return response.status_code, kind, str(response.url), bytes(body), response.encoding
+
+    async def _read(self, url: str) -> tuple[str, bool]:
+        """What `open` returns for `url`, and whether the run keeps it (not a failure worth trying again)."""
+        import httpx
+
         try:
-            response = await self._request("GET", url)
+            if self.client is not None:
+                status, kind, final, body, encoding = await self._get(self.client, url)
+            else:
+                async with self._client() as client:
+                    status, kind, final, body, encoding = await self._get(client, url)
         except httpx.HTTPError as exc:
-            return f"[could not open {url}: {type(exc).__name__}: {exc}]"
-        if response.status_code >= 400:
-            return f"[could not open {url}: HTTP {response.status_code}]"
-        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if "html" in kind or (not kind and "<html" in response.text[:1000].lower()):
-            title, text = html_to_text(response.text)
+            return f"[could not open {url}: {type(exc).__name__}: {exc}]", False
+        if status >= 400:
+            return f"[could not open {url}: HTTP {status}]", status < 500 and status != 429
+        if is_pdf(kind, body):
+            if len(body) > MAX_DOWNLOAD_BYTES:
+                raise PdfError(f"the PDF at {url} is larger than {MAX_DOWNLOAD_BYTES:,} bytes")
+            try:
+                async with self.pdf_readers:
+                    title, text = await pdf_text(body)
+            except PdfError as exc:
+                raise PdfError(f"could not read the PDF at {url}: {exc}") from None
+        elif "html" in kind or (not kind and b"<html" in body[:1000].lower()):
+            title, text = html_to_text(decode(body, encoding))
         elif kind.startswith("text/") or kind.endswith(("json", "xml")):
-            title, text = "", response.text
+            title, text = "", decode(body, encoding)
         else:
-            return f"[{url} is {kind or 'not text'}; only web pages of text can be read]"
-        return clip("\n".join(([title] if title else []) + [str(response.url), "", text]))
+            return f"[{url} is {kind or 'not text'}; only web pages of text and PDFs can be read]", True
+        return clip("\n".join(([title] if title else []) + [final, "", text])), True

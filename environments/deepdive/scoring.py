@@ -1,4 +1,4 @@
-"""Scoring: normalised exact or alias match, an optional LLM judge, and the search-redundancy metric."""
+"""Scoring: the DeepDive authors' LLM judge, normalised exact or alias match offline, and search redundancy."""
 
 from __future__ import annotations
 
@@ -12,14 +12,27 @@ from typing import Any
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation + "‘’“”–—…"})
 
-JUDGE_PROMPT = """You are grading the response to a question against the ground-truth answer.
+# The judge prompt of the DeepDive authors' reward server (THUDM/DeepDive training/reward_server/launch_server.py).
+JUDGE_PROMPT = """You are judging a DeepDive deep-search agent answer.
 
-Question: {question}
-Ground truth: {answer}
-Response: {response}
+Question:
+{question}
 
-Does the response give the same answer as the ground truth? Spelling variants, aliases and extra detail are fine; \
-a different or missing answer is not. Reply with one word: yes or no."""
+Reference answer:
+{answer}
+
+Agent response:
+{response}
+
+Decide whether the response answers the question correctly. Be strict about
+entity identity, dates, and numeric values, but accept equivalent wording.
+
+Return exactly:
+Correct: yes/no
+Extracted final answer: <short answer>
+Reason: <one sentence>
+"""
+_VERDICT = re.compile(r"(?i)correct\s*:\s*(yes|no)")  # the authors' server reads the first "Correct: yes/no"
 
 
 def normalise(text: str) -> str:
@@ -67,11 +80,14 @@ def redundancy(queries: list[str]) -> float:
 
 
 def judge_prompt(question: str, target: Any, response: str) -> str:
-    accepted = answers(target)
-    answer = accepted[0] + (f" (also accepted: {', '.join(accepted[1:])})" if accepted[1:] else "")
-    return JUDGE_PROMPT.format(question=question, answer=answer, response=response)
+    """The authors' template filled in; like their server, the reference is the one labelled answer."""
+    return JUDGE_PROMPT.format(question=question, answer=answers(target)[0], response=response)
 
 
 def verdict(text: str) -> bool:
-    words = re.findall(r"[a-z]+", text.lower())
-    return bool(words) and words[0] == "yes"
+    """The judge's "Correct: yes/no"; a reply without one raises ValueError (it judged nothing)."""
+    found = _VERDICT.search(text)
+    if found is None:
+        shown = " ".join(text.split())
+        raise ValueError(f"the judge's reply has no 'Correct: yes/no': {shown[:200]!r}")
+    return found.group(1).lower() == "yes"

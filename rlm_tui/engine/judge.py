@@ -6,7 +6,7 @@ import os
 
 
 async def ask_judge(model: str, prompt: str, *, base_url: str | None = None) -> str:
-    """`rlm_tui.env.Judge`: at `base_url`, else OPENAI_BASE_URL, with OPENAI_API_KEY; a failure raises ModelError."""
+    """The reply at `base_url`, else OPENAI_BASE_URL, with OPENAI_API_KEY; a failure raises ModelError."""
     from rlm_tui.engine.wire import WireClient  # aiohttp only once a scorer asks a judge
 
     client = WireClient(
@@ -19,3 +19,14 @@ async def ask_judge(model: str, prompt: str, *, base_url: str | None = None) -> 
     finally:
         await client.close()
     return reply.text
+
+
+class RunJudge:
+    """`rlm_tui.env.Judge` for one run: by default its sub model at its endpoint; no model when the run is offline."""
+
+    def __init__(self, sub_model: str, base_url: str | None = None) -> None:
+        self.model: str | None = None if sub_model == "scripted" else sub_model
+        self.base_url = base_url
+
+    async def __call__(self, model: str, prompt: str, *, base_url: str | None = None) -> str:
+        return await ask_judge(model, prompt, base_url=base_url or self.base_url)

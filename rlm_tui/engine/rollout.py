@@ -11,11 +11,11 @@ from typing import Any
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
 from rlm_tui.engine.control import Command, RolloutControl
-from rlm_tui.engine.judge import ask_judge
+from rlm_tui.engine.judge import RunJudge
 from rlm_tui.engine.replies import ModelClient, tool_call_message
 from rlm_tui.engine.steps import FatalRunError, RolloutSettings, Steps, Stop, ToolsRefused, one_line
 from rlm_tui.engine.sub_llm import SubLLMs, run_tool
-from rlm_tui.env import Environment, Example
+from rlm_tui.env import Environment, Example, Judge
 from rlm_tui.sandbox import Sandbox, SandboxError
 
 __all__ = ["FatalRunError", "Rollout", "RolloutSettings", "one_line"]
@@ -50,6 +50,7 @@ class Rollout(Steps):
         state: Callable[[], Any] = lambda: None,
         sandbox_started: Callable[[], bool] = lambda: True,
         sandbox_up: Callable[[], None] = lambda: None,
+        judge: Judge | None = None,
     ) -> None:
         super().__init__(run_id=run_id, rollout_id=rollout_id, client=client, settings=settings, emit=emit)
         self.example, self.env, self._metrics = example, env, metrics
@@ -57,6 +58,7 @@ class Rollout(Steps):
         self._state = state
         self._sandbox_started = sandbox_started  # whether any sandbox of the run has started yet
         self._sandbox_up = sandbox_up  # tells the run that one has
+        self.judge = judge or RunJudge(settings.sub_model)
         self.engine_error = False  # ended on an unexpected exception, not on the model or the operator
 
     async def run(self) -> None:
@@ -85,7 +87,7 @@ class Rollout(Steps):
         if status == "done":
             try:
                 score = await self.env.score_async(
-                    self.example, self.answer.get("content", ""), self._state(), judge=ask_judge
+                    self.example, self.answer.get("content", ""), self._state(), judge=self.judge
                 )
             except Exception as exc:  # a scorer that fails (a judge that is down) must not lose the rollout
                 status, reason, error = "failed", "error", f"scoring failed: {type(exc).__name__}: {exc}"

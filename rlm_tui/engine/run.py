@@ -12,6 +12,7 @@ from typing import Any
 from rlm_tui import events as ev
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
 from rlm_tui.engine.generation import Generation
+from rlm_tui.engine.judge import RunJudge
 from rlm_tui.engine.replies import ModelClient
 from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings, one_line
 from rlm_tui.env import Environment
@@ -251,6 +252,7 @@ class Run:
                     metrics=lambda: self.state.rollouts[rollout_id].metrics(time.time()),
                     sandbox_started=lambda: self.sandbox_started,
                     sandbox_up=self._sandbox_up,
+                    judge=RunJudge(self.config.rollout.sub_model, self.config.base_url),
                 )
                 try:
                     await rollout.run()
