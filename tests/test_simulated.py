@@ -147,7 +147,7 @@ def test_a_fractional_error_count_rounds_either_way_with_the_right_mean():
 
 
 def test_verbatim_copy_in_llm_mode_makes_errors_that_grow_with_length(tmp_path):
-    for length in (2000, 4000):  # at COPY_ERROR_RATE 0.001: exactly 2 and 4 errors in each copy
+    for length in (2000, 4000):  # at COPY_ERROR_RATE 0.0005: exactly 1 and 2 errors in each copy
         env = verbatim(length)
         state, _ = stored_run(folder(tmp_path, str(length)), env, ScriptedClient(env), mode="llm", n=3)
         distances = [Levenshtein.distance(r.target, r.answer["content"]) for r in state.rollouts.values()]

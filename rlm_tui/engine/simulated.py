@@ -20,7 +20,7 @@ from rlm_tui.env import Example
 LABEL = "simulated model"  # what a report or summary calls the `scripted` model
 CHARS_PER_TOKEN = 4  # how the simulated model measures a prompt against its window
 DEFAULT_WINDOW = 32_000  # tokens: a small real model's context
-COPY_ERROR_RATE = 0.001  # character errors per character of a final reply in llm mode
+COPY_ERROR_RATE = 0.0005  # character errors per character of a final reply in llm mode: one per 2,000
 CELL_SLIP_RATE = {"rlm": 0.2, "rlm-tips": 0.1}  # chance a cell is first written with a mistake; tips name the plan
 SUB_FAILURE_RATE = 0.05  # chance a sub-LLM's final reply comes back empty or garbled
 GARBLE_RATE = 0.2  # character errors per character of a garbled sub-LLM reply
