@@ -12,6 +12,7 @@ from typing import Any
 from rlm_tui.engine.rollout import RolloutSettings
 from rlm_tui.engine.run import Run, RunConfig
 from rlm_tui.engine.scripted import ScriptedClient
+from rlm_tui.engine.simulated import Simulation
 from rlm_tui.env import Environment
 from rlm_tui.events import Event
 from rlm_tui.state import RunState, fold
@@ -20,11 +21,17 @@ from rlm_tui.store import EventWriter, open_db, read_events, run_over
 TAIL_BATCH = 2000
 
 
+def strategy_client(env: Environment) -> ScriptedClient:
+    """The scripted model that never slips: it plays the environment's strategy exactly, for tests of that strategy."""
+    return ScriptedClient(env, simulation=Simulation(errors=0))
+
+
 def stored_run(
     tmp_path: Path, env: Environment, client: Any = None, *, mode: str = "rlm", n: int = 1, **settings: Any
 ) -> tuple[RunState, RunState]:
-    """(the engine's own state, the state folded from the database); the scripted model unless a client is given."""
-    client = client or ScriptedClient(env)
+    """(the engine's own state, the state folded from the database); the never-slipping scripted model unless a
+    client is given."""
+    client = client or strategy_client(env)
     scripted = isinstance(client, ScriptedClient)
     settings.setdefault("timeout", 30)
     settings.setdefault("model", "scripted" if scripted else "fake-root")

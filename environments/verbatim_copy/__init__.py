@@ -49,6 +49,12 @@ def levenshtein_similarity(target: str, answer: str) -> float:
     return 1.0 if longest == 0 else 1.0 - Levenshtein.distance(target, answer) / longest
 
 
+def shown_text(question: str) -> str:
+    """The text a question asks to copy, as far as the question shows it (a model may read only its head)."""
+    start, end = question.find("<text>"), question.rfind("</text>")
+    return "" if start < 0 else question[start + len("<text>") : end if end > start else None]
+
+
 class VerbatimCopy(Environment):
     name = "verbatim-copy"
     knobs = (
@@ -109,7 +115,7 @@ class VerbatimCopy(Environment):
 
     def scripted_cells(self, example: Example, mode: str) -> list[str]:
         return [
-            f"text = {example.target!r}\n"
+            f"text = {shown_text(example.question)!r}\n"
             f"size = -(-len(text) // max(4, len(text) // {CHUNK}))  # at least four chunks\n"
             "chunks = [text[i:i + size] for i in range(0, len(text), size)]\n"
             'print(f"{len(text)} characters in {len(chunks)} chunks")',
@@ -127,7 +133,7 @@ class VerbatimCopy(Environment):
         ]
 
     def scripted_text(self, example: Example) -> str:
-        return example.target
+        return shown_text(example.question)
 
     def scripted_sub_reply(self, prompt: str) -> str:
         # A sloppy sub-LLM that drops the last character of its chunk, so the root has something to correct.

@@ -132,6 +132,20 @@ class RunOptions:
         parse=p.delay,
         help=f"seconds per scripted model call (default 0 headless, {APP_SCRIPTED_DELAY} in the app)",
     )
+    scripted_window: int = option(
+        "--scripted-window",
+        default=32_000,
+        parse=p.at_most(100_000_000),
+        metavar="TOKENS",
+        help="context window of the offline simulated model, in tokens of 4 characters (default 32000)",
+    )
+    scripted_errors: float = option(
+        "--scripted-errors",
+        default=1.0,
+        parse=p.fraction(100.0),
+        metavar="SCALE",
+        help="scales how often the offline simulated model slips; 0: never (default 1; see docs/simulated-model.md)",
+    )
     context_limit: int = option(
         "--context-limit",
         default=128_000,
@@ -259,8 +273,10 @@ class RunOptions:
 
     def client(self, env: Any) -> Any:
         from rlm_tui.engine.models import make_client
+        from rlm_tui.engine.simulated import Simulation
 
-        return make_client(env, self.model, self.base_url, self.scripted_delay or 0.0, self.request_timeout)
+        simulation = Simulation(seed=self.seed, window=self.scripted_window, errors=self.scripted_errors)
+        return make_client(env, self.model, self.base_url, self.scripted_delay or 0.0, self.request_timeout, simulation)
 
     def generation(self, prefix: str) -> Any:
         """The sampling knobs of the root model (prefix "") or of the sub-LLMs ("sub_")."""

@@ -20,6 +20,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from rlm_tui.commands.recorded import recording
     from rlm_tui.engine.models import make_client
     from rlm_tui.engine.run import RunConfig
+    from rlm_tui.engine.simulated import Simulation
     from rlm_tui.env import load_environment
     from rlm_tui.headless import print_summary
     from rlm_tui.store import get_run, open_db, read_events, resolve_run_id
@@ -46,7 +47,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)
             return 0
     env = load_environment(config.env, config.env_args)
-    client = make_client(env, config.rollout.model, config.base_url)
+    client = make_client(env, config.rollout.model, config.base_url, simulation=Simulation(seed=config.seed))
     with recording(path) as recorder:
         run, state = recorder.run(config, env, client, run_id=run_id, history=history)
     print_summary(state)

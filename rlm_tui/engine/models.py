@@ -38,13 +38,19 @@ def env_base_url() -> str | None:
 
 
 def make_client(
-    env: Any, model: str, base_url: str | None, scripted_delay: float = 0.0, request_timeout: float = 120.0
+    env: Any,
+    model: str,
+    base_url: str | None,
+    scripted_delay: float = 0.0,
+    request_timeout: float = 120.0,
+    simulation: Any = None,
 ) -> Any:
-    """The scripted model, or an OpenAI-compatible client after checking its key and that the server answers."""
+    """The scripted model (slipping as `simulation` says), or an OpenAI-compatible client after checking its key and
+    that the server answers."""
     if model == "scripted":
         from rlm_tui.engine.scripted import ScriptedClient
 
-        return ScriptedClient(env, delay=scripted_delay)
+        return ScriptedClient(env, delay=scripted_delay, simulation=simulation)
     from rlm_tui.engine.clients import OpenAIClient  # the SDK, imported only for a real model: most of a second
 
     key = os.environ.get("OPENAI_API_KEY")
