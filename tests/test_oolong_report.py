@@ -86,7 +86,7 @@ def test_examples_record_their_measured_size():
 
 
 def test_the_figures_are_written(tmp_path):
-    written = {p.name for p in figures.per_environment(ROWS, tmp_path)}
+    written = {p.name for p in figures.write_all(ROWS, tmp_path, jobs=1)}
     for name in ("oolong_by_context_len", "oolong_real_by_context_len", "oolong_tokens_by_subset"):
         assert {f"{name}.png", f"{name}.svg"} <= written
     assert "oolong_synth_with_labels_by_context_len.png" not in written  # no rows of that subset
