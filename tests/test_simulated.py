@@ -25,10 +25,10 @@ from rlm_tui.engine.simulated import (
     Simulation,
     copy_with_errors,
     fit_window,
-    model_label,
     slip,
 )
 from rlm_tui.env import Example, load_environment
+from rlm_tui.headless import model_label
 from rlm_tui.store import EventWriter, open_db, read_events
 from runs import stored_run
 
@@ -61,7 +61,7 @@ def test_the_scripted_model_is_described_as_a_simulated_model():
     client = ScriptedClient(verbatim(), simulation=Simulation(seed=3, window=8000, errors=0.5))
     assert client.label == LABEL == "simulated model"
     assert client.describe() == "simulated model (seed 3, 8,000-token window, error scale 0.5)"
-    assert model_label("scripted") == "simulated model (scripted)" and model_label("gpt-5-mini") == "gpt-5-mini"
+    assert model_label("scripted") == "scripted (simulated model)" and model_label("gpt-5-mini") == "gpt-5-mini"
 
 
 # --- seeded ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens import report
 from rlm_tui.tui.screens.report import ReportScreen, whole_ticks
 from rlm_tui.tui.screens.runs import RunsScreen
-from test_report import fixture_db  # noqa: F401  (the hand-checked fixture database)
+from test_report import fixture_db, fixture_runs, write_runs  # noqa: F401  (the hand-checked fixture database)
 
 
 def text_of(widget: Static) -> str:
@@ -49,6 +49,26 @@ async def test_report_view_from_the_runs_view(fixture_db):  # noqa: F811
         assert "8,000┤" in tokens and ".0┤" not in tokens  # whole numbers on the token axis
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def report_title(path) -> str:
+    app = RlmApp(path)
+    async with app.run_test(size=(160, 60)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
+        await pilot.press("R")
+        await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ReportScreen)
+                and "rollouts in" in text_of(app.screen.query_one("#report-title", Static))
+            ),
+        )
+        return text_of(app.screen.query_one("#report-title", Static))
+
+
+async def test_the_view_says_when_the_numbers_come_from_the_simulated_model(tmp_path, fixture_db):  # noqa: F811
+    assert "simulated model" not in await report_title(fixture_db)
+    assert "simulated model" in await report_title(write_runs(tmp_path / "s.db", fixture_runs(model="scripted")))
 
 
 async def test_a_database_the_report_cannot_read_is_one_line_in_the_view(fixture_db, monkeypatch):  # noqa: F811

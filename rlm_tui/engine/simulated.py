@@ -28,11 +28,6 @@ TYPOS = string.ascii_lowercase
 ERROR_LINE = re.compile(r"^\w*(?:Error|Exception)\b.*$", re.M)
 
 
-def model_label(model: str) -> str:
-    """How a run's model is described: the `scripted` model is a simulation, and says so."""
-    return f"{LABEL} ({model})" if model == "scripted" else model
-
-
 @dataclass(frozen=True)
 class Simulation:
     """The simulated model's knobs: the run seed, its context window, and one scale on every slip rate."""

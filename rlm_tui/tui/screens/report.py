@@ -105,9 +105,13 @@ class ReportScreen(Screen):
             return
         rows = message.rows
         runs = len({r.run_id for r in rows})
+        source = stats.describe(rows)  # a simulated model or stand-in data, said where the numbers are
         title.update(
             Content.assemble(
-                ("report", "bold"), " ", (f"· {printable(message.title)} · {len(rows)} rollouts in {runs} runs", "dim")
+                ("report", "bold"),
+                " ",
+                (f"· {printable(message.title)} · {len(rows)} rollouts in {runs} runs", "dim"),
+                (f" · {printable(source)}" if source else "", "yellow"),
             )
         )
         from rich.console import Group
