@@ -35,15 +35,29 @@ def test_oolong_says_when_its_data_is_generated(args, note):
     assert load_environment("oolong", args).data_note == note
 
 
-def test_real_data_has_no_note():
-    assert load_environment("verbatim-copy").data_note == ""
+def test_real_data_has_no_note(monkeypatch):
+    monkeypatch.setenv("SERPER_API_KEY", "k")
+    assert load_environment("verbatim-copy").data_note == ""  # the study's own data is generated too
+    assert load_environment("math-python", {"source": "hf"}).data_note == ""
+    assert load_environment("deepdive", {"source": "online"}).data_note == ""
+
+
+def test_the_other_offline_stand_ins_say_so(monkeypatch):
+    monkeypatch.delenv("SERPER_API_KEY", raising=False)
+    for env in ("math-python", "deepdive"):
+        note = load_environment(env).data_note
+        assert note.startswith("offline stand-in for ") and "not the real data" in note
+        assert len(note) < MAX_DATA_NOTE_CHARS and "\n" not in note
 
 
 def test_envs_lists_the_note_under_its_environment(capsys):
     assert cmd_envs(argparse.Namespace()) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[lines.index("oolong") + 1] == f"  data: {REAL_NOTE}"
-    assert not any(line.startswith("  data:") for line in lines[: lines.index("oolong")])  # the others are real
+    assert not any(
+        line.startswith("  data:") for line in lines[: lines.index("verbatim-copy") + 2]
+    )  # generated as in the study
+    assert lines[lines.index("math-python") + 1].startswith("  data: offline stand-in for the study's math problems")
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,12 @@ class DeepDive(Environment):
             return "online" if os.environ.get("SERPER_API_KEY") else "offline"
         return self.args["source"]
 
+    @property
+    def data_note(self) -> str:
+        if self.source == "online":
+            return ""
+        return "offline stand-in for DeepDive: questions about a generated world of fictional entities, not the real data"
+
     def web(self):
         return offline_web(self.args["world_seed"], self.args["num_entities"])
 

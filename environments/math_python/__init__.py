@@ -84,6 +84,12 @@ class MathPython(Environment):
         if self.args["topics"] == "all":  # the default, unparsed
             self.args["topics"] = tuple(TOPICS)
 
+    @property
+    def data_note(self) -> str:
+        if self.args["source"] == "hf":
+            return ""
+        return "offline stand-in for the study's math problems: generated problems, not the real data"
+
     def examples(self, n: int, seed: int) -> list[Example]:
         count = self.args["num_examples"] or n
         if self.args["source"] == "hf":
