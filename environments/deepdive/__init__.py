@@ -120,7 +120,9 @@ class DeepDive(Environment):
     def data_note(self) -> str:
         if self.source == "online":
             return ""
-        return "offline stand-in for DeepDive: questions about a generated world of fictional entities, not the real data"
+        return (
+            "offline stand-in for DeepDive: questions about a generated world of fictional entities, not the real data"
+        )
 
     def web(self):
         return offline_web(self.args["world_seed"], self.args["num_entities"])
