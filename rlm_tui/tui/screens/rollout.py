@@ -39,6 +39,17 @@ class RolloutScreen(RunBase):
             tooltip="Show full cell outputs instead of what the model saw",
         ),
         Binding("r", "reasoning", "Reasoning", id="timeline.reasoning", tooltip="Expand or collapse reasoning"),
+        Binding(
+            "left_square_bracket",
+            "turn(-1)",
+            "← Turn",
+            id="timeline.previous_turn",
+            tooltip="Scroll to the turn before",
+        ),
+        Binding(
+            "right_square_bracket", "turn(1)", "Turn →", id="timeline.next_turn", tooltip="Scroll to the turn after"
+        ),
+        Binding("colon", "go_to_turn", "Go to turn", id="timeline.go_to_turn", tooltip="Scroll to turn N"),
     ]
     turns_of_target = True
 
@@ -84,6 +95,25 @@ class RolloutScreen(RunBase):
         timeline.reasoning = not timeline.reasoning
         self._version = None
         self.refresh_view()
+
+    def action_turn(self, step: int) -> None:
+        timeline = self.query_one(Timeline)
+        self._show_turn(timeline.go_to_turn(timeline.turn_on_screen() + step))
+
+    def action_go_to_turn(self) -> None:
+        from rlm_tui.tui.screens.modals import TextScreen
+
+        def go(text: str | None) -> None:
+            if text is not None and text.strip().isdigit():
+                self._show_turn(self.query_one(Timeline).go_to_turn(int(text.strip())))
+            elif text:
+                self.notify(f"not a turn number: {text.strip()[:40]!r}", severity="warning", timeout=3)
+
+        self.app.push_screen(TextScreen("Go to turn", "", "Go"), go)
+
+    def _show_turn(self, turn: int | None) -> None:
+        timeline = self.query_one(Timeline)
+        timeline.border_title = "turns" if turn is None else f"turns · turn {turn} of {timeline.turn_count}"
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         from rlm_tui.tui.screens.modals import CallScreen

@@ -37,6 +37,36 @@ class Timeline(LineView):
         self.reasoning = False  # expand reasoning
         self._made: dict[Any, Block] = {}
         self._turns: dict[str, tuple[tuple, list[Block]]] = {}  # call id -> (fingerprint, its blocks)
+        self._heads: list[int] = []  # the block each turn starts with, by turn
+        self._went: tuple[int, int] | None = None  # (turn, scroll row) of the last go_to_turn
+
+    @property
+    def turn_count(self) -> int:
+        return len(self._heads)
+
+    def turn_row(self, turn: int) -> int | None:
+        """The line turn `turn` (from 1) starts on; None when there is no such turn."""
+        if not 1 <= turn <= len(self._heads) or len(self._starts) <= self._heads[turn - 1]:
+            return None
+        return self._starts[self._heads[turn - 1]]
+
+    def turn_on_screen(self) -> int:
+        """The turn at the top of the view (0 above the first): the one a fork from here would leave from."""
+        top = round(self.scroll_offset.y)
+        if self._went is not None and self._went[1] == top:  # near the end the last turns cannot reach the top
+            return self._went[0]
+        return sum(1 for t in range(1, len(self._heads) + 1) if (row := self.turn_row(t)) is not None and row <= top)
+
+    def go_to_turn(self, turn: int) -> int | None:
+        """Scroll turn `turn`'s head to the top and stop following; the turn shown, or None when there is none."""
+        turn = max(1, min(turn, len(self._heads)))
+        row = self.turn_row(turn)
+        if row is None:
+            return None
+        self.following = False
+        self.scroll_to(y=row, animate=False, immediate=True)
+        self._went = (turn, round(self.scroll_offset.y))
+        return turn
 
     def _block(self, kind: type[Block], key: Any, fp: Any, *args: Any, **kw: Any) -> Block:
         block = self._made.get(key)
@@ -81,8 +111,10 @@ class Timeline(LineView):
             if change is not None
             else None
         )  # the turn whose call the server refused
+        heads = []
         for i, turn in enumerate(r.turns):
             last = i == len(r.turns) - 1
+            heads.append(len(blocks))
             blocks += self._turn_blocks(turn, by_cell, restarts, frame if last and running else 0)
             if change is not None and i == changed_after:
                 add(
@@ -101,6 +133,7 @@ class Timeline(LineView):
             add(self._line("end", end))
         elif r.paused:
             add(self._line("end", Text("⏸ paused before the next model call", style="bold yellow")))
+        self._heads = heads
         self.set_blocks(blocks)
 
     def _turn_blocks(self, t: Turn, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
