@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlm_tui.state import RolloutState, RunState, Turn
+from rlm_tui.text import printable
+from rlm_tui.textdiff import changed_spans
 
 PARTS = ("text", "code", "output", "answer")  # what an aligned pair of turns is compared on
 
@@ -52,6 +54,20 @@ class Comparison:
     @property
     def same_turns(self) -> int:
         return sum(1 for p in self.pairs if not p.differs)
+
+
+def value(step: Step, part: str) -> str:
+    """One of the PARTS of a step as one text, the cells' in order, a line apart."""
+    got = getattr(step, part)
+    return "\n".join(got) if isinstance(got, tuple) else got
+
+
+def clipped(text: str, other: str, *, lines: int, width: int) -> tuple[str, list[tuple[int, int]], int]:
+    """`text` made printable and cut to `lines` lines of `width` characters, the ranges of that which `other`
+    lacks, and how many lines were left out."""
+    rows = printable(text).split("\n")
+    shown = "\n".join(row if len(row) <= width else row[: width - 1] + "…" for row in rows[:lines])
+    return shown, changed_spans(printable(other), shown), max(0, len(rows) - lines)
 
 
 def _tool_code(name: str, arguments: Any) -> str:

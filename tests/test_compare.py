@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from rlm_tui import events as ev
 from rlm_tui.cli import main
 from rlm_tui.compare import PARTS, compare, paired_rollouts
@@ -155,16 +157,25 @@ def test_rollouts_of_two_runs_pair_by_example():
     assert [(x.id, y.id) for x, y in paired_rollouts(a, run("c", ["z"]))] == [("a0", "c0")]  # none shared
 
 
-def test_diff_aligns_an_llm_and_an_rlm_rollout_of_the_same_example(tmp_path, capsys):
-    db = str(tmp_path / "runs.db")
+@pytest.fixture
+def llm_and_rlm(tmp_path):
+    """A database with one offline verbatim-copy rollout in llm mode and one in rlm mode, same example and seed."""
+    db = tmp_path / "runs.db"
     for mode in ("llm", "rlm"):
-        assert main(["run", "verbatim-copy", "--headless", "--mode", mode, "-n", "1", "--seed", "3", "--db", db]) == 0
+        assert (
+            main(["run", "verbatim-copy", "--headless", "--mode", mode, "-n", "1", "--seed", "3", "--db", str(db)]) == 0
+        )
+    with open_db(db, create=False) as store:
+        return db, {row["mode"]: row["id"] for row in list_runs(store)}
+
+
+def test_diff_aligns_an_llm_and_an_rlm_rollout_of_the_same_example(llm_and_rlm, capsys):
+    db, runs = llm_and_rlm
     capsys.readouterr()
     with open_db(db, create=False) as store:
-        runs = {row["mode"]: row["id"] for row in list_runs(store)}
         llm, rlm = (list_rollouts(store, runs[m])[0] for m in ("llm", "rlm"))
     assert llm["example_id"] == rlm["example_id"]
-    assert main(["diff", llm["id"][:8], runs["rlm"], "--db", db]) == 0  # a prefix, and a run of one rollout
+    assert main(["diff", llm["id"][:8], runs["rlm"], "--db", str(db)]) == 0  # a prefix, and a run of one rollout
     out = capsys.readouterr().out
     assert f"A  rollout {llm['id']} · verbatim-copy [llm]" in out
     assert f"B  rollout {rlm['id']} · verbatim-copy [rlm]" in out
@@ -194,3 +205,48 @@ def test_outside_text_is_printed_as_text_not_markup_or_controls(capsys):
     print_comparison(compare(a, b), (run, a), (run, b))
     out = capsys.readouterr().out
     assert "[bold]x[/bold]" in out and "\\x1b[2J" in out and "\x1b[2J" not in out
+
+
+async def test_the_app_compares_two_marked_runs(llm_and_rlm):
+    from rich.console import Console
+    from textual.widgets import Static
+
+    from pilot import until
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.compare import CompareScreen
+    from rlm_tui.tui.screens.runs import RunsScreen
+
+    db, runs = llm_and_rlm
+
+    def text_of(widget: Static) -> str:
+        console = Console(width=200, record=True, file=open("/dev/null", "w"))
+        console.print(widget.content)
+        return console.export_text()
+
+    app = RlmApp(db)
+    async with app.run_test(size=(160, 60)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen._ids) == 2)
+        runs_screen = app.screen
+        assert isinstance(runs_screen, RunsScreen)
+        first, second = runs_screen._ids  # the newest first: rlm, then llm
+        await pilot.press("c")  # nothing marked: only a warning
+        assert app.screen is runs_screen
+        await pilot.press("x", "j", "x")
+        assert runs_screen.marked == [first, second]
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.comparison is not None)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen) and screen.comparison is not None
+        assert screen.run_ids == (runs["rlm"], runs["llm"])
+        c = screen.comparison
+        assert (c.a.sub_calls > 0, c.b.sub_calls, c.b.turns) == (True, 0, 1)
+        title = text_of(screen.query_one("#compare-title", Static))
+        assert f"pair 1 of 1 · 0 of {c.a.turns} turns the same" in title
+        assert "[rlm]" in title.split("\n")[1] and "[llm]" in title.split("\n")[2]
+        summary = text_of(screen.query_one("#compare-summary", Static))
+        assert f"{c.a.main_tokens:,}" in summary and f"{c.b.main_tokens:,}" in summary
+        turns = text_of(screen.query_one("#compare-turns", Static))
+        assert "(no such turn)" in turns and "≠ answer" in turns
+        assert [p.differs for p in c.pairs] == [PARTS] * c.a.turns  # no turn of the two is alike
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is runs_screen)

@@ -54,25 +54,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _marked(text: str, other: str) -> Any:
-    """`text` made printable, the parts `other` lacks in reverse video; cut to LINES lines of WIDTH characters."""
+    """`text` as printable, literal text, the parts `other` lacks in reverse video, cut to LINES lines."""
     from rich.text import Text
 
-    from rlm_tui.text import printable
-    from rlm_tui.textdiff import changed_spans
+    from rlm_tui.compare import clipped
 
-    lines = printable(text).split("\n")
-    shown = "\n".join(line if len(line) <= WIDTH else line[: WIDTH - 1] + "…" for line in lines[:LINES])
+    shown, spans, hidden = clipped(text, other, lines=LINES, width=WIDTH)
     out = Text(shown)
-    for start, end in changed_spans(printable(other), shown):
+    for start, end in spans:
         out.stylize("reverse", start, end)
-    if len(lines) > LINES:
-        out.append(f"\n… {len(lines) - LINES} more lines", style="dim")
+    if hidden:
+        out.append(f"\n… {hidden} more lines", style="dim")
     return out
-
-
-def _value(step: Any, part: str) -> str:
-    value = getattr(step, part)
-    return "\n".join(value) if isinstance(value, tuple) else value
 
 
 def _indent(text: Any, prefix: str) -> Any:
@@ -90,7 +83,7 @@ def print_comparison(c: Any, side_a: tuple[Any, Any], side_b: tuple[Any, Any]) -
     from rich.table import Table
     from rich.text import Text
 
-    from rlm_tui.compare import PARTS
+    from rlm_tui.compare import PARTS, value
     from rlm_tui.headless import console
     from rlm_tui.text import printable
 
@@ -116,8 +109,8 @@ def print_comparison(c: Any, side_a: tuple[Any, Any], side_b: tuple[Any, Any]) -
         what = "same in both" if not pair.differs else "differs in " + ", ".join(pair.differs)
         console.print(Text(f"── turn {pair.index} · {what}", style="cyan" if not pair.differs else "yellow"))
         for part in PARTS:
-            a = _value(pair.a, part) if pair.a else None
-            b = _value(pair.b, part) if pair.b else None
+            a = value(pair.a, part) if pair.a else None
+            b = value(pair.b, part) if pair.b else None
             if not a and not b:
                 continue
             if part not in pair.differs:
