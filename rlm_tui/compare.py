@@ -70,9 +70,14 @@ def clipped(text: str, other: str, *, lines: int, width: int) -> tuple[str, list
     return shown, changed_spans(printable(other), shown), max(0, len(rows) - lines)
 
 
-def _tool_code(name: str, arguments: Any) -> str:
-    shown = json.dumps(arguments, sort_keys=True, default=str) if not isinstance(arguments, str) else arguments
-    return f"{name}({shown})"
+def _str(value: Any) -> str:
+    """A stored field as text whatever the database held in it: nothing is empty, anything else its str()."""
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _tool_code(name: Any, arguments: Any) -> str:
+    shown = _str(arguments) if isinstance(arguments, str) else json.dumps(arguments, sort_keys=True, default=str)
+    return f"{_str(name)}({shown})"
 
 
 def steps(r: RolloutState) -> list[Step]:
@@ -81,21 +86,21 @@ def steps(r: RolloutState) -> list[Step]:
     out = []
     for k, turn in enumerate(r.turns):
         if turn.answer is not None:
-            answer = turn.answer
+            answer = _str(turn.answer)
         last = k == len(r.turns) - 1
         if last and r.finished is not None:  # an LLM's answer is set when the rollout ends, not by a turn
-            answer = str(r.answer.get("content", ""))
+            answer = _str(r.answer.get("content"))
         out.append(_step(turn, answer))
     return out
 
 
 def _step(turn: Turn, answer: str) -> Step:
-    code = [c.code for c in turn.cells]
-    output = [c.output if c.output is not None else (c.error or "") for c in turn.cells]
+    code = [_str(c.code) for c in turn.cells]
+    output = [_str(c.output if c.output is not None else c.error) for c in turn.cells]
     for tool in turn.tools:  # the root's own tool calls, in llm mode
         code.append(_tool_code(tool.name, tool.arguments))
-        output.append(str(tool.result))
-    return Step(text=turn.text, code=tuple(code), output=tuple(output), answer=answer, error=turn.error)
+        output.append(_str(tool.result))
+    return Step(text=_str(turn.text), code=tuple(code), output=tuple(output), answer=answer, error=turn.error)
 
 
 def _differs(a: Step | None, b: Step | None) -> tuple[str, ...]:
@@ -112,8 +117,8 @@ def summary(r: RolloutState) -> Summary:
         sub_calls=r.sub_calls,
         wall_time_s=float(r.metrics()["wall_time_seconds"]),
         turns=len(r.turns),
-        status=r.stop_reason or r.status,
-        answer=str(r.answer.get("content", "")),
+        status=_str(r.stop_reason or r.status),
+        answer=_str(r.answer.get("content")),
     )
 
 

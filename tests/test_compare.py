@@ -186,13 +186,18 @@ def test_diff_aligns_an_llm_and_an_rlm_rollout_of_the_same_example(llm_and_rlm, 
     assert out.count("A │ (no such turn)") >= 3 * (len(turns) - 1)  # the LLM answered in its one turn
 
 
-def test_an_unknown_id_is_one_line_and_exit_2(tmp_path, capsys):
+def test_an_unknown_id_or_a_run_of_several_rollouts_is_one_line_and_exit_2(tmp_path, capsys):
     db = str(tmp_path / "runs.db")
-    assert main(["run", "verbatim-copy", "--headless", "--mode", "llm", "-n", "1", "--db", db]) == 0
+    assert main(["run", "verbatim-copy", "--headless", "--mode", "llm", "-n", "2", "--db", db]) == 0
     capsys.readouterr()
     assert main(["diff", "nosuchid", "nosuchid", "--db", db]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no rollout or run id starts with 'nosuchid'" in err
+    with open_db(db, create=False) as store:
+        run_id = list_runs(store)[0]["id"]
+    assert main(["diff", run_id, run_id, "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"run {run_id} has 2 rollouts; name one" in err
 
 
 def test_outside_text_is_printed_as_text_not_markup_or_controls(capsys):
@@ -250,3 +255,19 @@ async def test_the_app_compares_two_marked_runs(llm_and_rlm):
         assert [p.differs for p in c.pairs] == [PARTS] * c.a.turns  # no turn of the two is alike
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is runs_screen)
+
+
+def test_fields_the_database_holds_as_other_types_compare_as_text():
+    a = _finished(_rlm(cells=(("x", "1", "a"),)), "a", 1.0, ts=11.0)
+    b = _finished(_rlm("rb", cells=(("x", "1", "a"),)), "a", 1.0, ts=11.0)
+    b.turns[0].text, b.turns[0].cells[0].code, b.turns[0].cells[0].output = None, 5, ["1"]  # type: ignore[assignment]
+    b.answer = {"content": None, "ready": True}
+    c = compare(a, b)
+    assert c.pairs[0].b is not None
+    assert (c.pairs[0].b.text, c.pairs[0].b.code, c.pairs[0].b.output, c.pairs[0].b.answer) == (
+        "",
+        ("5",),
+        ("['1']",),
+        "",
+    )
+    assert c.pairs[0].differs == PARTS and c.b.answer == ""
