@@ -62,12 +62,21 @@ def value(step: Step, part: str) -> str:
     return "\n".join(got) if isinstance(got, tuple) else got
 
 
+def _cut(text: str, lines: int, width: int) -> tuple[str, int]:
+    """The first `lines` lines of `text`, each made printable and cut to `width`, and how many lines are left."""
+    rows = []
+    for row in text.split("\n", lines)[:lines]:  # only what is shown is made printable: outputs run to megabytes
+        row = printable(row.removesuffix("\r")[: width + 1])
+        rows.append(row if len(row) <= width else row[: width - 1] + "…")
+    return "\n".join(rows), max(0, text.count("\n") + 1 - lines)
+
+
 def clipped(text: str, other: str, *, lines: int, width: int) -> tuple[str, list[tuple[int, int]], int]:
-    """`text` made printable and cut to `lines` lines of `width` characters, the ranges of that which `other`
-    lacks, and how many lines were left out."""
-    rows = printable(text).split("\n")
-    shown = "\n".join(row if len(row) <= width else row[: width - 1] + "…" for row in rows[:lines])
-    return shown, changed_spans(printable(other), shown), max(0, len(rows) - lines)
+    """`text` made printable and cut to `lines` lines of `width` characters, the ranges of that which `other`,
+    cut the same way, lacks (what is seen beside it; diffing whole megabytes would stall the screen), and how
+    many lines were left out."""
+    shown, hidden = _cut(text, lines, width)
+    return shown, changed_spans(_cut(other, lines, width)[0], shown), hidden
 
 
 def _str(value: Any) -> str:

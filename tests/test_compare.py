@@ -9,7 +9,7 @@ import pytest
 
 from rlm_tui import events as ev
 from rlm_tui.cli import main
-from rlm_tui.compare import PARTS, compare, paired_rollouts
+from rlm_tui.compare import PARTS, clipped, compare, paired_rollouts
 from rlm_tui.state import RolloutState, fold
 from rlm_tui.store import list_rollouts, list_runs, open_db
 
@@ -271,3 +271,11 @@ def test_fields_the_database_holds_as_other_types_compare_as_text():
         "",
     )
     assert c.pairs[0].differs == PARTS and c.b.answer == ""
+
+
+def test_a_value_is_cut_to_what_is_shown_and_marked_where_the_other_differs():
+    assert clipped("one two three", "one 2 three", lines=12, width=160) == ("one two three", [(4, 7)], 0)
+    # three lines shown of five; a line past the width ends in an ellipsis; a control character spelled out
+    text = "a\nb\x1b\n" + "x" * 10 + "\nd\ne"
+    assert clipped(text, text, lines=3, width=6) == ("a\nb\\x1b\nxxxxx…", [], 2)
+    assert clipped("a\r\nb", "a\nb", lines=3, width=6) == ("a\nb", [], 0)  # a CRLF line end is a line end

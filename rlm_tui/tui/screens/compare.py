@@ -37,6 +37,16 @@ class ComparisonRead(Message):
     error: str | None = None
 
 
+@dataclass
+class ComparisonShown(Message):
+    """One pair's comparison, drawn off the event loop: long outputs take a while to cut and diff."""
+
+    comparison: Comparison
+    title: Text
+    summary: Table
+    turns: Table
+
+
 def _marked(text: str, other: str) -> Text:
     shown, spans, hidden = clipped(text, other, lines=LINES, width=WIDTH)
     out = Text(shown)
@@ -163,12 +173,19 @@ class CompareScreen(Screen):
 
     def _show(self) -> None:
         assert self.runs is not None
-        a, b = self.pairs[self.at]
-        self.comparison = c = compare(a, b)
+        self._build(self.runs, self.pairs[self.at], f"pair {self.at + 1} of {len(self.pairs)}")
+
+    @work(thread=True, exclusive=True, group="compare-render")
+    def _build(self, runs: tuple[RunState, RunState], pair: tuple[RolloutState, RolloutState], where: str) -> None:
+        c = compare(*pair)
         title = Text("compare", style="bold")
-        title.append(f" · pair {self.at + 1} of {len(self.pairs)} · {c.same_turns} of {len(c.pairs)} turns the same")
-        for name, run, r in (("A", self.runs[0], a), ("B", self.runs[1], b)):
+        title.append(f" · {where} · {c.same_turns} of {len(c.pairs)} turns the same")
+        for name, run, r in zip("AB", runs, pair):
             title.append("\n" + printable(_heading(name, run, r)), style="dim")
-        self.query_one("#compare-title", Static).update(title)
-        self.query_one("#compare-summary", Static).update(summary_table(c))
-        self.query_one("#compare-turns", Static).update(turns_table(c))
+        self.post_message(ComparisonShown(c, title, summary_table(c), turns_table(c)))
+
+    def on_comparison_shown(self, message: ComparisonShown) -> None:
+        self.comparison = message.comparison
+        self.query_one("#compare-title", Static).update(message.title)
+        self.query_one("#compare-summary", Static).update(message.summary)
+        self.query_one("#compare-turns", Static).update(message.turns)
