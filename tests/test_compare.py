@@ -279,3 +279,37 @@ def test_a_value_is_cut_to_what_is_shown_and_marked_where_the_other_differs():
     text = "a\nb\x1b\n" + "x" * 10 + "\nd\ne"
     assert clipped(text, text, lines=3, width=6) == ("a\nb\\x1b\nxxxxx…", [], 2)
     assert clipped("a\r\nb", "a\nb", lines=3, width=6) == ("a\nb", [], 0)  # a CRLF line end is a line end
+
+
+@pytest.fixture
+def two_examples(tmp_path):
+    """Two offline verbatim-copy rollouts in llm mode and the same two in rlm mode."""
+    db = tmp_path / "runs.db"
+    for mode in ("llm", "rlm"):
+        assert main(["run", "verbatim-copy", "--headless", "--mode", mode, "-n", "2", "--db", str(db)]) == 0
+    return db
+
+
+async def test_the_compare_view_steps_through_the_examples_both_runs_have(two_examples):
+    from pilot import until
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.compare import CompareScreen
+    from rlm_tui.tui.screens.runs import RunsScreen
+
+    app = RlmApp(two_examples)
+    async with app.run_test(size=(160, 60)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen._ids) == 2)
+        await pilot.press("x", "j", "x", "c")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.comparison is not None)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        first = screen.comparison
+        examples = [(a.example_id, b.example_id) for a, b in screen.pairs]
+        assert len(examples) == 2 and all(x == y for x, y in examples) and examples[0] != examples[1]
+        await pilot.press("l")
+        await until(pilot, lambda: screen.comparison is not first)
+        assert screen.at == 1
+        second = screen.comparison
+        await pilot.press("l")  # past the last pair: back to the first
+        await until(pilot, lambda: screen.comparison is not second)
+        assert screen.at == 0
