@@ -20,8 +20,8 @@ from textual.binding import Binding  # noqa: E402
 
 from rlm_tui.state import fold  # noqa: E402
 from rlm_tui.store import EventWriter, open_db, read_events  # noqa: E402
+from rlm_tui.textdiff import changed_spans  # noqa: E402
 from rlm_tui.tui.app import RlmApp  # noqa: E402
-from rlm_tui.tui.diff import changed_spans  # noqa: E402
 from rlm_tui.tui.messages import EventsArrived  # noqa: E402
 from rlm_tui.tui.screens.rollout import RolloutScreen  # noqa: E402
 from rlm_tui.tui.sources import TailSource  # noqa: E402

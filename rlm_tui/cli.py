@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from rlm_tui.commands import ablate, envs, report, resume, run, stored, view
+from rlm_tui.commands import ablate, diff, envs, report, resume, run, stored, view
 from rlm_tui.commands.common import UserError, argtype, not_empty
 from rlm_tui.engine.models import ModelSetupError
 from rlm_tui.env import EnvError
@@ -29,6 +29,7 @@ def build_parser() -> Parser:
     run.add_parser(sub, common)
     view.add_parsers(sub, common)
     stored.add_parsers(sub, common)
+    diff.add_parser(sub, common)
     envs.add_parser(sub, common)
     ablate.add_parser(sub, common)
     resume.add_parser(sub, common)

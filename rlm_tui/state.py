@@ -43,6 +43,7 @@ class Turn:
     rejected: list[ev.ToolCallRejected] = field(default_factory=list)  # calls that could not run
     nudge: ev.ModelNudged | None = None  # the reminder sent after this turn ran no code
     started: float | None = None  # when the call was made, to place operator actions between turns
+    answer: str | None = None  # answer["content"] as this turn left it, when the turn changed it
 
 
 @dataclass
@@ -259,6 +260,8 @@ def _legacy_shown_chars(shown: str) -> int:
 def _answer(s: RolloutState, e: ev.AnswerUpdated) -> None:
     s.answer = {"content": e.content, "ready": e.ready}
     s.answer_history.append((e.content, e.ready, e.source))
+    if s.turns:
+        s.turns[-1].answer = e.content
 
 
 def _restarted(s: RolloutState, e: ev.SandboxRestarted) -> None:

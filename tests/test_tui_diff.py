@@ -9,7 +9,7 @@ from rich.text import Text
 
 from rlm_tui import events as ev
 from rlm_tui.state import RolloutState
-from rlm_tui.tui.diff import changed_middle, changed_spans
+from rlm_tui.textdiff import changed_middle, changed_spans
 from rlm_tui.tui.widgets.answer import CHANGED
 
 

@@ -46,7 +46,9 @@ class RunsScreen(Screen):
             "Report",
             id="report.open",
             tooltip="Compare modes: the highlighted run's grid, or the run itself",
-        )
+        ),
+        Binding("x", "mark", "Mark", id="compare.mark", tooltip="Mark the highlighted run to compare (two at most)"),
+        Binding("c", "compare", "Compare", id="compare.open", tooltip="The two marked runs' rollouts side by side"),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -55,6 +57,8 @@ class RunsScreen(Screen):
         self._ids: list[str] = []
         self._rows: dict[str, tuple] = {}
         self._grids: dict[str, str | None] = {}
+        self._shown_path = ""
+        self.marked: list[str] = []  # runs to compare, in the order marked; a third mark drops the first
 
     def compose(self) -> ComposeResult:
         yield Static("[b]runs[/b]", id="runs-title")
@@ -68,11 +72,16 @@ class RunsScreen(Screen):
             table.add_column(name, key=name)
         path = self.session.db_path.resolve()
         shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-        self.query_one("#runs-title", Static).update(
-            Content.assemble(("runs", "bold"), " ", (f"· {printable(str(shown))}", "dim"))
-        )
+        self._shown_path = printable(str(shown))
+        self._title()
         self._read()
         self.set_interval(POLL_SECONDS, self._poll)
+
+    def _title(self) -> None:
+        marks = [(f"  {name} {run_id}", "bold yellow") for name, run_id in zip("AB", self.marked)]
+        self.query_one("#runs-title", Static).update(
+            Content.assemble(("runs", "bold"), " ", (f"· {self._shown_path}", "dim"), *marks)
+        )
 
     def _poll(self) -> None:
         if self.is_current:  # covered by a run's view: nobody is looking
@@ -129,6 +138,25 @@ class RunsScreen(Screen):
             run_id = self._ids[table.cursor_row]
             names = [self._grids.get(run_id) or run_id]
         self.app.push_screen(ReportScreen(self.session.db_path, names))
+
+    def action_mark(self) -> None:
+        table = self.query_one(VimTable)
+        if not self._ids or table.cursor_row >= len(self._ids):
+            return
+        run_id = self._ids[table.cursor_row]
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            self.marked = [*self.marked, run_id][-2:]
+        self._title()
+
+    def action_compare(self) -> None:
+        from rlm_tui.tui.screens.compare import CompareScreen
+
+        if len(self.marked) != 2:
+            self.notify("mark two runs with x first", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(self.session.db_path, (self.marked[0], self.marked[1])))
 
     def open(self, run_id: str) -> None:
         from rlm_tui.tui.screens.run import RunScreen

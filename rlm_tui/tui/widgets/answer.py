@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 
 from rlm_tui.state import RolloutState
-from rlm_tui.tui.diff import changed_middle, changed_spans
+from rlm_tui.textdiff import changed_middle, changed_spans
 from rlm_tui.tui.widgets.lines import LineView, RichBlock, TextBlock
 
 CHANGED = "bold black on green"
