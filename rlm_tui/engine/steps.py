@@ -15,6 +15,7 @@ from rlm_tui.engine.replies import ModelClient, ModelReply, parse_arguments
 from rlm_tui.engine.sub_llm import SubLLMs
 from rlm_tui.engine.textcalls import recover_calls
 from rlm_tui.sandbox import CpuBudgetSpent, Limits, Sandbox, SandboxError
+from rlm_tui.sandbox.session import LlmBatch
 
 T = TypeVar("T")
 
@@ -75,6 +76,7 @@ class Steps:
         self.starting: asyncio.Task | None = None  # the sandbox's start, awaited before the first cell
         self.answer: dict[str, Any] = {"content": "", "ready": False}
         self.turn = 0
+        self.last_output = ""  # the full output of the latest cell, for a fork's check against its parent
 
     def emit(self, cls: type[ev.Event], **fields: Any) -> ev.Event:
         event = cls(run_id=self.run_id, rollout_id=self.id, **fields)
@@ -202,13 +204,15 @@ class Steps:
             raise ValueError(f'{tool} needs a string argument "code"')
         return code
 
-    async def run_cell(self, sandbox: Sandbox, code: str, source: str) -> str:
+    async def run_cell(self, sandbox: Sandbox, code: str, source: str, batch: LlmBatch | None = None) -> str:
+        """Run one cell; `batch`: what answers its llm_batch calls instead of the sub-LLMs (a fork's rebuild)."""
         s = self.settings
         if self.starting is not None:
             await self.starting  # raises the start's error
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source)
         subs = self.subs
-        batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
+        if batch is None:
+            batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
         try:
             result = await sandbox.run(code, batch)
         except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background
@@ -226,6 +230,7 @@ class Steps:
                 source=source,
             )
             raise Stop("done", "budget_cpu", str(exc)) from None
+        self.last_output = result.output
         shown = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
         self.emit(
             ev.CellFinished,

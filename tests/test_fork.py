@@ -1,0 +1,149 @@
+"""Forks end to end: a stored rollout forked at a turn, its REPL rebuilt in a real jail with no model request
+(counted at a real local server), then going on live; lineage in show, runs and export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fake_openai import FakeOpenAI, Reply, code_call, is_root, root_turn
+from rlm_tui.cli import main
+from rlm_tui.state import fold
+from rlm_tui.store import open_db, read_events
+
+CELLS = [
+    'x = 41\nparts = llm_batch(["one", "two"])\nprint(x, parts)',
+    "x += 1\nprint(x, parts[1])",
+    'answer.update(content=f"{x} {parts[0]}", ready=True)',
+]
+
+
+def three_turns(body):
+    """A root model that runs CELLS in order; each sub-LLM answers with its prompt reversed."""
+    if is_root(body):
+        return code_call(CELLS[min(root_turn(body), len(CELLS) - 1)])
+    return Reply(content=body["messages"][-1]["content"][::-1])
+
+
+def cli(capsys, *argv):
+    code = main([*argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_parent(capsys, server, db, cells_fn=three_turns):
+    code, _, err = cli(
+        capsys,
+        "run",
+        "verbatim-copy",
+        "--headless",
+        "-n",
+        "1",
+        "--model",
+        "fake-root",
+        "--sub-model",
+        "fake-sub",
+        "--base-url",
+        server.base_url,
+        "--timeout",
+        "20",
+        "--db",
+        str(db),
+    )
+    assert code == 0, err
+    (run_id,) = {e.run_id for _, e in read_events(open_db(db))}
+    state = fold([e for _, e in read_events(open_db(db), run_id=run_id)], run_id)
+    (rollout,) = state.rollouts.values()
+    return state, rollout
+
+
+def stored_runs(db):
+    events = [e for _, e in read_events(open_db(db))]
+    run_ids = list(dict.fromkeys(e.run_id for e in events))
+    return [fold([e for e in events if e.run_id == rid], rid) for rid in run_ids]
+
+
+def test_a_fork_at_turn_3_rebuilds_the_repl_without_a_model_request_then_goes_on_live(tmp_path, capsys):
+    db = tmp_path / "t.db"
+    with FakeOpenAI(three_turns) as server:
+        parent_run, parent = run_parent(capsys, server, db)
+        assert [c.output for t in parent.turns for c in t.cells] == ["41 ['eno', 'owt']\n", "42 owt\n", ""]
+        parent_requests = list(server.requests)
+        code, _, err = cli(
+            capsys, "fork", parent.id[:6], "--at-turn", "3", "--message", "check x first", "--headless", "--db", str(db)
+        )
+        assert code == 0, err
+        live = server.requests[len(parent_requests) :]
+    # the rebuild asked nothing: the one request is the root's live turn 3, with the parent's context plus the message
+    assert len(live) == 1 and is_root(live[0])
+    parent_turn_3 = [r for r in parent_requests if is_root(r)][2]["messages"]
+    assert live[0]["messages"] == parent_turn_3 + [{"role": "user", "content": "check x first"}]
+    assert "warning" not in err
+    _, fork_run = stored_runs(db)
+    (fork,) = fork_run.rollouts.values()
+    assert fork_run.config["forked_from"] == {"rollout_id": parent.id, "run_id": parent_run.id, "turn": 3}
+    assert fork.forked_from is not None and fork.forked_from.diverged == [] and fork.forked_from.cells == 2
+    assert [c.output for t in fork.turns[:2] for c in t.cells] == ["41 ['eno', 'owt']\n", "42 owt\n"]
+    assert [t.prompt_tokens for t in fork.turns[:2]] == [0, 0]  # replayed, not paid for again
+    assert (fork.status, fork.answer) == ("done", {"content": "42 eno", "ready": True})
+    assert fork.example_id == parent.example_id
+
+    code, out, _ = cli(capsys, "show", fork.id, "--db", str(db))
+    assert code == 0 and f"forked from rollout {parent.id} of run {parent_run.id} at turn 3" in out
+    code, out, _ = cli(capsys, "runs", "--db", str(db))
+    assert code == 0 and f"run {fork_run.id} forks rollout {parent.id} of run {parent_run.id} at turn 3" in out
+    code, out, _ = cli(capsys, "export", fork_run.id, parent_run.id, "--db", str(db))
+    records = {r["rollout_id"]: r for r in map(json.loads, out.splitlines())}
+    assert records[fork.id]["forked_from"] == {"rollout_id": parent.id, "run_id": parent_run.id, "turn": 3}
+    assert records[parent.id]["forked_from"] is None
+
+
+def test_edited_code_replaces_the_turns_cell_and_runs_in_the_rebuilt_repl(tmp_path, capsys):
+    db = tmp_path / "t.db"
+    edit = tmp_path / "edit.py"
+    edit.write_text("x = x * 100\nprint(x)")
+    with FakeOpenAI(three_turns) as server:
+        _, parent = run_parent(capsys, server, db)
+        before = len(server.requests)
+        code, _, err = cli(capsys, "fork", parent.id, "--at-turn", "2", "--edit-code", str(edit), "--db", str(db))
+        assert code == 0, err
+        assert len(server.requests) - before == 1  # turn 2 ran the edit; only turn 3 asked the model
+    (fork,) = stored_runs(db)[1].rollouts.values()
+    assert [c.output for t in fork.turns for c in t.cells] == ["41 ['eno', 'owt']\n", "4100\n", ""]
+    assert fork.answer == {"content": "4100 eno", "ready": True}
+
+
+def test_a_cell_whose_output_differs_on_rebuild_is_named(tmp_path, capsys):
+    db = tmp_path / "t.db"
+    cells = ["import os\nprint(os.urandom(8).hex())", "print('same')", 'answer.update(content="x", ready=True)']
+
+    def random_first(body):
+        return code_call(cells[min(root_turn(body), 2)]) if is_root(body) else Reply(content="sub")
+
+    with FakeOpenAI(random_first) as server:
+        _, parent = run_parent(capsys, server, db, random_first)
+        code, _, err = cli(capsys, "fork", parent.id, "--at-turn", "3", "--db", str(db))
+    assert code == 0
+    assert "diverged from the parent at turn 1:" in err
+    (fork,) = stored_runs(db)[1].rollouts.values()
+    assert fork.forked_from is not None and fork.forked_from.diverged == [1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--at-turn", "9"], "has turns 1 to 3; --at-turn 9 is not one of them"),
+        (["--at-turn", "2", "--edit-code", "/nonexistent/x.py"], "cannot read --edit-code"),
+    ],
+)
+def test_a_fork_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, capsys, argv, says):
+    db = tmp_path / "t.db"
+    with FakeOpenAI(three_turns) as server:
+        _, parent = run_parent(capsys, server, db)
+        before = len(server.requests)
+        code, out, err = cli(capsys, "fork", parent.id, *argv, "--db", str(db))
+        assert len(server.requests) == before
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli(capsys, "fork", "ffffffffffff", "--at-turn", "1", "--db", str(db))
+    assert code == 2 and "no rollout" in err.lower()
