@@ -147,3 +147,45 @@ def test_a_fork_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, capsys, arg
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1
     code, _, err = cli(capsys, "fork", "ffffffffffff", "--at-turn", "1", "--db", str(db))
     assert code == 2 and "no rollout" in err.lower()
+
+
+def test_the_scripted_model_forks_offline_and_finishes(tmp_path, capsys):
+    db = tmp_path / "t.db"
+    code, _, err = cli(capsys, "run", "verbatim-copy", "--headless", "-n", "1", "--model", "scripted", "--db", str(db))
+    assert code == 0, err
+    ((parent,),) = [list(r.rollouts.values()) for r in stored_runs(db)]
+    assert len(parent.turns) >= 3
+    code, _, err = cli(capsys, "fork", parent.id, "--at-turn", "3", "--message", "check every chunk", "--db", str(db))
+    assert code == 0, err
+    (fork,) = stored_runs(db)[1].rollouts.values()
+    rebuilt = [(c.code, c.output) for t in fork.turns[:2] for c in t.cells]
+    assert rebuilt == [(c.code, c.output) for t in parent.turns[:2] for c in t.cells]
+    assert fork.status == "done" and fork.reward is not None
+
+
+def test_a_damaged_stored_cell_is_one_line_and_exit_2(tmp_path, capsys):
+    from rlm_tui import events as ev
+    from runs import store_events
+
+    run, rollout = "r" * 16, "a" * 16
+    db = store_events(
+        tmp_path / "t.db",
+        [
+            ev.RunStarted(
+                run_id=run,
+                env="verbatim-copy",
+                mode="rlm",
+                model="scripted",
+                sub_model="scripted",
+                num_rollouts=1,
+                config={"env": "verbatim-copy"},
+            ),
+            ev.RolloutQueued(run_id=run, rollout_id=rollout, index=0, example_id="vc-0-0"),
+            ev.RolloutStarted(run_id=run, rollout_id=rollout, system_prompt="s", user_prompt="u"),
+            ev.ModelCallStarted(run_id=run, rollout_id=rollout, role="main", model="scripted", turn=1, messages=2),
+            ev.CellStarted(run_id=run, rollout_id=rollout, turn=1, code=12345),  # type: ignore[arg-type]
+            ev.ModelCallStarted(run_id=run, rollout_id=rollout, role="main", model="scripted", turn=2, messages=4),
+        ],
+    )
+    code, _, err = cli(capsys, "fork", "aaaa", "--at-turn", "2", "--db", str(db))
+    assert code == 2 and "events are damaged" in err and len(err.strip().splitlines()) == 1
