@@ -99,6 +99,23 @@ def test_a_fork_at_turn_3_rebuilds_the_repl_without_a_model_request_then_goes_on
     assert records[parent.id]["forked_from"] is None
 
 
+def test_a_fork_of_a_fork_finds_the_replayed_sub_llm_answers_in_its_parent(tmp_path, capsys):
+    db = tmp_path / "t.db"
+    with FakeOpenAI(three_turns) as server:
+        _, parent = run_parent(capsys, server, db)
+        assert cli(capsys, "fork", parent.id, "--at-turn", "3", "--db", str(db))[0] == 0
+        (first,) = stored_runs(db)[1].rollouts.values()
+        before = len(server.requests)
+        code, _, err = cli(capsys, "fork", first.id, "--at-turn", "3", "--db", str(db))
+        assert code == 0, err
+        assert len(server.requests) - before == 1
+    (second,) = stored_runs(db)[2].rollouts.values()
+    assert second.forked_from is not None and second.forked_from.diverged == []
+    assert [c.response for b in second.batches for c in b.calls] == ["eno", "owt"]
+    assert [(b.batch, b.size) for b in second.batches] == [(0, 2)]
+    assert second.sub_prompt_tokens == 0 and second.answer == {"content": "42 eno", "ready": True}
+
+
 def test_edited_code_replaces_the_turns_cell_and_runs_in_the_rebuilt_repl(tmp_path, capsys):
     db = tmp_path / "t.db"
     edit = tmp_path / "edit.py"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
 from rlm_tui.engine.replies import ModelReply, tool_call_message
+from rlm_tui.sandbox.session import MAX_BATCH_PROMPTS
 
 if TYPE_CHECKING:
     from rlm_tui.engine.steps import Steps
@@ -68,7 +69,7 @@ def fork_point(events: Iterable[ev.Event], rollout_id: str, turn: int) -> ForkPo
     turns = [e for e in own if isinstance(e, ev.ModelCallStarted) and e.role == "main"]
     if not turns:
         raise ForkError(f"rollout {rollout_id} never took a turn; there is nothing to fork")
-    last = max(e.turn for e in turns if isinstance(e.turn, int))
+    last = max((e.turn for e in turns if isinstance(e.turn, int)), default=0)
     if not 1 <= turn <= last:
         raise ForkError(f"rollout {rollout_id} has turns 1 to {last}; --at-turn {turn} is not one of them")
     cut = next(
@@ -80,7 +81,7 @@ def fork_point(events: Iterable[ev.Event], rollout_id: str, turn: int) -> ForkPo
     try:
         batches, outputs = _recorded(own)
         _check(history)
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         raise ForkError(f"rollout {rollout_id}'s events are damaged: {exc}") from None
     return ForkPoint(
         run_id=queued[0].run_id,
@@ -121,6 +122,8 @@ def _recorded(own: list[ev.Event]) -> tuple[dict[str, tuple[RecordedBatch, ...]]
     outputs: dict[str, str] = {}
     for e in own:
         if isinstance(e, ev.SubBatchStarted) and e.parent_id is not None:
+            if not 0 <= int(e.size) <= MAX_BATCH_PROMPTS:
+                raise ValueError(f"an llm_batch of {e.size} prompts")
             batch_of_cell.setdefault(e.parent_id, []).append(e.id)
             sizes[e.id] = int(e.size)
         elif isinstance(e, ev.SubCallStarted) and e.parent_id in sizes:
@@ -193,21 +196,29 @@ def parent_messages(history: Iterable[ev.Event]) -> list[dict[str, Any]]:
     return messages
 
 
-def replayed_batch(recorded: tuple[RecordedBatch, ...], mismatches: list[str]) -> Any:
-    """An llm_batch answered from the parent's recorded responses, in order; a call that differs is noted."""
-    queue = list(recorded)
+class ReplayedBatches:
+    """A cell's llm_batch calls answered from the parent's recorded responses, in order, and logged as sub-LLM
+    calls with no tokens (so that a fork of this fork finds them too); a call that differs is noted."""
 
-    async def batch(prompts_: list[str]) -> list[str]:
-        if not queue:
-            mismatches.append("an llm_batch the parent did not make")
-            return [NO_RECORD] * len(prompts_)
-        want = queue.pop(0)
-        if tuple(prompts_) != want.prompts:
-            mismatches.append("an llm_batch with other prompts than the parent's")
-        got = list(want.responses[: len(prompts_)])
-        return got + [NO_RECORD] * (len(prompts_) - len(got))
+    def __init__(self, steps: Steps, recorded: tuple[RecordedBatch, ...]) -> None:
+        self.steps, self.queue, self.mismatches = steps, list(recorded), 0
 
-    return batch
+    async def batch(self, prompts_: list[str], parent_id: str | None) -> list[str]:
+        want = self.queue.pop(0) if self.queue else None
+        if want is None or tuple(prompts_) != want.prompts:
+            self.mismatches += 1
+        got = list(want.responses[: len(prompts_)]) if want is not None else []
+        got += [NO_RECORD] * (len(prompts_) - len(got))
+        steps, subs = self.steps, self.steps.subs
+        number = subs.batches if subs is not None else 0
+        if subs is not None:
+            subs.batches += 1  # the live batches after the fork go on numbering from here
+        started = steps.emit(ev.SubBatchStarted, parent_id=parent_id, batch=number, size=len(prompts_))
+        for index, (prompt, response) in enumerate(zip(prompts_, got, strict=True)):
+            call = steps.emit(ev.SubCallStarted, parent_id=started.id, batch=number, index=index, prompt=str(prompt))
+            steps.emit(ev.SubCallFinished, parent_id=call.id, batch=number, index=index, response=response)
+        steps.emit(ev.SubBatchFinished, parent_id=started.id, batch=number, elapsed_s=0.0)
+        return got
 
 
 async def rebuild(steps: Steps, sandbox: Sandbox, fork: Fork) -> list[dict[str, Any]]:
@@ -240,11 +251,9 @@ async def rebuild(steps: Steps, sandbox: Sandbox, fork: Fork) -> list[dict[str, 
             steps.emit(ev.OperatorAction, action=e.action, text=e.text)
         elif isinstance(e, ev.CellStarted):
             steps.turn = e.turn
-            mismatches: list[str] = []
-            batch = replayed_batch(point.batches.get(e.id, ()), mismatches)
-            await steps.run_cell(sandbox, e.code, e.source, batch=batch)
-            output = steps.last_output
-            if mismatches or output != point.outputs.get(e.id):
+            subs = ReplayedBatches(steps, point.batches.get(e.id, ()))
+            await steps.run_cell(sandbox, e.code, e.source, subs=subs)
+            if subs.mismatches or steps.last_output != point.outputs.get(e.id):
                 if e.turn not in fork.diverged:
                     fork.diverged.append(e.turn)
     steps.turn = point.turn - 1

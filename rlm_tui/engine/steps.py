@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
@@ -15,7 +15,6 @@ from rlm_tui.engine.replies import ModelClient, ModelReply, parse_arguments
 from rlm_tui.engine.sub_llm import SubLLMs
 from rlm_tui.engine.textcalls import recover_calls
 from rlm_tui.sandbox import CpuBudgetSpent, Limits, Sandbox, SandboxError
-from rlm_tui.sandbox.session import LlmBatch
 
 T = TypeVar("T")
 
@@ -35,6 +34,12 @@ class RolloutSettings:
     max_nudges: int = 1  # reminders after a turn that ran no code, before the rollout ends with no_tool_call
     generation: Generation = Generation()  # the root model's sampling knobs
     sub_generation: Generation = Generation()
+
+
+class Batches(Protocol):
+    """What answers a cell's llm_batch calls: the sub-LLMs, or a fork's recorded responses."""
+
+    async def batch(self, prompts: list[str], parent_id: str | None) -> list[str]: ...
 
 
 class FatalRunError(Exception):
@@ -204,15 +209,14 @@ class Steps:
             raise ValueError(f'{tool} needs a string argument "code"')
         return code
 
-    async def run_cell(self, sandbox: Sandbox, code: str, source: str, batch: LlmBatch | None = None) -> str:
-        """Run one cell; `batch`: what answers its llm_batch calls instead of the sub-LLMs (a fork's rebuild)."""
+    async def run_cell(self, sandbox: Sandbox, code: str, source: str, subs: Batches | None = None) -> str:
+        """Run one cell; `subs`: what answers its llm_batch calls instead of the sub-LLMs (a fork's rebuild)."""
         s = self.settings
         if self.starting is not None:
             await self.starting  # raises the start's error
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source)
-        subs = self.subs
-        if batch is None:
-            batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
+        subs = subs or self.subs
+        batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
         try:
             result = await sandbox.run(code, batch)
         except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background
