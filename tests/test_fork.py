@@ -206,3 +206,30 @@ def test_a_damaged_stored_cell_is_one_line_and_exit_2(tmp_path, capsys):
     )
     code, _, err = cli(capsys, "fork", "aaaa", "--at-turn", "2", "--db", str(db))
     assert code == 2 and "events are damaged" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_forks_context_is_the_parents_through_a_reminder_a_rejected_call_and_a_cell_read_from_text(
+    tmp_path, capsys
+):
+    db = tmp_path / "t.db"
+    replies = [
+        Reply(content="let me think first"),  # no code: the reminder follows
+        Reply(tool_calls=[("call_python_repl", "{not json")]),  # rejected: the model is told what to fix
+        Reply(content="```repl\nx = 5\nprint(x * 2)\n```"),  # a cell read from the text: its output as a user message
+        code_call("answer.update(content=str(x), ready=True)"),
+    ]
+
+    def varied(body):
+        return replies[min(root_turn(body), 3)] if is_root(body) else Reply(content="sub")
+
+    with FakeOpenAI(varied) as server:
+        _, parent = run_parent(capsys, server, db, varied)
+        assert parent.nudges == 1 and parent.rejected_calls == 1 and parent.recovered_calls == 1
+        parent_turn_4 = [r for r in server.requests if is_root(r)][3]["messages"]
+        before = len(server.requests)
+        code, _, err = cli(capsys, "fork", parent.id, "--at-turn", "4", "--db", str(db))
+        assert code == 0, err
+        (live,) = server.requests[before:]
+    assert live["messages"] == parent_turn_4
+    (fork,) = stored_runs(db)[1].rollouts.values()
+    assert fork.answer == {"content": "5", "ready": True} and fork.forked_from.diverged == []
