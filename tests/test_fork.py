@@ -233,3 +233,61 @@ def test_the_forks_context_is_the_parents_through_a_reminder_a_rejected_call_and
     assert live["messages"] == parent_turn_4
     (fork,) = stored_runs(db)[1].rollouts.values()
     assert fork.answer == {"content": "5", "ready": True} and fork.forked_from.diverged == []
+
+
+def test_operator_cells_and_messages_before_the_turn_are_part_of_the_rebuild(tmp_path, capsys):
+    import asyncio
+
+    from rlm_tui import events as ev
+    from rlm_tui.engine.clients import OpenAIClient
+    from rlm_tui.engine.control import Command
+    from rlm_tui.engine.rollout import RolloutSettings
+    from rlm_tui.engine.run import Run, RunConfig
+    from rlm_tui.env import load_environment
+    from rlm_tui.store import EventWriter
+
+    db = tmp_path / "t.db"
+    cells = ["print(y)", "y += 1\nprint(y)", "answer.update(content=str(y), ready=True)"]
+
+    def model(body):
+        return code_call(cells[min(root_turn(body), 2)]) if is_root(body) else Reply(content="sub")
+
+    with FakeOpenAI(model) as server:
+        env = load_environment("verbatim-copy", {"target_length": "100"})
+        config = RunConfig(
+            env="verbatim-copy",
+            env_args={"target_length": "100"},
+            num_examples=1,
+            base_url=server.base_url,
+            rollout=RolloutSettings(model="root", sub_model="sub", timeout=20),
+        )
+        writer = EventWriter(db)
+        writer.start()
+
+        def operator(e):  # at the rollout's first safe point: state the model's cells rely on, and a message
+            if isinstance(e, ev.RolloutStarted):
+                run.submit(Command("exec", e.rollout_id, "y = 7"))
+                run.submit(Command("inject", e.rollout_id, "y is set for you"))
+
+        client = OpenAIClient(base_url=server.base_url, api_key="k", max_retries=0)
+        run = Run(config, env, client, [writer.append, operator])
+
+        async def go():
+            try:
+                return await run.execute()
+            finally:
+                await client.close()
+
+        (parent,) = asyncio.run(go()).rollouts.values()
+        writer.close()
+        assert [c.output for c in parent.operator_cells] == [""] and parent.answer["content"] == "8"
+        parent_turn_3 = [r for r in server.requests if is_root(r)][2]["messages"]
+        before = len(server.requests)
+        code, _, err = cli(capsys, "fork", parent.id, "--at-turn", "3", "--db", str(db))
+        assert code == 0, err
+        (live,) = server.requests[before:]
+    assert live["messages"] == parent_turn_3
+    assert {"role": "user", "content": "y is set for you"} in live["messages"]
+    (fork,) = stored_runs(db)[1].rollouts.values()
+    assert [c.code for c in fork.operator_cells] == ["y = 7"]
+    assert fork.answer == {"content": "8", "ready": True} and fork.forked_from.diverged == []
