@@ -48,9 +48,9 @@ class ForkPoint:
         return {"rollout_id": self.rollout_id, "run_id": self.run_id, "turn": self.turn}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Fork:
-    """Where a fork starts and what it changes there."""
+    """Where a fork starts, what it changes there, and what the rebuild found."""
 
     point: ForkPoint
     message: str | None = None  # appended as a user message before the model's turn
@@ -73,13 +73,16 @@ def fork_point(events: Iterable[ev.Event], rollout_id: str, turn: int) -> ForkPo
     if not 1 <= turn <= last:
         raise ForkError(f"rollout {rollout_id} has turns 1 to {last}; --at-turn {turn} is not one of them")
     cut = next(
-        i for i, e in enumerate(own) if isinstance(e, ev.ModelCallStarted) and e.role == "main" and e.turn == turn
+        (i for i, e in enumerate(own) if isinstance(e, ev.ModelCallStarted) and e.role == "main" and e.turn == turn),
+        None,
     )
+    if cut is None:
+        raise ForkError(f"rollout {rollout_id}'s events are damaged: turn {turn} has no model call")
     history = tuple(own[:cut])
     started_id = own[cut].id
     reply = next((e for e in own[cut:] if isinstance(e, ev.ModelCallFinished) and e.parent_id == started_id), None)
     try:
-        batches, outputs = _recorded(own)
+        batches, outputs = _recorded(history)
         _check(history)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         raise ForkError(f"rollout {rollout_id}'s events are damaged: {exc}") from None
@@ -112,7 +115,7 @@ def _check(history: tuple[ev.Event, ...]) -> None:
     parent_messages(history)
 
 
-def _recorded(own: list[ev.Event]) -> tuple[dict[str, tuple[RecordedBatch, ...]], dict[str, str]]:
+def _recorded(own: Iterable[ev.Event]) -> tuple[dict[str, tuple[RecordedBatch, ...]], dict[str, str]]:
     """Each parent cell's llm_batch calls (prompts and responses, by index) and its output."""
     batch_of_cell: dict[str, list[str]] = {}
     sizes: dict[str, int] = {}
