@@ -264,11 +264,12 @@ async def rebuild(steps: Steps, sandbox: Sandbox, fork: Fork) -> list[dict[str, 
 
 
 def edited_reply(point: ForkPoint, code: str) -> ModelReply:
-    """The parent's reply at the fork's turn with the code of its first cell replaced."""
+    """The parent's reply at the fork's turn with the code of its first cell replaced (its other calls dropped)."""
     reply = point.next_reply
-    native = [c for c in (reply.tool_calls if reply is not None else []) if not c.get("recovered")]
-    if reply is None or reply.outcome != "ok" or not native:
+    stored = reply.tool_calls if reply is not None and isinstance(reply.tool_calls, list) else []
+    native = [c for c in stored if isinstance(c, dict) and isinstance(c.get("id"), str) and not c.get("recovered")]
+    if reply is None or reply.outcome != "ok" or not native or not isinstance(reply.text, str):
         raise ForkError(f"turn {point.turn} of rollout {point.rollout_id} ran no cell whose code could be edited")
     calls = [dict(c) for c in native]
     calls[0]["arguments"] = json.dumps({"code": code})
-    return ModelReply(text=reply.text, reasoning=reply.reasoning, tool_calls=calls[:1])
+    return ModelReply(text=reply.text, tool_calls=calls[:1])
