@@ -298,6 +298,21 @@ class RolloutPaused(Event):
     paused: bool
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutForked(Event):
+    """This rollout started at turn `turn` of another: the parent's cells before it were re-run with their
+    recorded llm_batch answers; `diverged`: the turns whose rebuilt output differs from the parent's."""
+
+    kind: ClassVar[str] = "rollout_forked"
+    parent_run_id: str
+    parent_rollout_id: str
+    turn: int
+    cells: int = 0  # the parent's cells re-run
+    diverged: list[int] = field(default_factory=list)
+    message: str | None = None  # the user message added before the turn
+    edited_code: str | None = None  # the code that replaced the turn's cell
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -321,6 +336,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ToolCalled,
         OperatorAction,
         RolloutPaused,
+        RolloutForked,
         ModelNudged,
         ToolCallRejected,
         ToolProtocolChanged,

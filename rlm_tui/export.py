@@ -56,7 +56,13 @@ def rollout_record(run: RunState, r: RolloutState, run_interrupted: bool = False
             for call in sorted(batch.calls, key=lambda c: c.index)
         ],
         "metrics": metrics,
+        "forked_from": _lineage(r),
     }
+
+
+def _lineage(r: RolloutState) -> dict[str, Any] | None:
+    f = r.forked_from
+    return None if f is None else {"rollout_id": f.parent_rollout_id, "run_id": f.parent_run_id, "turn": f.turn}
 
 
 def _turn(turn: Turn, cell: Cell | None) -> dict[str, Any]:

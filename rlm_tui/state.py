@@ -104,6 +104,7 @@ class RolloutState:
     rejected_calls: int = 0  # root-model calls that could not run: unknown tool, bad arguments
     protocol_change: ev.ToolProtocolChanged | None = None  # the server refused tools: cells came as text since
     paused: bool = False  # stopped at a safe point, waiting for the operator
+    forked_from: ev.RolloutForked | None = None  # the rollout and turn this one started from
     operator: list[ev.OperatorAction] = field(default_factory=list)
     operator_cells: list[Cell] = field(default_factory=list)  # code the operator ran; `turn` says where
     final_metrics: dict[str, Any] = field(default_factory=dict)
@@ -309,6 +310,10 @@ def _paused(s: RolloutState, e: ev.RolloutPaused) -> None:
     s.paused = e.paused
 
 
+def _forked(s: RolloutState, e: ev.RolloutForked) -> None:
+    s.forked_from = e
+
+
 def _tool(s: RolloutState, e: ev.ToolCalled) -> None:
     owner = s._calls.get(e.parent_id or "") or s._turns.get(e.parent_id or "")
     if owner is not None:
@@ -333,6 +338,7 @@ _ROLLOUT_HANDLERS: dict[type, Any] = {
     ev.ToolCalled: _tool,
     ev.OperatorAction: _operator,
     ev.RolloutPaused: _paused,
+    ev.RolloutForked: _forked,
     ev.ModelNudged: _nudged,
     ev.ToolProtocolChanged: _protocol,
     ev.ToolCallRejected: _rejected,

@@ -54,6 +54,7 @@ SAMPLES = {
     "float | None": 0.25,
     "dict[str, Any]": {"k": [1, "ü", None], "nested": {"x": 1.5}},
     "list[dict[str, Any]]": [{"id": "call-1", "name": "python", "arguments": "{}"}],
+    "list[int]": [1, 3],
     "Any": {"expected": [1, 2]},
 }
 

@@ -14,7 +14,14 @@ class Recorder:
     writer: Any
 
     def run(
-        self, config: Any, env: Any, client: Any, *, run_id: str | None = None, history: list[Any] | None = None
+        self,
+        config: Any,
+        env: Any,
+        client: Any,
+        *,
+        run_id: str | None = None,
+        history: list[Any] | None = None,
+        fork: Any = None,
     ) -> tuple[Any, Any]:
         """(the Run, its final RunState), its events written and its commands taken through the store."""
         from rlm_tui.engine.control import queued_commands
@@ -28,6 +35,7 @@ class Recorder:
             sinks=[self.writer.append],
             run_id=run_id,
             history=history,
+            fork=fork,
             commands=lambda rid: queued_commands(self.db, rid),
         )
         return run, run_headless(run, client)

@@ -11,7 +11,7 @@ from contextlib import closing
 from typing import Any
 
 from rlm_tui.commands.common import UserError, argtype, db_path_of, id_prefix, not_empty
-from rlm_tui.text import printable_data
+from rlm_tui.text import printable, printable_data
 
 
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -57,8 +57,24 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rlm_tui.store import list_runs, open_db
 
     with closing(open_db(db_path_of(args), create=False)) as db:
-        print_runs(list_runs(db))
+        runs = list_runs(db)
+    print_runs(runs)
+    for row in runs:  # lineage under the table: a fork's run says which rollout and turn it left from
+        lineage = lineage_of(row.get("config"))
+        if lineage is not None:
+            print(printable(f"run {row['id']} forks rollout {lineage}"))
     return 0
+
+
+def lineage_of(config: Any) -> str | None:
+    """'ROLLOUT of run RUN at turn N' from a run's stored config, or None (not a fork, or a damaged record)."""
+    forked = config.get("forked_from") if isinstance(config, dict) else None
+    if not isinstance(forked, dict):
+        return None
+    rollout, run, turn = forked.get("rollout_id"), forked.get("run_id"), forked.get("turn")
+    if not (isinstance(rollout, str) and isinstance(run, str) and isinstance(turn, int)):
+        return None
+    return f"{rollout} of run {run} at turn {turn}"
 
 
 def _load_run(db: Any, run_id: str) -> Any:
@@ -78,7 +94,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     if rollout_id is None:
         print_rollouts(run)  # a run id: list its rollouts
     else:
-        print_transcript(run, run.rollouts[rollout_id], full=args.full)
+        rollout = run.rollouts[rollout_id]
+        forked = rollout.forked_from
+        if forked is not None:
+            print(
+                printable(
+                    f"forked from rollout {forked.parent_rollout_id} of run {forked.parent_run_id} at turn {forked.turn}"
+                    + (f"; the rebuilt REPL diverged at turns {forked.diverged}" if forked.diverged else "")
+                )
+            )
+        print_transcript(run, rollout, full=args.full)
     return 0
 
 

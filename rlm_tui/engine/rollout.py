@@ -11,6 +11,7 @@ from typing import Any
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
 from rlm_tui.engine.control import Command, RolloutControl
+from rlm_tui.engine.fork import Fork, edited_reply, rebuild
 from rlm_tui.engine.judge import RunJudge
 from rlm_tui.engine.replies import ModelClient, tool_call_message
 from rlm_tui.engine.steps import FatalRunError, RolloutSettings, Steps, Stop, ToolsRefused, one_line
@@ -51,6 +52,7 @@ class Rollout(Steps):
         sandbox_started: Callable[[], bool] = lambda: True,
         sandbox_up: Callable[[], None] = lambda: None,
         judge: Judge | None = None,
+        fork: Fork | None = None,
     ) -> None:
         super().__init__(run_id=run_id, rollout_id=rollout_id, client=client, settings=settings, emit=emit)
         self.example, self.env, self._metrics = example, env, metrics
@@ -60,6 +62,7 @@ class Rollout(Steps):
         self._sandbox_up = sandbox_up  # tells the run that one has
         self.judge = judge or RunJudge(settings.sub_model)
         self.engine_error = False  # ended on an unexpected exception, not on the model or the operator
+        self.fork = fork  # start at this turn of a stored rollout, its REPL rebuilt
 
     async def run(self) -> None:
         mode = self.settings.mode
@@ -200,6 +203,10 @@ class Rollout(Steps):
         ]
         nudges = 0
         async with self._sandbox(context) as sandbox:
+            if self.fork is not None:
+                messages = await self._forked(sandbox, self.fork)
+                if self.fork.point.text_protocol:
+                    protocol = "text"
             while not self.answer["ready"]:
                 await self._checkpoint(messages, sandbox)
                 if self.answer["ready"]:
@@ -237,6 +244,42 @@ class Rollout(Steps):
                         break
                 if reports:
                     messages.append({"role": "user", "content": prompts.text_reports(reports)})
+
+    # --- a fork ----------------------------------------------------------------------------------
+
+    async def _forked(self, sandbox: Sandbox, fork: Fork) -> list[dict[str, Any]]:
+        """The parent's REPL and conversation at the fork's turn, then its edit: the loop goes on from there."""
+        point = fork.point
+        try:
+            messages = await rebuild(self, sandbox, fork)
+        finally:
+            self.emit(
+                ev.RolloutForked,
+                parent_run_id=point.run_id,
+                parent_rollout_id=point.rollout_id,
+                turn=point.turn,
+                cells=sum(isinstance(e, ev.CellStarted) for e in point.history),
+                diverged=list(fork.diverged),
+                message=fork.message,
+                edited_code=fork.code,
+            )
+        if fork.code is not None:  # the turn's reply as the parent got it, with the operator's code in its cell
+            reply = edited_reply(point, fork.code)
+            self.turn = point.turn
+            started = self.emit(
+                ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn, messages=len(messages)
+            )
+            self.emit(
+                ev.ModelCallFinished, parent_id=started.id, role="main", text=reply.text, tool_calls=reply.tool_calls
+            )
+            messages.append(tool_call_message(reply))
+            call = reply.tool_calls[0]
+            content = await self.run_cell(sandbox, fork.code, "model")
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
+        if fork.message is not None:
+            self.emit(ev.OperatorAction, action="inject", text=fork.message)
+            messages.append({"role": "user", "content": fork.message})
+        return messages
 
     # --- the operator -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
+from rlm_tui.engine.fork import Fork
 from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.judge import RunJudge
 from rlm_tui.engine.replies import ModelClient
@@ -38,6 +39,7 @@ class RunConfig:
     grid: str | None = None  # the grid (rlm-tui ablate) this run belongs to
     cell: dict[str, Any] | None = None  # its cell in that grid
     stall_seconds: float | None = None  # no event for this long is a stall; None: twice the cell timeout + 60 s
+    forked_from: dict[str, Any] | None = None  # {rollout_id, run_id, turn}: this run is a fork of that rollout
 
     @property
     def stall_after(self) -> float:
@@ -76,9 +78,12 @@ class Run:
         commands: CommandSource | None = None,
         run_id: str | None = None,
         history: list[ev.Event] | None = None,
+        fork: Fork | None = None,
     ) -> None:
-        """`history`: the stored events of the run `run_id`, to resume it: its unfinished rollouts run again."""
+        """`history`: the stored events of the run `run_id`, to resume it: its unfinished rollouts run again.
+        `fork`: the run's one rollout starts at that turn of a stored rollout."""
         self.config, self.env, self.client, self.sinks, self.commands = config, env, client, sinks, commands
+        self.fork = fork
         self.id = run_id or ev.new_id()
         self.state = RunState(id=self.id)
         for event in history or ():
@@ -253,6 +258,7 @@ class Run:
                     sandbox_started=lambda: self.sandbox_started,
                     sandbox_up=self._sandbox_up,
                     judge=RunJudge(self.config.rollout.sub_model, self.config.base_url),
+                    fork=self.fork,
                 )
                 try:
                     await rollout.run()

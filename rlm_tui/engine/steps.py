@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
@@ -34,6 +34,12 @@ class RolloutSettings:
     max_nudges: int = 1  # reminders after a turn that ran no code, before the rollout ends with no_tool_call
     generation: Generation = Generation()  # the root model's sampling knobs
     sub_generation: Generation = Generation()
+
+
+class Batches(Protocol):
+    """What answers a cell's llm_batch calls: the sub-LLMs, or a fork's recorded responses."""
+
+    async def batch(self, prompts: list[str], parent_id: str | None) -> list[str]: ...
 
 
 class FatalRunError(Exception):
@@ -75,6 +81,7 @@ class Steps:
         self.starting: asyncio.Task | None = None  # the sandbox's start, awaited before the first cell
         self.answer: dict[str, Any] = {"content": "", "ready": False}
         self.turn = 0
+        self.last_output = ""  # the full output of the latest cell, for a fork's check against its parent
 
     def emit(self, cls: type[ev.Event], **fields: Any) -> ev.Event:
         event = cls(run_id=self.run_id, rollout_id=self.id, **fields)
@@ -202,12 +209,13 @@ class Steps:
             raise ValueError(f'{tool} needs a string argument "code"')
         return code
 
-    async def run_cell(self, sandbox: Sandbox, code: str, source: str) -> str:
+    async def run_cell(self, sandbox: Sandbox, code: str, source: str, subs: Batches | None = None) -> str:
+        """Run one cell; `subs`: what answers its llm_batch calls instead of the sub-LLMs (a fork's rebuild)."""
         s = self.settings
         if self.starting is not None:
             await self.starting  # raises the start's error
         started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source)
-        subs = self.subs
+        subs = subs or self.subs
         batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
         try:
             result = await sandbox.run(code, batch)
@@ -226,6 +234,7 @@ class Steps:
                 source=source,
             )
             raise Stop("done", "budget_cpu", str(exc)) from None
+        self.last_output = result.output
         shown = prompts.truncate(result.output, s.max_output_chars, result.output_chars)
         self.emit(
             ev.CellFinished,
