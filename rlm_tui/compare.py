@@ -44,6 +44,18 @@ class Summary:
     status: str
     answer: str
 
+    def cells(self) -> list[tuple[str, str]]:
+        """The summary row's (label, value) for this rollout, as the command and the app both show them."""
+        return [
+            ("reward", "-" if self.reward is None else f"{self.reward:.3f}"),
+            ("main tokens", f"{self.main_tokens:,}"),
+            ("sub tokens", f"{self.sub_tokens:,}"),
+            ("sub-LLM calls", str(self.sub_calls)),
+            ("wall time", f"{self.wall_time_s:.2f} s"),
+            ("turns", str(self.turns)),
+            ("ended", printable(self.status)),
+        ]
+
 
 @dataclass(frozen=True)
 class Comparison:

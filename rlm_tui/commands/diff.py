@@ -93,17 +93,8 @@ def print_comparison(c: Any, side_a: tuple[Any, Any], side_b: tuple[Any, Any]) -
     table = Table(title="summary", title_justify="left")
     for column in ("", "A", "B"):
         table.add_column(column, justify="left" if not column else "right")
-    rows = (
-        ("reward", lambda s: "-" if s.reward is None else f"{s.reward:.3f}"),
-        ("main tokens", lambda s: f"{s.main_tokens:,}"),
-        ("sub tokens", lambda s: f"{s.sub_tokens:,}"),
-        ("sub-LLM calls", lambda s: str(s.sub_calls)),
-        ("wall time", lambda s: f"{s.wall_time_s:.2f} s"),
-        ("turns", lambda s: str(s.turns)),
-        ("ended", lambda s: printable(s.status)),
-    )
-    for label, cell in rows:
-        table.add_row(label, Text(cell(c.a)), Text(cell(c.b)))
+    for (label, a), (_, b) in zip(c.a.cells(), c.b.cells()):
+        table.add_row(label, Text(a), Text(b))
     console.print(table)
     for pair in c.pairs:
         what = "same in both" if not pair.differs else "differs in " + ", ".join(pair.differs)

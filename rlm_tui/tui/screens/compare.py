@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from rlm_tui.compare import PARTS, Comparison, Summary, clipped, compare, paired_rollouts, value
+from rlm_tui.compare import PARTS, Comparison, clipped, compare, paired_rollouts, value
 from rlm_tui.state import RolloutState, RunState, fold
 from rlm_tui.store import open_db, read_events
 from rlm_tui.text import printable
@@ -61,17 +60,8 @@ def summary_table(c: Comparison) -> Table:
     table = Table(title="summary", title_justify="left", expand=False)
     for column in ("", "A", "B"):
         table.add_column(column, justify="right" if column else "left")
-    rows: tuple[tuple[str, Callable[[Summary], str]], ...] = (
-        ("reward", lambda s: fmt.reward(s.reward)),
-        ("main tokens", lambda s: f"{s.main_tokens:,}"),
-        ("sub tokens", lambda s: f"{s.sub_tokens:,}"),
-        ("sub-LLM calls", lambda s: str(s.sub_calls)),
-        ("wall time", lambda s: f"{s.wall_time_s:.2f} s"),
-        ("turns", lambda s: str(s.turns)),
-        ("ended", lambda s: printable(s.status)),
-    )
-    for label, cell in rows:
-        table.add_row(label, Text(cell(c.a)), Text(cell(c.b)))
+    for (label, a), (_, b) in zip(c.a.cells(), c.b.cells()):
+        table.add_row(label, Text(a), Text(b))
     return table
 
 
