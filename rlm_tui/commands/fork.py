@@ -44,10 +44,9 @@ def _edited_code(path: str) -> str:
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
-    from rlm_tui.commands.recorded import recording
+    from rlm_tui.commands.recorded import recorded_config, recording
     from rlm_tui.engine.fork import Fork, ForkError, fork_point
     from rlm_tui.engine.models import make_client
-    from rlm_tui.engine.run import RunConfig
     from rlm_tui.engine.simulated import Simulation
     from rlm_tui.env import load_environment
     from rlm_tui.headless import print_summary
@@ -61,12 +60,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
         run = get_run(db, rollout["run_id"]) if rollout is not None else None
         if run is None:
             raise UserError(f"rollout {rollout_id} belongs to no stored run")
-        try:
-            config = RunConfig.from_dict(run["config"])
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise UserError(
-                f"run {run['id']} has a config this rlm-tui cannot read ({exc}); it cannot be forked"
-            ) from None
+        config = recorded_config(run, "forked")
         if config.rollout.mode == "llm":
             raise UserError(f"rollout {rollout_id} ran in llm mode, which has no REPL to rebuild; fork an rlm rollout")
         try:

@@ -41,6 +41,17 @@ class Recorder:
         return run, run_headless(run, client)
 
 
+def recorded_config(run: Any, verb: str) -> Any:
+    """The RunConfig a stored run recorded; one line naming what cannot be done when it cannot be read."""
+    from rlm_tui.commands.common import UserError
+    from rlm_tui.engine.run import RunConfig
+
+    try:
+        return RunConfig.from_dict(run["config"])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"run {run['id']} has a config this rlm-tui cannot read ({exc}); it cannot be {verb}") from None
+
+
 @contextmanager
 def recording(path: Any) -> Iterator[Recorder]:
     """The database at `path` (created if need be) and a started writer, both closed after the runs."""

@@ -17,9 +17,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """The run goes on with the settings its run_started recorded, every run option among them."""
-    from rlm_tui.commands.recorded import recording
+    from rlm_tui.commands.recorded import recorded_config, recording
     from rlm_tui.engine.models import make_client
-    from rlm_tui.engine.run import RunConfig
     from rlm_tui.engine.simulated import Simulation
     from rlm_tui.env import load_environment
     from rlm_tui.headless import print_summary
@@ -36,12 +35,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 f"run {run_id} is a cell of grid {row['config']['grid']!r}; "
                 f"resume it with `rlm-tui ablate --resume {row['config']['grid']}`"
             )
-        try:
-            config = RunConfig.from_dict(row["config"])
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise UserError(
-                f"run {run_id} has a config this rlm-tui cannot read ({exc}); it cannot be resumed"
-            ) from None
+        config = recorded_config(row, "resumed")
         history = [e for _, e in read_events(db, run_id=run_id)]
         if row["done"] == row["rollouts"] >= row["num_rollouts"]:
             print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)
