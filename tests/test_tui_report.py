@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
@@ -23,8 +26,10 @@ def text_of(widget: Static) -> str:
     return console.export_text()
 
 
-async def test_report_view_from_the_runs_view(fixture_db):  # noqa: F811
-    app = RlmApp(fixture_db)
+@asynccontextmanager
+async def report_view(path) -> AsyncIterator[tuple[RlmApp, Any]]:
+    """The app on `path`, its report opened from the runs view and read: (the app, its pilot)."""
+    app = RlmApp(path)
     async with app.run_test(size=(160, 60)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
         await pilot.press("R")
@@ -35,6 +40,11 @@ async def test_report_view_from_the_runs_view(fixture_db):  # noqa: F811
                 and "rollouts in" in text_of(app.screen.query_one("#report-title", Static))
             ),
         )
+        yield app, pilot
+
+
+async def test_report_view_from_the_runs_view(fixture_db):  # noqa: F811
+    async with report_view(fixture_db) as (app, pilot):
         screen = app.screen
         assert "fixture · 10 rollouts in 4 runs" in text_of(screen.query_one("#report-title", Static))
         tables = text_of(screen.query_one("#report-tables", Static))
@@ -52,17 +62,7 @@ async def test_report_view_from_the_runs_view(fixture_db):  # noqa: F811
 
 
 async def report_title(path) -> str:
-    app = RlmApp(path)
-    async with app.run_test(size=(160, 60)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen._ids)
-        await pilot.press("R")
-        await until(
-            pilot,
-            lambda: (
-                isinstance(app.screen, ReportScreen)
-                and "rollouts in" in text_of(app.screen.query_one("#report-title", Static))
-            ),
-        )
+    async with report_view(path) as (app, _):
         return text_of(app.screen.query_one("#report-title", Static))
 
 
