@@ -152,6 +152,7 @@ def test_a_cell_whose_output_differs_on_rebuild_is_named(tmp_path, capsys):
     [
         (["--at-turn", "9"], "has turns 1 to 3; --at-turn 9 is not one of them"),
         (["--at-turn", "2", "--edit-code", "/nonexistent/x.py"], "cannot read --edit-code"),
+        (["--at-turn", "2", "--edit-code", "/dev/zero"], "is over 1,000,000 bytes"),  # refused, not read whole
     ],
 )
 def test_a_fork_that_cannot_be_made_is_one_line_and_exit_2(tmp_path, capsys, argv, says):

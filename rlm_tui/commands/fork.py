@@ -6,7 +6,6 @@ import argparse
 import sys
 from contextlib import closing
 from dataclasses import replace
-from pathlib import Path
 
 from rlm_tui.commands.common import UserError, argtype, at_most, db_path_of, id_prefix, not_empty
 from rlm_tui.text import printable
@@ -32,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def _edited_code(path: str) -> str:
     try:
-        data = Path(path).read_bytes()[: MAX_CODE_BYTES + 1]
+        with open(path, "rb") as f:  # at most one byte past the cap: /dev/zero or a huge file is refused, not read
+            data = f.read(MAX_CODE_BYTES + 1)
     except OSError as exc:
         raise UserError(f"cannot read --edit-code {path}: {exc.strerror}") from None
     if len(data) > MAX_CODE_BYTES:
