@@ -153,6 +153,17 @@ class CellStarted(Event):
     turn: int
     code: str
     source: str = "model"  # model | operator
+    proposed: str | None = None  # the model's code, when the operator edited it before it ran
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CellProposed(Event):
+    """In approve mode the model's cell waits here for the operator (an OperatorAction approve, skip or reply);
+    `parent_id` is the turn's ModelCallStarted id."""
+
+    kind: ClassVar[str] = "cell_proposed"
+    turn: int
+    code: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -255,8 +266,9 @@ class OperatorAction(Event):
     """A command the engine took from the operator; rollout_id is None for the whole run."""
 
     kind: ClassVar[str] = "operator_action"
-    action: str  # pause | resume | step | inject | exec | edit_answer | finish | kill
-    text: str = ""  # the injected message, the code, or the new answer
+    # pause | resume | step | inject | exec | edit_answer | finish | kill; approval (on/off); approve | skip | reply
+    action: str
+    text: str = ""  # the message, the code, the new answer, on/off (approval), or why a cell was skipped
     command_id: str | None = None
 
 
@@ -326,6 +338,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ModelCallFinished,
         ModelRetry,
         CellStarted,
+        CellProposed,
         CellFinished,
         AnswerUpdated,
         SandboxRestarted,

@@ -21,6 +21,18 @@ class Cell:
     truncated: bool = False
     elapsed_s: float | None = None
     error: str | None = None
+    proposed: str | None = None  # the model's code, when the operator edited it before it ran
+
+
+@dataclass
+class Proposal:
+    """A cell the model proposed in approve mode, and what the operator did with it (None: still waiting)."""
+
+    id: str
+    turn: int
+    code: str
+    decision: str | None = None  # approve | skip | reply
+    text: str = ""  # the code run (approve), why it was skipped, or the reply
 
 
 @dataclass
@@ -42,6 +54,7 @@ class Turn:
     retries: list[ev.ModelRetry] = field(default_factory=list)
     rejected: list[ev.ToolCallRejected] = field(default_factory=list)  # calls that could not run
     nudge: ev.ModelNudged | None = None  # the reminder sent after this turn ran no code
+    proposals: list[Proposal] = field(default_factory=list)  # its cells as proposed, in approve mode
     started: float | None = None  # when the call was made, to place operator actions between turns
     answer: str | None = None  # answer["content"] as this turn left it, when the turn changed it
 
@@ -104,6 +117,8 @@ class RolloutState:
     rejected_calls: int = 0  # root-model calls that could not run: unknown tool, bad arguments
     protocol_change: ev.ToolProtocolChanged | None = None  # the server refused tools: cells came as text since
     paused: bool = False  # stopped at a safe point, waiting for the operator
+    approving: bool = False  # approve mode: each proposed cell waits for the operator
+    waiting: Proposal | None = None  # the proposed cell waiting for the operator's decision now
     forked_from: ev.RolloutForked | None = None  # the rollout and turn this one started from
     operator: list[ev.OperatorAction] = field(default_factory=list)
     operator_cells: list[Cell] = field(default_factory=list)  # code the operator ran; `turn` says where
@@ -179,6 +194,7 @@ def _finished(s: RolloutState, e: ev.RolloutFinished) -> None:
     s.status, s.stop_reason, s.reward, s.error, s.finished = e.status, e.stop_reason, e.reward, e.error, e.ts
     s.answer = dict(e.answer)
     s.final_metrics = dict(e.metrics)
+    s.waiting = None
 
 
 def _call_started(s: RolloutState, e: ev.ModelCallStarted) -> None:
@@ -233,7 +249,7 @@ def _retry(s: RolloutState, e: ev.ModelRetry) -> None:
 
 
 def _cell_started(s: RolloutState, e: ev.CellStarted) -> None:
-    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source)
+    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source, proposed=e.proposed)
     s._cells[e.id] = cell
     if e.source == "operator":
         s.operator_cells.append(cell)
@@ -303,7 +319,20 @@ def _sub_finished(s: RolloutState, e: ev.SubCallFinished) -> None:
 
 
 def _operator(s: RolloutState, e: ev.OperatorAction) -> None:
+    if e.action == "approval":
+        s.approving = e.text == "on"
+    elif e.action in ("approve", "skip", "reply"):
+        if s.waiting is not None:
+            s.waiting.decision, s.waiting.text, s.waiting = e.action, e.text, None
+        return  # shown with the cell it decided, not among the operator's other actions
     s.operator.append(e)
+
+
+def _proposed(s: RolloutState, e: ev.CellProposed) -> None:
+    turn = s._turns.get(e.parent_id or "")
+    s.waiting = Proposal(id=e.id, turn=e.turn, code=e.code)
+    if turn is not None:
+        turn.proposals.append(s.waiting)
 
 
 def _paused(s: RolloutState, e: ev.RolloutPaused) -> None:
@@ -328,6 +357,7 @@ _ROLLOUT_HANDLERS: dict[type, Any] = {
     ev.ModelCallFinished: _call_finished,
     ev.ModelRetry: _retry,
     ev.CellStarted: _cell_started,
+    ev.CellProposed: _proposed,
     ev.CellFinished: _cell_finished,
     ev.AnswerUpdated: _answer,
     ev.SandboxRestarted: _restarted,
@@ -382,8 +412,12 @@ class RunState:
                     example_id=rollout.example_id,
                     info=rollout.info,
                     target=rollout.target,
+                    approving=rollout.approving,
                 )
             rollout.apply(e)
+            if isinstance(e, ev.RolloutQueued):
+                settings = self.config.get("rollout")
+                rollout.approving = isinstance(settings, dict) and settings.get("approve") is True
 
     @property
     def done(self) -> list[RolloutState]:

@@ -35,9 +35,11 @@ def option(
     repeat: bool = False,
     metavar: str | None = None,
     sweep: Sweep | None = None,
+    switch: bool = False,
 ) -> Any:
-    """A field of RunOptions and the command-line option that sets it."""
+    """A field of RunOptions and the command-line option that sets it; `switch`: a flag that takes no value."""
     meta = {
+        "switch": switch,
         "flags": flags,
         "parse": parse,
         "choices": choices,
@@ -232,6 +234,13 @@ class RunOptions:
         choices=REASONING_EFFORTS,
         help="reasoning effort of the sub-LLMs (default: the server's)",
     )
+    approve: bool = option(
+        "--approve",
+        default=False,
+        switch=True,
+        help="each cell the model proposes waits for the operator to run, edit, skip or answer it "
+        "(in the app, or `rlm-tui attach`; see docs/steering.md)",
+    )
     sub_extra_body: str | None = option(
         "--sub-extra-body",
         default=None,
@@ -258,7 +267,10 @@ class RunOptions:
         out: list[str] = []
         for f in fields(self):
             flag, value = f.metadata["flags"][-1], getattr(self, f.name)
-            if value is None:
+            if value is None or value is False:
+                continue
+            if f.metadata["switch"]:
+                out.append(flag)
                 continue
             for item in value if f.metadata["repeat"] else (value,):
                 out += [flag, "=".join(item) if isinstance(item, tuple) else str(item)]
@@ -309,6 +321,7 @@ class RunOptions:
             max_nudges=self.max_nudges,
             generation=self.generation(""),
             sub_generation=self.generation("sub_"),
+            approve=self.approve,
         )
         return RunConfig(
             env=env,
@@ -339,6 +352,9 @@ def add_run_options(parser: argparse.ArgumentParser, *, sweeps: bool = False) ->
                 type=p.argtype(sweep.parse or _comma_list(m["parse"], m["choices"])),
             )
             flags: tuple[str, ...] = (sweep.flag,)
+        elif m["switch"]:
+            parser.add_argument(*m["flags"], dest=f.name, action="store_true", help=m["help"])
+            continue
         else:
             kwargs.update(default=[] if m["repeat"] else f.default, choices=m["choices"])
             if m["parse"]:

@@ -14,6 +14,9 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     attach.add_argument(
         "run_id", nargs="?", type=argtype(id_prefix), help="run id or prefix (default: the newest running run)"
     )
+    attach.add_argument(
+        "--approve", action="store_true", help="from now on each cell the model proposes waits for your decision"
+    )
     replay = sub.add_parser("replay", parents=[common], help="open the runs view, or replay a run or rollout")
     replay.add_argument(
         "id", nargs="?", type=argtype(id_prefix), help="run or rollout id or prefix (default: the runs view)"
@@ -32,7 +35,7 @@ def _need_terminal(command: str) -> None:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from rlm_tui.store import list_runs, open_db, resolve_run_id
+    from rlm_tui.store import list_runs, open_db, resolve_run_id, send_command
     from rlm_tui.tui.launch import leave_running_on_hangup, open_app
 
     _need_terminal("attach")
@@ -45,6 +48,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
             if not running:
                 raise UserError("no run is running; `rlm-tui replay` opens finished ones")
             run_id = running[0]
+        if args.approve:
+            send_command(db, run_id, "approval", text="on")
     leave_running_on_hangup(path, run_id)
     return open_app(path, context_limit=args.context_limit, run_id=run_id, follow=True)
 

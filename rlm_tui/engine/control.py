@@ -9,8 +9,9 @@ from typing import Any
 
 from rlm_tui.events import new_id
 
-ACTIONS = ("pause", "resume", "step", "inject", "exec", "edit_answer", "finish", "kill")
-RUN_ACTIONS = ("pause", "resume", "kill")  # what may target the whole run
+ACTIONS = ("pause", "resume", "step", "inject", "exec", "edit_answer", "finish", "kill", "approval")
+DECISIONS = ("approve", "skip", "reply")  # what the operator does with a cell waiting in approve mode
+RUN_ACTIONS = ("pause", "resume", "kill", "approval")  # what may target the whole run
 
 
 class ControlError(Exception):
@@ -25,8 +26,10 @@ class Command:
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
-            raise ControlError(f"unknown action {self.action!r}; choose one of: {', '.join(ACTIONS)}")
+        if self.action not in ACTIONS + DECISIONS:
+            raise ControlError(f"unknown action {self.action!r}; choose one of: {', '.join(ACTIONS + DECISIONS)}")
+        if self.action == "approval" and self.text not in ("on", "off"):
+            raise ControlError(f"approval is on or off, not {self.text[:40]!r}")
         if self.rollout_id is None and self.action not in RUN_ACTIONS:
             raise ControlError(f"{self.action} needs a rollout; only {', '.join(RUN_ACTIONS)} apply to a whole run")
 
@@ -34,8 +37,9 @@ class Command:
 class RolloutControl:
     """What the operator asked of one rollout and it has not yet acted on."""
 
-    def __init__(self, paused: bool = False) -> None:
+    def __init__(self, paused: bool = False, approve: bool = False) -> None:
         self.paused = paused
+        self.approve = approve  # each cell the model proposes waits for the operator's decision
         self.steps = 0  # turns to run while paused
         self.queue: deque[Command] = deque()
         self._wake = asyncio.Event()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
+from rlm_tui.engine.control import DECISIONS
 from rlm_tui.engine.replies import ModelReply, tool_call_message
 from rlm_tui.sandbox.session import MAX_BATCH_PROMPTS
 
@@ -112,6 +113,12 @@ def _check(history: tuple[ev.Event, ...]) -> None:
             raise ValueError("a model reply whose text or tool calls are not what the engine writes")
         if isinstance(e, ev.CellFinished) and not (isinstance(e.shown, str) and isinstance(e.output, str)):
             raise ValueError("a cell output that is not text")
+        if isinstance(e, ev.CellStarted) and not isinstance(e.proposed, (str, type(None))):
+            raise ValueError("a cell whose proposed code is not text")
+        if isinstance(e, ev.CellProposed) and not isinstance(e.code, str):
+            raise ValueError("a proposed cell without code")
+        if isinstance(e, ev.OperatorAction) and not isinstance(e.text, str):
+            raise ValueError("an operator action whose text is not text")
     parent_messages(history)
 
 
@@ -156,6 +163,7 @@ def parent_messages(history: Iterable[ev.Event]) -> list[dict[str, Any]]:
     pending: list[dict[str, Any]] = []  # the latest reply's tool calls still owed a result
     reports: list[str] = []  # results of calls read from the text, sent back as one user message
     open_cell: list[Any] = []  # [call, cell_finished, lost]: a cell result a sandbox restart may still amend
+    proposed = False  # a cell waits for the operator's decision (approve mode)
 
     def result(call: dict[str, Any], content: str) -> None:
         if call.get("recovered"):
@@ -193,6 +201,12 @@ def parent_messages(history: Iterable[ev.Event]) -> list[dict[str, Any]]:
             open_cell[1] = e
         elif isinstance(e, ev.ModelNudged):
             messages.append({"role": "user", "content": e.text})
+        elif isinstance(e, ev.CellProposed):
+            proposed = True
+        elif isinstance(e, ev.OperatorAction) and e.action in DECISIONS and proposed:
+            proposed = False
+            if e.action != "approve" and pending:
+                result(pending.pop(0), prompts.not_run(e.action, e.text))
         elif isinstance(e, ev.OperatorAction) and e.action == "inject":
             messages.append({"role": "user", "content": e.text})
     settle()
@@ -250,12 +264,14 @@ async def rebuild(steps: Steps, sandbox: Sandbox, fork: Fork) -> list[dict[str, 
             steps.emit(type(e), parent_id=calls.get(e.parent_id or ""), **e.payload())
         elif isinstance(e, ev.ToolProtocolChanged):
             steps.emit(ev.ToolProtocolChanged, **e.payload())
-        elif isinstance(e, ev.OperatorAction) and e.action in ("inject", "exec", "edit_answer"):
+        elif isinstance(e, ev.OperatorAction) and e.action in ("inject", "exec", "edit_answer", *DECISIONS):
             steps.emit(ev.OperatorAction, action=e.action, text=e.text)
+        elif isinstance(e, ev.CellProposed):
+            steps.emit(ev.CellProposed, parent_id=calls.get(e.parent_id or ""), turn=e.turn, code=e.code)
         elif isinstance(e, ev.CellStarted):
             steps.turn = e.turn
             subs = ReplayedBatches(steps, point.batches.get(e.id, ()))
-            await steps.run_cell(sandbox, e.code, e.source, subs=subs)
+            await steps.run_cell(sandbox, e.code, e.source, subs=subs, proposed=e.proposed)
             if subs.mismatches or steps.last_output != point.outputs.get(e.id):
                 if e.turn not in fork.diverged:
                     fork.diverged.append(e.turn)

@@ -138,3 +138,10 @@ def cell_report(shown: str, *, elapsed_s: float, error: str | None, lost: str | 
         parts.append("[the cell ran past the time limit and was interrupted]")
     parts.append(f"[cell took {elapsed_s:.2f} s]")
     return "\n".join(parts)
+
+
+def not_run(decision: str, text: str) -> str:
+    """The tool message the model receives for a cell the operator did not let run (approve mode)."""
+    if decision == "reply":
+        return f"[not run] the operator read your code and replied instead:\n{text}"
+    return f"[not run] the operator skipped this cell{': ' + text if text else ''}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
-from rlm_tui.engine.control import Command, RolloutControl
+from rlm_tui.engine.control import DECISIONS, Command, RolloutControl
 from rlm_tui.engine.fork import Fork, edited_reply, rebuild
 from rlm_tui.engine.judge import RunJudge
 from rlm_tui.engine.replies import ModelClient, tool_call_message
@@ -301,6 +301,33 @@ class Rollout(Steps):
         if stopped:
             self.emit(ev.RolloutPaused, paused=False)
 
+    async def vet(self, sandbox: Sandbox, code: str, turn_id: str) -> tuple[str | None, str]:
+        """In approve mode, wait for the operator's decision on the model's cell; other commands are applied
+        meanwhile, except a message, which waits for the next turn (the model's tool calls are owed replies first)."""
+        control = self.control
+        if not control.approve:
+            return code, ""
+        self.emit(ev.CellProposed, parent_id=turn_id, turn=self.turn, code=code)
+        later: list[Command] = []
+        try:
+            while True:
+                while control.queue:
+                    command = control.queue.popleft()
+                    if command.action == "inject":
+                        later.append(command)
+                        continue
+                    if command.action in DECISIONS:
+                        self.emit(ev.OperatorAction, action=command.action, text=command.text, command_id=command.id)
+                        if command.action == "approve":
+                            return command.text or code, ""
+                        return None, prompts.not_run(command.action, command.text)
+                    await self._apply(command, [], sandbox)
+                    if not control.approve:  # approval turned off while the cell waited: it runs as proposed
+                        return code, ""
+                await control.wait()
+        finally:
+            control.queue.extendleft(reversed(later))
+
     async def _apply(self, command: Command, messages: list[dict[str, Any]], sandbox: Sandbox | None) -> None:
         self.emit(ev.OperatorAction, action=command.action, text=command.text, command_id=command.id)
         control, action = self.control, command.action
@@ -322,6 +349,8 @@ class Rollout(Steps):
                 self.set_answer(command.text, self.answer["ready"], "operator")
             else:
                 await self.run_cell(sandbox, f'answer["content"] = {command.text!r}', "operator")
+        elif action == "approval":
+            control.approve = command.text == "on"
         elif action == "finish":
             raise Stop("done", "operator_finished")
         elif action == "kill":

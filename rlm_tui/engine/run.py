@@ -152,7 +152,7 @@ class Run:
                     )
                 )
             rollouts.append((rollout_id, example))
-            self.controls[rollout_id] = RolloutControl()
+            self.controls[rollout_id] = RolloutControl(approve=s.approve)
         semaphore = asyncio.Semaphore(c.concurrency)
         self.tasks = {rid: asyncio.create_task(self._one(semaphore, rid, ex)) for rid, ex in rollouts}
         helpers = [asyncio.create_task(self._watch())] + ([asyncio.create_task(self._poll())] if self.commands else [])
@@ -204,10 +204,11 @@ class Run:
             self.emit(
                 ev.OperatorAction(run_id=self.id, action=command.action, text=command.text, command_id=command.id)
             )
-            if command.action in ("pause", "resume"):
-                self.paused = command.action == "pause"
+            if command.action in ("pause", "resume", "approval"):
+                if command.action != "approval":
+                    self.paused = command.action == "pause"
                 for rid, control in self.controls.items():
-                    control.submit(Command(command.action, rid))
+                    control.submit(Command(command.action, rid, command.text))
             else:
                 for rid in self.tasks:
                     self._kill(rid)

@@ -34,6 +34,7 @@ class RolloutSettings:
     max_nudges: int = 1  # reminders after a turn that ran no code, before the rollout ends with no_tool_call
     generation: Generation = Generation()  # the root model's sampling knobs
     sub_generation: Generation = Generation()
+    approve: bool = False  # each cell the model proposes waits for the operator: see --approve
 
 
 class Batches(Protocol):
@@ -192,7 +193,14 @@ class Steps:
         except ValueError as exc:
             self.emit(ev.ToolCallRejected, parent_id=turn_id, name=str(call["name"])[:200], reason=str(exc))
             return f"[error] {exc}"
-        return await self.run_cell(sandbox, code, "model")
+        run, told = await self.vet(sandbox, code, turn_id)
+        if run is None:
+            return told
+        return await self.run_cell(sandbox, run, "model", proposed=code if run != code else None)
+
+    async def vet(self, sandbox: Sandbox, code: str, turn_id: str) -> tuple[str | None, str]:
+        """The code to run for the model's cell, or None and what the model is told instead (approve mode)."""
+        return code, ""
 
     @staticmethod
     def _code_of(call: dict[str, Any], tool: str, cut: bool) -> str:
@@ -209,12 +217,15 @@ class Steps:
             raise ValueError(f'{tool} needs a string argument "code"')
         return code
 
-    async def run_cell(self, sandbox: Sandbox, code: str, source: str, subs: Batches | None = None) -> str:
-        """Run one cell; `subs`: what answers its llm_batch calls instead of the sub-LLMs (a fork's rebuild)."""
+    async def run_cell(
+        self, sandbox: Sandbox, code: str, source: str, subs: Batches | None = None, proposed: str | None = None
+    ) -> str:
+        """Run one cell; `subs`: what answers its llm_batch calls instead of the sub-LLMs (a fork's rebuild);
+        `proposed`: the model's code that the operator's `code` replaced."""
         s = self.settings
         if self.starting is not None:
             await self.starting  # raises the start's error
-        started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source)
+        started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source, proposed=proposed)
         subs = subs or self.subs
         batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
         try:

@@ -90,7 +90,9 @@ def _hung_up(path: Any, run_id: str) -> None:
     from rlm_tui.store import open_db, send_command
 
     try:
-        send_command(open_db(path), run_id, "resume")  # nobody is left to resume a paused rollout
+        db = open_db(path)
+        send_command(db, run_id, "resume")  # nobody is left to resume a paused rollout
+        send_command(db, run_id, "approval", text="off")  # nor to decide on a cell waiting for approval
     finally:
         os._exit(129)
 
