@@ -7,7 +7,7 @@ import sys
 from contextlib import closing
 from dataclasses import replace
 
-from rlm_tui.commands.common import UserError, argtype, at_most, db_path_of, id_prefix, not_empty
+from rlm_tui.commands.common import UserError, argtype, at_most, db_path_of, id_prefix, not_empty, run_id
 from rlm_tui.text import printable
 
 MAX_CODE_BYTES = 1_000_000  # an edited cell larger than this is not code anyone wrote by hand
@@ -25,7 +25,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--edit-code", metavar="FILE", help="run this file's code as turn N's cell instead of the parent's")
     p.add_argument("--model", type=argtype(not_empty), help="the root model from turn N on (default: the parent's)")
     p.add_argument("--base-url", help="its OpenAI-compatible server (default: the parent run's)")
+    p.add_argument(
+        "--approve", action="store_true", help="each cell the model proposes after the fork waits for the operator"
+    )
     p.add_argument("--headless", action="store_true", help="no app: a summary table when the fork ends (the default)")
+    p.add_argument("--run-id", type=argtype(run_id), help=argparse.SUPPRESS)  # set by the app when it forks
     p.set_defaults(handler=cmd_fork)
 
 
@@ -75,7 +79,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
             edited_reply(point, code)
         except ForkError as exc:
             raise UserError(str(exc)) from None
-    settings = config.rollout if args.model is None else replace(config.rollout, model=args.model)
+    settings = replace(config.rollout, model=args.model or config.rollout.model, approve=args.approve)
     config = replace(
         config,
         rollout=settings,
@@ -92,7 +96,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
         )
     client = make_client(env, settings.model, config.base_url, simulation=Simulation(seed=config.seed))
     with recording(path) as recorder:
-        new_run, state = recorder.run(config, env, client, fork=fork)
+        new_run, state = recorder.run(config, env, client, fork=fork, run_id=args.run_id)
     print_summary(state)
     print(f"rlm-tui: run {new_run.id} forks rollout {rollout_id} at turn {point.turn}", file=sys.stderr)
     if fork.diverged:

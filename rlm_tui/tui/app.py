@@ -243,6 +243,7 @@ class RlmApp(App):
         def answer(choice: object) -> None:
             if choice == "resume":
                 self.session.send("resume")
+                self.session.send("approval", text="off")
             if choice is not None:
                 self.exit()
 

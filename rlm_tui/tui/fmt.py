@@ -10,6 +10,7 @@ STATUS_STYLE = {
     "queued": "dim",
     "running": "cyan",
     "paused": "bold yellow",
+    "approval": "bold yellow",
     "done": "green",
     "failed": "bold red",
     "killed": "magenta",
@@ -34,8 +35,11 @@ def reward(value: float | None) -> str:
 
 
 def status(r: RolloutState, interrupted: bool = False) -> str:
-    """What the operator cares about: a running rollout stopped at a safe point is paused."""
+    """What the operator cares about: a running rollout stopped at a safe point is paused, one whose cell waits
+    for a decision is at approval."""
     shown = shown_status(r.status, interrupted)
+    if shown == "running" and r.waiting is not None:
+        return "approval"  # a proposed cell waits for the operator
     return "paused" if r.paused and shown == "running" else shown
 
 

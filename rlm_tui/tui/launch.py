@@ -27,7 +27,7 @@ def run_in_app(path: Path, run_id: str, engine_argv: list[str], *, context_limit
     from rlm_tui.tui.app import ERROR_PREFIX, RlmApp, last_line
 
     leave_running_on_hangup(path, run_id)
-    if not _started(path, run_id, engine):
+    if not started(path, run_id, engine):
         rc = engine.returncode
         if os.environ.get("RLM_TUI_DEBUG"):
             sys.stderr.write(log.read_text(errors="replace"))
@@ -57,7 +57,22 @@ def run_in_app(path: Path, run_id: str, engine_argv: list[str], *, context_limit
     return 0
 
 
-def _started(path: Any, run_id: str, engine: Any) -> bool:
+def start_fork(path: Path, rollout_id: str, turn: int, message: str | None) -> tuple[subprocess.Popen, str, Path]:
+    """`rlm-tui fork` of `rollout_id` at `turn` as a process of its own: (the process, the new run's id, its log)."""
+    import tempfile
+
+    from rlm_tui.events import new_id
+
+    run_id = new_id()
+    argv = [sys.executable, "-m", "rlm_tui.cli", "fork", rollout_id, "--at-turn", str(turn), "--headless"]
+    argv += ["--db", str(path), "--run-id", run_id] + (["--message", message] if message else [])
+    log = Path(tempfile.mkstemp(prefix=f"rlm-tui-fork-{run_id[:8]}-", suffix=".log")[1])
+    with open(log, "wb") as out:
+        engine = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    return engine, run_id, log
+
+
+def started(path: Any, run_id: str, engine: Any, *, notice: bool = True) -> bool:
     """Wait until the run's row is in the database (True) or its engine exits first (False)."""
     from rlm_tui.store import get_run, open_db
 
@@ -70,7 +85,7 @@ def _started(path: Any, run_id: str, engine: Any) -> bool:
                 return True
             if done:
                 return False
-            if not told and time.monotonic() - began > START_NOTICE_SECONDS:
+            if notice and not told and time.monotonic() - began > START_NOTICE_SECONDS:
                 print("rlm-tui: starting the run…", file=sys.stderr)
                 told = True
             time.sleep(0.05)

@@ -27,7 +27,19 @@ REPLAY_ACTIONS = {
     "replay_start",
     "replay_end",
 }
-ROLLOUT_ACTIONS = {"pause", "resume", "step", "inspect", "inject", "edit", "finish", "kill"}
+ROLLOUT_ACTIONS = {
+    "pause",
+    "resume",
+    "step",
+    "inspect",
+    "inject",
+    "edit",
+    "finish",
+    "kill",
+    "approval_on",
+    "approval_off",
+    "decide",
+}
 RUN_ACTIONS = {"run_pause", "run_resume"}
 
 SendCommand = Callable[[str, str, "str | None", str], None]  # run id, action, rollout id, text
@@ -178,12 +190,14 @@ class Session:
 
     @property
     def holds_paused(self) -> bool:
-        """The followed run, or one of its rollouts, is paused or about to be."""
+        """The followed run, or one of its rollouts, is paused or about to be, or waits for cell approvals."""
         if not self.controls_enabled or self.feed is None:
             return False
         state = self.feed.state
         return bool(
-            state.paused or self.pausing or any(r.paused and r.status == "running" for r in state.rollouts.values())
+            state.paused
+            or self.pausing
+            or any((r.paused or r.approving) and r.status == "running" for r in state.rollouts.values())
         )
 
     @property
@@ -223,6 +237,10 @@ class Session:
                 return False
             if action in ("pause", "resume"):
                 return (target.paused or target.id in self.pausing) == (action == "resume")
+            if action in ("approval_on", "approval_off"):
+                return target.approving == (action == "approval_off")
+            if action == "decide":
+                return target.waiting is not None
         return True
 
     def keys_fingerprint(self, target: RolloutState | None) -> tuple:
@@ -231,7 +249,7 @@ class Session:
             self.controls_enabled,
             self.feed is not None and self.feed.state.paused,
             frozenset(self.pausing),
-            target and (target.id, target.status, target.paused),
+            target and (target.id, target.status, target.paused, target.approving, target.waiting is not None),
         )
 
     def replay_line(self) -> str:

@@ -30,6 +30,9 @@ CONTROL_BINDINGS = [
     Binding("e", "edit", "Edit answer", id="rollout.edit_answer", tooltip="Replace the answer's content"),
     Binding("f", "finish", "Finish", id="rollout.finish", tooltip="Stop the rollout now and score its answer"),
     Binding("K", "kill", "Kill", id="rollout.kill", tooltip="Stop the rollout without a score"),
+    Binding("a", "approval_on", "Approve cells", id="rollout.approval_on", tooltip="Each proposed cell waits for you"),
+    Binding("a", "approval_off", "Stop approving", id="rollout.approval_off", tooltip="Cells run as proposed again"),
+    Binding("d", "decide", "Decide", id="rollout.decide", tooltip="Run, edit, skip or answer the proposed cell"),
     Binding("P", "run_pause", "Pause run", id="run.pause", tooltip="Pause every rollout of the run"),
     Binding("P", "run_resume", "Resume run", id="run.resume", tooltip="Let every rollout of the run go on"),
 ]
@@ -165,6 +168,36 @@ class RunBase(SessionView, Screen):
                     self._send("kill", r.id, note=f"{self._label(r)}: killed")
 
             self.app.push_screen(confirm_kill(self._label(r)), kill)
+
+    def action_approval_on(self) -> None:
+        if r := self.target():
+            self._send("approval", r.id, "on", note=f"{self._label(r)}: each proposed cell now waits for you (d)")
+            self.app.refresh_bindings()
+
+    def action_approval_off(self) -> None:
+        if r := self.target():
+            self._send("approval", r.id, "off", note=f"{self._label(r)}: cells run as proposed again")
+            self.app.refresh_bindings()
+
+    def action_decide(self) -> None:
+        from rlm_tui.tui.screens.approve import ApproveScreen, Decision
+
+        r = self.target()
+        if r is None or r.waiting is None:
+            return
+        proposal = r.waiting
+
+        def decide(decision: Decision | None) -> None:
+            if decision is None:
+                return
+            current = self.target()
+            if current is None or current.waiting is not proposal:  # decided elsewhere, or the rollout ended
+                self.notify("that cell is no longer waiting", severity="warning", timeout=3)
+                return
+            notes = {"approve": "running the cell", "skip": "cell skipped", "reply": "reply sent instead"}
+            self._send(decision.action, r.id, decision.text, note=f"{self._label(r)}: {notes[decision.action]}")
+
+        self.app.push_screen(ApproveScreen(self._label(r), proposal), decide)
 
     def action_run_pause(self) -> None:
         self._send("pause", note="run: pausing every rollout")

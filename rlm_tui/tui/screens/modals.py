@@ -269,8 +269,9 @@ def leave_paused() -> ChoiceScreen:
     return ChoiceScreen(
         "leave",
         Content.from_markup(
-            "The run, or some of its rollouts, is paused: with nobody here it waits until someone "
-            "resumes it. Resume it now, or leave it paused (resume it later with [b]rlm-tui attach[/b])?"
+            "The run, or some of its rollouts, is paused or waits for you to approve its cells: with nobody here "
+            "it waits until someone resumes it. Resume it now (cells then run without approval), or leave it "
+            "waiting (go on later with [b]rlm-tui attach[/b])?"
         ),
         [
             Choice(("r",), "Resume and quit (r)", "resume", "primary"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -10,6 +11,7 @@ from textual.widgets import Footer, Static, Tree
 
 from rlm_tui.state import RolloutState
 from rlm_tui.tui import fmt
+from rlm_tui.tui.messages import OpenRun
 from rlm_tui.tui.screens.base import RunBase
 from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.answer import AnswerView
@@ -50,6 +52,9 @@ class RolloutScreen(RunBase):
             "right_square_bracket", "turn(1)", "Turn →", id="timeline.next_turn", tooltip="Scroll to the turn after"
         ),
         Binding("colon", "go_to_turn", "Go to turn", id="timeline.go_to_turn", tooltip="Scroll to turn N"),
+        Binding(
+            "F", "fork", "Fork", id="rollout.fork", tooltip="A new rollout from the turn on screen, its REPL rebuilt"
+        ),
     ]
     turns_of_target = True
 
@@ -60,6 +65,7 @@ class RolloutScreen(RunBase):
         self._frame = -1
         self._head = ""
         self._turn_of: dict[str, int] = {}
+        self._offered: str | None = None  # the proposed cell the approve dialog last opened on by itself
 
     def compose(self) -> ComposeResult:
         yield Static("", id="ro-title")
@@ -111,6 +117,45 @@ class RolloutScreen(RunBase):
 
         self.app.push_screen(TextScreen("Go to turn", "", "Go"), go)
 
+    def action_fork(self) -> None:
+        from rlm_tui.tui.screens.modals import TextScreen
+
+        r = self.target()
+        if r is None or not r.turns:
+            self.notify("this rollout has taken no turn yet: there is nothing to fork", severity="warning")
+            return
+        turn = max(1, self.query_one(Timeline).turn_on_screen())
+        label = f"Fork {self._label(r)} at turn {turn}: a message to the model first (optional)"
+
+        def fork(text: str | None) -> None:
+            if text is not None:
+                self._start_fork(r.id, turn, text.strip() or None)
+
+        self.app.push_screen(TextScreen(label, "", "Fork"), fork)
+
+    @work(thread=True, group="fork")
+    def _start_fork(self, rollout_id: str, turn: int, message: str | None) -> None:
+        """Start `rlm-tui fork` on its own, and open its run once it exists (the rebuild shows live)."""
+        from rlm_tui.tui.app import last_line
+        from rlm_tui.tui.launch import start_fork, started
+
+        self.app.call_from_thread(self.notify, f"forking at turn {turn}: rebuilding the REPL…", timeout=4)
+        engine, run_id, log = start_fork(self.session.db_path, rollout_id, turn, message)
+        if not started(self.session.db_path, run_id, engine, notice=False):
+            reason = last_line(log) or f"the fork exited with status {engine.returncode}"
+            self.app.call_from_thread(self.notify, f"fork failed: {reason}", severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self.post_message, OpenRun(run_id))
+
+    def _offer_decision(self, r: RolloutState | None) -> None:
+        """In approve mode the dialog opens by itself on a newly proposed cell, when this view is on top."""
+        waiting = r.waiting if r is not None else None
+        if waiting is None or waiting.id == self._offered or self.app.screen is not self:
+            return
+        if self.session.allows("decide", r):
+            self._offered = waiting.id
+            self.action_decide()
+
     def _show_turn(self, turn: int | None) -> None:
         timeline = self.query_one(Timeline)
         timeline.border_title = "turns" if turn is None else f"turns · turn {turn} of {timeline.turn_count}"
@@ -150,6 +195,7 @@ class RolloutScreen(RunBase):
         tree.border_subtitle = "no llm_batch calls yet" if r is not None and not r.batches else ""
         if changed:
             self.query_one(AnswerView).show(r)
+            self._offer_decision(r)
 
     def _update_head(self, r: RolloutState | None) -> None:
         session = self.session

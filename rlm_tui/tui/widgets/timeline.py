@@ -8,10 +8,12 @@ from typing import Any
 from rich.segment import Segment
 from rich.style import Style
 from rich.syntax import Syntax
+from rich.table import Table
 from rich.text import Text
 
 from rlm_tui import events as ev
-from rlm_tui.state import Cell, RolloutState, SubBatch, Turn
+from rlm_tui.state import Cell, Proposal, RolloutState, SubBatch, Turn
+from rlm_tui.textdiff import changed_spans
 from rlm_tui.tui import fmt
 from rlm_tui.tui.widgets.lines import Block, LineView, RichBlock, TextBlock
 
@@ -25,6 +27,7 @@ NOTES = {
     "finish": "forced the finish",
     "kill": "killed the rollout",
     "edit_answer": "edited the answer",
+    "approval": "switched approval",
 }
 
 
@@ -115,7 +118,7 @@ class Timeline(LineView):
         for i, turn in enumerate(r.turns):
             last = i == len(r.turns) - 1
             heads.append(len(blocks))
-            blocks += self._turn_blocks(turn, by_cell, restarts, frame if last and running else 0)
+            blocks += self._turn_blocks(turn, by_cell, restarts, frame if last and running else 0, r.waiting)
             if change is not None and i == changed_after:
                 add(
                     self._text(
@@ -136,7 +139,9 @@ class Timeline(LineView):
         self._heads = heads
         self.set_blocks(blocks)
 
-    def _turn_blocks(self, t: Turn, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
+    def _turn_blocks(
+        self, t: Turn, by_cell: dict, restarts: dict, frame: int, waiting: Proposal | None = None
+    ) -> list[Block]:
         """A turn's blocks, built again only when something they show changed: a redraw costs the live turn."""
         cells = tuple(
             (
@@ -145,9 +150,11 @@ class Timeline(LineView):
                 c.error,
                 tuple((b.id, len(b.calls), b.elapsed_s, b.errors) for b in by_cell.get(c.id, ())),
                 restarts[c.id].id if c.id in restarts else None,
+                c.proposed is not None,
             )
             for c in t.cells
         )
+        proposals = tuple((p.id, p.decision, p is waiting) for p in t.proposals)
         fp = (
             t.outcome,
             t.latency_s,
@@ -160,16 +167,17 @@ class Timeline(LineView):
             t.nudge is not None,
             len(t.tools),
             cells,
+            proposals,
             self.full,
             self.reasoning,
             frame,
         )
         made = self._turns.get(t.call_id)
         if made is None or made[0] != fp:
-            made = self._turns[t.call_id] = (fp, self._turn(t, by_cell, restarts, frame))
+            made = self._turns[t.call_id] = (fp, self._turn(t, by_cell, restarts, frame, waiting))
         return made[1]
 
-    def _turn(self, t: Turn, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
+    def _turn(self, t: Turn, by_cell: dict, restarts: dict, frame: int, waiting: Proposal | None) -> list[Block]:
         key = t.call_id
         head = Text(f"── turn {t.index} ", style="bold cyan")
         if t.outcome is None:
@@ -218,9 +226,44 @@ class Timeline(LineView):
             out.append(self._line(("tool", tool.id), head))
             result = tool.error or tool.result
             out.append(self._block(TextBlock, ("tool-r", tool.id), len(result), result, "red" if tool.error else "", 4))
-        for cell in t.cells:
+        cells = list(t.cells)
+        for proposal in t.proposals:
+            if proposal is waiting:
+                out += self._proposal(
+                    proposal, "⏳ proposed cell · waiting for your decision (d: run, edit, skip or reply)"
+                )
+            elif proposal.decision == "skip":
+                why = f": {proposal.text}" if proposal.text else ""
+                out += self._proposal(proposal, f"⊘ proposed cell skipped by the operator{why}")
+            elif proposal.decision == "reply":
+                out += self._proposal(proposal, f"✉ proposed cell not run; the operator replied: {proposal.text}")
+            elif cells:  # approved (or approval turned off while it waited): it ran, as the next cell
+                out += self._cell(cells.pop(0), by_cell, restarts, frame)
+        for cell in cells:
             out += self._cell(cell, by_cell, restarts, frame)
         return out
+
+    def _proposal(self, proposal: Proposal, note: str) -> list[Block]:
+        code = Syntax(proposal.code, "python", theme="ansi_dark", word_wrap=True, background_color="default")
+        gutter = Segment("▎ ", Style.parse("yellow"))
+        return [
+            self._text(("prop-h", proposal.id), note, "bold yellow"),
+            self._block(RichBlock, ("prop", proposal.id), hash(proposal.code), code, gutter),
+        ]
+
+    def _edited(self, cell: Cell) -> Block:
+        """The model's code beside the code the operator ran instead, what differs marked on each side."""
+        proposed, ran = cell.proposed or "", cell.code
+        left, right = Text(proposed), Text(ran)
+        for start, end in changed_spans(ran, proposed):
+            left.stylize("bold red strike", start, end)
+        for start, end in changed_spans(proposed, ran):
+            right.stylize("bold green", start, end)
+        grid = Table(box=None, expand=True, padding=(0, 1), show_edge=False)
+        grid.add_column("proposed by the model", style="dim", ratio=1)
+        grid.add_column("run, as the operator edited it", ratio=1)
+        grid.add_row(left, right)
+        return self._block(RichBlock, ("edited", cell.id), (hash(proposed), hash(ran)), grid)
 
     def _cell(self, cell: Cell, by_cell: dict, restarts: dict, frame: int) -> list[Block]:
         key = cell.id
@@ -228,7 +271,10 @@ class Timeline(LineView):
         if cell.source == "operator":
             out.append(self._line(("op-h", key), "▍ operator cell · the model does not see it", "bold yellow"))
         gutter = Segment("▎ ", Style.parse("yellow" if cell.source == "operator" else "blue"))
-        if len(cell.code) > BIG:
+        if cell.proposed is not None:
+            out.append(self._line(("edit-h", key), "✎ edited by the operator before it ran", "bold yellow"))
+            out.append(self._edited(cell))
+        elif len(cell.code) > BIG:
             out.append(self._text(("code", key), cell.code, indent=2))
         else:
             syntax = Syntax(cell.code, "python", theme="ansi_dark", word_wrap=True, background_color="default")
