@@ -75,6 +75,7 @@ def _turn(turn: Turn, cell: Cell | None) -> dict[str, Any]:
         "output_chars": cell.output_chars if cell else 0,
         "truncated": cell.truncated if cell else False,
         "elapsed_s": cell.elapsed_s if cell else None,
+        "proposed": cell.proposed if cell else None,  # the model's code, when the operator edited it first
         "error": (cell.error if cell else turn.error),
     }
 
@@ -160,14 +161,18 @@ CSV_FIRST = [
     "reward",
     "answer_ready",
     "error",
+    "forked_from",  # the parent rollout of a fork, and the turn it left from
+    "forked_at_turn",
 ]
 _FLAT = ("env_args.", "info.", "metrics.")  # the prefixed columns, in this order after the fixed ones
 
 
 def csv_row(record: dict[str, Any]) -> dict[str, Any]:
     """One flat row: the fixed fields, the swept `env_args.*`, then `info.*` and `metrics.*` columns."""
-    row = {k: record.get(k) for k in CSV_FIRST if k != "answer_ready"}
+    row = {k: record.get(k) for k in CSV_FIRST if k not in ("answer_ready", "forked_from", "forked_at_turn")}
     row["answer_ready"] = record["answer"].get("ready")
+    lineage = record.get("forked_from") or {}
+    row["forked_from"], row["forked_at_turn"] = lineage.get("rollout_id"), lineage.get("turn")
     row.update((k, v) for k, v in record.items() if k.startswith("env_args."))
     for prefix in ("info", "metrics"):
         for key, value in record[prefix].items():

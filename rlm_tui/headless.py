@@ -19,7 +19,7 @@ from rich.text import Text
 
 from rlm_tui import events as ev
 from rlm_tui.env import recorded_data_note
-from rlm_tui.state import RolloutState, RunState
+from rlm_tui.state import Cell, RolloutState, RunState, operator_by_turn
 from rlm_tui.text import printable
 from rlm_tui.units import tokens
 
@@ -206,6 +206,46 @@ def print_rollouts(run: RunState) -> None:
     console.print(table)
 
 
+def _print_operator(items: Any, batches_by_cell: dict, full: bool) -> None:
+    """What the operator did between two turns: the messages, answers and cells, as the model's turns show."""
+    for item in items:
+        if isinstance(item, Cell):
+            _print_cell(item, batches_by_cell, full)
+        elif item.action in ("approve", "skip", "reply"):
+            continue  # shown with the cell it decided
+        else:
+            console.print(_t(f"operator {item.action}" + (f": {item.text}" if item.text else ""), "bold yellow"))
+
+
+def _print_cell(cell: Cell, batches_by_cell: dict, full: bool) -> None:
+    if cell.proposed is not None:
+        console.print(_t("the model proposed this cell; the operator edited it before it ran:", "yellow"))
+        console.print(Syntax(printable(cell.proposed), "python", theme="ansi_dark", line_numbers=False))
+        console.print(_t("it ran as:", "yellow"))
+    console.print(Syntax(printable(cell.code), "python", theme="ansi_dark", line_numbers=False))
+    for batch in batches_by_cell.get(cell.id, ()):
+        tools = sum(len(c.tools) for c in batch.calls)
+        console.print(
+            Text(
+                f"  llm_batch #{batch.batch}: {batch.size} prompts, {tools} tool calls, "
+                f"{batch.elapsed_s or 0:.2f} s, {batch.errors} errors",
+                style="magenta",
+            )
+        )
+        if full:
+            _print_calls(batch)
+    text = cell.output if full else cell.shown
+    note = f"{cell.elapsed_s or 0:.2f} s" + (
+        f", model saw {cell.shown_chars:,} of {cell.output_chars:,} chars" if cell.truncated else ""
+    )
+    if cell.source == "operator":
+        note += ", the operator's cell"
+    style = "red" if cell.error else "dim"
+    console.print(
+        Panel(_t(text or "(no output)"), title=escape(f"output · {note}"), title_align="left", border_style=style)
+    )
+
+
 def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> None:
     ended = f" ({r.stop_reason})" if r.stop_reason else ""
     head = (
@@ -217,6 +257,8 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
     batches_by_cell: dict[str | None, list] = {}
     for batch in r.batches:
         batches_by_cell.setdefault(batch.cell_id, []).append(batch)
+    placed = operator_by_turn(r)
+    _print_operator(placed.get(0, ()), batches_by_cell, full)
     for turn in r.turns:
         usage = f"{turn.prompt_tokens}+{turn.completion_tokens} tok, {turn.latency_s or 0:.2f} s"
         console.print(Text(f"── turn {turn.index} · {usage}", style="cyan"))
@@ -226,31 +268,14 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
             console.print(_t(turn.text))
         for tool in turn.tools:
             console.print(_t(f"  {tool.name}({_args(tool.arguments)}) -> {_clip(tool.result)}", "magenta"))
+        for proposal in turn.proposals:
+            if proposal.decision in ("skip", "reply"):
+                said = "skipped it" if proposal.decision == "skip" else "replied instead"
+                console.print(_t(f"proposed cell, not run: the operator {said}: {proposal.text or '-'}", "yellow"))
+                console.print(Syntax(printable(proposal.code), "python", theme="ansi_dark", line_numbers=False))
         for cell in turn.cells:
-            console.print(Syntax(printable(cell.code), "python", theme="ansi_dark", line_numbers=False))
-            for batch in batches_by_cell.get(cell.id, ()):
-                tools = sum(len(c.tools) for c in batch.calls)
-                console.print(
-                    Text(
-                        f"  llm_batch #{batch.batch}: {batch.size} prompts, {tools} tool calls, "
-                        f"{batch.elapsed_s or 0:.2f} s, {batch.errors} errors",
-                        style="magenta",
-                    )
-                )
-                if full:
-                    _print_calls(batch)
-            text = cell.output if full else cell.shown
-            note = f"{cell.elapsed_s or 0:.2f} s" + (
-                f", model saw {cell.shown_chars:,} of {cell.output_chars:,} chars" if cell.truncated else ""
-            )
-            if cell.source == "operator":
-                note += ", the operator's cell"
-            style = "red" if cell.error else "dim"
-            console.print(
-                Panel(
-                    _t(text or "(no output)"), title=escape(f"output · {note}"), title_align="left", border_style=style
-                )
-            )
+            _print_cell(cell, batches_by_cell, full)
+        _print_operator(placed.get(turn.index, ()), batches_by_cell, full)
     for restart in r.restarts:
         console.print(_t(f"sandbox restarted ({restart.reason}): {restart.lost}", "yellow"))
     ready = "ready" if r.answer.get("ready") else "not ready"

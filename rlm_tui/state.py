@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -438,3 +439,25 @@ def fold(events: list[ev.Event], run_id: str) -> RunState:
     for e in events:
         state.apply(e)
     return state
+
+
+def operator_by_turn(r: RolloutState) -> dict[int, list[Cell | ev.OperatorAction]]:
+    """Operator actions and cells by how many turns had started when they happened."""
+    starts = [t.started or 0.0 for t in r.turns]
+    cells = list(r.operator_cells)
+    placed: dict[int, list[Cell | ev.OperatorAction]] = {}
+    for action in r.operator:
+        at = bisect_right(starts, action.ts)
+        if action.action in ("exec", "edit_answer"):
+            code = action.text if action.action == "exec" else f'answer["content"] = {action.text!r}'
+            match = next((c for c in cells if c.code == code), None)
+            if match is not None:
+                cells.remove(match)
+                placed.setdefault(match.turn, []).append(match)
+                continue
+            if action.action == "exec":
+                continue  # its cell has not started yet
+        placed.setdefault(at, []).append(action)
+    for cell in cells:
+        placed.setdefault(cell.turn, []).append(cell)
+    return placed

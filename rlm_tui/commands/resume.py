@@ -23,6 +23,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from rlm_tui.env import load_environment
     from rlm_tui.headless import print_summary
     from rlm_tui.store import get_run, open_db, read_events, resolve_run_id
+    from rlm_tui.text import printable
 
     path = db_path_of(args)
     with closing(open_db(path)) as db:
@@ -36,6 +37,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
                 f"resume it with `rlm-tui ablate --resume {row['config']['grid']}`"
             )
         config = recorded_config(row, "resumed")
+        if config.forked_from is not None and row["done"] < row["rollouts"]:
+            # resuming would start the example over from its first turn: the fork's REPL rebuild is not in the log
+            lineage = config.forked_from if isinstance(config.forked_from, dict) else {}
+            again = f"rlm-tui fork {lineage.get('rollout_id', 'PARENT')} --at-turn {lineage.get('turn', 'N')}"
+            raise UserError(f"run {run_id} is a fork that did not finish; fork again: `{printable(again)}`")
         history = [e for _, e in read_events(db, run_id=run_id)]
         if row["done"] == row["rollouts"] >= row["num_rollouts"]:
             print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)

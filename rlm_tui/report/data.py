@@ -33,6 +33,8 @@ class Row:
     env_args: dict[str, Any] = field(default_factory=dict)
     data_note: str = ""  # the run's word on its data ("" for real data), shown in every title
     part: str = ""  # the value of the --by info key, when the tables are broken down by one
+    fork: tuple[str, int] | None = None  # (parent rollout id, turn) when this rollout is a fork of another
+    parent_reward: float | None = None  # that parent's reward, when it has one
 
     def m(self, name: str) -> float:
         value = self.metrics.get(name)
@@ -106,7 +108,7 @@ def load_rows(db: Database, run_ids: list[str]) -> list[Row]:
     ).fetchall():
         if run_id not in configs:
             configs[run_id] = _cell_of(_object(config))
-        timeout, env_args, note = configs[run_id]
+        timeout, env_args, note, fork = configs[run_id]
         if not isinstance(reward, (int, float)) or not math.isfinite(reward):
             continue  # a damaged row: left out rather than failing the report
         row = Row(
@@ -123,11 +125,29 @@ def load_rows(db: Database, run_ids: list[str]) -> list[Row]:
             metrics=_object(metrics),
             env_args=env_args,
             data_note=note,
+            fork=fork,
         )
         latest[
-            (row.env, row.mode, json.dumps(sorted(env_args.items()), default=str), timeout, row.model, example_id)
+            (row.env, row.mode, json.dumps(sorted(env_args.items()), default=str), timeout, row.model, example_id, fork)
         ] = row
-    return list(latest.values())
+    return _with_parent_rewards(db, list(latest.values()))
+
+
+def _with_parent_rewards(db: Database, rows: list[Row]) -> list[Row]:
+    parents = sorted({r.fork[0] for r in rows if r.fork is not None})
+    if not parents:
+        return rows
+    found = db.execute(
+        f"SELECT id, reward FROM rollouts WHERE id IN ({', '.join('?' * len(parents))})", parents
+    ).fetchall()
+    rewards = {i: float(w) for i, w in found if isinstance(w, (int, float)) and math.isfinite(w)}
+    return [replace(r, parent_reward=rewards.get(r.fork[0])) if r.fork is not None else r for r in rows]
+
+
+def studied(rows: list[Row]) -> list[Row]:
+    """The rows the mode comparisons use: forks are interventions on one example, kept to their own table
+    (unless the report holds nothing else)."""
+    return [r for r in rows if r.fork is None] or rows
 
 
 MAX_NOTE = 200  # characters of a data note a title shows
@@ -142,18 +162,22 @@ def _object(text: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _cell_of(config: dict[str, Any]) -> tuple[float, dict[str, Any], str]:
-    """(cell timeout, cell env args, data note) from a run's config, with defaults for old or odd runs."""
+def _cell_of(config: dict[str, Any]) -> tuple[float, dict[str, Any], str, tuple[str, int] | None]:
+    """(cell timeout, cell env args, data note, fork lineage) from a run's config, with defaults for old or odd
+    runs."""
     cell = config.get("cell") if isinstance(config.get("cell"), dict) else {}
     rollout = config.get("rollout") if isinstance(config.get("rollout"), dict) else {}
     raw = cell.get("timeout") or rollout.get("timeout") or 120.0
     timeout = float(raw) if isinstance(raw, (int, float)) and math.isfinite(raw) and raw > 0 else 120.0
     env_args = cell.get("env_args") or config.get("env_args") or {}
     note = config.get("data_note")
+    lineage = config.get("forked_from") if isinstance(config.get("forked_from"), dict) else {}
+    parent, turn = lineage.get("rollout_id"), lineage.get("turn")
     return (
         timeout,
         env_args if isinstance(env_args, dict) else {},
         " ".join(note.split())[:MAX_NOTE] if isinstance(note, str) else "",
+        (parent[:64], turn) if isinstance(parent, str) and isinstance(turn, int) else None,
     )
 
 

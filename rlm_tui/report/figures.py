@@ -21,7 +21,7 @@ from matplotlib.ticker import EngFormatter
 
 from rlm_tui.env import Slice
 from rlm_tui.report import stats
-from rlm_tui.report.data import Row
+from rlm_tui.report.data import Row, studied
 from rlm_tui.report.render import value_label
 
 COLORS = {"llm": "#E24A33", "rlm": "#348ABD", "rlm-tips": "#988ED5"}  # the study's colours for its three modes
@@ -367,6 +367,7 @@ def _write_share(rows: list[Row], out: Path, share: int, shares: int) -> list[Pa
 
 def write_all(rows: list[Row], out: Path, jobs: int | None = None) -> list[Path]:
     """Every figure as PNG and SVG; drawing text is most of the cost, so forked workers share the figures."""
+    rows = studied(rows)
     out.mkdir(parents=True, exist_ok=True)
     jobs = min(jobs or os.cpu_count() or 1, MAX_JOBS)
     if jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():

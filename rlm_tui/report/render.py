@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlm_tui.report import stats
-from rlm_tui.report.data import Row
+from rlm_tui.report.data import Row, studied
 from rlm_tui.text import printable
 from rlm_tui.units import tokens
 
@@ -40,7 +40,31 @@ def _table(title: str, keys: list[str], columns: list[str], rows: list[list[str]
 
 def tables(rows: list[Row], by: str | None = None) -> list[Table]:
     """The tables; with `by` (an info key the rows' `part` holds) the common tables break down by it."""
-    return [t for t in _tables(rows, by) if t is not None]
+    return [t for t in [*_tables(studied(rows), by), _forks(rows)] if t is not None]
+
+
+def _forks(rows: list[Row]) -> Table | None:
+    """Each fork beside the rollout it left from: did the change at that turn help?"""
+    forks = sorted((r for r in rows if r.fork is not None), key=lambda r: (r.fork, r.rollout_id))
+    return _table(
+        "Forks (each against its parent rollout)",
+        ["fork", "env", "mode", "parent", "at turn"],
+        ["parent reward", "fork reward", "change"],
+        [
+            [
+                r.rollout_id[:12],
+                r.env,
+                r.mode,
+                r.fork[0][:12],
+                str(r.fork[1]),
+                _f(r.parent_reward),
+                _f(r.reward),
+                "-" if r.parent_reward is None else f"{r.reward - r.parent_reward:+.3f}",
+            ]
+            for r in forks
+            if r.fork is not None
+        ],
+    )
 
 
 def _tables(rows: list[Row], by: str | None) -> list[Table | None]:

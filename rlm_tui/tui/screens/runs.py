@@ -21,7 +21,7 @@ from rlm_tui.tui.messages import OpenRun, RunsRead
 from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.table import VimTable
 
-COLUMNS = ("run", "env", "mode", "model", "started", "done", "mean reward", "status")
+COLUMNS = ("run", "env", "mode", "model", "started", "done", "mean reward", "status", "forked from")
 POLL_SECONDS = 1.0
 
 
@@ -34,7 +34,19 @@ def run_cells(row: dict[str, Any]) -> tuple:
         f"{row['ended']}/{row['rollouts']}",
         fmt.reward(row.get("mean_reward")),
         Text(printable(str(status)), style=fmt.STATUS_STYLE.get(status, "")),
+        Text(printable(fork_of(row.get("config"))), style="cyan"),
     )
+
+
+def fork_of(config: Any) -> str:
+    """'⑂ rollout 1a2b3c4d · turn 3' for a fork's run (its stored config is untrusted), else ''."""
+    lineage = config.get("forked_from") if isinstance(config, dict) else None
+    if not isinstance(lineage, dict):
+        return ""
+    rollout, turn = lineage.get("rollout_id"), lineage.get("turn")
+    if not (isinstance(rollout, str) and isinstance(turn, int)):
+        return ""
+    return f"⑂ rollout {rollout[:8]} · turn {turn}"
 
 
 class RunsScreen(Screen):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import Any
 
 from rich.segment import Segment
@@ -12,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlm_tui import events as ev
-from rlm_tui.state import Cell, Proposal, RolloutState, SubBatch, Turn
+from rlm_tui.state import Cell, Proposal, RolloutState, SubBatch, Turn, operator_by_turn
 from rlm_tui.textdiff import changed_spans
 from rlm_tui.tui import fmt
 from rlm_tui.tui.widgets.lines import Block, LineView, RichBlock, TextBlock
@@ -94,6 +93,8 @@ class Timeline(LineView):
             return
         blocks: list[Block] = []
         add = blocks.append
+        if r.forked_from is not None:
+            add(self._text(("fork", r.forked_from.id), fork_line(r.forked_from), "bold cyan"))
         add(self._line("prompt-h", Text("prompt", style="bold")))
         prompt = r.user_prompt
         if not self.full:
@@ -105,7 +106,7 @@ class Timeline(LineView):
         for batch in r.batches:
             by_cell.setdefault(batch.cell_id, []).append(batch)
         restarts = {e.parent_id: e for e in r.restarts}
-        placed = _place_operator(r)
+        placed = operator_by_turn(r)
         running = r.status in ("queued", "running") and not r.paused
         blocks += self._operator(placed.get(0, ()), by_cell, restarts, frame)
         change = r.protocol_change
@@ -334,23 +335,13 @@ class Timeline(LineView):
         return out
 
 
-def _place_operator(r: RolloutState) -> dict[int, list[Cell | ev.OperatorAction]]:
-    """Operator actions and cells by how many turns had started when they happened."""
-    starts = [t.started or 0.0 for t in r.turns]
-    cells = list(r.operator_cells)
-    placed: dict[int, list[Cell | ev.OperatorAction]] = {}
-    for action in r.operator:
-        at = bisect_right(starts, action.ts)
-        if action.action in ("exec", "edit_answer"):
-            code = action.text if action.action == "exec" else f'answer["content"] = {action.text!r}'
-            match = next((c for c in cells if c.code == code), None)
-            if match is not None:
-                cells.remove(match)
-                placed.setdefault(match.turn, []).append(match)
-                continue
-            if action.action == "exec":
-                continue  # its cell has not started yet
-        placed.setdefault(at, []).append(action)
-    for cell in cells:
-        placed.setdefault(cell.turn, []).append(cell)
-    return placed
+def fork_line(f: ev.RolloutForked) -> str:
+    """Where a fork left its parent, and what it changed there."""
+    line = f"⑂ fork of rollout {f.parent_rollout_id} (run {f.parent_run_id}) at turn {f.turn}: {f.cells} cells rebuilt"
+    if f.diverged:
+        line += f"; diverged from the parent at turn{'s' * (len(f.diverged) > 1)} {', '.join(map(str, f.diverged))}"
+    if f.edited_code is not None:
+        line += "; turn's cell edited"
+    if f.message:
+        line += f"; message: {fmt.one_line(f.message, 200)}"
+    return line
