@@ -120,7 +120,10 @@ async def test_fork_from_the_turn_on_screen_opens_the_fork_and_it_finishes(tmp_p
         await pilot.press("ctrl+s")
         await until(pilot, lambda: app.session.feed is not None and app.session.feed.run_id != engine.run_id)
         fork_run = app.session.feed.run_id
+        # the parent's views gave way to the fork's run, which shows live
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_id == fork_run)
         await until(pilot, lambda: app.session.feed.state.status == "done", timeout=300)
+        assert len(app.screen_stack) == 3  # the default screen, the runs view, the fork's run
     (fork,) = fold([e for _, e in read_events(open_db(engine.db), run_id=fork_run)], fork_run).rollouts.values()
     assert fork.forked_from is not None
     assert (fork.forked_from.parent_rollout_id, fork.forked_from.turn) == (parent.id, 3)

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Static, TextArea
+from textual.widgets import Button, Footer, Input, Static, TextArea
 
 from rlm_tui.state import Proposal
 
@@ -43,13 +43,15 @@ class ApproveScreen(ModalScreen[Decision | None]):
                     ("· edit it if you like · ctrl+r run · ctrl+s skip · ctrl+t reply · escape later", "dim"),
                 )
             )
-            yield TextArea.code_editor(self.proposal.code, language="python", id="proposed")
+            # tab leaves the editor for the line below: a keyboard alone reaches every part of the decision
+            yield TextArea.code_editor(self.proposal.code, language="python", id="proposed", tab_behavior="focus")
             yield Input(placeholder="why it is skipped, or your reply to the model", id="why")
             with Horizontal(classes="buttons"):
                 yield Button("Run", variant="primary", id="run")
                 yield Button("Skip", id="skip")
                 yield Button("Reply", id="reply")
                 yield Button("Later", id="later")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(TextArea).focus()

@@ -275,7 +275,7 @@ def leave_paused() -> ChoiceScreen:
         ),
         [
             Choice(("r",), "Resume and quit (r)", "resume", "primary"),
-            Choice(("p",), "Leave paused (p)", "paused"),
+            Choice(("p",), "Leave it waiting (p)", "paused"),
             Choice(("escape", "n"), "Cancel", None),
         ],
     )

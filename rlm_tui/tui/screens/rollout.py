@@ -11,7 +11,6 @@ from textual.widgets import Footer, Static, Tree
 
 from rlm_tui.state import RolloutState
 from rlm_tui.tui import fmt
-from rlm_tui.tui.messages import OpenRun
 from rlm_tui.tui.screens.base import RunBase
 from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.answer import AnswerView
@@ -145,7 +144,19 @@ class RolloutScreen(RunBase):
             reason = last_line(log) or f"the fork exited with status {engine.returncode}"
             self.app.call_from_thread(self.notify, f"fork failed: {reason}", severity="error", timeout=10)
             return
-        self.app.call_from_thread(self.post_message, OpenRun(run_id))
+        self.app.call_from_thread(self._open_fork, run_id)
+
+    def _open_fork(self, run_id: str) -> None:
+        """The parent's views give way to the fork's run, opened from the runs view as if picked there."""
+        from rlm_tui.tui.screens.runs import RunsScreen
+
+        app = self.app
+        runs = next((s for s in app.screen_stack if isinstance(s, RunsScreen)), None)
+        if runs is None:
+            return
+        while app.screen is not runs:
+            app.pop_screen()
+        runs.open(run_id)
 
     def _offer_decision(self, r: RolloutState | None) -> None:
         """In approve mode the dialog opens by itself on a newly proposed cell, when this view is on top."""
