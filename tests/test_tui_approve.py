@@ -15,6 +15,8 @@ from rlm_tui.tui.screens.approve import ApproveScreen
 from rlm_tui.tui.screens.modals import TextScreen
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
+from rlm_tui.tui.screens.runs import RunsScreen
+from rlm_tui.tui.widgets.table import VimTable
 from rlm_tui.tui.widgets.timeline import Timeline
 from test_tui_live import SIZE, Engine, rollout
 
@@ -124,6 +126,11 @@ async def test_fork_from_the_turn_on_screen_opens_the_fork_and_it_finishes(tmp_p
         await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_id == fork_run)
         await until(pilot, lambda: app.session.feed.state.status == "done", timeout=300)
         assert len(app.screen_stack) == 3  # the default screen, the runs view, the fork's run
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and fork_run in app.screen._ids)
+        table = app.screen.query_one(VimTable)
+        assert str(table.get_row(fork_run)[-1]) == f"⑂ rollout {parent.id[:8]} · turn 3"
+        assert str(table.get_row(engine.run_id)[-1]) == ""
     (fork,) = fold([e for _, e in read_events(open_db(engine.db), run_id=fork_run)], fork_run).rollouts.values()
     assert fork.forked_from is not None
     assert (fork.forked_from.parent_rollout_id, fork.forked_from.turn) == (parent.id, 3)
