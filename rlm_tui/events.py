@@ -129,6 +129,7 @@ class ModelCallFinished(Event):
     latency_s: float = 0.0
     outcome: str = "ok"  # ok | context_length | error
     error: str | None = None
+    cost_usd: float | None = None  # what the provider said it cost, else priced from the tokens; None: unknown
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -244,6 +245,7 @@ class SubCallFinished(Event):
     completion_tokens: int = 0
     latency_s: float = 0.0
     error: str | None = None
+    cost_usd: float | None = None  # over every model call it made; None: some call's cost is unknown
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

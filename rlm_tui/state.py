@@ -75,6 +75,7 @@ class SubCall:
     error: str | None = None
     tools: list[ev.ToolCalled] = field(default_factory=list)
     retries: int = 0
+    cost_usd: float | None = None
 
 
 @dataclass
@@ -137,6 +138,8 @@ class RolloutState:
     sub_tool_calls: int = 0
     sub_prompt_tokens: int = 0
     sub_completion_tokens: int = 0
+    main_cost_usd: float | None = 0.0  # None once any call's cost is unknown: never shown as zero
+    sub_cost_usd: float | None = 0.0
     _cells: dict[str, Cell] = field(default_factory=dict, repr=False)
     _calls: dict[str, SubCall] = field(default_factory=dict, repr=False)
     _batches: dict[str, SubBatch] = field(default_factory=dict, repr=False)
@@ -149,6 +152,17 @@ class RolloutState:
     @property
     def sub_tokens(self) -> int:
         return self.sub_prompt_tokens + self.sub_completion_tokens
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Main and sub-LLM calls together; None when any call's cost is unknown."""
+        if self.main_cost_usd is None or self.sub_cost_usd is None:
+            return None
+        return self.main_cost_usd + self.sub_cost_usd
+
+    @property
+    def sub_calls_started(self) -> int:
+        return len(self._calls)
 
     def metrics(self, now: float | None = None) -> dict[str, float]:
         """The per-rollout metrics, named as in verifiers' RLMEnv."""
@@ -174,7 +188,18 @@ class RolloutState:
             "main_nudge_count": self.nudges,
             "main_recovered_call_count": self.recovered_calls,
             "main_rejected_call_count": self.rejected_calls,
-        }
+        } | self._costs()
+
+    def _costs(self) -> dict[str, float]:
+        """The cost metrics that are known: an unknown cost is left out, never counted as zero."""
+        out = {}
+        if self.main_cost_usd is not None:
+            out["main_rlm_cost_usd"] = self.main_cost_usd
+        if self.sub_cost_usd is not None:
+            out["sub_llm_cost_usd"] = self.sub_cost_usd
+        if (total := self.cost_usd) is not None:
+            out["total_cost_usd"] = total
+        return out
 
     def apply(self, e: ev.Event) -> None:
         handler = _ROLLOUT_HANDLERS.get(type(e))
@@ -219,6 +244,14 @@ def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
     s.main_cached_tokens += e.cached_tokens
     s.model_time_s += e.latency_s
     s.recovered_calls += sum(1 for c in calls if c.get("recovered"))
+    s.main_cost_usd = add_cost(s.main_cost_usd, e.cost_usd)
+
+
+def add_cost(total: float | None, cost: Any) -> float | None:
+    """A running USD total; unknown (None) from the first call whose cost is not a number (the log is untrusted)."""
+    if total is None or not isinstance(cost, (int, float)) or isinstance(cost, bool) or not 0 <= cost < float("inf"):
+        return None
+    return total + cost
 
 
 def _nudged(s: RolloutState, e: ev.ModelNudged) -> None:
@@ -312,11 +345,13 @@ def _sub_finished(s: RolloutState, e: ev.SubCallFinished) -> None:
         call.response, call.turns, call.tool_calls = e.response, e.turns, e.tool_calls
         call.prompt_tokens, call.completion_tokens = e.prompt_tokens, e.completion_tokens
         call.latency_s, call.error = e.latency_s, e.error
+        call.cost_usd = add_cost(0.0, e.cost_usd)
     s.sub_calls += 1
     s.sub_turns += e.turns
     s.sub_tool_calls += e.tool_calls
     s.sub_prompt_tokens += e.prompt_tokens
     s.sub_completion_tokens += e.completion_tokens
+    s.sub_cost_usd = add_cost(s.sub_cost_usd, e.cost_usd)
 
 
 def _operator(s: RolloutState, e: ev.OperatorAction) -> None:

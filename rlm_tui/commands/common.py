@@ -166,3 +166,11 @@ def env_sweep(raw: str) -> tuple[str, tuple[str, ...]]:
 
 def split(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def price(raw: str) -> str:
+    """MODEL=IN,OUT or MODEL=IN,CACHED,OUT (USD per million tokens), checked and kept as given."""
+    from rlm_tui.engine.prices import parse_price
+
+    parse_price(raw)
+    return raw

@@ -234,6 +234,63 @@ class RunOptions:
         choices=REASONING_EFFORTS,
         help="reasoning effort of the sub-LLMs (default: the server's)",
     )
+    max_tokens_total: int | None = option(
+        "--max-tokens-total",
+        default=None,
+        parse=p.at_most(10**12),
+        metavar="TOKENS",
+        help="budget per rollout: main and sub-LLM tokens; it stops at the next safe point with budget_tokens",
+    )
+    max_usd: float | None = option(
+        "--max-usd",
+        default=None,
+        parse=p.fraction(1e6),
+        metavar="USD",
+        help="budget per rollout in dollars (needs a price for each model: --price, --prices); stops with budget_usd",
+    )
+    max_seconds: float | None = option(
+        "--max-seconds",
+        default=None,
+        parse=p.seconds,
+        help="budget per rollout: wall time from its start; stops with budget_seconds",
+    )
+    max_sub_calls: int | None = option(
+        "--max-sub-calls",
+        default=None,
+        parse=p.count(10**9),
+        metavar="N",
+        help="budget per rollout: sub-LLM calls; a batch that would cross it is refused in the REPL",
+    )
+    run_max_tokens_total: int | None = option(
+        "--run-max-tokens-total",
+        default=None,
+        parse=p.at_most(10**12),
+        metavar="TOKENS",
+        help="the same, for the whole run",
+    )
+    run_max_usd: float | None = option(
+        "--run-max-usd", default=None, parse=p.fraction(1e6), metavar="USD", help="the same, for the whole run"
+    )
+    run_max_seconds: float | None = option(
+        "--run-max-seconds", default=None, parse=p.seconds, help="the same, for the whole run"
+    )
+    run_max_sub_calls: int | None = option(
+        "--run-max-sub-calls", default=None, parse=p.count(10**9), metavar="N", help="the same, for the whole run"
+    )
+    prices: str | None = option(
+        "--prices",
+        default=None,
+        metavar="FILE",
+        help="a JSON price file over the shipped one (default: $RLM_TUI_PRICES; see docs/cost.md)",
+    )
+    price: tuple[str, ...] = option(
+        "--price",
+        default=(),
+        parse=p.price,
+        repeat=True,
+        metavar="MODEL=IN,[CACHED,]OUT",
+        help="a model's price in USD per million tokens, over the price files (repeatable)",
+    )
     approve: bool = option(
         "--approve",
         default=False,
@@ -304,9 +361,16 @@ class RunOptions:
 
     def run_config(self, env: str, **extra: Any) -> Any:
         """The engine's RunConfig for environment `env`; `extra`: the grid fields."""
+        from rlm_tui.engine import prices
+        from rlm_tui.engine.budgets import Budget
         from rlm_tui.engine.rollout import RolloutSettings
         from rlm_tui.engine.run import RunConfig
         from rlm_tui.sandbox import Limits
+
+        try:
+            table = prices.load(self.prices, tuple(prices.parse_price(text) for text in self.price))
+        except prices.PriceError as exc:
+            raise p.UserError(str(exc)) from None
 
         settings = RolloutSettings(
             mode=self.mode,
@@ -322,7 +386,27 @@ class RunOptions:
             generation=self.generation(""),
             sub_generation=self.generation("sub_"),
             approve=self.approve,
+            price=table.price_of(self.model or ""),
+            sub_price=table.price_of(self.sub_model or ""),
+            budget=Budget(
+                tokens=self.max_tokens_total, usd=self.max_usd, seconds=self.max_seconds, sub_calls=self.max_sub_calls
+            ),
         )
+        run_budget = Budget(
+            tokens=self.run_max_tokens_total,
+            usd=self.run_max_usd,
+            seconds=self.run_max_seconds,
+            sub_calls=self.run_max_sub_calls,
+        )
+        if settings.budget.usd is not None or run_budget.usd is not None:
+            unpriced = [
+                m for m, price in ((self.model, settings.price), (self.sub_model, settings.sub_price)) if not price
+            ]
+            if unpriced:
+                raise p.UserError(
+                    f"a dollar budget needs prices, and {unpriced[0]} has none: add --price {unpriced[0]}=IN,OUT "
+                    "(USD per million tokens) or a --prices file"
+                )
         return RunConfig(
             env=env,
             env_args=dict(self.env_arg),
@@ -332,6 +416,8 @@ class RunOptions:
             base_url=self.base_url,
             context_limit=self.context_limit,
             rollout=settings,
+            run_budget=run_budget,
+            prices_date=table.date,
             **extra,
         )
 

@@ -233,7 +233,9 @@ class ReplayedBatches:
         started = steps.emit(ev.SubBatchStarted, parent_id=parent_id, batch=number, size=len(prompts_))
         for index, (prompt, response) in enumerate(zip(prompts_, got, strict=True)):
             call = steps.emit(ev.SubCallStarted, parent_id=started.id, batch=number, index=index, prompt=str(prompt))
-            steps.emit(ev.SubCallFinished, parent_id=call.id, batch=number, index=index, response=response)
+            steps.emit(
+                ev.SubCallFinished, parent_id=call.id, batch=number, index=index, response=response, cost_usd=0.0
+            )
         steps.emit(ev.SubBatchFinished, parent_id=started.id, batch=number, elapsed_s=0.0)
         return got
 
@@ -259,6 +261,7 @@ async def rebuild(steps: Steps, sandbox: Sandbox, fork: Fork) -> list[dict[str, 
                 tool_calls=e.tool_calls,
                 outcome=e.outcome,
                 error=e.error,
+                cost_usd=0.0,
             )
         elif isinstance(e, (ev.ModelNudged, ev.ToolCallRejected)):
             steps.emit(type(e), parent_id=calls.get(e.parent_id or ""), **e.payload())

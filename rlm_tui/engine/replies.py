@@ -4,6 +4,7 @@ and the messages that carry a reply's tool calls on to the next request."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from rlm_tui.engine.generation import Generation
 
 MAX_TOKENS = 10**9  # a usage count above this is nonsense, not a count
+MAX_COST = 1_000.0  # USD for one call: a provider's figure above this is nonsense
 
 
 @dataclass
@@ -27,6 +29,7 @@ class ModelReply:
     tokens_estimated: bool = False
     latency_s: float = 0.0
     finish_reason: str | None = None  # "length": the reply was cut at the token limit
+    cost_usd: float | None = None  # the provider's own figure (OpenRouter's usage.cost), when it gave one
 
 
 class RetryHook(Protocol):
@@ -170,6 +173,9 @@ def parse_completion(data: Any, messages: list[dict[str, Any]], latency: float) 
         reply.cached_tokens = (_count(cached.get("cached_tokens")) or 0) if isinstance(cached, dict) else 0
     else:
         estimate_usage(reply, messages)
+    cost = usage.get("cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost) and 0 <= cost <= MAX_COST:
+        reply.cost_usd = float(cost)
     return reply
 
 

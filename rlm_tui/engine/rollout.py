@@ -53,6 +53,8 @@ class Rollout(Steps):
         sandbox_up: Callable[[], None] = lambda: None,
         judge: Judge | None = None,
         fork: Fork | None = None,
+        budget_reached: Callable[[], tuple[str, str] | None] = lambda: None,
+        refuses: Callable[[int], str | None] = lambda prompts: None,
     ) -> None:
         super().__init__(run_id=run_id, rollout_id=rollout_id, client=client, settings=settings, emit=emit)
         self.example, self.env, self._metrics = example, env, metrics
@@ -63,6 +65,8 @@ class Rollout(Steps):
         self.judge = judge or RunJudge(settings.sub_model)
         self.engine_error = False  # ended on an unexpected exception, not on the model or the operator
         self.fork = fork  # start at this turn of a stored rollout, its REPL rebuilt
+        self._budget_reached = budget_reached  # (kind, why) once a budget of the rollout or its run is spent
+        self._refuses = refuses  # why a batch of n sub-LLM calls must not start, or None
 
     async def run(self) -> None:
         mode = self.settings.mode
@@ -196,6 +200,8 @@ class Rollout(Steps):
             run_id=self.run_id,
             rollout_id=self.id,
             generation=s.sub_generation,
+            price=s.sub_price,
+            refuses=self._refuses,
         )
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": system_prompt()},
@@ -270,7 +276,12 @@ class Rollout(Steps):
                 ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn, messages=len(messages)
             )
             self.emit(
-                ev.ModelCallFinished, parent_id=started.id, role="main", text=reply.text, tool_calls=reply.tool_calls
+                ev.ModelCallFinished,
+                parent_id=started.id,
+                role="main",
+                text=reply.text,
+                tool_calls=reply.tool_calls,
+                cost_usd=0.0,  # the operator's code, not a model's reply
             )
             messages.append(tool_call_message(reply))
             call = reply.tool_calls[0]
@@ -300,6 +311,9 @@ class Rollout(Steps):
             await control.wait()
         if stopped:
             self.emit(ev.RolloutPaused, paused=False)
+        hit = self._budget_reached()
+        if hit is not None:  # the answer stands as it is, and is scored
+            raise Stop("done", f"budget_{hit[0]}", hit[1])
 
     async def vet(self, sandbox: Sandbox, code: str, turn_id: str) -> tuple[str | None, str]:
         """In approve mode, wait for the operator's decision on the model's cell; other commands are applied

@@ -10,10 +10,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from rlm_tui import events as ev
+from rlm_tui.engine.budgets import Budget, Spent
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
 from rlm_tui.engine.fork import Fork
 from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.judge import RunJudge
+from rlm_tui.engine.prices import Price, PriceError
 from rlm_tui.engine.replies import ModelClient
 from rlm_tui.engine.rollout import FatalRunError, Rollout, RolloutSettings, one_line
 from rlm_tui.env import Environment
@@ -40,6 +42,8 @@ class RunConfig:
     cell: dict[str, Any] | None = None  # its cell in that grid
     stall_seconds: float | None = None  # no event for this long is a stall; None: twice the cell timeout + 60 s
     forked_from: dict[str, Any] | None = None  # {rollout_id, run_id, turn}: this run is a fork of that rollout
+    run_budget: Budget = Budget()  # the whole run's: see --run-max-usd and the others
+    prices_date: str = ""  # the date of the price table the run's prices came from
 
     @property
     def stall_after(self) -> float:
@@ -56,6 +60,13 @@ class RunConfig:
         rollout = {k: v for k, v in data.get("rollout", {}).items() if k in {f.name for f in fields(RolloutSettings)}}
         limits = {k: v for k, v in rollout.get("limits", {}).items() if k in {f.name for f in fields(Limits)}}
         rollout["limits"] = Limits(**limits)
+        rollout["budget"] = Budget.from_dict(rollout.get("budget"))
+        for key in ("price", "sub_price"):
+            try:
+                rollout[key] = Price.from_dict(rollout[key], key) if rollout.get(key) is not None else None
+            except PriceError:
+                rollout[key] = None  # a damaged price is an unknown one
+        data["run_budget"] = Budget.from_dict(data.get("run_budget"))
         for key in ("generation", "sub_generation"):
             rollout[key] = Generation.from_dict(rollout.get(key))
         if "tool_protocol" not in rollout:  # recorded before the protocols: native calls, no reminder
@@ -260,6 +271,8 @@ class Run:
                     sandbox_up=self._sandbox_up,
                     judge=RunJudge(self.config.rollout.sub_model, self.config.base_url),
                     fork=self.fork,
+                    budget_reached=lambda: self._budget_reached(rollout_id),
+                    refuses=lambda prompts: self._refuses(rollout_id, prompts),
                 )
                 try:
                     await rollout.run()
@@ -276,6 +289,38 @@ class Run:
         except Exception as exc:  # outside the rollout's own loop (its client, its final event): still this one only
             self.engine_errors.add(rollout_id)
             self._end(rollout_id, "failed", "error", one_line(exc))
+
+    # --- budgets --------------------------------------------------------------------------------
+
+    def _spent(self, rollout_id: str) -> tuple[Spent, Spent | None]:
+        """What the rollout has used, and the whole run (None when the run has no budget: not worth summing)."""
+        now, r = time.time(), self.state.rollouts[rollout_id]
+        mine = Spent(
+            tokens=r.main_tokens + r.sub_tokens,
+            usd=r.cost_usd,
+            seconds=now - r.started if r.started is not None else 0.0,
+            sub_calls=r.sub_calls_started,
+        )
+        if not self.config.run_budget.any:
+            return mine, None
+        rollouts = self.state.rollouts.values()
+        costs = [x.cost_usd for x in rollouts]
+        return mine, Spent(
+            tokens=sum(x.main_tokens + x.sub_tokens for x in rollouts),
+            usd=None if None in costs else sum(c for c in costs if c is not None),
+            seconds=now - self.state.started if self.state.started is not None else 0.0,
+            sub_calls=sum(x.sub_calls_started for x in rollouts),
+        )
+
+    def _budget_reached(self, rollout_id: str) -> tuple[str, str] | None:
+        mine, run = self._spent(rollout_id)
+        hit = self.config.rollout.budget.reached(mine, "the rollout's")
+        return hit or (self.config.run_budget.reached(run, "the run's") if run is not None else None)
+
+    def _refuses(self, rollout_id: str, prompts: int) -> str | None:
+        mine, run = self._spent(rollout_id)
+        why = self.config.rollout.budget.refuses(mine, prompts, "the rollout's")
+        return why or (self.config.run_budget.refuses(run, prompts, "the run's") if run is not None else None)
 
     def _sandbox_up(self) -> None:
         self.sandbox_started = True

@@ -9,8 +9,10 @@ from typing import Any, Protocol, TypeVar
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
+from rlm_tui.engine.budgets import Budget
 from rlm_tui.engine.failures import ModelError
 from rlm_tui.engine.generation import Generation
+from rlm_tui.engine.prices import Price, call_cost
 from rlm_tui.engine.replies import ModelClient, ModelReply, parse_arguments
 from rlm_tui.engine.sub_llm import SubLLMs
 from rlm_tui.engine.textcalls import recover_calls
@@ -35,6 +37,9 @@ class RolloutSettings:
     generation: Generation = Generation()  # the root model's sampling knobs
     sub_generation: Generation = Generation()
     approve: bool = False  # each cell the model proposes waits for the operator: see --approve
+    price: Price | None = None  # the root model's, per million tokens; None: its cost is unknown
+    sub_price: Price | None = None
+    budget: Budget = Budget()  # this rollout's: see --max-usd and the others
 
 
 class Batches(Protocol):
@@ -131,6 +136,8 @@ class Steps:
                 wait_s=wait_s,
             )
 
+        price = self.settings.price
+        failed = {"parent_id": started.id, "role": "main", "cost_usd": None if price is None else 0.0}
         try:
             reply = await self._while_starting(
                 self.client.complete(
@@ -138,11 +145,11 @@ class Steps:
                 )
             )
         except SandboxError as exc:  # the call was cancelled: its turn ends with the start's reason
-            self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome="error", error=str(exc))
+            self.emit(ev.ModelCallFinished, **failed, outcome="error", error=str(exc))
             raise
         except ModelError as exc:
             outcome = "context_length" if exc.kind == "context_length" else "error"
-            self.emit(ev.ModelCallFinished, parent_id=started.id, role="main", outcome=outcome, error=str(exc))
+            self.emit(ev.ModelCallFinished, **failed, outcome=outcome, error=str(exc))
             if exc.kind == "context_length":
                 raise Stop("done", "context_length", str(exc)) from None
             if exc.kind == "tools_refused" and recover is not None:
@@ -164,6 +171,7 @@ class Steps:
             cached_tokens=reply.cached_tokens,
             tokens_estimated=reply.tokens_estimated,
             latency_s=reply.latency_s,
+            cost_usd=call_cost(reply, price),
         )
         return reply, started.id
 

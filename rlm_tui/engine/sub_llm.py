@@ -10,6 +10,7 @@ from typing import Any
 from rlm_tui import events as ev
 from rlm_tui.engine.failures import ModelError
 from rlm_tui.engine.generation import Generation
+from rlm_tui.engine.prices import Price, call_cost
 from rlm_tui.engine.replies import ModelClient, parse_arguments, tool_call_message
 from rlm_tui.env import Tool
 
@@ -74,6 +75,8 @@ class SubLLMs:
         run_id: str,
         rollout_id: str,
         generation: Generation | None = None,
+        price: Price | None = None,
+        refuses: Callable[[int], str | None] = lambda prompts: None,
     ) -> None:
         # an OpenAIClient lends its hot path for the fan-out; any other client serves the sub-LLMs itself
         self.client: ModelClient = getattr(client, "sub", client)
@@ -83,9 +86,13 @@ class SubLLMs:
         self.concurrency = concurrency
         self.semaphore = asyncio.Semaphore(concurrency)  # shared by the batches that run at once (from threads)
         self.run_id, self.rollout_id = run_id, rollout_id
+        self.price, self.refuses = price, refuses  # refuses(n): why a batch of n calls must not start, or None
         self.batches = 0
 
     async def batch(self, prompts: list[str], parent_id: str | None) -> list[str]:
+        refused = self.refuses(len(prompts))
+        if refused is not None:  # a budget would be crossed: the REPL reads why, and nothing is started
+            return [f"[llm_batch error] not started: {refused}"] * len(prompts)
         number = self.batches
         self.batches += 1
         started = ev.SubBatchStarted(
@@ -125,7 +132,8 @@ class SubLLMs:
                 prompt=prompt,
             )
             self.emit(started)
-            stats = {"turns": 0, "tool_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+            stats: dict[str, Any] = {"turns": 0, "tool_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
+            stats["cost_usd"] = None if self.price is None else 0.0
             t0 = time.perf_counter()
             error = None
             try:
@@ -147,11 +155,12 @@ class SubLLMs:
                     tool_calls=stats["tool_calls"],
                     prompt_tokens=stats["prompt_tokens"],
                     completion_tokens=stats["completion_tokens"],
+                    cost_usd=stats["cost_usd"],
                 )
             )
             return response, error is not None
 
-    async def _loop(self, prompt: str, call_id: str, stats: dict[str, int]) -> str:
+    async def _loop(self, prompt: str, call_id: str, stats: dict[str, Any]) -> str:
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         for _ in range(MAX_TOOL_TURNS if self.tools else 1):
             reply = await self._complete(messages, self.schemas or None, stats, call_id)
@@ -166,7 +175,7 @@ class SubLLMs:
         return (await self._complete(messages, None, stats, call_id)).text
 
     async def _complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stats: dict[str, int], call_id: str
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stats: dict[str, Any], call_id: str
     ):
         def on_retry(**retry: Any) -> None:
             self.emit(
@@ -177,4 +186,6 @@ class SubLLMs:
         stats["turns"] += 1
         stats["prompt_tokens"] += reply.prompt_tokens
         stats["completion_tokens"] += reply.completion_tokens
+        cost = call_cost(reply, self.price)
+        stats["cost_usd"] = None if cost is None or stats["cost_usd"] is None else stats["cost_usd"] + cost
         return reply
