@@ -53,7 +53,7 @@ def test_a_dollar_budget_stops_every_rollout_with_the_total_priced_by_hand(tmp_p
         # refused and the 5th call is never made
         assert (r.status, r.stop_reason, len(r.turns), r.sub_calls) == ("done", "budget_usd", 4, 6)
         assert r.error == "the rollout's budget of $0.0100 is spent ($0.0113 used)"
-        assert r.turns[3].cells[0].output.startswith('["[llm_batch error] not started: the rollout\'s budget')
+        assert r.turns[3].cells[0].output.startswith("[\"[llm_batch error] not started: the rollout's budget")
         assert r.main_cost_usd == pytest.approx(4 * ROOT_CALL)
         assert r.sub_cost_usd == pytest.approx(6 * SUB_CALL)
         assert r.reward is not None  # scored as it stands
