@@ -21,7 +21,7 @@ from rlm_tui import events as ev
 from rlm_tui.env import recorded_data_note
 from rlm_tui.state import Cell, RolloutState, RunState, operator_by_turn
 from rlm_tui.text import printable
-from rlm_tui.units import tokens
+from rlm_tui.units import tokens, usd
 
 # Piped output is read by programs and people alike: do not squeeze it to 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -111,7 +111,20 @@ def print_summary(state: RunState) -> None:
     if note:  # before the numbers, so that no one takes a stand-in's rewards for the real data's
         console.print(_t(f"data: {note}", "yellow"))
     table = Table(title=_t(f"{state.env} [{state.mode}] · {model_label(state.model)}"), title_justify="left")
-    for name in ("#", "example", "outcome", "reward", "turns", "main tok", "sub calls", "sub tok", "repl s", "wall s"):
+    names = (
+        "#",
+        "example",
+        "outcome",
+        "reward",
+        "turns",
+        "main tok",
+        "sub calls",
+        "sub tok",
+        "cost",
+        "repl s",
+        "wall s",
+    )
+    for name in names:
         table.add_column(name, justify="right" if name not in ("example", "outcome") else "left")
     rollouts = sorted(state.rollouts.values(), key=lambda r: r.index)
     for r in rollouts[:30]:
@@ -125,11 +138,12 @@ def print_summary(state: RunState) -> None:
             tokens(r.main_tokens),
             str(m["sub_llm_call_count"]),
             tokens(r.sub_tokens),
+            usd(r.cost_usd),
             f"{m['repl_total_time_seconds']:.2f}",
             f"{m['wall_time_seconds']:.2f}",
         )
     if len(rollouts) > 30:
-        table.add_row("…", f"{len(rollouts) - 30} more", *[""] * 8)
+        table.add_row("…", f"{len(rollouts) - 30} more", *[""] * 9)
     mean = state.mean_reward
     table.add_section()
     table.add_row(
@@ -141,6 +155,7 @@ def print_summary(state: RunState) -> None:
         tokens(sum(r.main_tokens for r in rollouts)),
         str(sum(r.sub_calls for r in rollouts)),
         tokens(sum(r.sub_tokens for r in rollouts)),
+        usd(state.cost_usd),
         f"{sum(r.repl_time_s for r in rollouts):.2f}",
         f"{(state.finished or time.time()) - (state.started or time.time()):.2f}",
     )
@@ -157,7 +172,7 @@ def print_runs(runs: list[dict[str, Any]]) -> None:
         console.print("no runs yet: start one with `rlm-tui run verbatim-copy`")
         return
     table = Table()
-    for name in ("run", "env", "mode", "model", "started", "done", "mean reward", "status"):
+    for name in ("run", "env", "mode", "model", "started", "done", "mean reward", "cost", "status"):
         table.add_column(name, no_wrap=name in ("run", "started"))
     for r in runs:
         started = datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M") if r.get("started") else "-"
@@ -167,6 +182,7 @@ def print_runs(runs: list[dict[str, Any]]) -> None:
             started,
             f"{r['ended']}/{r['rollouts']}",
             "-" if reward is None else f"{reward:.3f}",
+            usd(r.get("cost_usd")),
             _t(r["status"]),
         )
     console.print(table)
@@ -251,6 +267,7 @@ def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> N
     head = (
         f"rollout {r.id} · {run.env} [{run.mode}] · {run.model} · example {r.example_id} · {r.status}{ended}"
         f" · reward {'-' if r.reward is None else f'{r.reward:.3f}'}"
+        f" · cost {usd(r.cost_usd)} (main {usd(r.main_cost_usd)}, sub {usd(r.sub_cost_usd)})"
     )
     console.print(_t(head, "bold"))
     console.print(Panel(_t(r.user_prompt), title="prompt", title_align="left", border_style="dim"))

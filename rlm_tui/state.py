@@ -464,6 +464,12 @@ class RunState:
         return sum(len(r.retries) for r in self.rollouts.values())
 
     @property
+    def cost_usd(self) -> float | None:
+        """Every rollout's calls together; None when any call's cost is unknown."""
+        costs = [r.cost_usd for r in self.rollouts.values()]
+        return None if None in costs else sum(c for c in costs if c is not None)
+
+    @property
     def mean_reward(self) -> float | None:
         rewards = [r.reward for r in self.rollouts.values() if r.reward is not None]
         return sum(rewards) / len(rewards) if rewards else None

@@ -4,6 +4,7 @@ usage; every dollar figure checked against prices computed by hand."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -60,6 +61,19 @@ def test_a_dollar_budget_stops_every_rollout_with_the_total_priced_by_hand(tmp_p
     for record in records(capsys, db):
         assert record["metrics"]["total_cost_usd"] == pytest.approx(3 * TURN + ROOT_CALL)
         assert record["metrics"]["main_rlm_cost_usd"] == pytest.approx(4 * ROOT_CALL)
+
+    each = 3 * TURN + ROOT_CALL  # $0.01132
+    code, out, _ = cli(capsys, "runs", "--db", str(db))
+    assert code == 0 and f"${2 * each:.4f}" in out  # $0.0226 for the run
+    code, out, _ = cli(capsys, "show", next(iter(state.rollouts)), "--db", str(db))
+    assert f"cost ${each:.4f} (main ${4 * ROOT_CALL:.4f}, sub ${6 * SUB_CALL:.4f})" in out
+    code, out, err = cli(capsys, "report", state.id, "--out", str(tmp_path / "figs"), "--db", str(db))
+    assert code == 0, err
+    text = " ".join(re.sub(r"[\u2500-\u257f]", " ", out).split())
+    mean = sum(r.reward for r in state.rollouts.values()) / 2
+    row = f"verbatim-copy rlm 2 0 ${4 * ROOT_CALL:.4f} ${6 * SUB_CALL:.4f} ${each:.4f} $0.0000 {mean / each:.2f}"
+    assert "Cost per rollout (mean USD, priced rollouts only)" in text and row in text
+    assert (tmp_path / "figs" / "cost.png").stat().st_size > 0
 
 
 def test_a_sub_llm_batch_that_would_cross_the_calls_budget_is_refused_in_the_repl(tmp_path, capsys, monkeypatch):

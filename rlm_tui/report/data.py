@@ -45,6 +45,13 @@ class Row:
         return self.m("main_rlm_prompt_tokens") + self.m("main_rlm_completion_tokens")
 
     @property
+    def cost(self) -> float | None:
+        """USD for the rollout's calls; None when its cost is unknown (an unpriced model), never zero."""
+        value = self.metrics.get("total_cost_usd")
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+        return float(value) if ok else None
+
+    @property
     def tokens(self) -> float:
         """Main-model and sub-LLM tokens together, prompt and completion."""
         return self.main_tokens + self.m("sub_llm_prompt_tokens") + self.m("sub_llm_completion_tokens")

@@ -218,6 +218,26 @@ def efficiency(rows: list[Row]) -> Iterator[tuple[str, Figure]]:
     yield "efficiency", fig
 
 
+def cost(rows: list[Row]) -> Iterator[tuple[str, Figure]]:
+    """Reward per dollar beside reward per 1k main-model tokens: what a mode buys, in money and in tokens."""
+    dollars = stats.cost_table(rows)
+    if not dollars:
+        return
+    tokens_ = stats.efficiency_table(rows)
+    per_1k = [{**r, "ci": r["ci_per_1k"]} for r in tokens_]
+    modes = stats.modes(rows)
+    series = _mode_series(dollars, "env", "reward_per_usd", modes)
+    labels = [s.label for s in series]
+    fig = _new(rows, "Reward per dollar and per 1k main-model tokens (95% CI)", panels=2, legend=labels, titled=True)
+    left, right = fig.axes
+    groups = list(dict.fromkeys(r["env"] for r in dollars))
+    _legend(fig, _bars(left, groups, series), labels)
+    left.set(title="reward per USD (priced rollouts)", xlabel="environment", ylabel="mean reward / mean USD")
+    _bars(right, groups, _mode_series(per_1k, "env", "reward_per_1k_main_tokens", modes))
+    right.set(title="reward per 1k main tokens", xlabel="environment", ylabel="mean reward / 1k main tokens")
+    yield "cost", fig
+
+
 def sub_calls(rows: list[Row]) -> Iterator[tuple[str, Figure]]:
     """Box plots of the distribution, with the mean and its interval drawn over each box."""
     names = stats.envs(rows)
@@ -335,7 +355,7 @@ def _slice_makers(rows: list[Row]) -> list[Callable[[list[Row]], Iterator[tuple[
     return [maker(env, s) for env, s in stats.slices(rows) if s.figure is not None]
 
 
-MAIN = (reward, lift, tokens, efficiency, timing, sub_calls, scatter)
+MAIN = (reward, lift, tokens, efficiency, cost, timing, sub_calls, scatter)
 
 
 def _makers(rows: list[Row]) -> list[Callable[[list[Row]], Iterator[tuple[str, Figure]]]]:

@@ -12,7 +12,7 @@ from rich.text import Text
 from rlm_tui.report import stats
 from rlm_tui.report.data import Row, studied
 from rlm_tui.text import printable
-from rlm_tui.units import tokens
+from rlm_tui.units import tokens, usd
 
 CI = "± 95% CI"
 
@@ -118,6 +118,25 @@ def _tables(rows: list[Row], by: str | None) -> list[Table | None]:
                     _f(r["ci"], 2),
                 ]
                 for r in stats.efficiency_table(rows)
+            ],
+        ),
+        _table(
+            "Cost per rollout (mean USD, priced rollouts only)",
+            keys,
+            ["n", "unpriced", "main", "sub", "total", CI, "reward per $", CI],
+            [
+                [
+                    *k(r),
+                    str(r["n"]),
+                    str(r["unpriced"]),
+                    usd(r["main"]),
+                    usd(r["sub"]),
+                    usd(r["total"]),
+                    usd(r["ci_total"]) if math.isfinite(r["ci_total"]) else "-",
+                    _f(r["reward_per_usd"], 2),
+                    _f(r["ci"], 2),
+                ]
+                for r in stats.cost_table(rows)
             ],
         ),
         _table(

@@ -162,6 +162,35 @@ def efficiency_table(rows: list[Row]) -> list[dict[str, Any]]:
     return out
 
 
+def cost_table(rows: list[Row]) -> list[dict[str, Any]]:
+    """Mean USD per rollout (main, sub, total) and reward per dollar, over the rollouts whose cost is known; a
+    group with none priced is left out, never counted at $0."""
+    out = []
+    for (env, part, mode), group in by_env_mode(rows).items():
+        priced = [r for r in group if r.cost is not None]
+        if not priced:
+            continue
+        costs = [r.cost or 0.0 for r in priced]
+        total, total_se, n = mean_se(costs)
+        q, se = ratio_se([r.reward for r in priced], costs)
+        out.append(
+            {
+                "env": env,
+                "part": part,
+                "mode": mode,
+                "n": n,
+                "unpriced": len(group) - n,
+                "main": sum(r.m("main_rlm_cost_usd") for r in priced) / n,
+                "sub": sum(r.m("sub_llm_cost_usd") for r in priced) / n,
+                "total": total,
+                "ci_total": Z95 * total_se,
+                "reward_per_usd": q,
+                "ci": Z95 * se,
+            }
+        )
+    return out
+
+
 def timing_table(rows: list[Row]) -> list[dict[str, Any]]:
     out = []
     for (env, part, mode), group in by_env_mode(rows).items():

@@ -27,12 +27,19 @@ SELECT runs.*,
     count(r.id) AS rollouts,
     coalesce(sum(r.status NOT IN ('queued', 'running')), 0) AS ended,
     coalesce(sum(r.status = 'done'), 0) AS done,
-    avg(r.reward) AS mean_reward
+    avg(r.reward) AS mean_reward,
+    CASE WHEN coalesce(sum(r.status NOT IN ('queued', 'running') AND NOT {priced}), 0) > 0 THEN NULL
+        ELSE coalesce(sum(CASE WHEN {priced} THEN json_extract(r.metrics, '$.total_cost_usd') END), 0.0)
+    END AS cost_usd
 FROM runs LEFT JOIN rollouts AS r ON r.run_id = runs.id
 {where}
 GROUP BY runs.id
 ORDER BY runs.started DESC, runs.rowid DESC
 """
+
+# a rollout whose cost is known: the metrics column is untrusted text, so json_extract only where it is JSON
+_PRICED = "(json_valid(r.metrics) AND json_type(r.metrics, '$.total_cost_usd') IN ('real', 'integer'))"
+_RUNS_SQL = _RUNS_SQL.replace("{priced}", _PRICED)
 
 # Kinds from a newer writer are skipped in SQL, so that seq still advances past them
 _KNOWN_KINDS = tuple(EVENT_TYPES)
@@ -84,7 +91,8 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_runs(db: DB) -> list[dict[str, Any]]:
-    """Every run, newest first, with rollouts (total), ended (no longer queued or running), done and mean_reward."""
+    """Every run, newest first, with rollouts (total), ended (no longer queued or running), done, mean_reward and
+    cost_usd (of the ended rollouts; None when one's cost is unknown)."""
     with _opened(db) as d:
         return [_run(row) for row in d.query(_RUNS_SQL.format(where=""))]
 

@@ -11,11 +11,13 @@ from textual.widgets import Footer, Static, Tree
 
 from rlm_tui.state import RolloutState
 from rlm_tui.tui import fmt
+from rlm_tui.tui.budgetbars import bars
 from rlm_tui.tui.screens.base import RunBase
 from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.answer import AnswerView
 from rlm_tui.tui.widgets.subtree import SubTree
 from rlm_tui.tui.widgets.timeline import Timeline
+from rlm_tui.units import usd
 
 
 def gauge(used: int, limit: int, width: int = 20) -> str:
@@ -232,8 +234,11 @@ class RolloutScreen(RunBase):
             gauge_line = (
                 f"{gauge(last, session.context_limit_for_run)} · main [b]{fmt.tokens(r.main_tokens)}[/b] tok"
                 f" · sub [b]{fmt.tokens(r.sub_tokens)}[/b] tok · {r.sub_calls:,} sub calls"
-                f" · {len(r.batches)} batches"
+                f" · {len(r.batches)} batches · cost [b]{usd(r.cost_usd)}[/b]"
             )
+            budget = bars(r, session.feed.state.config if session.feed else None, session.now())
+            if budget:
+                gauge_line += f"\n{budget}"
         if head.plain + gauge_line != self._head:
             self._head = head.plain + gauge_line  # the styles follow from the words
             self.query_one("#ro-title", Static).update(head)
