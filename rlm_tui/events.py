@@ -105,8 +105,10 @@ class RolloutFinished(Event):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ModelCallStarted(Event):
+    """`parent_id`: none for the root model; for a child RLM's turn, the SubCallStarted id of its rlm_batch call."""
+
     kind: ClassVar[str] = "model_call_started"
-    role: str  # main | sub
+    role: str  # main | child (a child RLM's root model)
     model: str
     turn: int
     messages: int  # how many messages were sent; the full request is reconstructible from events
@@ -138,7 +140,7 @@ class ModelRetry(Event):
     ModelCallStarted id (role main) or SubCallStarted id (role sub)."""
 
     kind: ClassVar[str] = "model_retry"
-    role: str  # main | sub
+    role: str  # main | sub | child
     attempt: int  # the attempt that failed, from 1
     max_attempts: int
     reason: str  # one line: the HTTP status, the timeout, what was malformed
@@ -206,11 +208,13 @@ class SandboxRestarted(Event):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SubBatchStarted(Event):
-    """`parent_id` is the CellStarted id of the cell that called llm_batch."""
+    """`parent_id` is the CellStarted id of the cell that called llm_batch (or rlm_batch)."""
 
     kind: ClassVar[str] = "sub_batch_started"
     batch: int
     size: int
+    rlm: bool = False  # rlm_batch: each call is a child RLM, whose turns and cells nest under it
+    depth: int = 1  # 1: called by the rollout's root model; 2: by a child RLM; ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -229,6 +233,7 @@ class SubCallStarted(Event):
     batch: int
     index: int
     prompt: str
+    depth: int = 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -246,6 +251,7 @@ class SubCallFinished(Event):
     latency_s: float = 0.0
     error: str | None = None
     cost_usd: float | None = None  # over every model call it made; None: some call's cost is unknown
+    depth: int = 1  # a child RLM's totals are its own root model's: its sub-LLM calls report their own
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

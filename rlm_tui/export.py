@@ -51,6 +51,9 @@ def rollout_record(run: RunState, r: RolloutState, run_interrupted: bool = False
                 "prompt_tokens": call.prompt_tokens,
                 "completion_tokens": call.completion_tokens,
                 "tool_calls": [{"name": t.name, "arguments": t.arguments, "result": t.result} for t in call.tools],
+                "depth": call.depth,  # 1: the root model's; 2: a child RLM's
+                "rlm": call.rlm,  # a child RLM (rlm_batch): its turns are in the rollout's events
+                "child_turns": len(call.child_turns),
             }
             for batch in r.batches
             for call in sorted(batch.calls, key=lambda c: c.index)

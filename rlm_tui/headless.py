@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
@@ -240,6 +241,9 @@ def _print_cell(cell: Cell, batches_by_cell: dict, full: bool) -> None:
         console.print(_t("it ran as:", "yellow"))
     console.print(Syntax(printable(cell.code), "python", theme="ansi_dark", line_numbers=False))
     for batch in batches_by_cell.get(cell.id, ()):
+        if batch.rlm:
+            _print_children(batch, batches_by_cell, full, "  ")
+            continue
         tools = sum(len(c.tools) for c in batch.calls)
         console.print(
             Text(
@@ -260,6 +264,41 @@ def _print_cell(cell: Cell, batches_by_cell: dict, full: bool) -> None:
     console.print(
         Panel(_t(text or "(no output)"), title=escape(f"output · {note}"), title_align="left", border_style=style)
     )
+
+
+def _print_children(batch: Any, batches_by_cell: dict, full: bool, indent: str) -> None:
+    """An rlm_batch: each child RLM's turns, indented under the cell that started them, their own batches too."""
+    console.print(
+        _t(
+            f"{indent}rlm_batch #{batch.batch}: {batch.size} child RLMs, {batch.elapsed_s or 0:.2f} s, "
+            f"{batch.errors} errors",
+            "magenta",
+        )
+    )
+    for call in sorted(batch.calls, key=lambda c: c.index):
+        head = (
+            f"{indent}  child {call.index} · {call.turns} turns · {call.prompt_tokens}+{call.completion_tokens} tok"
+            f" · answer: {_clip(call.error or call.response)}"
+        )
+        console.print(_t(head, "red" if call.error else "cyan"))
+        for turn in call.child_turns:
+            for cell in turn.cells:
+                console.print(_t(indent + "    " + f"turn {turn.index}:", "cyan"))
+                console.print(
+                    Padding(Syntax(printable(cell.code), "python", theme="ansi_dark"), (0, 0, 0, len(indent) + 4))
+                )
+                out = (cell.output if full else cell.shown) or "(no output)"
+                console.print(Padding(_t(out if full else _clip(out, 400), "dim"), (0, 0, 0, len(indent) + 6)))
+                for inner in batches_by_cell.get(cell.id, ()):
+                    if inner.rlm:
+                        _print_children(inner, batches_by_cell, full, indent + "    ")
+                    else:
+                        console.print(
+                            _t(
+                                f"{indent}      llm_batch #{inner.batch}: {inner.size} prompts, depth {inner.depth}",
+                                "magenta",
+                            )
+                        )
 
 
 def print_transcript(run: RunState, r: RolloutState, *, full: bool = False) -> None:

@@ -23,6 +23,7 @@ class Cell:
     elapsed_s: float | None = None
     error: str | None = None
     proposed: str | None = None  # the model's code, when the operator edited it before it ran
+    owner: str | None = None  # a child RLM's cell: the rlm_batch call (SubCall id) of that child
 
 
 @dataclass
@@ -76,6 +77,9 @@ class SubCall:
     tools: list[ev.ToolCalled] = field(default_factory=list)
     retries: int = 0
     cost_usd: float | None = None
+    depth: int = 1  # 1: a call of the root model's; 2: of a child RLM's; ...
+    rlm: bool = False  # a child RLM (rlm_batch), whose turns are `child_turns`
+    child_turns: list[Turn] = field(default_factory=list)
 
 
 @dataclass
@@ -87,6 +91,9 @@ class SubBatch:
     calls: list[SubCall] = field(default_factory=list)
     elapsed_s: float | None = None
     errors: int = 0
+    rlm: bool = False
+    depth: int = 1
+    owner: str | None = None  # the child RLM's call whose cell started this batch; None: the root's
 
     @property
     def finished(self) -> bool:
@@ -139,11 +146,14 @@ class RolloutState:
     sub_prompt_tokens: int = 0
     sub_completion_tokens: int = 0
     main_cost_usd: float | None = 0.0  # None once any call's cost is unknown: never shown as zero
+    depth_tokens: dict[int, int] = field(default_factory=dict)  # sub-LLM and child tokens by depth
+    child_calls: int = 0  # child RLMs (rlm_batch calls) finished
     sub_cost_usd: float | None = 0.0
     _cells: dict[str, Cell] = field(default_factory=dict, repr=False)
     _calls: dict[str, SubCall] = field(default_factory=dict, repr=False)
     _batches: dict[str, SubBatch] = field(default_factory=dict, repr=False)
     _turns: dict[str, Turn] = field(default_factory=dict, repr=False)
+    _owners: dict[str, str] = field(default_factory=dict, repr=False)  # a child's turn id -> its call id
 
     @property
     def main_tokens(self) -> int:
@@ -168,27 +178,39 @@ class RolloutState:
         """The per-rollout metrics, named as in verifiers' RLMEnv."""
         sizes = [b.size for b in self.batches]
         end = self.finished if self.finished is not None else now
-        return {
-            "main_rlm_turns": len(self.turns),
-            "main_rlm_prompt_tokens": self.main_prompt_tokens,
-            "main_rlm_completion_tokens": self.main_completion_tokens,
-            "sub_llm_call_count": self.sub_calls,
-            "sub_llm_total_turns": self.sub_turns,
-            "sub_llm_prompt_tokens": self.sub_prompt_tokens,
-            "sub_llm_completion_tokens": self.sub_completion_tokens,
-            "sub_llm_total_tool_calls": self.sub_tool_calls,
-            "sub_llm_batch_count": len(sizes),
-            "sub_llm_max_batch_size": max(sizes, default=0),
-            "sub_llm_mean_batch_size": sum(sizes) / len(sizes) if sizes else 0.0,
-            "repl_call_count": self.repl_calls,
-            "repl_total_time_seconds": self.repl_time_s,
-            "repl_mean_time_seconds": self.repl_time_s / self.repl_calls if self.repl_calls else 0.0,
-            "wall_time_seconds": (end - self.started) if self.started is not None and end is not None else 0.0,
-            "model_time_seconds": self.model_time_s,
-            "main_nudge_count": self.nudges,
-            "main_recovered_call_count": self.recovered_calls,
-            "main_rejected_call_count": self.rejected_calls,
-        } | self._costs()
+        return (
+            {
+                "main_rlm_turns": len(self.turns),
+                "main_rlm_prompt_tokens": self.main_prompt_tokens,
+                "main_rlm_completion_tokens": self.main_completion_tokens,
+                "sub_llm_call_count": self.sub_calls,
+                "sub_llm_total_turns": self.sub_turns,
+                "sub_llm_prompt_tokens": self.sub_prompt_tokens,
+                "sub_llm_completion_tokens": self.sub_completion_tokens,
+                "sub_llm_total_tool_calls": self.sub_tool_calls,
+                "sub_llm_batch_count": len(sizes),
+                "sub_llm_max_batch_size": max(sizes, default=0),
+                "sub_llm_mean_batch_size": sum(sizes) / len(sizes) if sizes else 0.0,
+                "repl_call_count": self.repl_calls,
+                "repl_total_time_seconds": self.repl_time_s,
+                "repl_mean_time_seconds": self.repl_time_s / self.repl_calls if self.repl_calls else 0.0,
+                "wall_time_seconds": (end - self.started) if self.started is not None and end is not None else 0.0,
+                "model_time_seconds": self.model_time_s,
+                "main_nudge_count": self.nudges,
+                "main_recovered_call_count": self.recovered_calls,
+                "main_rejected_call_count": self.rejected_calls,
+            }
+            | self._costs()
+            | self._depths()
+        )
+
+    def _depths(self) -> dict[str, float]:
+        """Tokens by depth, when child RLMs ran: 0 the root model, 1 its sub-LLMs and children, 2 theirs, ..."""
+        if not self.child_calls:
+            return {}
+        out: dict[str, float] = {"sub_rlm_call_count": self.child_calls, "depth_0_tokens": self.main_tokens}
+        out |= {f"depth_{d}_tokens": n for d, n in sorted(self.depth_tokens.items())}
+        return out
 
     def _costs(self) -> dict[str, float]:
         """The cost metrics that are known: an unknown cost is left out, never counted as zero."""
@@ -228,6 +250,11 @@ def _call_started(s: RolloutState, e: ev.ModelCallStarted) -> None:
         turn = Turn(index=e.turn, call_id=e.id, started=e.ts)
         s.turns.append(turn)
         s._turns[e.id] = turn
+    elif e.role == "child" and (call := s._calls.get(e.parent_id or "")) is not None:
+        turn = Turn(index=e.turn, call_id=e.id, started=e.ts)
+        call.child_turns.append(turn)
+        s._turns[e.id] = turn
+        s._owners[e.id] = call.id
 
 
 def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
@@ -238,6 +265,8 @@ def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
     turn.text, turn.reasoning, turn.tool_calls = e.text, e.reasoning, calls
     turn.prompt_tokens, turn.completion_tokens = e.prompt_tokens, e.completion_tokens
     turn.latency_s, turn.outcome, turn.error = e.latency_s, e.outcome, e.error
+    if e.role != "main":
+        return  # a child RLM's tokens come with its rlm_batch call's totals
     s.main_prompt_tokens += e.prompt_tokens
     s.main_completion_tokens += e.completion_tokens
     s.main_reasoning_tokens += e.reasoning_tokens
@@ -285,7 +314,12 @@ def _retry(s: RolloutState, e: ev.ModelRetry) -> None:
 def _cell_started(s: RolloutState, e: ev.CellStarted) -> None:
     cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source, proposed=e.proposed)
     s._cells[e.id] = cell
-    if e.source == "operator":
+    if e.source == "child":
+        turn = s._turns.get(e.parent_id or "")
+        if turn is not None:
+            turn.cells.append(cell)
+            cell.owner = s._owners.get(e.parent_id or "")
+    elif e.source == "operator":
         s.operator_cells.append(cell)
     elif s.turns:
         s.turns[-1].cells.append(cell)
@@ -320,7 +354,9 @@ def _restarted(s: RolloutState, e: ev.SandboxRestarted) -> None:
 
 
 def _batch_started(s: RolloutState, e: ev.SubBatchStarted) -> None:
-    batch = SubBatch(id=e.id, batch=e.batch, size=e.size, cell_id=e.parent_id)
+    cell = s._cells.get(e.parent_id or "")
+    owner = cell.owner if cell is not None else None
+    batch = SubBatch(id=e.id, batch=e.batch, size=e.size, cell_id=e.parent_id, rlm=e.rlm, depth=e.depth, owner=owner)
     s.batches.append(batch)
     s._batches[e.id] = batch
 
@@ -332,11 +368,12 @@ def _batch_finished(s: RolloutState, e: ev.SubBatchFinished) -> None:
 
 
 def _sub_started(s: RolloutState, e: ev.SubCallStarted) -> None:
-    call = SubCall(id=e.id, batch=e.batch, index=e.index, prompt=e.prompt)
+    call = SubCall(id=e.id, batch=e.batch, index=e.index, prompt=e.prompt, depth=e.depth)
     s._calls[e.id] = call
     batch = s._batches.get(e.parent_id or "")
     if batch is not None:
         batch.calls.append(call)
+        call.rlm = batch.rlm
 
 
 def _sub_finished(s: RolloutState, e: ev.SubCallFinished) -> None:
@@ -346,6 +383,9 @@ def _sub_finished(s: RolloutState, e: ev.SubCallFinished) -> None:
         call.prompt_tokens, call.completion_tokens = e.prompt_tokens, e.completion_tokens
         call.latency_s, call.error = e.latency_s, e.error
         call.cost_usd = add_cost(0.0, e.cost_usd)
+        s.child_calls += call.rlm
+    depth = e.depth if isinstance(e.depth, int) else 1
+    s.depth_tokens[depth] = s.depth_tokens.get(depth, 0) + e.prompt_tokens + e.completion_tokens
     s.sub_calls += 1
     s.sub_turns += e.turns
     s.sub_tool_calls += e.tool_calls

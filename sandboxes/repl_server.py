@@ -249,8 +249,14 @@ class Server:
         elif kind == "interrupt" and self.running:
             signal.pthread_kill(self.main_ident, signal.SIGINT)
 
-    def llm_batch(self, prompts: list) -> list:
-        """Ask the host to run one sub-LLM call per prompt; returns the responses in order."""
+    def rlm_batch(self, prompts: list) -> list:
+        """Ask the host to run one child RLM per prompt (its own REPL, the prompt as its `context`); returns each
+        child's answer, in order."""
+        return self.llm_batch(prompts, rlm=True)
+
+    def llm_batch(self, prompts: list, rlm: bool = False) -> list:
+        """Ask the host to run one sub-LLM call per prompt (with rlm=True: one child RLM); returns the responses
+        in order."""
         if isinstance(prompts, (str, bytes)) or not hasattr(prompts, "__iter__"):
             raise TypeError("llm_batch(prompts) takes a list of strings")
         prompts = list(prompts)
@@ -270,7 +276,7 @@ class Server:
         call_id = next(self.ids)
         self.pending[call_id] = slot
         try:
-            self.send({"t": "llm_batch", "id": call_id, "prompts": prompts})
+            self.send({"t": "llm_batch", "id": call_id, "prompts": prompts, "rlm": bool(rlm)})
             slot[0].wait()
         finally:
             self.pending.pop(call_id, None)
@@ -297,6 +303,7 @@ class Server:
             "context": frame.get("context"),
             "answer": self.answer,
             "llm_batch": self.llm_batch,
+            "rlm_batch": self.rlm_batch,
         }
         self.main_ident = _thread.get_ident()
         signal.signal(signal.SIGINT, self._on_sigint)

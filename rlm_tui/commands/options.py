@@ -234,6 +234,13 @@ class RunOptions:
         choices=REASONING_EFFORTS,
         help="reasoning effort of the sub-LLMs (default: the server's)",
     )
+    max_depth: int = option(
+        "--max-depth",
+        default=1,
+        parse=p.at_most(4),
+        help="recursion depth (default 1: sub-LLMs are plain LLM calls); 2: the REPL's rlm_batch starts child RLMs, "
+        "each with a jail of its own; 3: theirs may too",
+    )
     max_tokens_total: int | None = option(
         "--max-tokens-total",
         default=None,
@@ -386,6 +393,7 @@ class RunOptions:
             generation=self.generation(""),
             sub_generation=self.generation("sub_"),
             approve=self.approve,
+            max_depth=self.max_depth,
             price=table.price_of(self.model or ""),
             sub_price=table.price_of(self.sub_model or ""),
             budget=Budget(

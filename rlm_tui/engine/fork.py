@@ -220,7 +220,7 @@ class ReplayedBatches:
     def __init__(self, steps: Steps, recorded: tuple[RecordedBatch, ...]) -> None:
         self.steps, self.queue, self.mismatches = steps, list(recorded), 0
 
-    async def batch(self, prompts_: list[str], parent_id: str | None) -> list[str]:
+    async def batch(self, prompts_: list[str], parent_id: str | None, rlm: bool = False) -> list[str]:
         want = self.queue.pop(0) if self.queue else None
         if want is None or tuple(prompts_) != want.prompts:
             self.mismatches += 1
@@ -230,7 +230,7 @@ class ReplayedBatches:
         number = subs.batches if subs is not None else 0
         if subs is not None:
             subs.batches += 1  # the live batches after the fork go on numbering from here
-        started = steps.emit(ev.SubBatchStarted, parent_id=parent_id, batch=number, size=len(prompts_))
+        started = steps.emit(ev.SubBatchStarted, parent_id=parent_id, batch=number, size=len(prompts_), rlm=rlm)
         for index, (prompt, response) in enumerate(zip(prompts_, got, strict=True)):
             call = steps.emit(ev.SubCallStarted, parent_id=started.id, batch=number, index=index, prompt=str(prompt))
             steps.emit(
@@ -271,7 +271,7 @@ async def rebuild(steps: Steps, sandbox: Sandbox, fork: Fork) -> list[dict[str, 
             steps.emit(ev.OperatorAction, action=e.action, text=e.text)
         elif isinstance(e, ev.CellProposed):
             steps.emit(ev.CellProposed, parent_id=calls.get(e.parent_id or ""), turn=e.turn, code=e.code)
-        elif isinstance(e, ev.CellStarted):
+        elif isinstance(e, ev.CellStarted) and e.source != "child":  # a child RLM's cells ran in its own jail
             steps.turn = e.turn
             subs = ReplayedBatches(steps, point.batches.get(e.id, ()))
             await steps.run_cell(sandbox, e.code, e.source, subs=subs, proposed=e.proposed)

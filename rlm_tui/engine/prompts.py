@@ -54,6 +54,7 @@ def rlm_system_prompt(
     max_output_chars: int,
     sub_tools: list[str],
     protocol: str = "native",
+    recursive: bool = False,
 ) -> str:
     context = (
         f"- `context`: the input data for this task ({context_chars:,} characters when printed). It is too large "
@@ -68,6 +69,7 @@ def rlm_system_prompt(
         f"{context}"
         "- `llm_batch(prompts: list[str]) -> list[str]`: ask sub-LLMs, one per prompt, all in parallel; the "
         f"responses come back in the same order. A sub-LLM sees only its prompt.{tools}\n"
+        f"{RLM_BATCH if recursive else ''}"
         '- `answer = {"content": "", "ready": False}`: write your final answer into answer["content"] (at most '
         f'{MAX_ANSWER_CHARS:,} characters are kept). The task ends as soon as you set answer["ready"] = True, so check the content first.\n'
         "numpy, scipy and sympy are installed. There is no network in the REPL.\n"
@@ -75,6 +77,21 @@ def rlm_system_prompt(
         "cell that runs longer is interrupted. You see at "
         f"most {max_output_chars:,} characters of each cell's output, and a note says how much was cut; print "
         "summaries, not whole data. Each output ends with the time the cell took."
+    )
+
+
+RLM_BATCH = (
+    "- `rlm_batch(prompts: list[str]) -> list[str]`: like llm_batch, but each prompt goes to a child RLM with a "
+    "REPL of its own that holds the prompt as its `context`: for a part too large or too hard for one sub-LLM "
+    "call. Each returns its answer. Children are slower and dearer than sub-LLMs: use them when a part needs code.\n"
+)
+
+
+def child_user_prompt(chars: int) -> str:
+    """What a child RLM (started by rlm_batch) is asked: its whole task is in its `context`."""
+    return (
+        f"Your task, with any data it needs, is the text in `context` ({chars:,} characters). Do what it asks, "
+        'working in the REPL, then write your answer into answer["content"] and set answer["ready"] = True.'
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
+from rlm_tui.engine.child import children
 from rlm_tui.engine.control import DECISIONS, Command, RolloutControl
 from rlm_tui.engine.fork import Fork, edited_reply, rebuild
 from rlm_tui.engine.judge import RunJudge
@@ -65,8 +66,7 @@ class Rollout(Steps):
         self.judge = judge or RunJudge(settings.sub_model)
         self.engine_error = False  # ended on an unexpected exception, not on the model or the operator
         self.fork = fork  # start at this turn of a stored rollout, its REPL rebuilt
-        self._budget_reached = budget_reached  # (kind, why) once a budget of the rollout or its run is spent
-        self._refuses = refuses  # why a batch of n sub-LLM calls must not start, or None
+        self._budget_reached, self._refuses = budget_reached, refuses  # the rollout's and its run's budgets
 
     async def run(self) -> None:
         mode = self.settings.mode
@@ -187,6 +187,7 @@ class Rollout(Steps):
                 max_output_chars=s.max_output_chars,
                 sub_tools=[t.name for t in sub_tools],
                 protocol="text" if protocol == "text" else "native",
+                recursive=s.max_depth > 1,
             )
 
         user = self.env.user_prompt(self.example, s.mode)
@@ -202,6 +203,7 @@ class Rollout(Steps):
             generation=s.sub_generation,
             price=s.sub_price,
             refuses=self._refuses,
+            child=children(self, 1) if s.max_depth > 1 else None,
         )
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": system_prompt()},

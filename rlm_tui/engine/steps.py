@@ -40,12 +40,13 @@ class RolloutSettings:
     price: Price | None = None  # the root model's, per million tokens; None: its cost is unknown
     sub_price: Price | None = None
     budget: Budget = Budget()  # this rollout's: see --max-usd and the others
+    max_depth: int = 1  # 1: sub-LLMs are plain LLM calls; 2: rlm_batch starts child RLMs; see --max-depth
 
 
 class Batches(Protocol):
     """What answers a cell's llm_batch calls: the sub-LLMs, or a fork's recorded responses."""
 
-    async def batch(self, prompts: list[str], parent_id: str | None) -> list[str]: ...
+    async def batch(self, prompts: list[str], parent_id: str | None, rlm: bool = False) -> list[str]: ...
 
 
 class FatalRunError(Exception):
@@ -88,6 +89,11 @@ class Steps:
         self.answer: dict[str, Any] = {"content": "", "ready": False}
         self.turn = 0
         self.last_output = ""  # the full output of the latest cell, for a fork's check against its parent
+        self.role, self.source = "main", "model"  # a child RLM's: child, child
+        self.turn_parent: str | None = None  # a child RLM's turns nest under its rlm_batch call
+        self.turn_id: str | None = None  # the latest turn's ModelCallStarted id
+        self._budget_reached: Callable[[], tuple[str, str] | None] = lambda: None  # (kind, why) once one is spent
+        self._refuses: Callable[[int], str | None] = lambda prompts: None  # why n sub-LLM calls must not start
 
     def emit(self, cls: type[ev.Event], **fields: Any) -> ev.Event:
         event = cls(run_id=self.run_id, rollout_id=self.id, **fields)
@@ -122,14 +128,20 @@ class Steps:
             raise Stop("done", "max_turns")
         self.turn += 1
         started = self.emit(
-            ev.ModelCallStarted, role="main", model=self.settings.model, turn=self.turn, messages=len(messages)
+            ev.ModelCallStarted,
+            role=self.role,
+            parent_id=self.turn_parent,
+            model=self.settings.model,
+            turn=self.turn,
+            messages=len(messages),
         )
+        self.turn_id = started.id
 
         def retried(*, attempt: int, max_attempts: int, reason: str, wait_s: float) -> None:
             self.emit(
                 ev.ModelRetry,
                 parent_id=started.id,
-                role="main",
+                role=self.role,
                 attempt=attempt,
                 max_attempts=max_attempts,
                 reason=reason,
@@ -137,7 +149,7 @@ class Steps:
             )
 
         price = self.settings.price
-        failed = {"parent_id": started.id, "role": "main", "cost_usd": None if price is None else 0.0}
+        failed = {"parent_id": started.id, "role": self.role, "cost_usd": None if price is None else 0.0}
         try:
             reply = await self._while_starting(
                 self.client.complete(
@@ -161,7 +173,7 @@ class Steps:
         self.emit(
             ev.ModelCallFinished,
             parent_id=started.id,
-            role="main",
+            role=self.role,
             text=reply.text,
             reasoning=reply.reasoning,
             tool_calls=reply.tool_calls,
@@ -204,7 +216,7 @@ class Steps:
         run, told = await self.vet(sandbox, code, turn_id)
         if run is None:
             return told
-        return await self.run_cell(sandbox, run, "model", proposed=code if run != code else None)
+        return await self.run_cell(sandbox, run, self.source, proposed=code if run != code else None)
 
     async def vet(self, sandbox: Sandbox, code: str, turn_id: str) -> tuple[str | None, str]:
         """The code to run for the model's cell, or None and what the model is told instead (approve mode)."""
@@ -233,9 +245,10 @@ class Steps:
         s = self.settings
         if self.starting is not None:
             await self.starting  # raises the start's error
-        started = self.emit(ev.CellStarted, turn=self.turn, code=code, source=source, proposed=proposed)
+        nest = self.turn_id if self.role != "main" else None  # a child RLM's cells nest under its turn
+        started = self.emit(ev.CellStarted, parent_id=nest, turn=self.turn, code=code, source=source, proposed=proposed)
         subs = subs or self.subs
-        batch = (lambda ps: subs.batch(ps, started.id)) if subs is not None else None
+        batch = (lambda ps, rlm=False: subs.batch(ps, started.id, rlm=rlm)) if subs is not None else None
         try:
             result = await sandbox.run(code, batch)
         except CpuBudgetSpent as exc:  # spent between cells, by code still running in the background

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rlm_tui import events as ev
@@ -14,6 +14,8 @@ from rlm_tui.engine.prices import Price, call_cost
 from rlm_tui.engine.replies import ModelClient, parse_arguments, tool_call_message
 from rlm_tui.env import Tool
 
+# runs one child RLM for rlm_batch: (prompt, its SubCallStarted id, the call's stats to fill) -> its answer
+ChildRunner = Callable[[str, str, dict[str, Any]], Awaitable[str]]
 MAX_TOOL_TURNS = 5
 TOOL_OUTPUT_CHARS = 20_000
 
@@ -77,6 +79,8 @@ class SubLLMs:
         generation: Generation | None = None,
         price: Price | None = None,
         refuses: Callable[[int], str | None] = lambda prompts: None,
+        depth: int = 1,
+        child: ChildRunner | None = None,
     ) -> None:
         # an OpenAIClient lends its hot path for the fan-out; any other client serves the sub-LLMs itself
         self.client: ModelClient = getattr(client, "sub", client)
@@ -87,16 +91,27 @@ class SubLLMs:
         self.semaphore = asyncio.Semaphore(concurrency)  # shared by the batches that run at once (from threads)
         self.run_id, self.rollout_id = run_id, rollout_id
         self.price, self.refuses = price, refuses  # refuses(n): why a batch of n calls must not start, or None
+        self.depth, self.child = depth, child  # child: runs one child RLM, for rlm_batch; None: not this deep
         self.batches = 0
 
-    async def batch(self, prompts: list[str], parent_id: str | None) -> list[str]:
+    async def batch(self, prompts: list[str], parent_id: str | None, rlm: bool = False) -> list[str]:
+        name = "rlm_batch" if rlm else "llm_batch"
+        if rlm and self.child is None:
+            why = f"rlm_batch is not available at depth {self.depth}: the run's --max-depth allows no deeper RLM"
+            return [f"[rlm_batch error] {why}; use llm_batch"] * len(prompts)
         refused = self.refuses(len(prompts))
         if refused is not None:  # a budget would be crossed: the REPL reads why, and nothing is started
-            return [f"[llm_batch error] not started: {refused}"] * len(prompts)
+            return [f"[{name} error] not started: {refused}"] * len(prompts)
         number = self.batches
         self.batches += 1
         started = ev.SubBatchStarted(
-            run_id=self.run_id, rollout_id=self.rollout_id, parent_id=parent_id, batch=number, size=len(prompts)
+            run_id=self.run_id,
+            rollout_id=self.rollout_id,
+            parent_id=parent_id,
+            batch=number,
+            size=len(prompts),
+            rlm=rlm,
+            depth=self.depth,
         )
         self.emit(started)
         t0 = time.perf_counter()
@@ -105,7 +120,7 @@ class SubLLMs:
 
         async def worker() -> None:  # a few workers pull prompts: never one coroutine per prompt of a huge batch
             for i, prompt in todo:
-                results[i] = await self._call(number, i, str(prompt), started.id)
+                results[i] = await self._call(number, i, str(prompt), started.id, rlm)
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(prompts)))))
         errors = sum(1 for _, failed in results if failed)
@@ -121,7 +136,7 @@ class SubLLMs:
         )
         return [text for text, _ in results]
 
-    async def _call(self, batch: int, index: int, prompt: str, parent_id: str) -> tuple[str, bool]:
+    async def _call(self, batch: int, index: int, prompt: str, parent_id: str, rlm: bool) -> tuple[str, bool]:
         async with self.semaphore:
             started = ev.SubCallStarted(
                 run_id=self.run_id,
@@ -130,6 +145,7 @@ class SubLLMs:
                 batch=batch,
                 index=index,
                 prompt=prompt,
+                depth=self.depth,
             )
             self.emit(started)
             stats: dict[str, Any] = {"turns": 0, "tool_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
@@ -137,7 +153,10 @@ class SubLLMs:
             t0 = time.perf_counter()
             error = None
             try:
-                response = await self._loop(prompt, started.id, stats)
+                if rlm and self.child is not None:
+                    response = await self.child(prompt, started.id, stats)
+                else:
+                    response = await self._loop(prompt, started.id, stats)
             except ModelError as exc:
                 error = str(exc)
                 response = f"[sub-LLM error] {exc}"
@@ -156,6 +175,7 @@ class SubLLMs:
                     prompt_tokens=stats["prompt_tokens"],
                     completion_tokens=stats["completion_tokens"],
                     cost_usd=stats["cost_usd"],
+                    depth=self.depth,
                 )
             )
             return response, error is not None

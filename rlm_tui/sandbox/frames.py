@@ -93,7 +93,7 @@ def _batch(frame: dict) -> dict:
     prompts = frame.get("prompts")
     if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
         raise BadFrame("prompts must be a list of strings")
-    return {"t": "llm_batch", "id": _int(frame, "id", 1), "prompts": prompts}
+    return {"t": "llm_batch", "id": _int(frame, "id", 1), "prompts": prompts, "rlm": frame.get("rlm") is True}
 
 
 def _exit(frame: dict) -> dict:

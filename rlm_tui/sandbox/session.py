@@ -16,7 +16,7 @@ from rlm_tui.sandbox import frames, nsjail
 from rlm_tui.sandbox.jail import Jail, Limits, SandboxError
 from rlm_tui.sandbox.nsjail import find_nsjail
 
-LlmBatch = Callable[[list[str]], Awaitable[list[str]]]
+LlmBatch = Callable[..., Awaitable[list[str]]]  # (prompts) -> responses; (prompts, rlm=True) for rlm_batch
 MAX_ANSWER_CHARS = 1_000_000  # answer["content"] is cut to this: it is stored after every cell
 MAX_BATCH_PROMPTS = 5_000  # prompts in one llm_batch call
 MAX_BATCH_CHARS = 20_000_000  # characters in one llm_batch call; even escaped, its frame stays under jail.MAX_FRAME
@@ -261,7 +261,8 @@ class Sandbox:
                 assert cell is not None and cell.llm is not None  # _refuse said so
                 self._prompts += len(prompts)
                 cell.batch_started()
-                task = asyncio.ensure_future(self._llm_batch(cell.llm, repl, call_id, prompts))
+                rlm = frame.get("rlm") is True
+                task = asyncio.ensure_future(self._llm_batch(cell.llm, repl, call_id, prompts, rlm))
                 cell.tasks.add(task)
                 task.add_done_callback(cell.batch_ended)
 
@@ -283,9 +284,9 @@ class Sandbox:
             )
         return None
 
-    async def _llm_batch(self, llm: LlmBatch, repl: Jail, call_id: int, prompts: list[str]) -> None:
-        try:
-            responses = _fit(await llm(prompts), len(prompts))
+    async def _llm_batch(self, llm: LlmBatch, repl: Jail, call_id: int, prompts: list[str], rlm: bool) -> None:
+        try:  # only a host that runs child RLMs is asked for them; others answer as before
+            responses = _fit(await (llm(prompts, rlm=True) if rlm else llm(prompts)), len(prompts))
         except asyncio.CancelledError:
             repl.send({"t": "llm_batch_result", "id": call_id, "error": "llm_batch was cancelled: its cell ended"})
             raise

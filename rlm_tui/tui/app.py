@@ -19,23 +19,13 @@ from textual.screen import ModalScreen, Screen
 from rlm_tui import events as ev
 from rlm_tui.store import get_run, open_db
 from rlm_tui.text import printable
+from rlm_tui.tui.engines import last_line
 from rlm_tui.tui.messages import EventsArrived, OpenRun, RunLoaded
 from rlm_tui.tui.screens.view import SessionView
 from rlm_tui.tui.session import DEFAULT_CONTEXT_LIMIT, REFRESH_HZ, Session
 from rlm_tui.tui.sources import CommandSender, TailSource, load_events
 
-ERROR_PREFIX = "rlm-tui: error: "
 IN_FLIGHT = 2  # replay chunks read but not yet folded: the reader waits, so frames and keys come between chunks
-
-
-def last_line(path: Path | None) -> str:
-    """The last non-empty line of a log file without its "rlm-tui: error: " prefix, for a one-line error."""
-    if path is None or not path.exists():
-        return ""
-    with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, 2) - 4096))
-        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
-    return lines[-1].removeprefix(ERROR_PREFIX) if lines else ""
 
 
 class RlmApp(App):
@@ -106,6 +96,17 @@ class RlmApp(App):
         self.session.close()
 
     def on_open_run(self, message: OpenRun) -> None:
+        if message.show:  # the views on top give way to the run's, as if it were picked in the runs view
+            from rlm_tui.tui.screens.run import RunScreen
+            from rlm_tui.tui.screens.runs import RunsScreen
+
+            if not any(isinstance(s, RunsScreen) for s in self.screen_stack):
+                return
+            while not isinstance(self.screen, RunsScreen):
+                self.pop_screen()
+            self.open_run(message.run_id)
+            self.push_screen(RunScreen(self.session, message.run_id))
+            return
         self.open_run(message.run_id, rollout_id=message.rollout_id)
 
     def open_run(self, run_id: str, *, rollout_id: str | None = None, follow: bool | None = None) -> None:

@@ -58,3 +58,4 @@ class OpenRun(Message):
 
     run_id: str
     rollout_id: str | None = None
+    show: bool = False  # also show it: back to the runs view, then the run's view

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Static, Tree
 from rlm_tui.state import RolloutState
 from rlm_tui.tui import fmt
 from rlm_tui.tui.budgetbars import bars
+from rlm_tui.tui.messages import OpenRun
 from rlm_tui.tui.screens.base import RunBase
 from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.answer import AnswerView
@@ -137,8 +138,7 @@ class RolloutScreen(RunBase):
     @work(thread=True, group="fork")
     def _start_fork(self, rollout_id: str, turn: int, message: str | None) -> None:
         """Start `rlm-tui fork` on its own, and open its run once it exists (the rebuild shows live)."""
-        from rlm_tui.tui.app import last_line
-        from rlm_tui.tui.launch import start_fork, started
+        from rlm_tui.tui.engines import last_line, start_fork, started
 
         self.app.call_from_thread(self.notify, f"forking at turn {turn}: rebuilding the REPL…", timeout=4)
         engine, run_id, log = start_fork(self.session.db_path, rollout_id, turn, message)
@@ -146,19 +146,7 @@ class RolloutScreen(RunBase):
             reason = last_line(log) or f"the fork exited with status {engine.returncode}"
             self.app.call_from_thread(self.notify, f"fork failed: {reason}", severity="error", timeout=10)
             return
-        self.app.call_from_thread(self._open_fork, run_id)
-
-    def _open_fork(self, run_id: str) -> None:
-        """The parent's views give way to the fork's run, opened from the runs view as if picked there."""
-        from rlm_tui.tui.screens.runs import RunsScreen
-
-        app = self.app
-        runs = next((s for s in app.screen_stack if isinstance(s, RunsScreen)), None)
-        if runs is None:
-            return
-        while app.screen is not runs:
-            app.pop_screen()
-        runs.open(run_id)
+        self.app.call_from_thread(self.app.post_message, OpenRun(run_id, show=True))
 
     def _offer_decision(self, r: RolloutState | None) -> None:
         """In approve mode the dialog opens by itself on a newly proposed cell, when this view is on top."""
