@@ -218,6 +218,17 @@ class SubBatchStarted(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class SubBatchRefused(Event):
+    """A batch that was not started (a budget, or rlm_batch deeper than --max-depth): each of its `size` prompts got
+    `response`; `parent_id` is the cell's CellStarted id. Recorded so that a rebuilt REPL gets the same answer."""
+
+    kind: ClassVar[str] = "sub_batch_refused"
+    size: int
+    response: str
+    rlm: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SubBatchFinished(Event):
     kind: ClassVar[str] = "sub_batch_finished"
     batch: int
@@ -333,6 +344,18 @@ class RolloutForked(Event):
     edited_code: str | None = None  # the code that replaced the turn's cell
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutResumed(Event):
+    """A rollout that a budget stopped goes on from turn `turn` under a raised budget (`rlm-tui resume`): its
+    REPL was rebuilt from its own cells (`cells` re-run with their recorded llm_batch answers), its conversation
+    and totals are what they were; `diverged`: the turns whose rebuilt output differs from the recorded one."""
+
+    kind: ClassVar[str] = "rollout_resumed"
+    turn: int
+    cells: int = 0
+    diverged: list[int] = field(default_factory=list)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -351,6 +374,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AnswerUpdated,
         SandboxRestarted,
         SubBatchStarted,
+        SubBatchRefused,
         SubBatchFinished,
         SubCallStarted,
         SubCallFinished,
@@ -358,6 +382,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OperatorAction,
         RolloutPaused,
         RolloutForked,
+        RolloutResumed,
         ModelNudged,
         ToolCallRejected,
         ToolProtocolChanged,

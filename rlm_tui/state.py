@@ -419,6 +419,12 @@ def _forked(s: RolloutState, e: ev.RolloutForked) -> None:
     s.forked_from = e
 
 
+def _resumed(s: RolloutState, e: ev.RolloutResumed) -> None:
+    if s.started is not None and s.finished is not None:
+        s.started += e.ts - s.finished  # its wall time leaves out the time it lay stopped
+    s.status, s.stop_reason, s.reward, s.error, s.finished = "running", None, None, None, None
+
+
 def _tool(s: RolloutState, e: ev.ToolCalled) -> None:
     owner = s._calls.get(e.parent_id or "") or s._turns.get(e.parent_id or "")
     if owner is not None:
@@ -445,6 +451,7 @@ _ROLLOUT_HANDLERS: dict[type, Any] = {
     ev.OperatorAction: _operator,
     ev.RolloutPaused: _paused,
     ev.RolloutForked: _forked,
+    ev.RolloutResumed: _resumed,
     ev.ModelNudged: _nudged,
     ev.ToolProtocolChanged: _protocol,
     ev.ToolCallRejected: _rejected,

@@ -10,6 +10,7 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, code_call, is_root
 from rlm_tui.engine.prices import Price, PriceError, load, parse_price
+from rlm_tui.store import open_db, read_events
 from test_fork import cli, stored_runs
 
 # per turn: the root sends 1,000 prompt tokens (400 of them cached) and gets 100; the cell asks two sub-LLMs,
@@ -173,3 +174,31 @@ def test_price_files_override_the_shipped_table_and_names_match_without_prefix_o
         user.write_text(bad)
         with pytest.raises(PriceError, match=says):
             load(str(user))
+
+
+def test_resume_with_a_raised_budget_goes_on_from_where_the_budget_stopped(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    db = tmp_path / "g.db"
+    with FakeOpenAI(costly) as server:
+        code, _, err = run(capsys, server, db, "--max-usd", "0.01", n=1)
+        assert code == 0, err
+        (stopped,) = stored_runs(db)
+        asked = len(server.requests)
+        code, _, err = cli(capsys, "resume", stopped.id, "--max-usd", "0.02", "--db", str(db))
+        assert code == 0, err
+        new_requests = server.requests[asked:]
+    (state,) = stored_runs(db)
+    (r,) = state.rollouts.values()
+    # $0.01132 when stopped; turns 5 and 6 add $0.00304 each ($0.0174), turn 7's call makes $0.0196, still under
+    # the budget, so its batch runs: $0.02044, and the 8th call is never made
+    assert len(new_requests) == 3 + 6  # the rebuild asked nothing: three new turns, two sub-LLMs each
+    assert all(m["role"] != "assistant" for m in new_requests[0]["messages"][-1:])  # the conversation went on
+    assert len(new_requests[0]["messages"]) == 2 + 4 * 2  # system, user, then the 4 stopped turns and replies
+    assert (r.status, r.stop_reason, len(r.turns)) == ("done", "budget_usd", 7)
+    assert r.cost_usd == pytest.approx(3 * TURN + ROOT_CALL + 3 * TURN)
+    assert r.error == "the rollout's budget of $0.0200 is spent ($0.0204 used)"
+    resumed = [e for e in read_events(open_db(db), run_id=state.id) if e[1].kind == "rollout_resumed"]
+    ((_, event),) = resumed
+    assert (event.turn, event.cells, event.diverged) == (5, 4, [])  # turn 4's refused batch is refused again
+    code, _, err = cli(capsys, "resume", state.id, "--db", str(db))
+    assert code == 0 and "nothing to resume" in err  # no budget raised: it stays as the budget left it

@@ -22,6 +22,7 @@ class Recorder:
         run_id: str | None = None,
         history: list[Any] | None = None,
         fork: Any = None,
+        continued: dict[str, Any] | None = None,
     ) -> tuple[Any, Any]:
         """(the Run, its final RunState), its events written and its commands taken through the store."""
         from rlm_tui.engine.control import queued_commands
@@ -36,6 +37,7 @@ class Recorder:
             run_id=run_id,
             history=history,
             fork=fork,
+            continued=continued,
             commands=lambda rid: queued_commands(self.db, rid),
         )
         return run, run_headless(run, client)

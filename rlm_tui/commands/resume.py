@@ -7,11 +7,15 @@ import sys
 from contextlib import closing
 
 from rlm_tui.commands.common import UserError, db_path_of
+from rlm_tui.commands.options import add_budget_options, raised_budgets
+
+BUDGET_STOPS = ("budget_tokens", "budget_usd", "budget_seconds", "budget_sub_calls")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("resume", parents=[common], help="finish the rollouts of a stopped or killed run, in that run")
     p.add_argument("run_id", metavar="RUN", help="run id or prefix")
+    add_budget_options(p)  # raised: the rollouts a budget stopped go on from where they stopped
     p.set_defaults(handler=cmd_resume)
 
 
@@ -43,15 +47,32 @@ def cmd_resume(args: argparse.Namespace) -> int:
             again = f"rlm-tui fork {lineage.get('rollout_id', 'PARENT')} --at-turn {lineage.get('turn', 'N')}"
             raise UserError(f"run {run_id} is a fork that did not finish; fork again: `{printable(again)}`")
         history = [e for _, e in read_events(db, run_id=run_id)]
-        if row["done"] == row["rollouts"] >= row["num_rollouts"]:
+        raised = raised_budgets(config, args)
+        continued = _budget_stopped(history, run_id, config.rollout.mode) if raised is not config else {}
+        config = raised
+        if row["done"] == row["rollouts"] >= row["num_rollouts"] and not continued:
             print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)
             return 0
     env = load_environment(config.env, config.env_args)
     client = make_client(env, config.rollout.model, config.base_url, simulation=Simulation(seed=config.seed))
     with recording(path) as recorder:
-        run, state = recorder.run(config, env, client, run_id=run_id, history=history)
+        run, state = recorder.run(config, env, client, run_id=run_id, history=history, continued=continued)
     print_summary(state)
     if state.status != "done":
         print(f"rlm-tui: error: run {run_id} {state.status}: {run.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _budget_stopped(history: list, run_id: str, mode: str) -> dict:
+    """The rollouts a budget stopped, with where each goes on from (an llm rollout has no REPL to rebuild)."""
+    from rlm_tui.engine.fork import ForkError, continuation_point
+    from rlm_tui.state import fold
+
+    if mode == "llm":
+        return {}
+    stopped = [r.id for r in fold(history, run_id).rollouts.values() if r.stop_reason in BUDGET_STOPS]
+    try:
+        return {rid: continuation_point(history, rid) for rid in stopped}
+    except ForkError as exc:
+        raise UserError(str(exc)) from None

@@ -26,7 +26,7 @@ class ForkError(Exception):
 
 @dataclass(frozen=True)
 class RecordedBatch:
-    prompts: tuple[str, ...]
+    prompts: tuple[str, ...] | None  # None: a refused batch, whose prompts were not recorded
     responses: tuple[str, ...]
 
 
@@ -100,6 +100,73 @@ def fork_point(events: Iterable[ev.Event], rollout_id: str, turn: int) -> ForkPo
     )
 
 
+def continuation_point(events: Iterable[ev.Event], rollout_id: str) -> ForkPoint:
+    """Where a rollout that a budget stopped goes on: after its last turn, everything before it its history."""
+    own = [e for e in events if e.rollout_id == rollout_id]
+    queued = [e for e in own if isinstance(e, ev.RolloutQueued)]
+    starts = [i for i, e in enumerate(own) if isinstance(e, ev.RolloutStarted)]
+    if not queued or not starts:
+        raise ForkError(f"rollout {rollout_id} never started; there is nothing to go on from")
+    history = tuple(
+        e for e in own[starts[-1] :] if not isinstance(e, (ev.RolloutFinished, ev.RolloutResumed, ev.RolloutQueued))
+    )
+    last = max((e.turn for e in history if isinstance(e, ev.ModelCallStarted) and e.role == "main"), default=0)
+    try:
+        batches, outputs = _recorded(history)
+        _check(history)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise ForkError(f"rollout {rollout_id}'s events are damaged: {exc}") from None
+    return ForkPoint(
+        run_id=queued[0].run_id,
+        rollout_id=rollout_id,
+        example_id=str(queued[0].example_id),
+        turn=last + 1,
+        history=history,
+        batches=batches,
+        outputs=outputs,
+        next_reply=None,
+        text_protocol=any(isinstance(e, ev.ToolProtocolChanged) for e in history),
+    )
+
+
+async def rebuild_quietly(sandbox: Sandbox, point: ForkPoint) -> tuple[int, list[int]]:
+    """Re-run the point's cells in `sandbox` with their recorded llm_batch answers, logging nothing (the log has
+    them already): (cells re-run, turns whose output differs from the recorded one)."""
+    cells, diverged = 0, []
+    for e in point.history:
+        if not isinstance(e, ev.CellStarted) or e.source == "child":
+            continue
+        answers = RecordedAnswers(point.batches.get(e.id, ()))
+        result = await sandbox.run(e.code, answers)
+        cells += 1
+        if (answers.mismatches or result.output != point.outputs.get(e.id)) and e.turn not in diverged:
+            diverged.append(e.turn)
+    return cells, diverged
+
+
+class RecordedAnswers:
+    """A cell's llm_batch (and rlm_batch) calls answered from the recorded responses, in order; a call that
+    differs from the recorded one is counted."""
+
+    def __init__(self, recorded: tuple[RecordedBatch, ...]) -> None:
+        self.queue, self.mismatches = list(recorded), 0
+
+    async def __call__(self, prompts_: list[str], rlm: bool = False) -> list[str]:
+        return self.take(prompts_)[1]
+
+    def take(self, prompts_: list[str]) -> tuple[RecordedBatch | None, list[str]]:
+        """The recorded batch this call stands for (None: there is none), and one response per prompt."""
+        want = self.queue.pop(0) if self.queue else None
+        if (
+            want is None
+            or (want.prompts is not None and tuple(prompts_) != want.prompts)
+            or (want.prompts is None and len(prompts_) != len(want.responses))
+        ):
+            self.mismatches += 1
+        got = list(want.responses[: len(prompts_)]) if want is not None else []
+        return want, got + [NO_RECORD] * (len(prompts_) - len(got))
+
+
 def _check(history: tuple[ev.Event, ...]) -> None:
     """Raise on a stored event whose fields the rebuild relies on have the wrong types."""
     for e in history:
@@ -130,6 +197,7 @@ def _recorded(own: Iterable[ev.Event]) -> tuple[dict[str, tuple[RecordedBatch, .
     prompts_: dict[str, dict[int, str]] = {}
     responses: dict[str, dict[int, str]] = {}
     outputs: dict[str, str] = {}
+    refused: dict[str, tuple[int, str]] = {}  # refused batch id -> (size, what each prompt got)
     for e in own:
         if isinstance(e, ev.SubBatchStarted) and e.parent_id is not None:
             if not 0 <= int(e.size) <= MAX_BATCH_PROMPTS:
@@ -142,18 +210,24 @@ def _recorded(own: Iterable[ev.Event]) -> tuple[dict[str, tuple[RecordedBatch, .
         elif isinstance(e, ev.SubCallFinished) and e.parent_id in calls:
             batch, index = calls[e.parent_id]
             responses.setdefault(batch, {})[index] = str(e.response)
+        elif isinstance(e, ev.SubBatchRefused) and e.parent_id is not None:
+            if not 0 <= int(e.size) <= MAX_BATCH_PROMPTS:
+                raise ValueError(f"a refused batch of {e.size} prompts")
+            batch_of_cell.setdefault(e.parent_id, []).append(e.id)
+            refused[e.id] = (int(e.size), str(e.response))
         elif isinstance(e, ev.CellFinished) and e.parent_id is not None:
             outputs[e.parent_id] = str(e.output)
-    batches = {
-        cell: tuple(
-            RecordedBatch(
-                prompts=tuple(prompts_.get(b, {}).get(i, "") for i in range(sizes[b])),
-                responses=tuple(responses.get(b, {}).get(i, NO_RECORD) for i in range(sizes[b])),
-            )
-            for b in ids
+
+    def recorded(b: str) -> RecordedBatch:
+        if b in refused:
+            size, response = refused[b]
+            return RecordedBatch(prompts=None, responses=(response,) * size)
+        return RecordedBatch(
+            prompts=tuple(prompts_.get(b, {}).get(i, "") for i in range(sizes[b])),
+            responses=tuple(responses.get(b, {}).get(i, NO_RECORD) for i in range(sizes[b])),
         )
-        for cell, ids in batch_of_cell.items()
-    }
+
+    batches = {cell: tuple(recorded(b) for b in ids) for cell, ids in batch_of_cell.items()}
     return batches, outputs
 
 
@@ -218,15 +292,20 @@ class ReplayedBatches:
     calls with no tokens (so that a fork of this fork finds them too); a call that differs is noted."""
 
     def __init__(self, steps: Steps, recorded: tuple[RecordedBatch, ...]) -> None:
-        self.steps, self.queue, self.mismatches = steps, list(recorded), 0
+        self.steps, self.answers = steps, RecordedAnswers(recorded)
+
+    @property
+    def mismatches(self) -> int:
+        return self.answers.mismatches
 
     async def batch(self, prompts_: list[str], parent_id: str | None, rlm: bool = False) -> list[str]:
-        want = self.queue.pop(0) if self.queue else None
-        if want is None or tuple(prompts_) != want.prompts:
-            self.mismatches += 1
-        got = list(want.responses[: len(prompts_)]) if want is not None else []
-        got += [NO_RECORD] * (len(prompts_) - len(got))
+        want, got = self.answers.take(prompts_)
         steps, subs = self.steps, self.steps.subs
+        if want is not None and want.prompts is None:  # refused then, refused now: nothing was started
+            steps.emit(
+                ev.SubBatchRefused, parent_id=parent_id, size=len(prompts_), response=got[0] if got else "", rlm=rlm
+            )
+            return got
         number = subs.batches if subs is not None else 0
         if subs is not None:
             subs.batches += 1  # the live batches after the fork go on numbering from here

@@ -12,7 +12,7 @@ from rlm_tui import events as ev
 from rlm_tui.engine import prompts
 from rlm_tui.engine.child import children
 from rlm_tui.engine.control import DECISIONS, Command, RolloutControl
-from rlm_tui.engine.fork import Fork, edited_reply, rebuild
+from rlm_tui.engine.fork import Fork, ForkPoint, edited_reply, parent_messages, rebuild, rebuild_quietly
 from rlm_tui.engine.judge import RunJudge
 from rlm_tui.engine.replies import ModelClient, tool_call_message
 from rlm_tui.engine.steps import FatalRunError, RolloutSettings, Steps, Stop, ToolsRefused, one_line
@@ -56,6 +56,7 @@ class Rollout(Steps):
         fork: Fork | None = None,
         budget_reached: Callable[[], tuple[str, str] | None] = lambda: None,
         refuses: Callable[[int], str | None] = lambda prompts: None,
+        continued: ForkPoint | None = None,
     ) -> None:
         super().__init__(run_id=run_id, rollout_id=rollout_id, client=client, settings=settings, emit=emit)
         self.example, self.env, self._metrics = example, env, metrics
@@ -67,6 +68,7 @@ class Rollout(Steps):
         self.engine_error = False  # ended on an unexpected exception, not on the model or the operator
         self.fork = fork  # start at this turn of a stored rollout, its REPL rebuilt
         self._budget_reached, self._refuses = budget_reached, refuses  # the rollout's and its run's budgets
+        self.continued = continued  # a budget stopped it here: it goes on, its REPL rebuilt from its own log
 
     async def run(self) -> None:
         mode = self.settings.mode
@@ -191,7 +193,10 @@ class Rollout(Steps):
             )
 
         user = self.env.user_prompt(self.example, s.mode)
-        self.emit(ev.RolloutStarted, system_prompt=system_prompt(), user_prompt=user, context_chars=context_chars)
+        if self.continued is None:
+            self.emit(ev.RolloutStarted, system_prompt=system_prompt(), user_prompt=user, context_chars=context_chars)
+        else:
+            self.answer = dict(self._state().answer)  # as the budget left it: the rebuilt REPL starts from it
         self.subs = SubLLMs(
             client=self.client,
             model=s.sub_model,
@@ -214,6 +219,10 @@ class Rollout(Steps):
             if self.fork is not None:
                 messages = await self._forked(sandbox, self.fork)
                 if self.fork.point.text_protocol:
+                    protocol = "text"
+            elif self.continued is not None:
+                messages = await self._continue(sandbox, self.continued)
+                if self.continued.text_protocol:
                     protocol = "text"
             while not self.answer["ready"]:
                 await self._checkpoint(messages, sandbox)
@@ -293,6 +302,15 @@ class Rollout(Steps):
             self.emit(ev.OperatorAction, action="inject", text=fork.message)
             messages.append({"role": "user", "content": fork.message})
         return messages
+
+    async def _continue(self, sandbox: Sandbox, point: ForkPoint) -> list[dict[str, Any]]:
+        """The rollout's own REPL and conversation as a budget left them, rebuilt with no model call."""
+        if self.starting is not None:
+            await self.starting
+        cells, diverged = await rebuild_quietly(sandbox, point)
+        self.turn = point.turn - 1
+        self.emit(ev.RolloutResumed, turn=point.turn, cells=cells, diverged=diverged)
+        return parent_messages(point.history)
 
     # --- the operator -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 from rlm_tui import events as ev
 from rlm_tui.engine.budgets import Budget, Spent
 from rlm_tui.engine.control import Command, ControlError, RolloutControl
-from rlm_tui.engine.fork import Fork
+from rlm_tui.engine.fork import Fork, ForkPoint
 from rlm_tui.engine.generation import Generation
 from rlm_tui.engine.judge import RunJudge
 from rlm_tui.engine.prices import Price, PriceError
@@ -90,11 +90,13 @@ class Run:
         run_id: str | None = None,
         history: list[ev.Event] | None = None,
         fork: Fork | None = None,
+        continued: dict[str, ForkPoint] | None = None,
     ) -> None:
         """`history`: the stored events of the run `run_id`, to resume it: its unfinished rollouts run again.
-        `fork`: the run's one rollout starts at that turn of a stored rollout."""
+        `fork`: the run's one rollout starts at that turn of a stored rollout. `continued`: rollouts of `history`
+        a budget stopped, by id, that go on from where they stopped."""
         self.config, self.env, self.client, self.sinks, self.commands = config, env, client, sinks, commands
-        self.fork = fork
+        self.fork, self.continued = fork, continued or {}
         self.id = run_id or ev.new_id()
         self.state = RunState(id=self.id)
         for event in history or ():
@@ -133,7 +135,11 @@ class Run:
         if c.example_ids is not None:
             examples = [e for e in examples if e.id in set(c.example_ids)]
         earlier = {r.example_id: r for r in self.state.rollouts.values()}
-        examples = [e for e in examples if e.id not in earlier or earlier[e.id].status != "done"]
+        examples = [
+            e
+            for e in examples
+            if e.id not in earlier or earlier[e.id].status != "done" or earlier[e.id].id in self.continued
+        ]
         total = len(set(earlier) | {e.id for e in examples})
         self.emit(
             ev.RunStarted(
@@ -273,6 +279,7 @@ class Run:
                     fork=self.fork,
                     budget_reached=lambda: self._budget_reached(rollout_id),
                     refuses=lambda prompts: self._refuses(rollout_id, prompts),
+                    continued=self.continued.get(rollout_id),
                 )
                 try:
                     await rollout.run()

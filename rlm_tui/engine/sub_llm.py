@@ -98,10 +98,10 @@ class SubLLMs:
         name = "rlm_batch" if rlm else "llm_batch"
         if rlm and self.child is None:
             why = f"rlm_batch is not available at depth {self.depth}: the run's --max-depth allows no deeper RLM"
-            return [f"[rlm_batch error] {why}; use llm_batch"] * len(prompts)
+            return self._refused(prompts, parent_id, rlm, f"[rlm_batch error] {why}; use llm_batch")
         refused = self.refuses(len(prompts))
         if refused is not None:  # a budget would be crossed: the REPL reads why, and nothing is started
-            return [f"[{name} error] not started: {refused}"] * len(prompts)
+            return self._refused(prompts, parent_id, rlm, f"[{name} error] not started: {refused}")
         number = self.batches
         self.batches += 1
         started = ev.SubBatchStarted(
@@ -135,6 +135,19 @@ class SubLLMs:
             )
         )
         return [text for text, _ in results]
+
+    def _refused(self, prompts: list[str], parent_id: str | None, rlm: bool, response: str) -> list[str]:
+        self.emit(
+            ev.SubBatchRefused(
+                run_id=self.run_id,
+                rollout_id=self.rollout_id,
+                parent_id=parent_id,
+                size=len(prompts),
+                response=response,
+                rlm=rlm,
+            )
+        )
+        return [response] * len(prompts)
 
     async def _call(self, batch: int, index: int, prompt: str, parent_id: str, rlm: bool) -> tuple[str, bool]:
         async with self.semaphore:

@@ -92,6 +92,14 @@ def _rollout_finished(e: Any) -> tuple[str, tuple]:
     )
 
 
+def _rollout_resumed(e: Any) -> tuple[str, tuple]:
+    return (
+        "UPDATE rollouts SET status = 'running', stop_reason = NULL, reward = NULL, error = NULL, finished = NULL"
+        " WHERE id = ?",
+        (e.rollout_id,),
+    )
+
+
 # Events that also keep the one-row-per-run and per-rollout tables current
 _ROW_UPKEEP = {
     "run_started": _run_started,
@@ -99,6 +107,7 @@ _ROW_UPKEEP = {
     "rollout_queued": _rollout_queued,
     "rollout_started": _rollout_started,
     "rollout_finished": _rollout_finished,
+    "rollout_resumed": _rollout_resumed,
 }
 
 
