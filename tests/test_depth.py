@@ -110,3 +110,14 @@ def test_a_fork_of_a_recursive_rollout_replays_the_childrens_answers_without_a_m
     assert after - before == 1  # turn 2, live; the children were not asked again
     events = [e for _, e in read_events(open_db(db), run_id=fork_run.id)]
     assert not any(isinstance(e, ev.CellStarted) and e.source == "child" for e in events)
+
+
+def test_the_offline_model_hands_its_chunks_to_child_rlms_at_depth_2(tmp_path, capsys):
+    db = tmp_path / "s.db"
+    argv = ["run", "verbatim-copy", "--headless", "-n", "1", "--max-depth", "2", "--scripted-errors", "0"]
+    code, _, err = cli(capsys, *argv, "--db", str(db))
+    assert code == 0, err
+    ((r,),) = [list(s.rollouts.values()) for s in stored_runs(db)]
+    (children,) = [b for b in r.batches if b.rlm]
+    assert children.size == 4 and all(len(c.child_turns) == 2 for c in children.calls)
+    assert r.reward == 1.0 and r.final_metrics["sub_rlm_call_count"] == 4

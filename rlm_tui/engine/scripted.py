@@ -76,6 +76,25 @@ def _repl_history(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(code, outputs.get(call_id, "")) for call_id, code in sent.items()]
 
 
+# a child RLM (rlm_batch) looks at its task, then hands it whole to one sub-LLM: the environment's sub replies
+CHILD_CELLS = [
+    "print(len(context))\nprint(context[:300])",
+    "answer.update(content=llm_batch([context])[0], ready=True)",
+]
+
+
+def _is_child(messages: list[dict[str, Any]]) -> bool:
+    user = next((m for m in messages if m["role"] == "user"), None)
+    return user is not None and str(user.get("content", "")).startswith(
+        "Your task, with any data it needs, is the text"
+    )
+
+
+def _deeper(cell: str) -> str:
+    """Offered rlm_batch, the simulated root gives each part to a child RLM instead of a sub-LLM."""
+    return cell.replace("llm_batch(", "rlm_batch(")
+
+
 class ScriptedRollout:
     def __init__(self, parent: ScriptedClient, example: Example, mode: str) -> None:
         self.parent, self.example, self.mode = parent, example, mode
@@ -95,8 +114,11 @@ class ScriptedRollout:
         if self.parent.delay:
             await asyncio.sleep(self.parent.delay)
         names = {t["function"]["name"] for t in tools or ()}
-        if REPL_TOOL in names:
-            reply = self._root_turn(messages)
+        if REPL_TOOL in names and _is_child(messages):
+            reply = self._root_turn(messages, CHILD_CELLS)
+        elif REPL_TOOL in names:
+            recursive = "rlm_batch(" in str(messages[0].get("content", ""))
+            reply = self._root_turn(messages, [_deeper(c) for c in self.cells] if recursive else self.cells)
         elif messages[0]["role"] == "system":  # only the root has a system prompt: this is llm mode
             reply = self._llm_turn(messages, names)
         else:
@@ -123,17 +145,17 @@ class ScriptedRollout:
             reply.text = sub_failure(reply.text, rng, self.sim.rate(SUB_FAILURE_RATE))
         return reply
 
-    def _root_turn(self, messages: list[dict[str, Any]]) -> ModelReply:
+    def _root_turn(self, messages: list[dict[str, Any]], cells: list[str]) -> ModelReply:
         """The next cell of the plan; a cell sometimes goes out with a mistake, and after one the fixed cell."""
         step, slipped = 0, False
         for code, _ in (history := _repl_history(messages)):
-            if step < len(self.cells) and code == self.cells[step]:
+            if step < len(cells) and code == cells[step]:
                 step, slipped = step + 1, False
             else:  # what was sent was not the plan's cell: a mistaken try at it
                 slipped = True
-        if step >= len(self.cells):
+        if step >= len(cells):
             return ModelReply(text="I have nothing more to run.")
-        code, text = self.cells[step], f"Step {step + 1} of {len(self.cells)}."
+        code, text = cells[step], f"Step {step + 1} of {len(cells)}."
         if slipped:
             seen = error_line(history[-1][1]) or "it did not run as meant"
             text = f"Step {step + 1} failed ({seen}); here it is fixed."
