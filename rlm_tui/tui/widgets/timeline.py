@@ -281,7 +281,12 @@ class Timeline(LineView):
             syntax = Syntax(cell.code, "python", theme="ansi_dark", word_wrap=True, background_color="default")
             out.append(self._block(RichBlock, ("code", key), hash(cell.code), syntax, gutter))
         for batch in by_cell.get(cell.id, ()):
-            line = Text(f"  ↳ llm_batch #{batch.batch} · {batch.size:,} prompts", style="magenta")
+            kind = (
+                f"rlm_batch #{batch.batch} · {batch.size:,} child RLMs"
+                if batch.rlm
+                else f"llm_batch #{batch.batch} · {batch.size:,} prompts"
+            )
+            line = Text(f"  ↳ {kind}", style="magenta")
             if batch.finished:
                 line.append(
                     f" · {fmt.seconds(batch.elapsed_s)}" + (f" · {batch.errors} errors" if batch.errors else "")
