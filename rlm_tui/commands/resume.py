@@ -6,8 +6,8 @@ import argparse
 import sys
 from contextlib import closing
 
+from rlm_tui.commands.budgets import add_budget_options, raised_budgets
 from rlm_tui.commands.common import UserError, db_path_of
-from rlm_tui.commands.options import add_budget_options, raised_budgets
 
 BUDGET_STOPS = ("budget_tokens", "budget_usd", "budget_seconds", "budget_sub_calls")
 
