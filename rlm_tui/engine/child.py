@@ -112,21 +112,11 @@ class ChildRLM(Steps):
                 nudged = True
                 messages.append({"role": "user", "content": prompts.nudge(protocol)})
                 continue
-            reports = []
-            for call in reply.tool_calls:
-                stats["tool_calls"] += 1
-                try:
-                    content = await self.tool_call(sandbox, call, prompts.REPL_TOOL_NAME, reply, turn_id)
-                except Stop:  # its REPL spent its CPU budget: the answer stands as it is
-                    return
-                if call.get("recovered"):
-                    reports.append(content)
-                else:
-                    messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
-                if self.answer["ready"]:
-                    break
-            if reports:
-                messages.append({"role": "user", "content": prompts.text_reports(reports)})
+            stats["tool_calls"] += len(reply.tool_calls)
+            try:
+                await self.run_cells(sandbox, reply, turn_id, messages)
+            except Stop:  # its REPL spent its CPU budget: the answer stands as it is
+                return
 
 
 def _count(stats: dict[str, Any], reply: Any, s: RolloutSettings) -> None:

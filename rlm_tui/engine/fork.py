@@ -79,18 +79,22 @@ def fork_point(events: Iterable[ev.Event], rollout_id: str, turn: int) -> ForkPo
     )
     if cut is None:
         raise ForkError(f"rollout {rollout_id}'s events are damaged: turn {turn} has no model call")
-    history = tuple(own[:cut])
     started_id = own[cut].id
     reply = next((e for e in own[cut:] if isinstance(e, ev.ModelCallFinished) and e.parent_id == started_id), None)
+    return _point(queued[0], turn, tuple(own[:cut]), reply)
+
+
+def _point(queued: ev.RolloutQueued, turn: int, history: tuple[ev.Event, ...], reply: Any) -> ForkPoint:
+    """The point at `turn` after `history`, its recorded batches and outputs read and its events checked."""
     try:
         batches, outputs = _recorded(history)
         _check(history)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        raise ForkError(f"rollout {rollout_id}'s events are damaged: {exc}") from None
+        raise ForkError(f"rollout {queued.rollout_id}'s events are damaged: {exc}") from None
     return ForkPoint(
-        run_id=queued[0].run_id,
-        rollout_id=rollout_id,
-        example_id=str(queued[0].example_id),
+        run_id=queued.run_id,
+        rollout_id=str(queued.rollout_id),
+        example_id=str(queued.example_id),
         turn=turn,
         history=history,
         batches=batches,
@@ -111,22 +115,7 @@ def continuation_point(events: Iterable[ev.Event], rollout_id: str) -> ForkPoint
         e for e in own[starts[-1] :] if not isinstance(e, (ev.RolloutFinished, ev.RolloutResumed, ev.RolloutQueued))
     )
     last = max((e.turn for e in history if isinstance(e, ev.ModelCallStarted) and e.role == "main"), default=0)
-    try:
-        batches, outputs = _recorded(history)
-        _check(history)
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        raise ForkError(f"rollout {rollout_id}'s events are damaged: {exc}") from None
-    return ForkPoint(
-        run_id=queued[0].run_id,
-        rollout_id=rollout_id,
-        example_id=str(queued[0].example_id),
-        turn=last + 1,
-        history=history,
-        batches=batches,
-        outputs=outputs,
-        next_reply=None,
-        text_protocol=any(isinstance(e, ev.ToolProtocolChanged) for e in history),
-    )
+    return _point(queued[0], last + 1, history, None)
 
 
 async def rebuild_quietly(sandbox: Sandbox, point: ForkPoint) -> tuple[int, list[int]]:

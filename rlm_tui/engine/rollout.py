@@ -250,17 +250,7 @@ class Rollout(Steps):
                     messages.append({"role": "user", "content": text})
                     self.emit(ev.ModelNudged, parent_id=call_id, nudge=nudges, text=text)
                     continue
-                reports = []
-                for call in reply.tool_calls:
-                    content = await self.tool_call(sandbox, call, prompts.REPL_TOOL_NAME, reply, call_id)
-                    if call.get("recovered"):
-                        reports.append(content)
-                    else:
-                        messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
-                    if self.answer["ready"]:
-                        break
-                if reports:
-                    messages.append({"role": "user", "content": prompts.text_reports(reports)})
+                await self.run_cells(sandbox, reply, call_id, messages)
 
     # --- a fork ----------------------------------------------------------------------------------
 

@@ -222,6 +222,23 @@ class Steps:
         """The code to run for the model's cell, or None and what the model is told instead (approve mode)."""
         return code, ""
 
+    async def run_cells(
+        self, sandbox: Sandbox, reply: ModelReply, turn_id: str, messages: list[dict[str, Any]]
+    ) -> None:
+        """Run a turn's code-tool calls in order, each answered in `messages` (calls read from the text together,
+        in one user message); stop at the first that sets answer["ready"]."""
+        reports = []
+        for call in reply.tool_calls:
+            content = await self.tool_call(sandbox, call, prompts.REPL_TOOL_NAME, reply, turn_id)
+            if call.get("recovered"):
+                reports.append(content)
+            else:
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
+            if self.answer["ready"]:
+                break
+        if reports:
+            messages.append({"role": "user", "content": prompts.text_reports(reports)})
+
     @staticmethod
     def _code_of(call: dict[str, Any], tool: str, cut: bool) -> str:
         if call["name"] != tool:
