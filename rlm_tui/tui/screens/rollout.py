@@ -165,7 +165,12 @@ class RolloutScreen(RunBase):
         from rlm_tui.tui.screens.modals import CallScreen
 
         call = self.query_one(SubTree).calls.get(event.node.data or "")
-        if call is not None:
+        r = self.target()
+        if call is not None and call.rlm and r is not None:  # a child RLM: its own transcript, in place
+            from rlm_tui.tui.screens.child import ChildScreen
+
+            self.app.push_screen(ChildScreen(r, call))
+        elif call is not None:
             self.app.push_screen(CallScreen(call))
 
     def refresh_view(self) -> None:

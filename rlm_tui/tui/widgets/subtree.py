@@ -33,6 +33,8 @@ def _done(call: SubCall) -> bool:
 
 def call_label(call: SubCall) -> Text:
     text = Text(f"#{call.index} ", style="bold")
+    if call.rlm:
+        text.append(f"child RLM · {len(call.child_turns)} turns · ", style="magenta")
     if call.error:
         text.append(f"✗ {fmt.one_line(call.error, 40)}", style="red")
     elif call.response is None:
@@ -75,6 +77,7 @@ class SubTree(Tree[str]):
         self.guide_depth = 2
         self._key: tuple = ()
         self._shown: list[_Shown] = []
+        self._seen = 0  # batches of the state looked at so far
         self._turn_of: dict[str, int] = {}
         self._frame = 0
         self.calls: dict[str, SubCall] = {}  # node data -> call, for the detail view
@@ -83,14 +86,16 @@ class SubTree(Tree[str]):
         """`key` changes when the state object itself was replaced (a replay went back)."""
         if (r.id if r else None, key) != self._key:
             self.clear()
-            self._shown, self.calls = [], {}
+            self._shown, self.calls, self._seen = [], {}, 0
             self._key = (r.id if r else None, key)
         if r is None:
             return
         self._turn_of, self._frame = turn_of, frame
-        for batch in r.batches[len(self._shown) :]:
-            node = self.root.add(Text(""), data=batch.id, expand=not batch.finished)
-            self._shown.append(_Shown(batch, node))
+        for batch in r.batches[self._seen :]:
+            if batch.owner is None:  # a child RLM's own batches show in its transcript (enter on the child)
+                node = self.root.add(Text(""), data=batch.id, expand=not batch.finished)
+                self._shown.append(_Shown(batch, node))
+        self._seen = len(r.batches)
         budget = CHUNK
         for shown in self._shown:
             budget -= self._update(shown, turn_of, frame, budget)
@@ -148,7 +153,7 @@ class SubTree(Tree[str]):
         else:
             text.append(f"{fmt.SPINNER[frame % len(fmt.SPINNER)]} ", style="cyan")
         text.append(f"turn {turn} · " if turn else "", style="bold")
-        text.append(f"batch #{batch.batch}", style="bold magenta")
+        text.append(f"{'rlm_batch' if batch.rlm else 'batch'} #{batch.batch}", style="bold magenta")
         text.append(f" · {done:,}/{batch.size:,} done")
         if batch.errors:
             text.append(f" · {batch.errors} errors", style="red")
