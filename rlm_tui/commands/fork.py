@@ -97,7 +97,9 @@ def cmd_fork(args: argparse.Namespace) -> int:
         )
     if not args.headless and sys.stdin.isatty() and sys.stdout.isatty() and sys.stderr.isatty():
         return _fork_in_app(args, rollout_id, path, config)
-    client = make_client(env, settings.model, config.base_url, simulation=Simulation(seed=config.seed))
+    client = make_client(
+        env, settings.model, config.base_url, simulation=Simulation.recorded(config.seed, config.simulation)
+    )
     with recording(path) as recorder:
         new_run, state = recorder.run(config, env, client, fork=fork, run_id=args.run_id)
     print_summary(state)

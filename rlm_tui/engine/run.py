@@ -44,6 +44,7 @@ class RunConfig:
     forked_from: dict[str, Any] | None = None  # {rollout_id, run_id, turn}: this run is a fork of that rollout
     run_budget: Budget = Budget()  # the whole run's: see --run-max-usd and the others
     prices_date: str = ""  # the date of the price table the run's prices came from
+    simulation: dict[str, Any] | None = None  # the offline model's window and error scale, for resume and fork
 
     @property
     def stall_after(self) -> float:
