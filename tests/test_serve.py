@@ -245,3 +245,23 @@ def test_the_app_command_quotes_every_word_of_a_hostile_path(tmp_path):
         cwd=tmp_path,
     )
     assert echoed.stdout.splitlines() == words[1:] and not (tmp_path / "pwned").exists()
+
+
+def test_a_non_local_host_warns_that_anyone_who_reaches_the_port_controls_the_runs(tmp_path):
+    stored_run(tmp_path, load_environment("verbatim-copy", {}), n=1)
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "rlm_tui.cli", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "RLM_TUI_DB": str(tmp_path / "t.db")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        warning, said = serve.stderr.readline(), serve.stdout.readline()  # type: ignore[union-attr]
+    finally:
+        serve.terminate()
+        serve.wait(HANG)
+    assert warning == f"rlm-tui: warning: --host 0.0.0.0: anyone who can reach port {port} controls the runs\n"
+    assert said.startswith(f"rlm-tui: serving the app on http://0.0.0.0:{port} (reachable from outside)"), said
