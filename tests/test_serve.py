@@ -265,3 +265,23 @@ def test_a_non_local_host_warns_that_anyone_who_reaches_the_port_controls_the_ru
         serve.wait(HANG)
     assert warning == f"rlm-tui: warning: --host 0.0.0.0: anyone who can reach port {port} controls the runs\n"
     assert said.startswith(f"rlm-tui: serving the app on http://0.0.0.0:{port} (reachable from outside)"), said
+
+
+def test_a_taken_port_is_one_line_and_exit_2(tmp_path):
+    stored_run(tmp_path, load_environment("verbatim-copy", {}), n=1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "rlm_tui.cli", "serve", "--port", str(port), "--db", str(tmp_path / "t.db")],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=HANG,
+        )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert (
+        done.stderr.startswith(f"rlm-tui: error: cannot listen on http://127.0.0.1:{port}: ")
+        and done.stderr.count("\n") == 1
+    ), done.stderr

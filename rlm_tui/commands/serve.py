@@ -10,7 +10,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from rlm_tui.commands.common import argtype, context_limit, db_path_of, id_prefix
+from rlm_tui.commands.common import UserError, argtype, context_limit, db_path_of, id_prefix
 
 LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 HOSTNAME = re.compile(
@@ -94,7 +94,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    Serving(app_command(path, args.id, args.context_limit), host=args.host, port=args.port, public_url=url).serve()
+    server = Serving(app_command(path, args.id, args.context_limit), host=args.host, port=args.port, public_url=url)
+    try:
+        server.serve()
+    except OSError as exc:  # the port is taken, or not ours to bind, or the address is not this machine's
+        raise UserError(f"cannot listen on {url}: {exc.strerror or exc}") from None
     # stopped: textual-serve leaves its tabs' pipes to be collected after its loop closed, which only complains
     sys.unraisablehook = lambda _: None
     return 0
