@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import var
+from textual.screen import ModalScreen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -174,6 +175,9 @@ class LineView(ScrollView, can_focus=True):
             self.following, self.unseen = True, 0
         elif not at_bottom and self.following and round(new) < round(old):
             self.following = False
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "follow" or not isinstance(self.screen, ModalScreen)  # a pop-up's footer keeps to its own keys
 
     def action_follow(self) -> None:
         self.following, self.unseen = True, 0
