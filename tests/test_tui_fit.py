@@ -126,3 +126,34 @@ async def test_a_screenshot_is_saved_beside_the_database_and_the_toast_says_wher
         saved = [p for p in db.parent.iterdir() if p.suffix == ".svg"]
         assert len(saved) == 1
         await until(pilot, lambda: any(str(saved[0].resolve()) in n.message for n in app._notifications))
+
+
+async def test_a_mean_reward_of_zero_is_labelled_0_000_and_the_tables_come_before_the_charts(tmp_path):
+    from textual_plotext import PlotextPlot
+
+    from test_report import metrics, write_runs
+    from test_tui_report import report_view
+
+    # hand-made: two rollouts scoring 0 and 0 (mean 0.000), two scoring 1 and 0 (mean 0.500)
+    path = write_runs(
+        tmp_path / "zero.db",
+        [
+            ("z-llm", "oolong", "llm", "m", {"grid": "z"}, [(0.0, metrics(100, 10, 0, 0, 0, 1.0, 0.5, 0.1), {})] * 2),
+            (
+                "z-rlm",
+                "oolong",
+                "rlm",
+                "m",
+                {"grid": "z"},
+                [
+                    (1.0, metrics(100, 10, 0, 0, 0, 1.0, 0.5, 0.1), {}),
+                    (0.0, metrics(100, 10, 0, 0, 0, 1.0, 0.5, 0.1), {}),
+                ],
+            ),
+        ],
+    )
+    async with report_view(path) as (app, pilot):
+        chart = app.screen.query_one("#chart-reward", PlotextPlot).plt.build()
+        assert "oolong 0.000/0.500" in chart
+        body = app.screen.query_one("#report-body")
+        assert body.children[0].id == "report-tables"
