@@ -157,3 +157,32 @@ async def test_a_mean_reward_of_zero_is_labelled_0_000_and_the_tables_come_befor
         assert "oolong 0.000/0.500" in chart
         body = app.screen.query_one("#report-body")
         assert body.children[0].id == "report-tables"
+
+
+async def test_escape_closes_the_inspect_console_and_the_next_keys_reach_the_rollout_view(tmp_path):
+    from textual.widgets import TextArea
+
+    from rlm_tui.tui.screens.modals import InspectScreen
+    from test_tui_live import open_rollout, pause
+
+    engine = Engine(tmp_path)
+    app = RlmApp(engine.db, run_id=engine.run_id, follow=True)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            r = await open_rollout(app, pilot)
+            await pause(app, pilot, r)
+            await pilot.press("i")
+            await until(pilot, lambda: isinstance(app.screen, InspectScreen) and app.screen.ready)
+            console = app.screen
+            await pilot.press("x", "=", "1")
+            code = console.query_one(TextArea)
+            assert code.text == "x=1"
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RolloutScreen))
+            await pilot.press("w", "2")
+            await pilot.pause()
+            assert code.text == "x=1"  # nothing more went into the closed console
+            assert app.screen.has_class("-transcript-wide")  # w reached the rollout view
+            assert not any(isinstance(s, InspectScreen) for s in app.screen_stack)
+    finally:
+        engine.stop()
