@@ -186,3 +186,20 @@ async def test_escape_closes_the_inspect_console_and_the_next_keys_reach_the_rol
             assert not any(isinstance(s, InspectScreen) for s in app.screen_stack)
     finally:
         engine.stop()
+
+
+async def test_after_a_burst_of_resizes_the_transcript_is_wrapped_at_the_last_width(db):  # noqa: F811
+    from rlm_tui.tui.widgets.timeline import Timeline
+
+    app = app_for(db, run_id=RUN, follow=False)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await open_replayed_rollout(app, pilot)
+        timeline = app.screen.query_one(Timeline)
+        widths: list[int] = []
+        relayout = timeline._relayout
+        timeline._relayout = lambda keep=0: (widths.append(timeline._width), relayout(keep))  # type: ignore[method-assign]
+        for size in [(180, 50), (150, 40), (120, 40), (80, 24)]:
+            await pilot.resize_terminal(*size)  # as a dragged terminal does: sizes faster than a wrap
+        await until(pilot, lambda: widths and timeline._width == timeline.scrollable_content_region.width)
+        assert widths[-1] == timeline.scrollable_content_region.width == 76  # 80 less its border and gutter
+        assert timeline.total == timeline._starts[-1] and timeline.virtual_size.width == 76
