@@ -187,7 +187,7 @@ class RolloutScreen(RunBase):
         if feed is None:
             return
         version = (feed.generation, feed.versions.get(self.rollout_id, 0))
-        live = r is not None and r.status in ("queued", "running") and not r.paused
+        live = r is not None and r.status in ("queued", "running") and not r.paused and not session.interrupted
         frame = int(session.now() * 8) if live else 0  # from the view's clock: replays and snapshots stay still
         if version == self._version and frame == self._frame:
             return

@@ -14,11 +14,16 @@ from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import var
+from textual.screen import ModalScreen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 
 # Control characters would drive the terminal; show them as their Unicode pictures instead.
 _VISIBLE = {c: 0x2400 + c for c in range(32) if c not in (9, 10)} | {127: 0x2421}
+
+
+RESIZE_SETTLE = 0.15  # seconds without a new size before the lines are wrapped again
 
 
 class Block:
@@ -125,6 +130,7 @@ class LineView(ScrollView, can_focus=True):
         self._starts: list[int] = [0]
         self._width = 0
         self._cache: LRUCache[tuple, Strip] = LRUCache(2000)
+        self._resize_timer: Timer | None = None
 
     @property
     def total(self) -> int:
@@ -160,12 +166,24 @@ class LineView(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         width = self.scrollable_content_region.width
+        if width != self._width and self._width > 0:
+            # a dragged terminal sends many sizes and each re-wraps every block: lay out once, at the last;
+            # until then the old layout shows, cut or padded to the new width
+            if self._resize_timer is not None:
+                self._resize_timer.stop()
+            self._resize_timer = self.set_timer(RESIZE_SETTLE, self._take_width)
+        elif width != self._width:
+            self._take_width()
+        elif self.following:
+            self.scroll_end(animate=False, immediate=True)
+
+    def _take_width(self) -> None:
+        self._resize_timer = None
+        width = self.scrollable_content_region.width
         if width != self._width:
             self._width = width
             self._cache.clear()
             self._relayout(0)
-        elif self.following:
-            self.scroll_end(animate=False, immediate=True)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -174,6 +192,9 @@ class LineView(ScrollView, can_focus=True):
             self.following, self.unseen = True, 0
         elif not at_bottom and self.following and round(new) < round(old):
             self.following = False
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "follow" or not isinstance(self.screen, ModalScreen)  # a pop-up's footer keeps to its own keys
 
     def action_follow(self) -> None:
         self.following, self.unseen = True, 0

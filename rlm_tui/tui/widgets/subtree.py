@@ -100,6 +100,10 @@ class SubTree(Tree[str]):
         for shown in self._shown:
             budget -= self._update(shown, turn_of, frame, budget)
 
+    def on_focus(self) -> None:
+        if self.cursor_line < 0 and self.root.children:
+            self.cursor_line = 0  # tab in highlights a node, so that the first enter acts on it
+
     def on_tree_node_expanded(self, event: Tree.NodeExpanded) -> None:
         """Fill a batch the user opened now: a finished run sends no more redraws that would."""
         shown = next((s for s in self._shown if s.node is event.node), None)
