@@ -21,6 +21,7 @@ class Cell:
     truncated: bool = False
     elapsed_s: float | None = None
     error: str | None = None
+    started: float | None = None  # when the cell began, for the run view's "running cell 4 · 12s"
 
 
 @dataclass
@@ -233,7 +234,7 @@ def _retry(s: RolloutState, e: ev.ModelRetry) -> None:
 
 
 def _cell_started(s: RolloutState, e: ev.CellStarted) -> None:
-    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source)
+    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source, started=e.ts)
     s._cells[e.id] = cell
     if e.source == "operator":
         s.operator_cells.append(cell)
