@@ -99,6 +99,7 @@ async def test_a_real_run_sorts_filters_and_marks(tmp_path, stored):
         assert isinstance(app.focused, Input)
         await pilot.press(*"status:done  zz", "enter")  # the space is the filter's, not the run's pause
         assert screen.filter_text == "status:done zz" and screen._ids == []
+        assert not screen.query_one(Input).display and isinstance(app.focused, VimTable)
         example = next(r.example_id for r in stored.rollouts.values() if r.index == 3)
         await pilot.press("slash", *("backspace",) * 2, *example, "enter")
         assert [stored.rollouts[i].example_id for i in screen._ids] == [

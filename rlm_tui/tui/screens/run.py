@@ -212,6 +212,7 @@ class RunScreen(RunBase):
             self._close_filter()
 
     def _close_filter(self) -> None:
+        self.query_one("#run-filter", Input).display = False
         self.query_one(VimTable).focus()
 
     def action_back(self) -> None:
