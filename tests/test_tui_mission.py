@@ -13,6 +13,7 @@ from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.now import bar, doing
 from rlm_tui.tui.rollout_query import matches, parse_filter
 from rlm_tui.tui.screens.modals import ChoiceScreen
+from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
 from rlm_tui.tui.widgets.table import VimTable
 from runs import store_events, stored_run
@@ -160,3 +161,15 @@ async def test_marked_rollouts_pause_step_and_kill_together(tmp_path):
             assert third.status != "killed"
     finally:
         engine.stop()
+
+
+async def test_a_run_of_one_rollout_opens_on_it_and_escape_shows_the_run(tmp_path):
+    db = store_events(tmp_path / "one.db", run_events(RUN, rollouts=1))
+    app = RlmApp(db, run_id=RUN, follow=False, clock=lambda: T0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.ready)
+        assert app.screen.rollout_id == f"{RUN}-r000"
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen._ids == [f"{RUN}-r000"])
+        await pilot.press("o")  # the run view stays: it opened on the rollout once
+        assert isinstance(app.screen, RunScreen)

@@ -117,6 +117,7 @@ class RunScreen(RunBase):
         self.filter_text = ""
         self.marked: set[str] = set()
         self._count = 0
+        self._opened_single = False  # a run of one rollout opens on it, once: escape comes back here
         self._order_second = -1  # live rows keep their place in between: the order is redone once a second
 
     def compose(self) -> ComposeResult:
@@ -310,6 +311,10 @@ class RunScreen(RunBase):
                 self._rebuild(table, ids)
                 self.call_after_refresh(self._fit)  # the example column may have widened
         self._update_view_line(len(everyone))
+        if not self._opened_single and self._ids:
+            self._opened_single = True
+            if s.num_rollouts == 1 and self.is_current:
+                self.action_open()
         max_tokens = max((r.main_tokens + r.sub_tokens for r in everyone), default=0)
         for rid in self._ids:
             r = s.rollouts[rid]
