@@ -117,6 +117,7 @@ class RunScreen(RunBase):
         self.filter_text = ""
         self.marked: set[str] = set()
         self._count = 0
+        self._max_tokens = 0
         self._opened_single = False  # a run of one rollout opens on it, once: escape comes back here
         self._order_second = -1  # live rows keep their place in between: the order is redone once a second
 
@@ -316,6 +317,9 @@ class RunScreen(RunBase):
             if s.num_rollouts == 1 and self.is_current:
                 self.action_open()
         max_tokens = max((r.main_tokens + r.sub_tokens for r in everyone), default=0)
+        if max_tokens != self._max_tokens:  # every row's token bar is measured against it
+            self._max_tokens = max_tokens
+            self._seen.clear()
         for rid in self._ids:
             r = s.rollouts[rid]
             version = feed.versions.get(rid, 0)
