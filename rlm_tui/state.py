@@ -24,6 +24,7 @@ class Cell:
     error: str | None = None
     proposed: str | None = None  # the model's code, when the operator edited it before it ran
     owner: str | None = None  # a child RLM's cell: the rlm_batch call (SubCall id) of that child
+    started: float | None = None  # when the cell began, for the run view's "running cell 4 · 12s"
 
 
 @dataclass
@@ -312,7 +313,7 @@ def _retry(s: RolloutState, e: ev.ModelRetry) -> None:
 
 
 def _cell_started(s: RolloutState, e: ev.CellStarted) -> None:
-    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source, proposed=e.proposed)
+    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source, proposed=e.proposed, started=e.ts)
     s._cells[e.id] = cell
     if e.source == "child":
         turn = s._turns.get(e.parent_id or "")
