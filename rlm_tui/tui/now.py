@@ -13,13 +13,17 @@ def doing(r: RolloutState, now: float, paused: bool = False) -> str:
         return r.status
     if paused or r.paused:
         return "paused"
+    if r.waiting is not None:
+        return f"cell of turn {r.waiting.turn} waits for approval (d)"
     if not r.turns:
         return "starting"
     turn = r.turns[-1]
     batch = r.batches[-1] if r.batches else None
     if batch is not None and not batch.finished:
         answered = sum(1 for c in batch.calls if c.response is not None or c.error is not None)
-        return f"llm_batch {answered}/{batch.size}"
+        if batch.owner is not None:  # the last batch is a child RLM's own: say so, with the children's count
+            return f"child RLM's llm_batch {answered}/{batch.size}"
+        return f"{'rlm_batch' if batch.rlm else 'llm_batch'} {answered}/{batch.size}"
     cell = turn.cells[-1] if turn.cells else None
     if cell is not None and cell.output is None and cell.error is None:
         cells = sum(len(t.cells) for t in r.turns)
