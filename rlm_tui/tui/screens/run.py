@@ -21,6 +21,7 @@ from rlm_tui.tui.rollout_query import MAX_FILTER, SORTS, matches, ordered, parse
 from rlm_tui.tui.screens.base import REPLAY_BINDINGS, RunBase
 from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.table import VimTable
+from rlm_tui.units import usd
 
 COLUMNS = (
     "✓",
@@ -406,7 +407,9 @@ class RunScreen(RunBase):
             (fmt.tokens(sum(r.main_tokens for r in rollouts)), "bold"),
             " tok · sub ",
             (fmt.tokens(sum(r.sub_tokens for r in rollouts)), "bold"),
-            " tok · elapsed ",
+            " tok · cost ",
+            (usd(s.cost_usd), "bold"),
+            " · elapsed ",
             (elapsed, "bold"),
             *(("\n", (s.error, "red")) if s.error else ()),
         )
