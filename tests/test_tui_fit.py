@@ -28,19 +28,21 @@ async def test_a_killed_engine_shows_a_banner_with_the_resume_command_and_nothin
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: rollout(app) is not None and rollout(app).status == "running")
-            await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready)
+            # a run of one rollout opens on its rollout
+            await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.ready)
             os.kill(engine.proc.pid, signal.SIGKILL)
             engine.proc.wait(30)
             await until(pilot, lambda: app.session.interrupted)
+            await until(pilot, lambda: "interrupted" in str(app.screen.query_one("#ro-title", Static).content))
             await until(pilot, lambda: "rlm-tui resume" in str(app.screen.query_one("#replay-bar", Static).content))
             banner = str(app.screen.query_one("#replay-bar", Static).content)
             assert f"run {engine.run_id} was interrupted" in banner
             assert f"rlm-tui resume {engine.run_id}" in banner
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready)
+            await until(pilot, lambda: "interrupted" in str(app.screen.query_one("#run-title", Static).content))
             title = str(app.screen.query_one("#run-title", Static).content)
             assert "interrupted" in title and "running" not in title
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.ready)
-            await until(pilot, lambda: "interrupted" in str(app.screen.query_one("#ro-title", Static).content))
             assert "rlm-tui resume" in str(app.screen.query_one("#replay-bar", Static).content)
     finally:
         engine.stop()
