@@ -131,7 +131,7 @@ def _bounded(handle: Any, shown: str) -> Iterator[bytes]:
             return
         number_ += 1
         if len(raw) > MAX_LINE_BYTES:
-            raise ImportProblem(f"{shown} line {number_}: longer than {MAX_LINE_BYTES // 2**20} MiB")
+            raise ImportProblem(f"{shown} line {number_}: longer than the {MAX_LINE_BYTES:,} bytes a record may have")
         yield raw
 
 
