@@ -10,7 +10,7 @@ from .build import Clock, ImportedRun, RolloutBuilder, SubCall, as_text, run_eve
 from .lines import Line, number
 
 NOTE = "turns without logged token counts are estimated with tiktoken; logged replies may be cut at 1,000 characters"
-DROPPED = {"context_load", "context_update", "memory_compact", "iteration_start", "iteration_end", "llm_request"}
+DROPPED = {"context_load", "context_update", "memory_compact", "iteration_start", "iteration_end"}
 
 
 def convert(lines: list[Line], path: str, sha256: str) -> ImportedRun:
@@ -53,6 +53,7 @@ def _rollout(run_id: str, index: int, name: str, group: list[Line], model: str, 
     iteration: Any = object()
     pending: list[SubCall] = []
     status, stop, error = "done", "max_turns", None
+    asked: int | None = None  # an llm_request's tokens_in, for the llm_response that follows it
     for line in group:
         kind, data = line.data["event_type"], line.get("data", dict, {})
         ts = float(line.data.get("timestamp") or 0.0) or None
@@ -63,6 +64,9 @@ def _rollout(run_id: str, index: int, name: str, group: list[Line], model: str, 
             task = as_text(data.get("task")) if kind == "run_start" else ""
             r.started("", task, ts, int(number(line, data.get("context_length"), "data.context_length")))
             started = True
+        if kind == "llm_request" and depth == 0:
+            asked = tokens_in
+            continue
         if depth > 0 or kind in DROPPED or kind == "run_start":
             continue  # a child agent's own events are summed up in its child_result
         if kind in ("iteration_reasoning", "llm_response") and line.data.get("iteration") != iteration:
@@ -71,8 +75,14 @@ def _rollout(run_id: str, index: int, name: str, group: list[Line], model: str, 
             iteration = line.data.get("iteration")
             text = as_text(data.get("reasoning") if kind == "iteration_reasoning" else data.get("response"))
             r.model_turn(
-                text, model=model, prompt_tokens=tokens_in, completion_tokens=tokens_out, latency_s=duration, ts=ts
+                text,
+                model=model,
+                prompt_tokens=tokens_in if tokens_in is not None else asked,
+                completion_tokens=tokens_out,
+                latency_s=duration,
+                ts=ts,
             )
+            asked = None
         elif kind == "iteration_code":
             if r.turn == 0 or line.data.get("iteration") != iteration:
                 iteration = line.data.get("iteration")
