@@ -244,7 +244,7 @@ def run_events(
     """The run's start, its rollouts' events and its end."""
     config = {
         "imported_from": {"format": fmt, "path": path, "sha256": sha256},
-        "data_note": f"imported from a {fmt} log ({path}), not run by rlm-tui; {note}",
+        "data_note": f"imported from the {fmt} log {path}, not run by rlm-tui; {note}",
         **(extra or {}),
     }
     # rollouts that ran at the same time interleave by time, each in its own order (its clock only moves forward)
