@@ -103,6 +103,7 @@ def test_a_verifiers_results_file_keeps_its_rewards_timing_and_token_totals(tmp_
     assert (m["generation_ms"], m["scoring_ms"], m["total_ms"]) == (3000.0, 250.0, 3250.0)
     assert (m["prompt_tokens"], m["completion_tokens"], m["turns"]) == (310, 25, 2)
     assert second["metrics"]["total_ms"] == 1100.0  # the older flat columns
+    assert first["metrics"]["wall_time_seconds"] == pytest.approx(3.25)
     report, _ = rlm("report", run_id)
     assert "import:verifiers" in report and "0.500" in report and "not run by rlm-tui" in report
 

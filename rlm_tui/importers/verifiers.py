@@ -93,6 +93,9 @@ def _tool_calls(line: Line, where: str, message: dict[str, Any]) -> list[dict[st
 
 
 def _rollout(run_id: str, index: int, line: Line, model: str, clock: Clock) -> RolloutBuilder:
+    start = _start(line)
+    if start is not None:  # rollouts that ran at once keep their own times: each its own clock
+        clock = Clock(start - 1e-6)
     r = RolloutBuilder(run_id=run_id, rollout_id=f"{run_id}-r{index:03d}", clock=clock)
     example = line.data.get("example_id", line.data.get("id", index))
     if isinstance(example, bool) or not isinstance(example, (int, str)):
@@ -104,7 +107,6 @@ def _rollout(run_id: str, index: int, line: Line, model: str, clock: Clock) -> R
     user = "\n\n".join(_content(m) for m in prompt if m["role"] == "user")
     timing = line.get("timing", dict, {})
     numbers = {k: number(line, timing.get(k, line.data.get(k)), f"timing.{k}") for k in TIMING}
-    start = _start(line)
     r.started(system, user, start)
     turns = sum(1 for m in completion if m["role"] == "assistant")
     step = numbers["generation_ms"] / 1000 / turns if turns else 0.0  # no per-turn times: spread evenly
