@@ -68,6 +68,7 @@ def db(tmp_path: Path) -> str:
         ["report", "--help"],
         ["ablate", "--help"],
         ["serve", "--help"],
+        ["import", "--help"],
     ],
 )
 def test_help_and_envs_import_no_heavy_package_no_client_and_no_app(tmp_path, args):
