@@ -189,6 +189,13 @@ def _call_started(s: RolloutState, e: ev.ModelCallStarted) -> None:
 
 
 def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
+    if e.role == "sub":  # a running sub-LLM's turn: live counts, replaced by SubCallFinished's totals
+        call = s._calls.get(e.parent_id or "")
+        if call is not None and call.response is None:
+            call.turns += 1
+            call.prompt_tokens += e.prompt_tokens if isinstance(e.prompt_tokens, int) else 0
+            call.completion_tokens += e.completion_tokens if isinstance(e.completion_tokens, int) else 0
+        return
     turn = s._turns.get(e.parent_id or "")
     if turn is None:
         return

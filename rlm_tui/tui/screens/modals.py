@@ -349,8 +349,11 @@ class CallScreen(ModalScreen):
             RichBlock("p", 0, Text("prompt", style="bold cyan")),
             TextBlock("prompt", 0, c.prompt, indent=2),
         ]
-        for i, tool in enumerate(c.tools):
+        for i, tool in enumerate(c.tools):  # the tree cuts a tool call to a line; here it is whole, wrapped
             blocks.append(RichBlock(("tool", i), 0, tool_label(tool)))
+            for name, value in tool.arguments.items():
+                blocks.append(TextBlock(("arg", i, name), 0, f"{name} = {value!r}", style="yellow", indent=2))
+            blocks.append(TextBlock(("result", i), 0, tool.error or tool.result, indent=4))
         blocks.append(
             RichBlock("r", 0, Text("error" if c.error else "response", style="bold red" if c.error else "bold green"))
         )

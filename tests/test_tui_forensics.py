@@ -1,0 +1,92 @@
+"""Sub-LLM forensics: live turn and token counts, full tool calls in the call window, batches that stay open."""
+
+from __future__ import annotations
+
+from pilot import until
+from rlm_tui import events as ev
+from rlm_tui.env import load_environment
+from rlm_tui.state import RolloutState
+from rlm_tui.store import open_db, read_events
+from runs import store_events, stored_run
+from synthetic import run_events
+
+RUN = "forensics-run"
+
+
+def test_a_running_sub_llm_counts_its_turns_and_tokens_live_and_ends_at_its_totals():
+    common = {"run_id": RUN, "rollout_id": "r"}
+    s = RolloutState(id="r")
+    batch = ev.SubBatchStarted(**common, batch=0, size=1)
+    call = ev.SubCallStarted(**common, parent_id=batch.id, batch=0, index=0, prompt="p")
+    for e in (batch, call):
+        s.apply(e)
+    s.apply(ev.ModelCallFinished(**common, parent_id=call.id, role="sub", prompt_tokens=100, completion_tokens=7))
+    s.apply(ev.ToolCalled(**common, parent_id=call.id, name="search", arguments={"q": "x"}, result="hit"))
+    s.apply(ev.ModelCallFinished(**common, parent_id=call.id, role="sub", prompt_tokens=150, completion_tokens=9))
+    live = s.batches[0].calls[0]
+    assert (live.turns, live.prompt_tokens, live.completion_tokens) == (2, 250, 16)  # 100+150, 7+9 by hand
+    assert s.main_prompt_tokens == 0 and s.turns == []  # a sub-LLM's turn is not the root's
+    done = ev.SubCallFinished(
+        **common, parent_id=call.id, batch=0, index=0, response="a", turns=3, prompt_tokens=400, completion_tokens=20
+    )
+    s.apply(done)
+    s.apply(ev.ModelCallFinished(**common, parent_id=call.id, role="sub", prompt_tokens=5, completion_tokens=5))
+    assert (live.turns, live.prompt_tokens, live.completion_tokens) == (
+        3,
+        400,
+        20,
+    )  # the totals win, late rows do not add
+    assert (s.sub_turns, s.sub_prompt_tokens) == (3, 400)
+
+
+def test_the_engine_logs_each_sub_llm_turn_and_the_turns_add_up_to_the_call_s_totals(tmp_path):
+    stored_run(tmp_path, load_environment("deepdive", {"source": "offline"}), n=1, timeout=20)
+    events = [e for _, e in read_events(open_db(tmp_path / "t.db"))]
+    finished = [e for e in events if isinstance(e, ev.SubCallFinished)]
+    assert finished
+    for f in finished:
+        turns = [e for e in events if isinstance(e, ev.ModelCallFinished) and e.parent_id == f.parent_id]
+        assert all(t.role == "sub" for t in turns)
+        assert len(turns) == f.turns >= 2  # search and open, then the answer
+        assert sum(t.prompt_tokens for t in turns) == f.prompt_tokens
+        assert sum(t.completion_tokens for t in turns) == f.completion_tokens
+
+
+def _shown(widget) -> str:
+    return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
+
+
+async def test_the_call_window_shows_a_tool_call_s_arguments_and_result_whole(tmp_path):
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.modals import CallScreen, Console
+    from rlm_tui.tui.widgets.subtree import SubTree
+
+    long_query = "where did the " + "very " * 30 + "long road end"
+    long_result = "page text " + "x" * 150 + " THE END"
+    events = []
+    for e in run_events(RUN, rollouts=1, turns=1, batch=1, tools=1):
+        if isinstance(e, ev.ToolCalled):
+            e = ev.ToolCalled(
+                run_id=e.run_id,
+                rollout_id=e.rollout_id,
+                parent_id=e.parent_id,
+                ts=e.ts,
+                name="search",
+                arguments={"query": long_query},
+                result=long_result,
+            )
+        events.append(e)
+    rollout = next(e.rollout_id for e in events if isinstance(e, ev.SubCallStarted))
+    app = RlmApp(store_events(tmp_path / "c.db", events), run_id=RUN, rollout_id=rollout)
+    async with app.run_test(size=(80, 40)) as pilot:
+        await until(pilot, lambda: app.screen.query(SubTree) and app.screen.query_one(SubTree).root.children)
+        tree = app.screen.query_one(SubTree)
+        assert tree.root.children[-1].is_expanded  # the last batch stays open though it finished
+        tree.root.children[0].expand()
+        await until(pilot, lambda: tree.calls)
+        app.push_screen(CallScreen(next(iter(tree.calls.values()))))
+        await until(pilot, lambda: isinstance(app.screen, CallScreen))
+        await pilot.pause()
+        text = "".join(_shown(app.screen.query_one(Console)).split())  # rows folded at 80 columns, joined
+        assert "".join(f"query = {long_query!r}".split()) in text
+        assert "".join(long_result.split()) in text
