@@ -90,3 +90,47 @@ async def test_the_call_window_shows_a_tool_call_s_arguments_and_result_whole(tm
         text = "".join(_shown(app.screen.query_one(Console)).split())  # rows folded at 80 columns, joined
         assert "".join(f"query = {long_query!r}".split()) in text
         assert "".join(long_result.split()) in text
+
+
+async def test_y_copies_the_focused_turn_call_and_answer_by_osc_52_and_to_the_named_file(tmp_path, monkeypatch):
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.modals import CallScreen
+    from rlm_tui.tui.widgets.answer import AnswerView
+    from rlm_tui.tui.widgets.subtree import SubTree
+    from rlm_tui.tui.widgets.timeline import Timeline
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    copied = tmp_path / "state" / "rlm-tui" / "copied.txt"
+    events = run_events(RUN, rollouts=1, turns=2, batch=2, tools=1)
+    rollout = next(e.rollout_id for e in events if isinstance(e, ev.SubCallStarted))
+    code = next(e.code for e in events if isinstance(e, ev.CellStarted))
+    app = RlmApp(store_events(tmp_path / "y.db", events), run_id=RUN, rollout_id=rollout)
+    clipboard: list[str] = []
+    osc_52 = app.copy_to_clipboard
+    monkeypatch.setattr(app, "copy_to_clipboard", lambda text: (clipboard.append(text), osc_52(text)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen.query(SubTree) and app.screen.query_one(SubTree).root.children)
+        r = app.session.rollout(rollout)
+        timeline = app.screen.query_one(Timeline)
+        await until(pilot, lambda: timeline.total > 0)
+        timeline.go_to_turn(1)
+        await pilot.press("y")
+        assert clipboard[-1] == copied.read_text() and clipboard[-1].startswith("# turn 1\n")
+        assert code in clipboard[-1] and app.clipboard == clipboard[-1]  # Textual's own OSC 52 copy ran
+        app.screen.query_one(AnswerView).focus()
+        await pilot.press("y")
+        assert clipboard[-1] == copied.read_text() == r.answer["content"]
+        tree = app.screen.query_one(SubTree)
+        tree.focus()
+        await until(pilot, lambda: tree.calls)
+        call = r.batches[-1].calls[0]
+        tree.move_cursor(next(n for n in tree.root.children[-1].children if n.data == call.id))
+        await pilot.press("y")
+        assert clipboard[-1] == copied.read_text()
+        assert clipboard[-1].startswith(f"# sub-LLM call #0 of batch #{call.batch}") and call.prompt in clipboard[-1]
+        assert call.tools[0].result in clipboard[-1] and (call.response or "") in clipboard[-1]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, CallScreen))
+        clipboard.clear()
+        await pilot.press("y")
+        assert clipboard == [copied.read_text()] and call.prompt in clipboard[0]

@@ -326,7 +326,10 @@ class CallScreen(ModalScreen):
     """One sub-LLM call in full: prompt, tool calls, response."""
 
     CSS_PATH = "modals.tcss"
-    BINDINGS = [Binding("escape,q", "close", "Close", id="call.close")]
+    BINDINGS = [
+        Binding("escape,q", "close", "Close", id="call.close"),
+        Binding("y", "copy", "Copy", id="call.copy", tooltip="Copy the whole call"),
+    ]
 
     def __init__(self, call: SubCall) -> None:
         super().__init__()
@@ -361,6 +364,11 @@ class CallScreen(ModalScreen):
         view = self.query_one(Console)
         view.set_blocks(blocks)
         view.focus()
+
+    def action_copy(self) -> None:
+        from rlm_tui.tui import copy
+
+        copy.copy(self.app, copy.call_text(self.call), f"sub-LLM call #{self.call.index}")
 
     def action_close(self) -> None:
         self.dismiss()

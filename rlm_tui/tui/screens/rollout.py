@@ -50,6 +50,8 @@ class RolloutScreen(RunBase):
             "right_square_bracket", "turn(1)", "Turn →", id="timeline.next_turn", tooltip="Scroll to the turn after"
         ),
         Binding("colon", "go_to_turn", "Go to turn", id="timeline.go_to_turn", tooltip="Scroll to turn N"),
+        # forensics
+        Binding("y", "copy", "Copy", id="rollout.copy", tooltip="Copy the focused turn, sub-LLM call or answer"),
     ]
     turns_of_target = True
 
@@ -114,6 +116,28 @@ class RolloutScreen(RunBase):
     def _show_turn(self, turn: int | None) -> None:
         timeline = self.query_one(Timeline)
         timeline.border_title = "turns" if turn is None else f"turns · turn {turn} of {timeline.turn_count}"
+
+    def action_copy(self) -> None:
+        from rlm_tui.tui import copy
+
+        r = self.target()
+        tree = self.query_one(SubTree)
+        if r is None:
+            return
+        if self.focused is tree:
+            node = tree.cursor_node
+            call = tree.calls.get(node.data or "") if node is not None else None
+            if call is not None:
+                copy.copy(self.app, copy.call_text(call), f"sub-LLM call #{call.index}")
+            else:
+                self.notify("put the cursor on a call to copy it", severity="warning", timeout=3)
+        elif self.focused is self.query_one(AnswerView):
+            copy.copy(self.app, str(r.answer.get("content", "")), "the answer")
+        else:
+            number = self.query_one(Timeline).turn_on_screen()
+            turn = next((t for t in r.turns if t.index == number), None)
+            if turn is not None:
+                copy.copy(self.app, copy.turn_text(turn), f"turn {number}")
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         from rlm_tui.tui.screens.modals import CallScreen
