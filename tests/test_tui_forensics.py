@@ -134,3 +134,51 @@ async def test_y_copies_the_focused_turn_call_and_answer_by_osc_52_and_to_the_na
         clipboard.clear()
         await pilot.press("y")
         assert clipboard == [copied.read_text()] and call.prompt in clipboard[0]
+
+
+async def test_slash_finds_model_text_highlights_it_and_n_and_shift_n_step_through_the_matches(tmp_path):
+    from textual.widgets import TextArea
+
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.modals import TextScreen
+    from rlm_tui.tui.widgets.lines import FOUND
+    from rlm_tui.tui.widgets.timeline import Timeline
+
+    events = run_events(RUN, rollouts=1, turns=3, batch=1, tools=0)
+    rollout = next(e.rollout_id for e in events if isinstance(e, ev.SubCallStarted))
+    app = RlmApp(store_events(tmp_path / "s.db", events), run_id=RUN, rollout_id=rollout)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen.query(Timeline) and app.screen.query_one(Timeline).total > 0)
+        timeline = app.screen.query_one(Timeline)
+        timeline.go_to_turn(1)
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, TextScreen))
+        app.screen.query_one(TextArea).text = "SPLIT AND COPY"  # any case
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: timeline.found is not None)
+
+        def shown_match() -> tuple[int, str]:
+            row = timeline.found[0]
+            top = round(timeline.scroll_offset.y)
+            assert top <= row < top + timeline.size.height  # scrolled to
+            strip = timeline.render_line(row - top)
+            lit = "".join(seg.text for seg in strip if seg.style and seg.style.bgcolor == FOUND.bgcolor)
+            return row, lit
+
+        rows = []
+        for _ in range(3):  # one model text a turn: "Turn k: split and copy."
+            row, lit = shown_match()
+            assert lit == "split and copy"
+            assert (
+                timeline.render_line(row - round(timeline.scroll_offset.y))
+                .text.strip()
+                .endswith(f"Turn {len(rows) + 1}: split and copy.")
+            )
+            rows.append(row)
+            await pilot.press("n")
+        assert rows == sorted(rows) and len(set(rows)) == 3
+        assert shown_match()[0] == rows[0]  # wrapped around
+        await pilot.press("N")
+        assert shown_match()[0] == rows[2]
+        await pilot.press("N")
+        assert shown_match()[0] == rows[1]
