@@ -95,6 +95,7 @@ class RolloutState:
     finished: float | None = None
     answer: dict[str, Any] = field(default_factory=lambda: {"content": "", "ready": False})
     answer_history: list[tuple[str, bool, str]] = field(default_factory=list)  # (content, ready, source)
+    answer_turns: list[int] = field(default_factory=list)  # the turn each version came in (0 before the first)
     turns: list[Turn] = field(default_factory=list)
     batches: list[SubBatch] = field(default_factory=list)
     restarts: list[ev.SandboxRestarted] = field(default_factory=list)
@@ -268,6 +269,7 @@ def _legacy_shown_chars(shown: str) -> int:
 def _answer(s: RolloutState, e: ev.AnswerUpdated) -> None:
     s.answer = {"content": e.content, "ready": e.ready}
     s.answer_history.append((e.content, e.ready, e.source))
+    s.answer_turns.append(s.turns[-1].index if s.turns else 0)
     if s.turns:
         s.turns[-1].answer = e.content
 

@@ -182,3 +182,69 @@ async def test_slash_finds_model_text_highlights_it_and_n_and_shift_n_step_throu
         assert shown_match()[0] == rows[2]
         await pilot.press("N")
         assert shown_match()[0] == rows[1]
+
+
+CUT = "and this whole clause of fifty-two characters goes, "  # 52 characters, counted by hand
+
+
+def _answer_events(tmp_path):
+    assert len(CUT) == 52
+    versions = [("The answer is 42, " + CUT + "really.", "model"), ("The answer is 42, really.", "operator")]
+    versions.append(("The answer is 42, really. Sure.", "model"))
+    events, k = [], 0
+    for e in run_events(RUN, rollouts=1, turns=3, batch=1, tools=0):
+        if isinstance(e, ev.AnswerUpdated):
+            e = ev.AnswerUpdated(
+                run_id=e.run_id,
+                rollout_id=e.rollout_id,
+                parent_id=e.parent_id,
+                ts=e.ts,
+                content=versions[k][0],
+                ready=k == 2,
+                source=versions[k][1],
+            )
+            k += 1
+        events.append(e)
+    assert k == 3
+    rollout = next(e.rollout_id for e in events if isinstance(e, ev.SubCallStarted))
+    return store_events(tmp_path / "a.db", events), rollout
+
+
+def test_an_answer_version_marks_a_52_character_deletion_and_names_the_operator():
+    from rlm_tui.tui.screens.answers import DELETED, INSERTED, version_text
+
+    s = RolloutState(id="r")
+    common = {"run_id": RUN, "rollout_id": "r"}
+    s.apply(ev.ModelCallStarted(**common, role="main", model="m", turn=1, messages=1))
+    s.apply(ev.AnswerUpdated(**common, content="The answer is 42, " + CUT + "really.", ready=False))
+    s.apply(ev.AnswerUpdated(**common, content="The answer is 42, really.", ready=False, source="operator"))
+    head, body = version_text(s, 1)
+    assert [body.plain[sp.start : sp.end] for sp in body.spans if sp.style == DELETED] == [CUT]
+    assert not [sp for sp in body.spans if sp.style == INSERTED]
+    assert "edited by the operator (e) after turn 1" in head.plain and "+0 −52" in head.plain
+    head, body = version_text(s, 0)
+    assert "written in turn 1" in head.plain and body.plain == "The answer is 42, " + CUT + "really."
+
+
+async def test_v_opens_the_answer_versions_and_the_arrows_step_through_them(tmp_path):
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.answers import AnswerHistoryScreen
+    from rlm_tui.tui.widgets.lines import LineView
+    from rlm_tui.tui.widgets.timeline import Timeline
+
+    db, rollout = _answer_events(tmp_path)
+    app = RlmApp(db, run_id=RUN, rollout_id=rollout)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen.query(Timeline) and app.screen.query_one(Timeline).total > 0)
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, AnswerHistoryScreen))
+        await pilot.pause()
+        view = app.screen.query_one(LineView)
+        assert _shown(view).startswith("version 3 of 3 · written in turn 3") and "+6 −0" in _shown(view)
+        await pilot.press("left")
+        assert "version 2 of 3 · edited by the operator (e) after turn 2" in _shown(view)
+        assert "+0 −52" in _shown(view) and CUT.strip() in _shown(view)  # the deleted words are shown, marked
+        await pilot.press("left", "left")
+        assert _shown(view).startswith("version 1 of 3 · written in turn 1")
+        await pilot.press("right_square_bracket")
+        assert _shown(view).startswith("version 2 of 3")

@@ -52,6 +52,7 @@ class RolloutScreen(RunBase):
         Binding("colon", "go_to_turn", "Go to turn", id="timeline.go_to_turn", tooltip="Scroll to turn N"),
         # forensics
         Binding("y", "copy", "Copy", id="rollout.copy", tooltip="Copy the focused turn, sub-LLM call or answer"),
+        Binding("v", "answers", "Answer versions", id="answer.versions", tooltip="Step through the answer's versions"),
         Binding("slash", "search", "Search", id="timeline.search", tooltip="Search the turns: code, outputs, text"),
         Binding("n", "next_match(1)", "Next match", id="timeline.next_match", show=False),
         Binding("N", "next_match(-1)", "Previous match", id="timeline.previous_match", show=False),
@@ -121,6 +122,13 @@ class RolloutScreen(RunBase):
     def _show_turn(self, turn: int | None) -> None:
         timeline = self.query_one(Timeline)
         timeline.border_title = "turns" if turn is None else f"turns · turn {turn} of {timeline.turn_count}"
+
+    def action_answers(self) -> None:
+        from rlm_tui.tui.screens.answers import AnswerHistoryScreen
+
+        r = self.target()
+        if r is not None:
+            self.app.push_screen(AnswerHistoryScreen(r))
 
     def action_search(self) -> None:
         from rlm_tui.tui.screens.modals import TextScreen
