@@ -173,7 +173,8 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
 
 def test_the_served_page_shows_the_run_and_a_key_opens_help(tmp_path):
     assert os.path.exists(CHROMIUM), "needs Debian's chromium (.ci/run installs it): apt-get install -y chromium"
-    state, _ = stored_run(tmp_path, load_environment("verbatim-copy", {}), n=1)
+    # two rollouts: the run view shows (a run of one opens straight on its rollout)
+    state, _ = stored_run(tmp_path, load_environment("verbatim-copy", {}), n=2)
 
     async def main() -> tuple[str, str, str]:
         port = free_port()
