@@ -166,3 +166,13 @@ async def test_the_app_opens_a_child_rlms_transcript_from_the_sub_llm_tree(offli
         assert "child RLM #1 of rlm_batch #0 · depth 1 · 2 turns" in str(app.screen.query_one("#child-head").render())
         await pilot.press("escape")
         assert isinstance(app.screen, RolloutScreen)
+
+
+def test_a_damaged_stored_depth_or_approve_is_read_as_the_default():
+    from rlm_tui.engine.run import RunConfig
+
+    for depth, approve in (("2", "yes"), (True, 1), (9, None), (0, [])):
+        config = RunConfig.from_dict({"env": "verbatim-copy", "rollout": {"max_depth": depth, "approve": approve}})
+        assert (config.rollout.max_depth, config.rollout.approve) == (1, False)
+    config = RunConfig.from_dict({"env": "verbatim-copy", "rollout": {"max_depth": 3, "approve": True}})
+    assert (config.rollout.max_depth, config.rollout.approve) == (3, True)
