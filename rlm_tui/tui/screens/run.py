@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.events import Key
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, ProgressBar, Static
 
 from rlm_tui.env import recorded_data_note
@@ -313,9 +314,10 @@ class RunScreen(RunBase):
                 self._rebuild(table, ids)
                 self.call_after_refresh(self._fit)  # the example column may have widened
         self._update_view_line(len(everyone))
-        if not self._opened_single and self._ids:
+        # not over a dialog (a quit question asked as the run started): it would hide it; it waits until it closes
+        if not self._opened_single and self._ids and not isinstance(self.app.screen, ModalScreen):
             self._opened_single = True
-            if s.num_rollouts == 1 and self.is_current:
+            if s.num_rollouts == 1 and self.is_active:
                 self.action_open()
         max_tokens = max((r.main_tokens + r.sub_tokens for r in everyone), default=0)
         if max_tokens != self._max_tokens:  # every row's token bar is measured against it
