@@ -118,6 +118,7 @@ class RolloutState:
     finished: float | None = None
     answer: dict[str, Any] = field(default_factory=lambda: {"content": "", "ready": False})
     answer_history: list[tuple[str, bool, str]] = field(default_factory=list)  # (content, ready, source)
+    answer_turns: list[int] = field(default_factory=list)  # the turn each version came in (0 before the first)
     turns: list[Turn] = field(default_factory=list)
     batches: list[SubBatch] = field(default_factory=list)
     restarts: list[ev.SandboxRestarted] = field(default_factory=list)
@@ -259,6 +260,13 @@ def _call_started(s: RolloutState, e: ev.ModelCallStarted) -> None:
 
 
 def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
+    if e.role == "sub":  # a running sub-LLM's turn: live counts, replaced by SubCallFinished's totals
+        call = s._calls.get(e.parent_id or "")
+        if call is not None and call.response is None:
+            call.turns += 1
+            call.prompt_tokens += e.prompt_tokens if isinstance(e.prompt_tokens, int) else 0
+            call.completion_tokens += e.completion_tokens if isinstance(e.completion_tokens, int) else 0
+        return
     turn = s._turns.get(e.parent_id or "")
     if turn is None:
         return
@@ -346,6 +354,7 @@ def _legacy_shown_chars(shown: str) -> int:
 def _answer(s: RolloutState, e: ev.AnswerUpdated) -> None:
     s.answer = {"content": e.content, "ready": e.ready}
     s.answer_history.append((e.content, e.ready, e.source))
+    s.answer_turns.append(s.turns[-1].index if s.turns else 0)
     if s.turns:
         s.turns[-1].answer = e.content
 

@@ -327,7 +327,10 @@ class CallScreen(ModalScreen):
     """One sub-LLM call in full: prompt, tool calls, response."""
 
     CSS_PATH = "modals.tcss"
-    BINDINGS = [Binding("escape,q", "close", "Close", id="call.close")]
+    BINDINGS = [
+        Binding("escape,q", "close", "Close", id="call.close"),
+        Binding("y", "copy", "Copy", id="call.copy", tooltip="Copy the whole call"),
+    ]
 
     def __init__(self, call: SubCall) -> None:
         super().__init__()
@@ -350,8 +353,11 @@ class CallScreen(ModalScreen):
             RichBlock("p", 0, Text("prompt", style="bold cyan")),
             TextBlock("prompt", 0, c.prompt, indent=2),
         ]
-        for i, tool in enumerate(c.tools):
+        for i, tool in enumerate(c.tools):  # the tree cuts a tool call to a line; here it is whole, wrapped
             blocks.append(RichBlock(("tool", i), 0, tool_label(tool)))
+            for name, value in tool.arguments.items():
+                blocks.append(TextBlock(("arg", i, name), 0, f"{name} = {value!r}", style="yellow", indent=2))
+            blocks.append(TextBlock(("result", i), 0, tool.error or tool.result, indent=4))
         blocks.append(
             RichBlock("r", 0, Text("error" if c.error else "response", style="bold red" if c.error else "bold green"))
         )
@@ -359,6 +365,11 @@ class CallScreen(ModalScreen):
         view = self.query_one(Console)
         view.set_blocks(blocks)
         view.focus()
+
+    def action_copy(self) -> None:
+        from rlm_tui.tui import copy
+
+        copy.copy(self.app, copy.call_text(self.call), f"sub-LLM call #{self.call.index}")
 
     def action_close(self) -> None:
         self.dismiss()

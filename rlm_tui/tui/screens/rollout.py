@@ -57,6 +57,12 @@ class RolloutScreen(RunBase):
         Binding(
             "F", "fork", "Fork", id="rollout.fork", tooltip="A new rollout from the turn on screen, its REPL rebuilt"
         ),
+        # forensics
+        Binding("y", "copy", "Copy", id="rollout.copy", tooltip="Copy the focused turn, sub-LLM call or answer"),
+        Binding("v", "answers", "Answer versions", id="answer.versions", tooltip="Step through the answer's versions"),
+        Binding("slash", "search", "Search", id="timeline.search", tooltip="Search the turns: code, outputs, text"),
+        Binding("n", "next_match(1)", "Next match", id="timeline.next_match", show=False),
+        Binding("N", "next_match(-1)", "Previous match", id="timeline.previous_match", show=False),
     ]
     turns_of_target = True
 
@@ -68,6 +74,8 @@ class RolloutScreen(RunBase):
         self._head = ""
         self._turn_of: dict[str, int] = {}
         self._offered: str | None = None  # the proposed cell the approve dialog last opened on by itself
+        self._query = ""
+        self._match = -1  # the row of the match shown
 
     def compose(self) -> ComposeResult:
         yield Static("", id="ro-title")
@@ -160,6 +168,62 @@ class RolloutScreen(RunBase):
     def _show_turn(self, turn: int | None) -> None:
         timeline = self.query_one(Timeline)
         timeline.border_title = "turns" if turn is None else f"turns · turn {turn} of {timeline.turn_count}"
+
+    def action_answers(self) -> None:
+        from rlm_tui.tui.screens.answers import AnswerHistoryScreen
+
+        r = self.target()
+        if r is not None:
+            self.app.push_screen(AnswerHistoryScreen(r))
+
+    def action_search(self) -> None:
+        from rlm_tui.tui.screens.modals import TextScreen
+
+        def search(text: str | None) -> None:
+            if text and text.strip("\n"):
+                self._query, self._match = text.strip("\n"), -1
+                self.action_next_match(1)
+
+        self.app.push_screen(TextScreen("Search the turns", self._query, "Search"), search)
+
+    def action_next_match(self, step: int) -> None:
+        """Step to the next (or previous) match, from the one shown or from the top of the view; wraps around."""
+        timeline = self.query_one(Timeline)
+        if not self._query:
+            return
+        rows = timeline.find(self._query)  # searched afresh: a live rollout grows between presses
+        if not rows:
+            self.notify(f"no match for {self._query[:40]!r}", severity="warning", timeout=3)
+            return
+        here = self._match if self._match >= 0 else round(timeline.scroll_offset.y) - (step > 0)
+        ahead = [i for i, row in enumerate(rows) if (row > here if step > 0 else row < here)]
+        i = (ahead[0] if step > 0 else ahead[-1]) if ahead else (0 if step > 0 else len(rows) - 1)
+        self._match = rows[i]
+        timeline.show_found(rows[i], self._query)
+        self._show_turn(timeline.turn_on_screen() or None)
+        timeline.border_subtitle = f"match {i + 1} of {len(rows)} · n next · N previous"
+
+    def action_copy(self) -> None:
+        from rlm_tui.tui import copy
+
+        r = self.target()
+        tree = self.query_one(SubTree)
+        if r is None:
+            return
+        if self.focused is tree:
+            node = tree.cursor_node
+            call = tree.calls.get(node.data or "") if node is not None else None
+            if call is not None:
+                copy.copy(self.app, copy.call_text(call), f"sub-LLM call #{call.index}")
+            else:
+                self.notify("put the cursor on a call to copy it", severity="warning", timeout=3)
+        elif self.focused is self.query_one(AnswerView):
+            copy.copy(self.app, str(r.answer.get("content", "")), "the answer")
+        else:
+            number = self.query_one(Timeline).turn_on_screen()
+            turn = next((t for t in r.turns if t.index == number), None)
+            if turn is not None:
+                copy.copy(self.app, copy.turn_text(turn), f"turn {number}")
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         from rlm_tui.tui.screens.modals import CallScreen

@@ -24,6 +24,7 @@ _VISIBLE = {c: 0x2400 + c for c in range(32) if c not in (9, 10)} | {127: 0x2421
 
 
 RESIZE_SETTLE = 0.15  # seconds without a new size before the lines are wrapped again
+FOUND = Style(color="black", bgcolor="yellow", bold=True)
 
 
 class Block:
@@ -131,6 +132,7 @@ class LineView(ScrollView, can_focus=True):
         self._width = 0
         self._cache: LRUCache[tuple, Strip] = LRUCache(2000)
         self._resize_timer: Timer | None = None
+        self.found: tuple[int, str] | None = None  # (row, query) of the search match shown highlighted
 
     @property
     def total(self) -> int:
@@ -200,6 +202,22 @@ class LineView(ScrollView, can_focus=True):
         self.following, self.unseen = True, 0
         self.scroll_end(animate=False, immediate=True)
 
+    def find(self, query: str) -> list[int]:
+        """The rows whose text holds `query`, ignoring case; a match folded across two rows is not found."""
+        needle, console, rows = query.casefold(), self.app.console, []
+        for block, start, end in zip(self.blocks, self._starts, self._starts[1:]):
+            rows.extend(
+                start + y for y in range(end - start) if needle in block.line(y, self._width, console).text.casefold()
+            )
+        return rows
+
+    def show_found(self, row: int, query: str) -> None:
+        """Highlight `query` on `row` and scroll it to the middle of the view."""
+        self.found = (row, query)
+        self.following = False
+        self.scroll_to(y=max(0, row - self.scrollable_content_region.height // 2), animate=False, immediate=True)
+        self.refresh()
+
     def render_line(self, y: int) -> Strip:
         row = round(self.scroll_offset.y) + y
         width = self.scrollable_content_region.width
@@ -213,4 +231,10 @@ class LineView(ScrollView, can_focus=True):
         if strip is None:
             strip = block.line(row - self._starts[index], self._width, self.app.console)
             strip = self._cache[key] = strip.crop_extend(0, width, style).apply_style(style)
+        if self.found is not None and self.found[0] == row:  # the search match, never cached
+            at = strip.text.casefold().find(self.found[1].casefold())
+            if at >= 0:
+                before, match, after = strip.divide([at, at + len(self.found[1]), width])
+                lit = Strip(Segment.apply_style(list(match), post_style=FOUND), match.cell_length)  # over the row's own
+                strip = Strip.join([before, lit, after])
         return strip

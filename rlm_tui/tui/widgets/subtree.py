@@ -22,9 +22,9 @@ class _Shown:
     batch: SubBatch
     node: TreeNode
     added: int = 0
-    collapsed: bool = False  # collapsed once on finishing; after that the user decides
+    collapsed: bool = False  # folded once when a later batch started; after that the user decides
     label: Any = None
-    pending: dict[str, tuple[SubCall, TreeNode, int, int]] = field(default_factory=dict)  # unfinished: tools, retries
+    pending: dict[str, tuple[SubCall, TreeNode, int, int, int]] = field(default_factory=dict)  # unfinished calls
 
 
 def _done(call: SubCall) -> bool:
@@ -39,6 +39,7 @@ def call_label(call: SubCall) -> Text:
         text.append(f"✗ {fmt.one_line(call.error, 40)}", style="red")
     elif call.response is None:
         text.append("◌ running", style="cyan")
+        text.append(f" · {call.turns} turns · {call.prompt_tokens + call.completion_tokens:,} tok", style="dim")
     else:
         text.append("✓", style="green")
         text.append(
@@ -64,7 +65,7 @@ def tool_label(tool: ev.ToolCalled) -> Text:
 
 
 class SubTree(Tree[str]):
-    """Adds nodes in chunks, relabels only what changed, collapses batches as they finish."""
+    """Adds nodes in chunks, relabels only what changed; a batch stays open until a later one starts."""
 
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
@@ -91,11 +92,16 @@ class SubTree(Tree[str]):
         if r is None:
             return
         self._turn_of, self._frame = turn_of, frame
-        for batch in r.batches[self._seen :]:
-            if batch.owner is None:  # a child RLM's own batches show in its transcript (enter on the child)
-                node = self.root.add(Text(""), data=batch.id, expand=not batch.finished)
-                self._shown.append(_Shown(batch, node))
+        new = [b for b in r.batches[self._seen :] if b.owner is None]  # a child's own batches: in its transcript
         self._seen = len(r.batches)
+        for shown in self._shown if new else ():  # a later batch started: the earlier ones fold, once
+            if not shown.collapsed:
+                shown.node.collapse()
+                shown.collapsed = True
+        for i, batch in enumerate(new):
+            last = i == len(new) - 1
+            node = self.root.add(Text(""), data=batch.id, expand=last)
+            self._shown.append(_Shown(batch, node, collapsed=not last))
         budget = CHUNK
         for shown in self._shown:
             budget -= self._update(shown, turn_of, frame, budget)
@@ -117,9 +123,6 @@ class SubTree(Tree[str]):
 
     def _update(self, s: _Shown, turn_of: dict[str, int], frame: int, budget: int) -> int:
         batch, node = s.batch, s.node
-        if batch.finished and not s.collapsed:
-            node.collapse()
-            s.collapsed = True
         done = s.label[2] if s.label and s.label[0] else sum(1 for c in batch.calls if _done(c))
         fp = (batch.finished, len(batch.calls), done, None if batch.finished else frame)
         if fp != s.label:
@@ -133,17 +136,17 @@ class SubTree(Tree[str]):
                 for tool in call.tools:
                     child.add_leaf(tool_label(tool))
                 if not _done(call):
-                    s.pending[call.id] = (call, child, len(call.tools), call.retries)
+                    s.pending[call.id] = (call, child, len(call.tools), call.retries, call.turns)
                 used += 1
             s.added += used
-        for cid, (call, child, tools, retries) in list(s.pending.items()):
+        for cid, (call, child, tools, retries, turns) in list(s.pending.items()):
             if len(call.tools) > tools:
                 for tool in call.tools[tools:]:
                     child.add_leaf(tool_label(tool))
                 child.allow_expand = True
-            if call.retries > retries:
+            if call.retries > retries or call.turns > turns:
                 child.set_label(call_label(call))
-            s.pending[cid] = (call, child, len(call.tools), call.retries)
+            s.pending[cid] = (call, child, len(call.tools), call.retries, call.turns)
             if _done(call):
                 child.set_label(call_label(call))
                 del s.pending[cid]
