@@ -248,3 +248,35 @@ async def test_v_opens_the_answer_versions_and_the_arrows_step_through_them(tmp_
         assert _shown(view).startswith("version 1 of 3 · written in turn 1")
         await pilot.press("right_square_bracket")
         assert _shown(view).startswith("version 2 of 3")
+
+
+async def test_slash_finds_text_inside_sub_llm_calls_and_puts_the_tree_cursor_on_each_call(tmp_path):
+    from textual.widgets import TextArea
+
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.modals import TextScreen
+    from rlm_tui.tui.widgets.subtree import SubTree
+    from rlm_tui.tui.widgets.timeline import Timeline
+
+    events = run_events(RUN, rollouts=1, turns=3, batch=2, tools=0)
+    rollout = next(e.rollout_id for e in events if isinstance(e, ev.SubCallStarted))
+    wanted = [e.id for e in events if isinstance(e, ev.SubCallStarted) and e.prompt == "copy part 1"]
+    assert len(wanted) == 3  # one a batch, one batch a turn
+    app = RlmApp(store_events(tmp_path / "s.db", events), run_id=RUN, rollout_id=rollout)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen.query(Timeline) and app.screen.query_one(Timeline).total > 0)
+        timeline, tree = app.screen.query_one(Timeline), app.screen.query_one(SubTree)
+        assert timeline.find("copy part 1") == []  # only the sub-LLM calls hold it
+        timeline.go_to_turn(1)
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, TextScreen))
+        app.screen.query_one(TextArea).text = "Copy Part 1"
+        await pilot.press("ctrl+s")
+        for turn, call_id in enumerate(wanted, start=1):
+            await until(pilot, lambda c=call_id: tree.cursor_node is not None and tree.cursor_node.data == c)
+            assert app.focused is tree and timeline.turn_on_screen() == turn
+            assert f"match {turn} of 3 · in sub-LLM call #1 of batch #{turn - 1}" in str(timeline.border_subtitle)
+            await pilot.press("n")
+        await until(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data == wanted[0])  # wrapped
+        await pilot.press("N")
+        await until(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data == wanted[2])

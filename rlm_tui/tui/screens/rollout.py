@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Footer, Static, Tree
 
-from rlm_tui.state import RolloutState
+from rlm_tui.state import RolloutState, SubCall
 from rlm_tui.tui import fmt
 from rlm_tui.tui.budgetbars import bars
 from rlm_tui.tui.messages import OpenRun
@@ -75,7 +77,8 @@ class RolloutScreen(RunBase):
         self._turn_of: dict[str, int] = {}
         self._offered: str | None = None  # the proposed cell the approve dialog last opened on by itself
         self._query = ""
-        self._match = -1  # the row of the match shown
+        self._match: tuple[int, float] | None = None  # (row, rank) of the match shown
+        self._found_note = ""  # under the turns while a match is shown
 
     def compose(self) -> ComposeResult:
         yield Static("", id="ro-title")
@@ -181,7 +184,7 @@ class RolloutScreen(RunBase):
 
         def search(text: str | None) -> None:
             if text and text.strip("\n"):
-                self._query, self._match = text.strip("\n"), -1
+                self._query, self._match = text.strip("\n"), None
                 self.action_next_match(1)
 
         self.app.push_screen(TextScreen("Search the turns", self._query, "Search"), search)
@@ -189,19 +192,50 @@ class RolloutScreen(RunBase):
     def action_next_match(self, step: int) -> None:
         """Step to the next (or previous) match, from the one shown or from the top of the view; wraps around."""
         timeline = self.query_one(Timeline)
-        if not self._query:
+        r = self.target()
+        if not self._query or r is None:
             return
-        rows = timeline.find(self._query)  # searched afresh: a live rollout grows between presses
-        if not rows:
+        hits = self._hits(r, timeline)  # searched afresh: a live rollout grows between presses
+        if not hits:
             self.notify(f"no match for {self._query[:40]!r}", severity="warning", timeout=3)
             return
-        here = self._match if self._match >= 0 else round(timeline.scroll_offset.y) - (step > 0)
-        ahead = [i for i, row in enumerate(rows) if (row > here if step > 0 else row < here)]
-        i = (ahead[0] if step > 0 else ahead[-1]) if ahead else (0 if step > 0 else len(rows) - 1)
-        self._match = rows[i]
-        timeline.show_found(rows[i], self._query)
+        top = round(timeline.scroll_offset.y)
+        here = self._match or ((top - 1, math.inf) if step > 0 else (top, -1))
+        ahead = [i for i, hit in enumerate(hits) if (hit[:2] > here if step > 0 else hit[:2] < here)]
+        i = (ahead[0] if step > 0 else ahead[-1]) if ahead else (0 if step > 0 else len(hits) - 1)
+        row, rank, call, turn = hits[i]
+        self._match = (row, rank)
+        where = ""
+        if call is None:
+            timeline.show_found(row, self._query)
+            timeline.focus()
+        else:  # a sub-LLM call: its turn at the top, the call under the cursor of the tree
+            timeline.found = None
+            timeline.go_to_turn(turn)
+            tree = self.query_one(SubTree)
+            tree.reveal(call.id)
+            tree.focus()
+            where = f" · in sub-LLM call #{call.index} of batch #{call.batch}"
         self._show_turn(timeline.turn_on_screen() or None)
-        timeline.border_subtitle = f"match {i + 1} of {len(rows)} · n next · N previous"
+        self._found_note = f"match {i + 1} of {len(hits)}{where} · n next · N previous"
+        timeline.border_subtitle = self._found_note
+
+    def _hits(self, r: RolloutState, timeline: Timeline) -> list[tuple[int, float, SubCall | None, int]]:
+        """Every match as (row, rank, call, turn): a turn's rows first, then its sub-LLM calls that hold the query."""
+        from rlm_tui.tui.copy import call_text
+
+        hits: list[tuple[int, float, SubCall | None, int]] = [(row, 0, None, 0) for row in timeline.find(self._query)]
+        needle = self._query.casefold()
+        for batch in r.batches:
+            turn = self._turn_of.get(batch.cell_id or "")
+            if batch.owner is not None or turn is None:  # a child's own batches live in its transcript
+                continue
+            after = timeline.turn_row(turn + 1)
+            row = (after if after is not None else timeline.total) - 1  # the calls come after the turn's own rows
+            for call in batch.calls:
+                if needle in call_text(call).casefold():
+                    hits.append((row, len(hits) + 1, call, turn))
+        return sorted(hits, key=lambda hit: hit[:2])
 
     def action_copy(self) -> None:
         from rlm_tui.tui import copy
@@ -245,9 +279,10 @@ class RolloutScreen(RunBase):
         self._update_head(r)
         self.show_replay_bar()
         timeline = self.query_one(Timeline)
-        timeline.border_subtitle = (
-            "" if timeline.following or not timeline.unseen else f"↓ {timeline.unseen:,} new lines · end follows"
-        )
+        if timeline.following:
+            self._found_note = ""  # back at the end: the search is left
+        unseen = f"↓ {timeline.unseen:,} new lines · end follows" if not timeline.following and timeline.unseen else ""
+        timeline.border_subtitle = unseen or self._found_note
         if feed is None:
             return
         version = (feed.generation, feed.versions.get(self.rollout_id, 0))

@@ -116,6 +116,21 @@ class SubTree(Tree[str]):
         if shown is not None:
             self._fill(shown)
 
+    def reveal(self, call_id: str) -> bool:
+        """Open the batch that holds `call_id` and put the cursor on the call; False when no batch shown has it."""
+        for s in self._shown:
+            at = next((i for i, call in enumerate(s.batch.calls) if call.id == call_id), None)
+            if at is None:
+                continue
+            s.node.expand()
+            s.collapsed = True  # opened by hand: a later batch does not fold it
+            if s.added <= at:
+                self._update(s, self._turn_of, self._frame, at + 1 - s.added)
+            node = next(n for n in s.node.children if n.data == call_id)
+            self.call_after_refresh(self.move_cursor, node)  # its line is known once the tree is laid out again
+            return True
+        return False
+
     def _fill(self, shown: _Shown) -> None:
         if any(s is shown for s in self._shown) and shown.node.is_expanded and shown.added < len(shown.batch.calls):
             self._update(shown, self._turn_of, self._frame, CHUNK)
