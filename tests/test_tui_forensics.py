@@ -137,7 +137,7 @@ async def test_y_copies_the_focused_turn_call_and_answer_by_osc_52_and_to_the_na
 
 
 async def test_slash_finds_model_text_highlights_it_and_n_and_shift_n_step_through_the_matches(tmp_path):
-    from textual.widgets import TextArea
+    from textual.widgets import Input
 
     from rlm_tui.tui.app import RlmApp
     from rlm_tui.tui.screens.modals import TextScreen
@@ -153,8 +153,8 @@ async def test_slash_finds_model_text_highlights_it_and_n_and_shift_n_step_throu
         timeline.go_to_turn(1)
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(app.screen, TextScreen))
-        app.screen.query_one(TextArea).text = "SPLIT AND COPY"  # any case
-        await pilot.press("ctrl+s")
+        app.screen.query_one(Input).value = "SPLIT AND COPY"  # any case
+        await pilot.press("enter")
         await until(pilot, lambda: timeline.found is not None)
 
         def shown_match() -> tuple[int, str]:
@@ -251,7 +251,7 @@ async def test_v_opens_the_answer_versions_and_the_arrows_step_through_them(tmp_
 
 
 async def test_slash_finds_text_inside_sub_llm_calls_and_puts_the_tree_cursor_on_each_call(tmp_path):
-    from textual.widgets import TextArea
+    from textual.widgets import Input
 
     from rlm_tui.tui.app import RlmApp
     from rlm_tui.tui.screens.modals import TextScreen
@@ -270,8 +270,8 @@ async def test_slash_finds_text_inside_sub_llm_calls_and_puts_the_tree_cursor_on
         timeline.go_to_turn(1)
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(app.screen, TextScreen))
-        app.screen.query_one(TextArea).text = "Copy Part 1"
-        await pilot.press("ctrl+s")
+        app.screen.query_one(Input).value = "Copy Part 1"
+        await pilot.press("enter")
         for turn, call_id in enumerate(wanted, start=1):
             await until(pilot, lambda c=call_id: tree.cursor_node is not None and tree.cursor_node.data == c)
             assert app.focused is tree and timeline.turn_on_screen() == turn

@@ -128,7 +128,7 @@ class RolloutScreen(RunBase):
             elif text:
                 self.notify(f"not a turn number: {text.strip()[:40]!r}", severity="warning", timeout=3)
 
-        self.app.push_screen(TextScreen("Go to turn", "", "Go"), go)
+        self.app.push_screen(TextScreen("Go to turn", "", "Go", one_line=True), go)
 
     def action_fork(self) -> None:
         from rlm_tui.tui.screens.modals import TextScreen
@@ -187,7 +187,7 @@ class RolloutScreen(RunBase):
                 self._query, self._match = text.strip("\n"), None
                 self.action_next_match(1)
 
-        self.app.push_screen(TextScreen("Search the turns", self._query, "Search"), search)
+        self.app.push_screen(TextScreen("Search the turns", self._query, "Search", one_line=True), search)
 
     def action_next_match(self, step: int) -> None:
         """Step to the next (or previous) match, from the one shown or from the top of the view; wraps around."""
