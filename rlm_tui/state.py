@@ -81,6 +81,8 @@ class SubCall:
     depth: int = 1  # 1: a call of the root model's; 2: of a child RLM's; ...
     rlm: bool = False  # a child RLM (rlm_batch), whose turns are `child_turns`
     child_turns: list[Turn] = field(default_factory=list)
+    started_at: float | None = None  # when it got a slot (the engine's clock), for the batch's timeline
+    finished_at: float | None = None
 
 
 @dataclass
@@ -95,6 +97,7 @@ class SubBatch:
     rlm: bool = False
     depth: int = 1
     owner: str | None = None  # the child RLM's call whose cell started this batch; None: the root's
+    started_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -367,6 +370,7 @@ def _batch_started(s: RolloutState, e: ev.SubBatchStarted) -> None:
     cell = s._cells.get(e.parent_id or "")
     owner = cell.owner if cell is not None else None
     batch = SubBatch(id=e.id, batch=e.batch, size=e.size, cell_id=e.parent_id, rlm=e.rlm, depth=e.depth, owner=owner)
+    batch.started_at = e.ts
     s.batches.append(batch)
     s._batches[e.id] = batch
 
@@ -378,7 +382,7 @@ def _batch_finished(s: RolloutState, e: ev.SubBatchFinished) -> None:
 
 
 def _sub_started(s: RolloutState, e: ev.SubCallStarted) -> None:
-    call = SubCall(id=e.id, batch=e.batch, index=e.index, prompt=e.prompt, depth=e.depth)
+    call = SubCall(id=e.id, batch=e.batch, index=e.index, prompt=e.prompt, depth=e.depth, started_at=e.ts)
     s._calls[e.id] = call
     batch = s._batches.get(e.parent_id or "")
     if batch is not None:
@@ -391,7 +395,7 @@ def _sub_finished(s: RolloutState, e: ev.SubCallFinished) -> None:
     if call is not None:
         call.response, call.turns, call.tool_calls = e.response, e.turns, e.tool_calls
         call.prompt_tokens, call.completion_tokens = e.prompt_tokens, e.completion_tokens
-        call.latency_s, call.error = e.latency_s, e.error
+        call.latency_s, call.error, call.finished_at = e.latency_s, e.error, e.ts
         call.cost_usd = add_cost(0.0, e.cost_usd)
         s.child_calls += call.rlm
     depth = e.depth if isinstance(e.depth, int) else 1

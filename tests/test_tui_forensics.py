@@ -280,3 +280,67 @@ async def test_slash_finds_text_inside_sub_llm_calls_and_puts_the_tree_cursor_on
         await until(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data == wanted[0])  # wrapped
         await pilot.press("N")
         await until(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data == wanted[2])
+
+
+def test_a_bar_spans_the_call_scaled_to_the_batch():
+    from rlm_tui.state import SubCall
+    from rlm_tui.tui.screens.batch import LABEL, TAIL, Span, row
+
+    call = SubCall(id="c", batch=0, index=7, prompt="p", response="r")
+    text = row(Span(call, start=1.0, end=3.0, running=False), total=4.0, width=LABEL + TAIL + 2 + 40, slow=True)
+    bar = text.plain[LABEL + 1 : LABEL + 1 + 40]  # after "#7", padding and "▕"
+    assert bar == " " * 10 + "█" * 20 + " " * 10  # from 1/4 to 3/4 of 40 cells
+    assert text.plain.startswith("#7 ") and text.plain.endswith("2.00 s ◀ straggler")
+
+
+async def test_t_shows_the_batch_against_time_with_its_straggler(tmp_path):
+    import dataclasses
+
+    from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.batch import BatchScreen
+    from rlm_tui.tui.widgets.lines import LineView
+
+    events = list(run_events(RUN, rollouts=1, turns=1, batch=4, tools=0))  # each call takes one 0.01 s tick
+    started = next(e for e in events if isinstance(e, ev.SubCallStarted) and e.index == 2)
+    events = [
+        dataclasses.replace(e, ts=started.ts + 0.5) if isinstance(e, ev.SubCallFinished) and e.index == 2 else e
+        for e in events
+    ]  # call #2 took 0.5 s: fifty times the others
+    app = RlmApp(store_events(tmp_path / "b.db", events), run_id=RUN, rollout_id=f"{RUN}-r000", follow=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.session.replay is not None)
+        await pilot.press("G")
+        await until(pilot, lambda: (r := app.session.rollout(f"{RUN}-r000")) is not None and r.status == "done")
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, BatchScreen))
+        view = app.screen.query_one(LineView)
+
+        def lines() -> list[str]:
+            return ["".join(seg.text for seg in view.render_line(y)).strip() for y in range(view.size.height)]
+
+        await until(pilot, lambda: sum(line.startswith("#") for line in lines()) == 4)
+        head = " ".join(lines()[:2])  # the summary may wrap
+        rows = [line for line in lines() if line.startswith("#")]
+        assert "4/4 done" in head and "slowest #2" in head and "1 straggler" in head
+        assert [r.split()[0] for r in rows] == ["#0", "#1", "#2", "#3"]
+        assert [("◀ straggler" in r) for r in rows] == [False, False, True, False]
+        assert max(rows, key=lambda r: r.count("█")) == rows[2]
+        await pilot.press("s")  # slowest first
+        await until(pilot, lambda: [line for line in lines() if line.startswith("#")][0].startswith("#2"))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, BatchScreen))
+
+
+def test_a_straggler_is_late_by_a_factor_and_by_time():
+    from rlm_tui.state import SubCall
+    from rlm_tui.tui.screens.batch import Span, stragglers
+
+    def batch(*took: float) -> list[Span]:
+        return [
+            Span(SubCall(id=f"c{i}", batch=0, index=i, prompt="p"), 0.0, t, running=False) for i, t in enumerate(took)
+        ]
+
+    assert stragglers(batch(0.001, 0.001, 0.003)) == set()  # three times the median, but 2 ms is not late
+    assert stragglers(batch(1.0, 1.0, 1.0, 2.0)) == {"c3"}  # twice the median and a second more
+    assert stragglers(batch(1.0, 1.0, 1.9)) == set()
+    assert stragglers(batch(1.0, 5.0)) == set()  # two calls: no median to be late against

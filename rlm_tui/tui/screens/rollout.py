@@ -62,6 +62,7 @@ class RolloutScreen(RunBase):
         # forensics
         Binding("y", "copy", "Copy", id="rollout.copy", tooltip="Copy the focused turn, sub-LLM call or answer"),
         Binding("v", "answers", "Answer versions", id="answer.versions", tooltip="Step through the answer's versions"),
+        Binding("t", "batch", "Batch timeline", id="subtree.timeline", tooltip="The batch's calls against time"),
         Binding("slash", "search", "Search", id="timeline.search", tooltip="Search the turns: code, outputs, text"),
         Binding("n", "next_match(1)", "Next match", id="timeline.next_match", show=False),
         Binding("N", "next_match(-1)", "Previous match", id="timeline.previous_match", show=False),
@@ -178,6 +179,20 @@ class RolloutScreen(RunBase):
         r = self.target()
         if r is not None:
             self.app.push_screen(AnswerHistoryScreen(r))
+
+    def action_batch(self) -> None:
+        """The timeline of the batch under the tree's cursor, or else of the latest one."""
+        from rlm_tui.tui.screens.batch import BatchScreen
+
+        r = self.target()
+        batches = [b for b in r.batches if b.owner is None] if r is not None else []
+        node = self.query_one(SubTree).cursor_node
+        at = node.data if node is not None and node.data else ""
+        batch = next((b for b in batches if b.id == at or any(c.id == at for c in b.calls)), None)
+        if batch is None and not batches:
+            self.notify("no llm_batch calls yet", severity="warning", timeout=3)
+            return
+        self.app.push_screen(BatchScreen(batch or batches[-1], self.session.now))
 
     def action_search(self) -> None:
         from rlm_tui.tui.screens.modals import TextScreen
