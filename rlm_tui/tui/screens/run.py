@@ -314,8 +314,10 @@ class RunScreen(RunBase):
                 self._rebuild(table, ids)
                 self.call_after_refresh(self._fit)  # the example column may have widened
         self._update_view_line(len(everyone))
-        # not over a dialog (a quit question asked as the run started): it would hide it; it waits until it closes
-        if not self._opened_single and self._ids and not isinstance(self.app.screen, ModalScreen):
+        # not over a dialog (a quit question asked as the run started): it would hide it; it waits until it closes;
+        # and not once the app is leaving: a screen pushed as it exits mounts without its widgets
+        leaving = self.app.return_code is not None or getattr(self.app, "stopping", False)
+        if not self._opened_single and self._ids and not isinstance(self.app.screen, ModalScreen) and not leaving:
             self._opened_single = True
             if s.num_rollouts == 1 and self.is_active:
                 self.action_open()
