@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Footer
 
 from rlm_tui.state import SubBatch, SubCall
@@ -69,8 +70,7 @@ def summary(batch: SubBatch, shown: list[Span], slow: set[str]) -> Text:
     total = max((s.end for s in shown), default=0.0)
     text.append(f" · {fmt.seconds(batch.elapsed_s if batch.finished else total)}")
     if done:
-        times = sorted(s.end - s.start for s in done)
-        median = statistics.median(times)
+        median = statistics.median(s.end - s.start for s in done)
         slowest = max(done, key=lambda s: s.end - s.start)
         text.append(f" · median call {fmt.seconds(median)} · slowest #{slowest.call.index} ", style="dim")
         text.append(fmt.seconds(slowest.end - slowest.start), style="dim")
@@ -136,6 +136,7 @@ class BatchScreen(ModalScreen):
         self.batch, self.now = batch, now
         self.slowest_first = False
         self._rows: dict[str, _Row] = {}  # a row whose bar did not move is the same block: its layout is kept
+        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -150,7 +151,7 @@ class BatchScreen(ModalScreen):
 
     def redraw(self) -> None:
         batch = self.batch
-        if batch.finished and hasattr(self, "_timer"):
+        if batch.finished and self._timer is not None:
             self._timer.stop()
         shown = spans(batch, self.now())
         slow = stragglers(shown)
