@@ -344,3 +344,18 @@ def test_a_straggler_is_late_by_a_factor_and_by_time():
     assert stragglers(batch(1.0, 1.0, 1.0, 2.0)) == {"c3"}  # twice the median and a second more
     assert stragglers(batch(1.0, 1.0, 1.9)) == set()
     assert stragglers(batch(1.0, 5.0)) == set()  # two calls: no median to be late against
+
+
+def test_a_stored_time_that_is_not_a_finite_number_leaves_its_call_off_the_timeline():
+    from rlm_tui.state import SubBatch, SubCall
+    from rlm_tui.tui.screens.batch import row, spans
+
+    calls = [
+        SubCall(id="ok", batch=0, index=0, prompt="p", response="r", started_at=10.0, finished_at=11.0),
+        SubCall(id="inf", batch=0, index=1, prompt="p", response="r", started_at=float("inf"), finished_at=12.0),
+        SubCall(id="str", batch=0, index=2, prompt="p", response="r", started_at="10", finished_at=12.0),  # type: ignore[arg-type]
+    ]
+    shown = spans(SubBatch(id="b", batch=0, size=3, cell_id=None, calls=calls, started_at=10.0), now=20.0)
+    assert [(s.call.id, s.start, s.end) for s in shown] == [("ok", 0.0, 1.0)]
+    assert "█" in row(shown[0], total=1.0, width=80, slow=False).plain
+    assert spans(SubBatch(id="b", batch=0, size=3, cell_id=None, calls=calls, started_at=float("nan")), now=20.0) == []

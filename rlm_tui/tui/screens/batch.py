@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,16 +34,20 @@ class Span:
 
 
 def _time(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A stored timestamp, or None when it is not a finite number (the store is untrusted: inf would stall the bars)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None  # type: ignore[arg-type]
 
 
 def spans(batch: SubBatch, now: float) -> list[Span]:
     """The calls that have started, placed against the batch's start (times from the store are untrusted: clamped)."""
     t0 = _time(batch.started_at)
+    if t0 is None:
+        return []
     out = []
     for call in batch.calls:
         start = _time(call.started_at)
-        if start is None or t0 is None:
+        if start is None:
             continue
         running = call.response is None and call.error is None
         end = now if running else _time(call.finished_at) or start

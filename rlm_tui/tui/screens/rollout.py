@@ -188,11 +188,11 @@ class RolloutScreen(RunBase):
         batches = [b for b in r.batches if b.owner is None] if r is not None else []
         node = self.query_one(SubTree).cursor_node
         at = node.data if node is not None and node.data else ""
-        batch = next((b for b in batches if b.id == at or any(c.id == at for c in b.calls)), None)
-        if batch is None and not batches:
+        if not batches:
             self.notify("no llm_batch calls yet", severity="warning", timeout=3)
             return
-        self.app.push_screen(BatchScreen(batch or batches[-1], self.session.now))
+        batch = next((b for b in batches if b.id == at or any(c.id == at for c in b.calls)), batches[-1])
+        self.app.push_screen(BatchScreen(batch, self.session.now))
 
     def action_search(self) -> None:
         from rlm_tui.tui.screens.modals import TextScreen
