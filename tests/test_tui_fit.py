@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import subprocess
+from contextlib import closing
 
+import pytest
 from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
 from pilot import until
+from rlm_tui.tui import fmt
 from rlm_tui.tui.app import RlmApp
+from rlm_tui.tui.run_columns import COLUMNS, WIDTHS, fitting
 from rlm_tui.tui.screens.modals import CallScreen
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
 from rlm_tui.tui.widgets.subtree import SubTree
+from rlm_tui.tui.widgets.table import VimTable
+from rlm_tui.tui.widgets.timeline import Timeline
+from runs import store_events
+from synthetic import run_events
 from test_tui_live import Engine, asking, rollout
+from test_tui_protocols import text_of
 from test_tui_snapshots import RUN, app_for, db  # noqa: F401  (the synthetic run in a temporary database)
+
+NEEDED = ("#", "status", "stop reason", "now", "reward", "turns", "tokens")
 
 
 def footer_keys(app) -> dict[str, FooterKey]:
@@ -46,6 +59,47 @@ async def test_a_killed_engine_shows_a_banner_with_the_resume_command_and_nothin
             assert "rlm-tui resume" in str(app.screen.query_one("#replay-bar", Static).content)
     finally:
         engine.stop()
+
+
+def tree_labels(tree: SubTree) -> list[str]:
+    out, todo = [], list(tree.root.children)
+    while todo:
+        node = todo.pop()
+        out.append(node.label.plain)
+        todo += node.children
+    return out
+
+
+async def test_a_rollout_cut_off_mid_cell_by_a_dead_engine_shows_nothing_running(tmp_path):
+    run_id = "cut-run"
+    events = run_events(run_id, rollouts=1, turns=3, batch=4, finish=False)
+    # its engine died in turn 1's cell, in its batch: calls #0 and #1 had replied, #2 had started
+    body = [e for e in events if e.rollout_id][:14]
+    assert type(body[-1]).__name__ == "ToolCalled"
+    path = store_events(tmp_path / "cut.db", [events[0], *body])
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs: the engine's, as a kill -9 leaves it
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE runs SET pid = ?", [gone.pid])
+        conn.commit()
+    app = RlmApp(path, run_id=run_id, follow=True)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await until(pilot, lambda: app.session.interrupted)
+        await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.ready)
+        timeline = app.screen.query_one(Timeline)
+        await until(pilot, lambda: "no output: the engine stopped while it ran" in text_of(timeline))
+        shown = text_of(timeline)
+        assert "4 started, then the engine stopped" not in shown and "3 started, then the engine stopped" in shown
+        assert "running" not in shown and not set(fmt.SPINNER) & set(shown)
+        tree = app.screen.query_one(SubTree)
+        await until(pilot, lambda: any("no reply" in label for label in tree_labels(tree)))
+        labels = tree_labels(tree)
+        assert not any("running" in label or set(fmt.SPINNER) & set(label) for label in labels), labels
+        assert "interrupted" in str(app.screen.query_one("#ro-title", Static).content)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready and app.screen._ids)
+        rid = app.screen._ids[0]
+        assert str(app.screen.query_one(VimTable).get_cell(rid, "now")) == "interrupted"
 
 
 async def test_ctrl_c_asks_the_same_stop_or_leave_question_as_q(tmp_path):
@@ -85,6 +139,28 @@ async def test_at_80x24_quit_and_help_show_and_the_panes_stack_under_a_full_widt
         await pilot.pause()
         assert not side.display and timeline.region.width == 80
         assert timeline.region.height > 10
+
+
+def test_columns_give_way_by_priority_and_keep_their_order():
+    sizes = {**WIDTHS, "#": 2, "example": 7}
+    assert fitting(1000, sizes) == COLUMNS
+    # "#" 2+2, status 11+2, now 16+2, reward 6+2, turns 5+2: 50 cells; tokens (12+2) does not fit in 60
+    assert fitting(60, sizes) == ("#", "status", "now", "reward", "turns")
+    assert fitting(64, sizes) == ("#", "status", "now", "reward", "turns", "tokens")
+    assert fitting(3, sizes) == ("#",)  # one column always shows
+
+
+@pytest.mark.parametrize(("size", "needed"), [((120, 40), NEEDED + ("example", "elapsed")), ((80, 24), NEEDED)])
+async def test_the_run_view_shows_the_columns_a_user_needs_without_scrolling_sideways(db, size, needed):  # noqa: F811
+    app = app_for(db, run_id=RUN, follow=False)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready and app.session.replay)
+        table = app.screen.query_one(VimTable)
+        await until(pilot, lambda: set(needed) <= set(table.columns))
+        await pilot.pause()
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        keys = footer_keys(app)
+        assert keys["q"].region.right <= size[0] and keys["question_mark"].region.right <= size[0]
 
 
 async def test_at_200x50_the_panes_sit_beside_the_transcript_and_w_gives_it_the_whole_width(db):  # noqa: F811

@@ -300,7 +300,7 @@ class RolloutScreen(RunBase):
         timeline.border_subtitle = unseen or self._found_note
         if feed is None:
             return
-        version = (feed.generation, feed.versions.get(self.rollout_id, 0))
+        version = (feed.generation, feed.versions.get(self.rollout_id, 0), session.interrupted)
         live = r is not None and r.status in ("queued", "running") and not r.paused and not session.interrupted
         frame = int(session.now() * 8) if live else 0  # from the view's clock: replays and snapshots stay still
         if version == self._version and frame == self._frame:
@@ -309,9 +309,10 @@ class RolloutScreen(RunBase):
         self._version, self._frame = version, frame
         if changed and r is not None:
             self._turn_of = {c.id: t.index for t in r.turns for c in t.cells}
-        timeline.show(r, frame)
+        timeline.show(r, frame, session.interrupted)
         tree = self.query_one(SubTree)
-        tree.show(r, self._turn_of, frame, key=feed.generation)
+        ended = r is not None and (session.interrupted or r.status not in ("queued", "running"))
+        tree.show(r, self._turn_of, frame, key=feed.generation, ended=ended)
         tree.border_subtitle = "no llm_batch calls yet" if r is not None and not r.batches else ""
         if changed:
             self.query_one(AnswerView).show(r)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
@@ -16,62 +15,15 @@ from rlm_tui.state import RolloutState, RunState
 from rlm_tui.text import printable
 from rlm_tui.tui import fmt
 from rlm_tui.tui.messages import OpenRun
-from rlm_tui.tui.now import bar, context_tokens
-from rlm_tui.tui.now import doing as now_doing
 from rlm_tui.tui.rollout_query import MAX_FILTER, SORTS, matches, ordered, parse_filter
+from rlm_tui.tui.run_columns import COLUMNS, FLEX, PADDING, fitting, rollout_cells, widths
 from rlm_tui.tui.screens.base import REPLAY_BINDINGS, RunBase
 from rlm_tui.tui.session import Session
 from rlm_tui.tui.widgets.table import VimTable
 from rlm_tui.units import usd
 
-COLUMNS = (
-    "✓",
-    "#",
-    "example",
-    "status",
-    "stop reason",
-    "now",
-    "reward",
-    "turns",
-    "tokens",
-    "context",
-    "sub calls",
-    "elapsed",
-)
-WIDTHS = {"now": 26, "tokens": 14, "context": 12, "stop reason": 14}  # the live columns do not jump as they change
 MODE_STYLE = {"live": "bold green", "attach": "bold cyan", "replay": "bold magenta"}
 SORT_ORDER = tuple(SORTS)
-
-
-def rollout_cells(
-    r: RolloutState,
-    now: float,
-    interrupted: bool = False,
-    *,
-    marked: bool = False,
-    max_tokens: int = 0,
-    context_limit: int = 0,
-) -> tuple:
-    status = fmt.status(r, interrupted)
-    end = r.finished if r.finished is not None else now
-    elapsed = fmt.seconds(end - r.started) if r.started is not None else "-"
-    tokens = r.main_tokens + r.sub_tokens
-    context = context_tokens(r)
-    doing = status if status in ("interrupted", "paused") else now_doing(r, now)
-    return (
-        Text("●", style="bold yellow") if marked else "",
-        str(r.index),
-        Text(r.example_id),
-        Text(status, style=fmt.STATUS_STYLE.get(status, "")),
-        Text(printable(r.stop_reason or "-")),
-        Text(doing, style=fmt.STATUS_STYLE.get(doing, "")),
-        fmt.reward(r.reward),
-        str(len(r.turns)),
-        Text(bar(tokens / max_tokens if max_tokens else 0.0) + " " + fmt.tokens(tokens)),
-        Text(bar(context / context_limit if context_limit else 0.0, 5) + f" {context * 100 // max(1, context_limit)}%"),
-        f"{r.sub_calls:,}",
-        elapsed,
-    )
 
 
 class RunScreen(RunBase):
@@ -120,6 +72,8 @@ class RunScreen(RunBase):
         self.marked: set[str] = set()
         self._count = 0
         self._max_tokens = 0
+        self._shown: tuple[str, ...] = ()  # the columns that fit the width, by priority
+        self._sizes: dict[str, int] = widths([])
         self._opened_single = False  # a run of one rollout opens on it, once: escape comes back here
         self._order_second = -1  # live rows keep their place in between: the order is redone once a second
 
@@ -134,9 +88,7 @@ class RunScreen(RunBase):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one(VimTable)
-        for name in COLUMNS:
-            table.add_column(name, key=name, width=WIDTHS.get(name))
+        self._rebuild(self.query_one(VimTable), [], fitting(self.app.size.width - 2, self._sizes))
         self.ready = True
         self.refresh_view()
 
@@ -312,7 +264,8 @@ class RunScreen(RunBase):
             ids = [r.id for r in ordered(shown, self.sort_by, self.reverse, now)]
             if ids != self._ids:
                 self._rebuild(table, ids)
-                self.call_after_refresh(self._fit)  # the example column may have widened
+                self._sizes = widths(everyone)
+                self.call_after_refresh(self._fit)  # the # and example columns may have widened
         self._update_view_line(len(everyone))
         # not over a dialog (a quit question asked as the run started): it would hide it; it waits until it closes;
         # and not once the app is leaving: a screen pushed as it exits mounts without its widgets
@@ -341,18 +294,22 @@ class RunScreen(RunBase):
             )
             old = self._cells.get(rid)
             for i, (column, value) in enumerate(zip(COLUMNS, cells)):
-                if old is None or old[i] != value:
+                if (old is None or old[i] != value) and column in self._shown:
                     table.update_cell(rid, column, value)
             self._cells[rid] = cells
 
-    def _rebuild(self, table: VimTable, ids: list[str]) -> None:
-        """New order or filter: the rows again, the highlighted rollout and the scroll kept."""
+    def _rebuild(self, table: VimTable, ids: list[str], columns: tuple[str, ...] | None = None) -> None:
+        """New order, filter or columns: the rows again, the highlighted rollout and the scroll kept."""
         current = self._ids[table.cursor_row] if 0 <= table.cursor_row < len(self._ids) else None
         scroll = table.scroll_y
         blank = ("",) * len(COLUMNS)
-        table.clear()
+        table.clear(columns=columns is not None)
+        if columns is not None:
+            self._shown = columns
+            for name in columns:
+                table.add_column(name, key=name, width=self._sizes[name])
         for rid in ids:
-            table.add_row(*self._cells.get(rid, blank), key=rid)
+            table.add_row(*self._project(self._cells.get(rid, blank)), key=rid)
         self._ids = ids
         self._seen.clear()
         if current in ids:
@@ -362,10 +319,26 @@ class RunScreen(RunBase):
     def on_resize(self) -> None:
         self.call_after_refresh(self._fit)
 
+    def _project(self, cells: tuple) -> tuple:
+        return tuple(value for name, value in zip(COLUMNS, cells) if name in self._shown)
+
     def _fit(self) -> None:
-        """The "now" column takes the width the others leave, so a wide terminal is used, not left empty."""
+        """Columns give way by priority when narrow; "now" takes the width the others leave when wide."""
         table = self.query_one(VimTable)
-        table.set_column_width("now", max(WIDTHS["now"], table.width_left_for("now") - 1))
+        room = table.scrollable_content_region.width
+        if room <= 0:
+            return
+        shown = fitting(room, self._sizes)
+        widths = {key.value: column.width for key, column in table.columns.items()}
+        if shown != self._shown or any(widths[n] != self._sizes[n] for n in shown if n not in FLEX):
+            self._rebuild(table, self._ids, shown)
+        if "example" in shown:  # the room left goes first to a long example id, then to "now"
+            fixed = sum(self._sizes[n] + PADDING for n in shown if n != "example")
+            table.set_column_width(
+                "example", max(len("example"), min(self._sizes["example"], room - fixed - PADDING - 1))
+            )
+        if "now" in shown:
+            table.set_column_width("now", max(self._sizes["now"], table.width_left_for("now") - 1))
 
     def _update_view_line(self, total: int) -> None:
         arrow = "↓" if self.reverse else "↑"

@@ -31,14 +31,15 @@ def _done(call: SubCall) -> bool:
     return call.response is not None or call.error is not None
 
 
-def call_label(call: SubCall) -> Text:
+def call_label(call: SubCall, ended: bool = False) -> Text:
+    """`ended`: the rollout stopped, so a call without a reply will get none."""
     text = Text(f"#{call.index} ", style="bold")
     if call.rlm:
         text.append(f"child RLM · {len(call.child_turns)} turns · ", style="magenta")
     if call.error:
         text.append(f"✗ {fmt.one_line(call.error, 40)}", style="red")
     elif call.response is None:
-        text.append("◌ running", style="cyan")
+        text.append("■ no reply", style="yellow") if ended else text.append("◌ running", style="cyan")
         text.append(f" · {call.turns} turns · {call.prompt_tokens + call.completion_tokens:,} tok", style="dim")
     else:
         text.append("✓", style="green")
@@ -81,10 +82,14 @@ class SubTree(Tree[str]):
         self._seen = 0  # batches of the state looked at so far
         self._turn_of: dict[str, int] = {}
         self._frame = 0
+        self._ended = False
         self.calls: dict[str, SubCall] = {}  # node data -> call, for the detail view
 
-    def show(self, r: RolloutState | None, turn_of: dict[str, int], frame: int, key: Any = None) -> None:
-        """`key` changes when the state object itself was replaced (a replay went back)."""
+    def show(
+        self, r: RolloutState | None, turn_of: dict[str, int], frame: int, key: Any = None, ended: bool = False
+    ) -> None:
+        """`key` changes when the state object itself was replaced (a replay went back); `ended`: the rollout or its
+        engine stopped, so what has not ended will not."""
         if (r.id if r else None, key) != self._key:
             self.clear()
             self._shown, self.calls, self._seen = [], {}, 0
@@ -92,6 +97,12 @@ class SubTree(Tree[str]):
         if r is None:
             return
         self._turn_of, self._frame = turn_of, frame
+        if ended != self._ended:
+            self._ended = ended
+            for shown in self._shown:  # every label that said running says so no more
+                shown.label = None
+                for call, child, *_ in shown.pending.values():
+                    child.set_label(call_label(call, ended))
         new = [b for b in r.batches[self._seen :] if b.owner is None]  # a child's own batches: in its transcript
         self._seen = len(r.batches)
         for shown in self._shown if new else ():  # a later batch started: the earlier ones fold, once
@@ -139,14 +150,14 @@ class SubTree(Tree[str]):
     def _update(self, s: _Shown, turn_of: dict[str, int], frame: int, budget: int) -> int:
         batch, node = s.batch, s.node
         done = s.label[2] if s.label and s.label[0] else sum(1 for c in batch.calls if _done(c))
-        fp = (batch.finished, len(batch.calls), done, None if batch.finished else frame)
+        fp = (batch.finished, len(batch.calls), done, None if batch.finished else frame, self._ended)
         if fp != s.label:
             s.label = fp
             node.set_label(self._batch_label(batch, turn_of, done, frame))
         used = 0
         if node.is_expanded and s.added < len(batch.calls) and budget > 0:
             for call in batch.calls[s.added : s.added + budget]:
-                child = node.add(call_label(call), data=call.id, allow_expand=bool(call.tools))
+                child = node.add(call_label(call, self._ended), data=call.id, allow_expand=bool(call.tools))
                 self.calls[call.id] = call
                 for tool in call.tools:
                     child.add_leaf(tool_label(tool))
@@ -160,7 +171,7 @@ class SubTree(Tree[str]):
                     child.add_leaf(tool_label(tool))
                 child.allow_expand = True
             if call.retries > retries or call.turns > turns:
-                child.set_label(call_label(call))
+                child.set_label(call_label(call, self._ended))
             s.pending[cid] = (call, child, len(call.tools), call.retries, call.turns)
             if _done(call):
                 child.set_label(call_label(call))
@@ -172,6 +183,8 @@ class SubTree(Tree[str]):
         text = Text()
         if batch.finished:
             text.append("✓ " if not batch.errors else "✗ ", style="green" if not batch.errors else "red")
+        elif self._ended:
+            text.append("■ ", style="yellow")
         else:
             text.append(f"{fmt.SPINNER[frame % len(fmt.SPINNER)]} ", style="cyan")
         text.append(f"turn {turn} · " if turn else "", style="bold")

@@ -37,6 +37,7 @@ class Timeline(LineView):
         super().__init__(**kwargs)
         self.full = False  # full outputs and prompt, not only what the model saw
         self.reasoning = False  # expand reasoning
+        self.ended = ""  # why nothing runs any more, once the rollout or its engine stopped: no spinner says otherwise
         self._made: dict[Any, Block] = {}
         self._turns: dict[str, tuple[tuple, list[Block]]] = {}  # call id -> (fingerprint, its blocks)
         self._heads: list[int] = []  # the block each turn starts with, by turn
@@ -87,7 +88,8 @@ class Timeline(LineView):
         text = Text(text, style=style) if isinstance(text, str) else text
         return self._block(RichBlock, key, (text.plain, str(style), tuple(map(str, text.spans))), text)
 
-    def show(self, r: RolloutState | None, frame: int = 0) -> None:
+    def show(self, r: RolloutState | None, frame: int = 0, interrupted: bool = False) -> None:
+        """`interrupted`: the engine is gone, so what was under way will not end."""
         if r is None:
             self.set_blocks([])
             return
@@ -107,7 +109,11 @@ class Timeline(LineView):
             by_cell.setdefault(batch.cell_id, []).append(batch)
         restarts = {e.parent_id: e for e in r.restarts}
         placed = operator_by_turn(r)
-        running = r.status in ("queued", "running") and not r.paused
+        running = r.status in ("queued", "running") and not r.paused and not interrupted
+        if interrupted and r.status in ("queued", "running"):
+            self.ended = "the engine stopped"
+        else:
+            self.ended = "" if r.status in ("queued", "running") else f"the rollout ended ({r.status})"
         blocks += self._operator(placed.get(0, ()), by_cell, restarts, frame)
         change = r.protocol_change
         changed_after = (
@@ -172,6 +178,7 @@ class Timeline(LineView):
             self.full,
             self.reasoning,
             frame,
+            self.ended,
         )
         made = self._turns.get(t.call_id)
         if made is None or made[0] != fp:
@@ -181,7 +188,9 @@ class Timeline(LineView):
     def _turn(self, t: Turn, by_cell: dict, restarts: dict, frame: int, waiting: Proposal | None) -> list[Block]:
         key = t.call_id
         head = Text(f"── turn {t.index} ", style="bold cyan")
-        if t.outcome is None:
+        if t.outcome is None and self.ended:
+            head.append(f"■ no reply: {self.ended}", style="yellow")
+        elif t.outcome is None:
             head.append(f"{fmt.SPINNER[frame % len(fmt.SPINNER)]} waiting for the model", style="cyan")
         else:
             head.append(
@@ -291,9 +300,14 @@ class Timeline(LineView):
                 line.append(
                     f" · {fmt.seconds(batch.elapsed_s)}" + (f" · {batch.errors} errors" if batch.errors else "")
                 )
+            elif self.ended:
+                line.append(f" · ■ {len(batch.calls):,} started, then {self.ended}", style="yellow")
             else:
                 line.append(f" · {fmt.SPINNER[frame % len(fmt.SPINNER)]} {len(batch.calls):,} started")
             out.append(self._line(("batch", batch.id), line))
+        if cell.output is None and self.ended:
+            out.append(self._line(("out-h", key), f"  ■ no output: {self.ended} while it ran", "yellow"))
+            return out
         if cell.output is None:
             spin = fmt.SPINNER[frame % len(fmt.SPINNER)] if frame else "…"
             out.append(self._line(("out-h", key), f"  {spin} running", "dim"))
