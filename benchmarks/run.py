@@ -25,6 +25,8 @@ SCRIPTS = (
     "bench_client.py",
     "bench_store.py",
     "bench_tui.py",
+    "bench_mission.py",
+    "bench_quit.py",
     "bench_stress.py",
     "bench_environments.py",
     "bench_report.py",

@@ -249,7 +249,9 @@ class Session:
             self.controls_enabled,
             self.feed is not None and self.feed.state.paused,
             frozenset(self.pausing),
-            target and (target.id, target.status, target.paused, target.approving, target.waiting is not None),
+            # not the rollout itself: moving between rows alike leaves the footer be (its redraw costs a restyle)
+            target
+            and (target.id in self.pausing, target.status, target.paused, target.approving, target.waiting is not None),
         )
 
     def banner(self) -> str:

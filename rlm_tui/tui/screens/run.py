@@ -120,7 +120,7 @@ class RunScreen(RunBase):
         return super().check_action(action, parameters)
 
     def on_data_table_row_highlighted(self) -> None:
-        self.app.refresh_bindings()
+        self.sync_keys()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
