@@ -49,7 +49,7 @@ async def test_a_killed_engine_shows_a_banner_with_the_resume_command_and_nothin
             await until(pilot, lambda: "interrupted" in str(app.screen.query_one("#ro-title", Static).content))
             await until(pilot, lambda: "rlm-tui resume" in str(app.screen.query_one("#replay-bar", Static).content))
             banner = str(app.screen.query_one("#replay-bar", Static).content)
-            assert f"run {engine.run_id} was interrupted" in banner
+            assert f"engine gone: run {engine.run_id} interrupted" in banner
             assert f"rlm-tui resume {engine.run_id}" in banner
             await pilot.press("escape")
             await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready)

@@ -260,8 +260,8 @@ class Session:
             return ""
         run_id = self.feed.run_id
         return (
-            f"[bold red]the engine is gone: run {run_id} was interrupted[/] · "
-            f"[b]rlm-tui resume {run_id}[/b] runs its unfinished rollouts again, in this run"
+            f"[bold red]engine gone: run {run_id} interrupted[/] · "  # one line at 120 columns, the command first
+            f"[b]rlm-tui resume {run_id}[/b] reruns its unfinished rollouts"
         )
 
     def replay_line(self) -> str:
