@@ -281,3 +281,14 @@ async def test_after_a_burst_of_resizes_the_transcript_is_wrapped_at_the_last_wi
         await until(pilot, lambda: widths and timeline._width == timeline.scrollable_content_region.width)
         assert widths[-1] == timeline.scrollable_content_region.width == 76  # 80 less its border and gutter
         assert timeline.total == timeline._starts[-1] and timeline.virtual_size.width == 76
+
+
+def test_a_quick_duration_reads_in_milliseconds_not_as_zero_seconds():
+    assert [fmt.seconds(s) for s in (0.0, 0.0042, 0.0996, 0.1, 12.34, 245)] == [
+        "0 ms",
+        "4 ms",
+        "100 ms",
+        "0.10 s",
+        "12.3 s",
+        "4:05",
+    ]

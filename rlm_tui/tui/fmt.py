@@ -20,9 +20,11 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 def seconds(s: float | None) -> str:
-    """A short duration: 0.12 s, 12.3 s, 4:05, 1:02:03."""
+    """A short duration: 4 ms, 0.12 s, 12.3 s, 4:05, 1:02:03."""
     if s is None:
         return "-"
+    if s < 0.1:  # a quick cell or call reads 4 ms, not 0.00 s
+        return f"{s * 1000:.0f} ms"
     if s < 60:
         return f"{s:.2f} s" if s < 10 else f"{s:.1f} s"
     m, sec = divmod(int(s), 60)
