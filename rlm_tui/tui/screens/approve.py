@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Static, TextArea
 
 from rlm_tui.state import Proposal
+from rlm_tui.tui.widgets.editor import Editor
 
 
 class Decision(NamedTuple):
@@ -44,7 +45,7 @@ class ApproveScreen(ModalScreen[Decision | None]):
                 )
             )
             # tab leaves the editor for the line below: a keyboard alone reaches every part of the decision
-            yield TextArea.code_editor(self.proposal.code, language="python", id="proposed", tab_behavior="focus")
+            yield Editor.code_editor(self.proposal.code, language="python", id="proposed", tab_behavior="focus")
             yield Input(placeholder="why it is skipped, or your reply to the model", id="why")
             with Horizontal(classes="buttons"):
                 yield Button("Run", variant="primary", id="run")

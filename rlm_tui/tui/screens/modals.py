@@ -19,6 +19,7 @@ from rlm_tui.text import printable
 from rlm_tui.tui import fmt
 from rlm_tui.tui.screens.view import SessionView
 from rlm_tui.tui.session import Session
+from rlm_tui.tui.widgets.editor import Editor
 from rlm_tui.tui.widgets.lines import RichBlock, TextBlock
 from rlm_tui.tui.widgets.subtree import tool_label
 from rlm_tui.tui.widgets.timeline import Timeline
@@ -81,7 +82,7 @@ class InspectScreen(SessionView, ModalScreen):
         with Vertical(id="dialog"):
             yield Static("", id="inspect-title")
             yield Console(id="console")
-            yield TextArea(id="code", soft_wrap=True, tab_behavior="indent", show_line_numbers=False)
+            yield Editor(id="code", soft_wrap=True, tab_behavior="indent", show_line_numbers=False)
             yield Footer()
 
     def on_mount(self) -> None:
@@ -179,7 +180,7 @@ class TextScreen(ModalScreen[str | None]):
         keys = f"· {'enter' if self.one_line else 'ctrl+s'} {self.verb.lower()} · escape cancel"
         with Vertical(id="dialog", classes="-tiny" if self.one_line else "-small"):
             yield Static(Content.assemble((self.title_text, "bold"), " ", (keys, "dim")))
-            yield Input(self.text, id="text") if self.one_line else TextArea(self.text, id="text", soft_wrap=True)
+            yield Input(self.text, id="text") if self.one_line else Editor(self.text, id="text", soft_wrap=True)
             with Horizontal(classes="buttons"):
                 yield Button(self.verb, variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
