@@ -142,11 +142,13 @@ async def test_at_80x24_quit_and_help_show_and_the_panes_stack_under_a_full_widt
 
 
 def test_columns_give_way_by_priority_and_keep_their_order():
-    sizes = {**WIDTHS, "#": 2, "example": 7}
+    sizes = {**WIDTHS, "#": 2, "example": 7}  # a mark and a one-digit index
     assert fitting(1000, sizes) == COLUMNS
-    # "#" 2+2, status 11+2, now 16+2, reward 6+2, turns 5+2: 50 cells; tokens (12+2) does not fit in 60
+    # "#" 2+2, status 11+2, now 14+2, reward 6+2, turns 5+2: 48 cells; tokens (12+2) does not fit in 60
     assert fitting(60, sizes) == ("#", "status", "now", "reward", "turns")
-    assert fitting(64, sizes) == ("#", "status", "now", "reward", "turns", "tokens")
+    assert fitting(62, sizes) == ("#", "status", "now", "reward", "turns", "tokens")
+    # 80 columns less a scroll bar, with up to 999 rollouts: stop reason (12+2) too
+    assert fitting(78, {**sizes, "#": 4}) == ("#", "status", "stop reason", "now", "reward", "turns", "tokens")
     assert fitting(3, sizes) == ("#",)  # one column always shows
 
 

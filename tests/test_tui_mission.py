@@ -112,7 +112,7 @@ async def test_a_real_run_sorts_filters_and_marks(tmp_path, stored):
         assert screen.target().index == 3  # the rollout the filter showed stays highlighted
         await pilot.press("down", "x", "x")  # marks #4 and #5; the cursor moves on after each
         assert {stored.rollouts[i].index for i in screen.marked} == {4, 5}
-        assert cell(app, screen._ids[4], "✓") == "●" and cell(app, screen._ids[3], "✓") == ""
+        assert cell(app, screen._ids[4], "#") == "●4" and cell(app, screen._ids[3], "#") == " 3"
         await pilot.press("O")  # a new order keeps the highlighted rollout highlighted
         assert screen.target().index == 5 and screen.query_one(VimTable).cursor_row == 0
         await pilot.press("X")

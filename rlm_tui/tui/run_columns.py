@@ -11,7 +11,6 @@ from rlm_tui.tui.now import bar, context_tokens
 from rlm_tui.tui.now import doing as now_doing
 
 COLUMNS = (
-    "✓",
     "#",
     "example",
     "status",
@@ -26,10 +25,9 @@ COLUMNS = (
 )
 # fixed widths, so the live columns do not jump as they change; "now" takes what the others leave
 WIDTHS = {
-    "✓": 1,
     "status": 11,
     "stop reason": 12,
-    "now": 16,
+    "now": 14,
     "reward": 6,
     "turns": 5,
     "tokens": 12,
@@ -50,7 +48,6 @@ PRIORITY = (
     "turns",
     "tokens",
     "stop reason",
-    "✓",
     "elapsed",
     "sub calls",
     "example",
@@ -61,10 +58,11 @@ FLEX = ("example", "now")  # the columns whose width follows the room there is
 
 
 def widths(rollouts: list[RolloutState]) -> dict[str, int]:
-    """Every column's width for these rows: the fixed ones, and # and example from what they hold."""
+    """Every column's width for these rows: the fixed ones, and # (a mark and the index) and example from what
+    they hold."""
     index = max((len(str(r.index)) for r in rollouts), default=1)
     example = max((len(printable(r.example_id)) for r in rollouts), default=7)
-    return {**WIDTHS, "#": max(1, index), "example": max(len("example"), min(EXAMPLE_ROOM[1], example))}
+    return {**WIDTHS, "#": 1 + index, "example": max(len("example"), min(EXAMPLE_ROOM[1], example))}
 
 
 def fitting(room: int, sizes: dict[str, int]) -> tuple[str, ...]:
@@ -96,12 +94,11 @@ def rollout_cells(
     context = context_tokens(r)
     doing = status if status in ("interrupted", "paused") else now_doing(r, now)
     return (
-        Text("●", style="bold yellow") if marked else "",
-        str(r.index),
+        Text.assemble(("●", "bold yellow") if marked else " ", str(r.index)),  # the mark shows at any width
         Text(printable(r.example_id)),
         Text(status, style=fmt.STATUS_STYLE.get(status, "")),
         Text(printable(r.stop_reason or "-")),
-        Text(doing, style=fmt.STATUS_STYLE.get(doing, "")),
+        Text(doing, style=fmt.STATUS_STYLE.get(doing, ""), overflow="ellipsis", no_wrap=True),
         fmt.reward(r.reward),
         str(len(r.turns)),
         Text(bar(tokens / max_tokens if max_tokens else 0.0, 5) + " " + fmt.tokens(tokens)),
