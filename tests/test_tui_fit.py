@@ -294,3 +294,15 @@ def test_a_quick_duration_reads_in_milliseconds_not_as_zero_seconds():
         "12.3 s",
         "4:05",
     ]
+
+
+def test_a_count_of_one_takes_the_singular():
+    assert [
+        fmt.count(n, noun) for n, noun in ((1, "tool"), (2, "tool"), (1, "batch"), (1024, "batch"), (0, "sub call"))
+    ] == [
+        "1 tool",
+        "2 tools",
+        "1 batch",
+        "1,024 batches",
+        "0 sub calls",
+    ]

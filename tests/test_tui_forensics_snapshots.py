@@ -1,4 +1,5 @@
-"""SVG snapshots of the answer's versions and the sub-LLM call window, at the smallest and a large terminal."""
+"""SVG snapshots of the answer's versions, the sub-LLM call window and the batch timeline, at the smallest and a
+large terminal."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rlm_tui import events as ev
 from rlm_tui.store import EventWriter, open_db
 from rlm_tui.tui.app import RlmApp
 from rlm_tui.tui.screens.answers import AnswerHistoryScreen
+from rlm_tui.tui.screens.batch import BatchScreen
 from rlm_tui.tui.screens.modals import CallScreen
 from rlm_tui.tui.widgets.subtree import SubTree
 from rlm_tui.tui.widgets.timeline import Timeline
@@ -86,6 +88,19 @@ def test_call_window(db, snap_compare, size):
         await until(pilot, lambda: tree.calls)
         app.push_screen(CallScreen(next(iter(tree.calls.values()))))
         await until(pilot, lambda: isinstance(app.screen, CallScreen))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_batch_timeline(db, snap_compare, size):
+    app = _app(db)
+
+    async def ready(pilot):
+        await until(pilot, lambda: app.screen.query(Timeline) and app.screen.query_one(Timeline).total > 0)
+        await pilot.press("G", "t")  # the latest batch's calls against time
+        await until(pilot, lambda: isinstance(app.screen, BatchScreen))
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=ready)

@@ -48,3 +48,8 @@ def status(r: RolloutState, interrupted: bool = False) -> str:
 def one_line(text: str, limit: int = 60) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def count(n: int, noun: str) -> str:
+    """`1 tool`, `2 tools`, `1,024 batches`: the noun in the plural unless there is one."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}{'es' if noun.endswith(('s', 'ch')) else 's'}"

@@ -106,7 +106,7 @@ def row(span: Span, total: float, width: int, slow: bool) -> Text:
     took = span.end - span.start
     text.append(f"running {fmt.seconds(took)}" if span.running else fmt.seconds(took), style=style)
     if call.tool_calls or call.tools:
-        text.append(f" · {max(call.tool_calls, len(call.tools))} tools", style="dim")
+        text.append(f" · {fmt.count(max(call.tool_calls, len(call.tools)), 'tool')}", style="dim")
     if call.error:
         text.append(" ✗ error", style="red")
     if slow:

@@ -341,8 +341,8 @@ class RolloutScreen(RunBase):
             last = next((t.prompt_tokens for t in reversed(r.turns) if t.outcome is not None), 0)
             gauge_line = (
                 f"{gauge(last, session.context_limit_for_run)} · main [b]{fmt.tokens(r.main_tokens)}[/b] tok"
-                f" · sub [b]{fmt.tokens(r.sub_tokens)}[/b] tok · {r.sub_calls:,} sub calls"
-                f" · {len(r.batches)} batches · cost [b]{usd(r.cost_usd)}[/b]"
+                f" · sub [b]{fmt.tokens(r.sub_tokens)}[/b] tok · {fmt.count(r.sub_calls, 'sub call')}"
+                f" · {fmt.count(len(r.batches), 'batch')} · cost [b]{usd(r.cost_usd)}[/b]"
             )
             budget = bars(r, session.feed.state.config if session.feed else None, session.now())
             if budget:

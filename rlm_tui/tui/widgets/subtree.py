@@ -47,7 +47,7 @@ def call_label(call: SubCall, ended: bool = False) -> Text:
             f" {call.prompt_tokens + call.completion_tokens:,} tok · {fmt.seconds(call.latency_s)}", style="dim"
         )
         if call.tool_calls:
-            text.append(f" · {call.tool_calls} tools", style="dim")
+            text.append(f" · {fmt.count(call.tool_calls, 'tool')}", style="dim")
     if call.retries:
         text.append(f" · {call.retries} {'retry' if call.retries == 1 else 'retries'}", style="yellow")
     text.append(f"  {fmt.one_line(call.prompt, 50)}", style="dim italic")
