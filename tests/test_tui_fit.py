@@ -15,7 +15,7 @@ from textual.widgets._footer import FooterKey
 from pilot import until
 from rlm_tui.tui import fmt
 from rlm_tui.tui.app import RlmApp
-from rlm_tui.tui.run_columns import COLUMNS, WIDTHS, fitting
+from rlm_tui.tui.run_columns import COLUMNS, NOW_READ, WIDTHS, fitting
 from rlm_tui.tui.screens.modals import CallScreen
 from rlm_tui.tui.screens.rollout import RolloutScreen
 from rlm_tui.tui.screens.run import RunScreen
@@ -149,6 +149,10 @@ def test_columns_give_way_by_priority_and_keep_their_order():
     assert fitting(62, sizes) == ("#", "status", "now", "reward", "turns", "tokens")
     # 80 columns less a scroll bar, with up to 999 rollouts: stop reason (12+2) too
     assert fitting(78, {**sizes, "#": 4}) == ("#", "status", "stop reason", "now", "reward", "turns", "tokens")
+    # 120 columns, up to 99 rollouts: "now" is given 26 cells to be read whole before example (7) and elapsed
+    # come in, 108 cells; sub calls (9+2) would make it 119
+    wide = ("#", "example", "status", "stop reason", "now", "reward", "turns", "tokens", "elapsed")
+    assert fitting(118, {**sizes, "#": 3}) == wide
     assert fitting(3, sizes) == ("#",)  # one column always shows
 
 
@@ -161,6 +165,7 @@ async def test_the_run_view_shows_the_columns_a_user_needs_without_scrolling_sid
         await until(pilot, lambda: set(needed) <= set(table.columns))
         await pilot.pause()
         assert table.virtual_size.width <= table.scrollable_content_region.width
+        assert size[0] < 120 or table.columns["now"].width >= NOW_READ  # what a rollout is doing, read whole
         keys = footer_keys(app)
         assert keys["q"].region.right <= size[0] and keys["question_mark"].region.right <= size[0]
 

@@ -39,7 +39,7 @@ EXAMPLE_ROOM = (
     12,
     60,
 )  # a long example id gets at least the first and at most the second; the rollout view shows it whole
-# a narrow terminal drops columns from the end of this list first
+# a narrow terminal drops columns from the end of this list first; "now" is read in full before any past CORE shows
 PRIORITY = (
     "#",
     "status",
@@ -48,11 +48,13 @@ PRIORITY = (
     "turns",
     "tokens",
     "stop reason",
+    "example",
     "elapsed",
     "sub calls",
-    "example",
     "context",
 )
+CORE = 7  # the first of PRIORITY, shown with "now" at its narrowest
+NOW_READ = 26  # "waiting for the model · 12s" and the like, whole
 PADDING = 2  # the table's cell padding, one space each side
 FLEX = ("example", "now")  # the columns whose width follows the room there is
 
@@ -69,7 +71,9 @@ def fitting(room: int, sizes: dict[str, int]) -> tuple[str, ...]:
     """The columns that fit in `room` cells, taken by priority (a long example id cut), in their usual order."""
     taken: set[str] = set()
     used = 0
-    for name in PRIORITY:
+    for i, name in enumerate(PRIORITY):
+        if i == CORE:
+            used += max(0, NOW_READ - sizes["now"])
         used += (min(sizes[name], EXAMPLE_ROOM[0]) if name == "example" else sizes[name]) + PADDING
         if used > room and taken:
             break
