@@ -76,6 +76,19 @@ class RunOptions:
         "-n", "--num-examples", default=5, parse=p.at_most(MAX_EXAMPLES), help="rollouts to run (default 5)"
     )
     concurrency: int = option("--concurrency", default=8, parse=p.at_most(256), help="rollouts at once (default 8)")
+    executor: str = option(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="where rollouts run: local (this process, the default) or ray (the nodes of a Ray cluster with nsjail; "
+        "see docs/scale-out.md)",
+    )
+    ray_address: str | None = option(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="the Ray cluster for --executor ray (default: RAY_ADDRESS, else a cluster on this machine)",
+    )
     sub_concurrency: int = option(
         "--sub-concurrency",
         default=64,
@@ -421,6 +434,8 @@ class RunOptions:
             num_examples=self.num_examples,
             seed=self.seed,
             concurrency=self.concurrency,
+            executor=self.executor,
+            ray_address=self.ray_address,
             base_url=self.base_url,
             context_limit=self.context_limit,
             rollout=settings,

@@ -33,7 +33,9 @@ class RunConfig:
     env_args: dict[str, str] = field(default_factory=dict)
     num_examples: int = 5
     seed: int = 0
-    concurrency: int = 8
+    concurrency: int = 8  # per worker under --executor ray
+    executor: str = "local"  # "ray": the rollouts run on a Ray cluster's nodes (engine/ray_executor.py)
+    ray_address: str | None = None
     base_url: str | None = None
     context_limit: int | None = None  # the root model's context window, recorded for the app's gauge
     rollout: RolloutSettings = RolloutSettings()
@@ -112,6 +114,7 @@ class Run:
         self.store_error: str | None = None  # the store stopped taking events: the run stops
         self.last_event: dict[str, tuple[str, float]] = {}  # rollout id -> (kind, ts) of its latest event
         self.last_ts = time.time()
+        self.remote: Any = None  # the RayExecutor under --executor ray
 
     def emit(self, event: ev.Event) -> None:
         self.state.apply(event)
@@ -170,6 +173,11 @@ class Run:
                 )
             rollouts.append((rollout_id, example))
             self.controls[rollout_id] = RolloutControl(approve=s.approve)
+        if c.executor == "ray":  # the seam: rollouts run on the cluster's nodes, their events come back here
+            from rlm_tui.engine.ray_executor import RayExecutor
+
+            self.remote = RayExecutor(self)
+            self.controls = {rid: self.remote.control(rid) for rid, _ in rollouts}
         semaphore = asyncio.Semaphore(c.concurrency)
         self.tasks = {rid: asyncio.create_task(self._one(semaphore, rid, ex)) for rid, ex in rollouts}
         helpers = [asyncio.create_task(self._watch())] + ([asyncio.create_task(self._poll())] if self.commands else [])
@@ -260,6 +268,9 @@ class Run:
         if self.store_error is not None:
             return  # the store failed before this rollout was scheduled
         try:
+            if self.remote is not None:
+                await self.remote.run_one(rollout_id, example)
+                return
             async with semaphore:
                 client: ModelClient = self.client.for_rollout(example, self.config.rollout.mode)
                 rollout = Rollout(

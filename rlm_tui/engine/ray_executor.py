@@ -1,0 +1,135 @@
+"""`--executor ray`: a run's rollouts on the nodes of a Ray cluster, its events back to the one driver.
+
+One `RolloutWorker` actor per node that offers the custom resource `nsjail` runs its share of the rollouts with the
+engine's own Run machinery; the driver pulls each rollout's events in order and applies them through Run.emit, so
+the driver stays the single writer of the store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from rlm_tui import events as ev
+from rlm_tui.engine.control import Command, RolloutControl
+from rlm_tui.engine.rollout import FatalRunError, one_line
+
+JAIL_RESOURCE = "nsjail"  # a node says it can jail rollouts by offering this resource (ray start --resources)
+
+
+class RolloutWorker:
+    """On one node: a Run that never executes as a whole, only the rollouts the driver hands it."""
+
+    def __init__(self, run_id: str, config: Any, env: Any, client: Any) -> None:
+        from rlm_tui.engine.run import Run
+
+        self.run = Run(config, env, client, sinks=[self._buffer], run_id=run_id)
+        self.buffers: dict[str, list[ev.Event]] = {}
+        self.wakes: dict[str, asyncio.Event] = {}
+        self.semaphore: asyncio.Semaphore | None = None
+
+    def _buffer(self, event: ev.Event) -> None:
+        if event.rollout_id in self.buffers:
+            self.buffers[event.rollout_id].append(event)
+            self.wakes[event.rollout_id].set()
+
+    def node(self) -> str:
+        return str(ray.get_runtime_context().get_node_id())
+
+    async def start(self, rollout_id: str, example: Any, approve: bool) -> None:
+        if self.semaphore is None:  # made in the actor's own loop
+            self.semaphore = asyncio.Semaphore(self.run.config.concurrency)
+        self.buffers[rollout_id], self.wakes[rollout_id] = [], asyncio.Event()
+        self.run.controls[rollout_id] = RolloutControl(approve=approve)
+        task = asyncio.create_task(self.run._one(self.semaphore, rollout_id, example))
+        self.run.tasks[rollout_id] = task
+        task.add_done_callback(lambda _: self.wakes[rollout_id].set())
+
+    async def events(self, rollout_id: str) -> tuple[list[ev.Event], bool, str | None, bool]:
+        """(the rollout's events since the last call, whether it ended, a fatal run error, an engine error)."""
+        task, wake = self.run.tasks[rollout_id], self.wakes[rollout_id]
+        if not self.buffers[rollout_id] and not task.done():
+            await wake.wait()
+        wake.clear()
+        batch, self.buffers[rollout_id] = self.buffers[rollout_id], []
+        if not task.done():  # no await since the take: a done task has emitted all it will
+            return batch, False, None, False
+        error = task.exception() if not task.cancelled() else None
+        fatal = str(error) if isinstance(error, FatalRunError) else None
+        return batch, True, fatal, rollout_id in self.run.engine_errors
+
+    async def submit(self, command: Command) -> None:
+        if command.rollout_id in self.run.controls:
+            self.run.controls[command.rollout_id].submit(command)
+
+    async def kill(self, rollout_id: str) -> None:
+        self.run._kill(rollout_id)
+
+
+class RemoteControl:
+    """The driver's handle on a rollout's control: a command goes to the worker that runs it."""
+
+    def __init__(self, worker: Any, rollout_id: str) -> None:
+        self.worker, self.rollout_id = worker, rollout_id
+
+    def submit(self, command: Command) -> None:
+        self.worker.submit.remote(Command(command.action, self.rollout_id, command.text))
+
+
+class RayExecutor:
+    """The driver's side: one worker per jailing node, rollouts dealt round-robin, events pulled in order."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        if not ray.is_initialized():
+            address = run.config.ray_address or os.environ.get("RAY_ADDRESS")
+            ray.init(address=address, log_to_driver=False)
+        nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(JAIL_RESOURCE, 0) >= 1]
+        if not nodes:
+            raise FatalRunError(f"no node of the Ray cluster offers the resource {JAIL_RESOURCE!r}")
+        actor = ray.remote(RolloutWorker)
+        self.workers = [
+            actor.options(
+                resources={JAIL_RESOURCE: 1},
+                num_cpus=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+            ).remote(run.id, run.config, run.env, run.client)
+            for node in nodes
+        ]
+        self.nodes = {id(w): str(n["NodeID"]) for w, n in zip(self.workers, nodes, strict=True)}
+        self.owner: dict[str, Any] = {}
+
+    def control(self, rollout_id: str) -> RemoteControl:
+        worker = self.workers[len(self.owner) % len(self.workers)]
+        self.owner[rollout_id] = worker
+        return RemoteControl(worker, rollout_id)
+
+    def node_of(self, rollout_id: str) -> str:
+        return self.nodes[id(self.owner[rollout_id])]
+
+    async def run_one(self, rollout_id: str, example: Any) -> None:
+        """Run the rollout on its worker and apply its events here; a lost node fails it, naming the node."""
+        worker, run = self.owner[rollout_id], self.run
+        try:
+            await worker.start.remote(rollout_id, example, run.config.rollout.approve)
+            while True:
+                batch, ended, fatal, engine_error = await worker.events.remote(rollout_id)
+                for event in batch:
+                    run.emit(event)
+                if fatal is not None:
+                    raise FatalRunError(fatal)
+                if ended:
+                    if engine_error:
+                        run.engine_errors.add(rollout_id)
+                    return
+        except RayActorError as exc:
+            run.engine_errors.add(rollout_id)
+            reason = f"node {self.node_of(rollout_id)} was lost: {one_line(exc)[:200]}"
+            run._end(rollout_id, "failed", "error", reason)
+        except asyncio.CancelledError:
+            worker.kill.remote(rollout_id)
+            raise
