@@ -77,7 +77,7 @@ class RemoteControl:
         self.worker, self.rollout_id = worker, rollout_id
 
     def submit(self, command: Command) -> None:
-        self.worker.submit.remote(Command(command.action, self.rollout_id, command.text))
+        self.worker.submit.remote(command)  # the driver's Run.submit gave it this rollout's id
 
 
 class RayExecutor:
