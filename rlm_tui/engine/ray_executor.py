@@ -21,13 +21,33 @@ from rlm_tui.engine.rollout import FatalRunError, one_line
 JAIL_RESOURCE = "nsjail"  # a node says it can jail rollouts by offering this resource (ray start --resources)
 
 
+def node_client(client: Any) -> Any:
+    """What a worker can build its own model client from: the client itself when it travels (the scripted one),
+    else the endpoint's settings; an API key never travels, each node reads its own OPENAI_API_KEY."""
+    from rlm_tui.engine.clients import OpenAIClient
+
+    if isinstance(client, OpenAIClient):
+        return ("openai", client.base_url, client.max_retries, client.request_timeout)
+    return client
+
+
+def built_client(spec: Any) -> Any:
+    if isinstance(spec, tuple) and spec[0] == "openai":
+        from rlm_tui.engine.clients import OpenAIClient
+
+        _, base_url, retries, timeout = spec
+        key = os.environ.get("OPENAI_API_KEY")
+        return OpenAIClient(base_url=base_url, api_key=key, max_retries=retries, request_timeout=timeout)
+    return spec
+
+
 class RolloutWorker:
     """On one node: a Run that never executes as a whole, only the rollouts the driver hands it."""
 
     def __init__(self, run_id: str, config: Any, env: Any, client: Any) -> None:
         from rlm_tui.engine.run import Run
 
-        self.run = Run(config, env, client, sinks=[self._buffer], run_id=run_id)
+        self.run = Run(config, env, built_client(client), sinks=[self._buffer], run_id=run_id)
         self.buffers: dict[str, list[ev.Event]] = {}
         self.wakes: dict[str, asyncio.Event] = {}
         self.semaphore: asyncio.Semaphore | None = None
@@ -97,7 +117,7 @@ class RayExecutor:
                 resources={JAIL_RESOURCE: 1},
                 num_cpus=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote(run.id, run.config, run.env, run.client)
+            ).remote(run.id, run.config, run.env, node_client(run.client))
             for node in nodes
         ]
         self.nodes = {id(w): str(n["NodeID"]) for w, n in zip(self.workers, nodes, strict=True)}
