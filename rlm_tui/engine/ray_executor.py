@@ -57,8 +57,9 @@ class RolloutWorker:
             self.buffers[event.rollout_id].append(event)
             self.wakes[event.rollout_id].set()
 
-    def node(self) -> str:
-        return str(ray.get_runtime_context().get_node_id())
+    def _wake(self, rollout_id: str) -> None:
+        if rollout_id in self.wakes:  # gone: `events` already saw the rollout end
+            self.wakes[rollout_id].set()
 
     async def start(self, rollout_id: str, example: Any, approve: bool) -> None:
         if self.semaphore is None:  # made in the actor's own loop
@@ -67,7 +68,7 @@ class RolloutWorker:
         self.run.controls[rollout_id] = RolloutControl(approve=approve)
         task = asyncio.create_task(self.run._one(self.semaphore, rollout_id, example))
         self.run.tasks[rollout_id] = task
-        task.add_done_callback(lambda _: self.wakes[rollout_id].set())
+        task.add_done_callback(lambda _: self._wake(rollout_id))
 
     async def events(self, rollout_id: str) -> tuple[list[ev.Event], bool, str | None, bool]:
         """(the rollout's events since the last call, whether it ended, a fatal run error, an engine error)."""
@@ -80,6 +81,8 @@ class RolloutWorker:
             return batch, False, None, False
         error = task.exception() if not task.cancelled() else None
         fatal = str(error) if isinstance(error, FatalRunError) else None
+        for table in (self.buffers, self.wakes, self.run.tasks, self.run.controls, self.run.state.rollouts):
+            table.pop(rollout_id, None)  # the driver has it all now: a long run's worker holds only the live ones
         return batch, True, fatal, rollout_id in self.run.engine_errors
 
     async def submit(self, command: Command) -> None:
@@ -107,7 +110,11 @@ class RayExecutor:
         self.run = run
         if not ray.is_initialized():
             address = run.config.ray_address or os.environ.get("RAY_ADDRESS")
-            ray.init(address=address, log_to_driver=False)
+            # no cluster named: Ray starts one on this machine, which jails like the local executor does
+            try:
+                ray.init(address=address, log_to_driver=False, resources=None if address else {JAIL_RESOURCE: 1})
+            except Exception as exc:  # no cluster there, or another Ray version: the run cannot start
+                raise FatalRunError(f"cannot join the Ray cluster at {address}: {one_line(exc)[:200]}") from None
         nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(JAIL_RESOURCE, 0) >= 1]
         if not nodes:
             raise FatalRunError(f"no node of the Ray cluster offers the resource {JAIL_RESOURCE!r}")

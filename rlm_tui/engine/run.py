@@ -144,6 +144,10 @@ class Run:
             if e.id not in earlier or earlier[e.id].status != "done" or earlier[e.id].id in self.continued
         ]
         total = len(set(earlier) | {e.id for e in examples})
+        if c.executor == "ray":  # the seam: rollouts run on a cluster's nodes, their events come back here
+            from rlm_tui.engine.ray_executor import RayExecutor
+
+            self.remote = RayExecutor(self)  # before the run starts: a cluster it cannot use fails it unstarted
         self.emit(
             ev.RunStarted(
                 run_id=self.id,
@@ -173,10 +177,7 @@ class Run:
                 )
             rollouts.append((rollout_id, example))
             self.controls[rollout_id] = RolloutControl(approve=s.approve)
-        if c.executor == "ray":  # the seam: rollouts run on the cluster's nodes, their events come back here
-            from rlm_tui.engine.ray_executor import RayExecutor
-
-            self.remote = RayExecutor(self)
+        if self.remote is not None:  # each rollout's commands go to the node that runs it
             self.controls = {rid: self.remote.control(rid) for rid, _ in rollouts}
         semaphore = asyncio.Semaphore(c.concurrency)
         self.tasks = {rid: asyncio.create_task(self._one(semaphore, rid, ex)) for rid, ex in rollouts}
