@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from rlm_tui.commands import ablate, diff, envs, fork, report, resume, run, stored, view
+from rlm_tui.commands import ablate, diff, envs, fork, import_, report, resume, run, serve, stored, view
 from rlm_tui.commands.common import UserError, argtype, not_empty
 from rlm_tui.engine.models import ModelSetupError
 from rlm_tui.env import EnvError
@@ -35,6 +35,8 @@ def build_parser() -> Parser:
     resume.add_parser(sub, common)
     fork.add_parser(sub, common)
     report.add_parser(sub, common)
+    serve.add_parser(sub, common)
+    import_.add_parser(sub, common)
     return parser
 
 

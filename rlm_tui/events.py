@@ -116,7 +116,7 @@ class ModelCallStarted(Event):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ModelCallFinished(Event):
-    """`parent_id` is the ModelCallStarted id."""
+    """`parent_id` is the ModelCallStarted id; for a sub-LLM's turn (role sub) the SubCallStarted id."""
 
     kind: ClassVar[str] = "model_call_finished"
     role: str

@@ -98,8 +98,10 @@ def stored_records(db: Database, run_ids: Iterable[str]) -> Iterator[dict[str, A
     for run_id in run_ids:
         try:
             row = get_run(db, run_id)
-            run = fold([e for _, e in read_events(db, run_id=run_id)], run_id)
+            events = [e for _, e in read_events(db, run_id=run_id)]
+            run = fold(events, run_id)
             records = run_records(run, row["status"] if row else None)
+            add_seed_metrics(run, records, generated_until(events))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a hand-edited or damaged row
             raise ExportError(
                 f"run {run_id} cannot be exported, its rows are damaged: {type(exc).__name__}: {exc}"
@@ -109,6 +111,37 @@ def stored_records(db: Database, run_ids: Iterable[str]) -> Iterator[dict[str, A
                 if not isinstance(record[nested], dict):
                     raise ExportError(f"rollout {record['rollout_id']}'s {nested} is damaged: {_short(record[nested])}")
         yield from records
+
+
+def generated_until(events: list[Any]) -> dict[str, float]:
+    """Per rollout, the time of its last event before it finished: where generation ended and scoring began."""
+    until: dict[str, float] = {}
+    for e in events:
+        if e.rollout_id is not None and e.kind != "rollout_finished":
+            until[e.rollout_id] = e.ts
+    return until
+
+
+def add_seed_metrics(run: RunState, records: list[dict[str, Any]], until: dict[str, float]) -> None:
+    """The metric names the study's own scripts read (verifiers' timing and token totals), where a record lacks them:
+    an imported log's own numbers stay."""
+    for record in records:
+        r = run.rollouts[record["rollout_id"]]
+        metrics = record["metrics"]
+        if not isinstance(metrics, dict):
+            continue
+        start, end = r.started, r.finished
+        generated = until.get(r.id, end)
+        seed = {
+            "turns": len(r.turns),
+            "prompt_tokens": r.main_prompt_tokens,
+            "completion_tokens": r.main_completion_tokens,
+            "generation_ms": (generated - start) * 1000 if start is not None and generated is not None else 0.0,
+            "scoring_ms": max(0.0, (end - generated) * 1000) if end is not None and generated is not None else 0.0,
+            "total_ms": (end - start) * 1000 if start is not None and end is not None else 0.0,
+        }
+        for name, value in seed.items():
+            metrics.setdefault(name, value)
 
 
 def cell_settings(run_id: str, config: Any) -> dict[str, Any]:

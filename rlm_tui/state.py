@@ -24,6 +24,7 @@ class Cell:
     error: str | None = None
     proposed: str | None = None  # the model's code, when the operator edited it before it ran
     owner: str | None = None  # a child RLM's cell: the rlm_batch call (SubCall id) of that child
+    started: float | None = None  # when the cell began, for the run view's "running cell 4 · 12s"
 
 
 @dataclass
@@ -80,6 +81,8 @@ class SubCall:
     depth: int = 1  # 1: a call of the root model's; 2: of a child RLM's; ...
     rlm: bool = False  # a child RLM (rlm_batch), whose turns are `child_turns`
     child_turns: list[Turn] = field(default_factory=list)
+    started_at: float | None = None  # when it got a slot (the engine's clock), for the batch's timeline
+    finished_at: float | None = None
 
 
 @dataclass
@@ -94,6 +97,7 @@ class SubBatch:
     rlm: bool = False
     depth: int = 1
     owner: str | None = None  # the child RLM's call whose cell started this batch; None: the root's
+    started_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -117,6 +121,7 @@ class RolloutState:
     finished: float | None = None
     answer: dict[str, Any] = field(default_factory=lambda: {"content": "", "ready": False})
     answer_history: list[tuple[str, bool, str]] = field(default_factory=list)  # (content, ready, source)
+    answer_turns: list[int] = field(default_factory=list)  # the turn each version came in (0 before the first)
     turns: list[Turn] = field(default_factory=list)
     batches: list[SubBatch] = field(default_factory=list)
     restarts: list[ev.SandboxRestarted] = field(default_factory=list)
@@ -258,6 +263,13 @@ def _call_started(s: RolloutState, e: ev.ModelCallStarted) -> None:
 
 
 def _call_finished(s: RolloutState, e: ev.ModelCallFinished) -> None:
+    if e.role == "sub":  # a running sub-LLM's turn: live counts, replaced by SubCallFinished's totals
+        call = s._calls.get(e.parent_id or "")
+        if call is not None and call.response is None:
+            call.turns += 1
+            call.prompt_tokens += e.prompt_tokens if isinstance(e.prompt_tokens, int) else 0
+            call.completion_tokens += e.completion_tokens if isinstance(e.completion_tokens, int) else 0
+        return
     turn = s._turns.get(e.parent_id or "")
     if turn is None:
         return
@@ -312,7 +324,7 @@ def _retry(s: RolloutState, e: ev.ModelRetry) -> None:
 
 
 def _cell_started(s: RolloutState, e: ev.CellStarted) -> None:
-    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source, proposed=e.proposed)
+    cell = Cell(id=e.id, turn=e.turn, code=e.code, source=e.source, proposed=e.proposed, started=e.ts)
     s._cells[e.id] = cell
     if e.source == "child":
         turn = s._turns.get(e.parent_id or "")
@@ -345,6 +357,7 @@ def _legacy_shown_chars(shown: str) -> int:
 def _answer(s: RolloutState, e: ev.AnswerUpdated) -> None:
     s.answer = {"content": e.content, "ready": e.ready}
     s.answer_history.append((e.content, e.ready, e.source))
+    s.answer_turns.append(s.turns[-1].index if s.turns else 0)
     if s.turns:
         s.turns[-1].answer = e.content
 
@@ -357,6 +370,7 @@ def _batch_started(s: RolloutState, e: ev.SubBatchStarted) -> None:
     cell = s._cells.get(e.parent_id or "")
     owner = cell.owner if cell is not None else None
     batch = SubBatch(id=e.id, batch=e.batch, size=e.size, cell_id=e.parent_id, rlm=e.rlm, depth=e.depth, owner=owner)
+    batch.started_at = e.ts
     s.batches.append(batch)
     s._batches[e.id] = batch
 
@@ -368,7 +382,7 @@ def _batch_finished(s: RolloutState, e: ev.SubBatchFinished) -> None:
 
 
 def _sub_started(s: RolloutState, e: ev.SubCallStarted) -> None:
-    call = SubCall(id=e.id, batch=e.batch, index=e.index, prompt=e.prompt, depth=e.depth)
+    call = SubCall(id=e.id, batch=e.batch, index=e.index, prompt=e.prompt, depth=e.depth, started_at=e.ts)
     s._calls[e.id] = call
     batch = s._batches.get(e.parent_id or "")
     if batch is not None:
@@ -381,7 +395,7 @@ def _sub_finished(s: RolloutState, e: ev.SubCallFinished) -> None:
     if call is not None:
         call.response, call.turns, call.tool_calls = e.response, e.turns, e.tool_calls
         call.prompt_tokens, call.completion_tokens = e.prompt_tokens, e.completion_tokens
-        call.latency_s, call.error = e.latency_s, e.error
+        call.latency_s, call.error, call.finished_at = e.latency_s, e.error, e.ts
         call.cost_usd = add_cost(0.0, e.cost_usd)
         s.child_calls += call.rlm
     depth = e.depth if isinstance(e.depth, int) else 1

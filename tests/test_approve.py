@@ -131,3 +131,23 @@ def test_approval_is_on_or_off():
     else:
         raise AssertionError("approval accepted 'maybe'")
     assert Command("approval", None, "on").rollout_id is None  # the whole run may be switched
+
+
+def test_the_run_views_now_column_says_a_cell_waits_for_approval():
+    from rlm_tui.state import fold
+    from rlm_tui.tui.now import doing
+
+    run, rid = "r" * 16, "a" * 16
+    call = ev.ModelCallStarted(run_id=run, rollout_id=rid, role="main", model="m", turn=1, messages=2)
+    events = [
+        ev.RunStarted(run_id=run, env="verbatim-copy", mode="rlm", model="m", sub_model="m", num_rollouts=1),
+        ev.RolloutQueued(run_id=run, rollout_id=rid, index=0, example_id="x"),
+        ev.RolloutStarted(run_id=run, rollout_id=rid, system_prompt="s", user_prompt="u"),
+        call,
+        ev.ModelCallFinished(run_id=run, rollout_id=rid, parent_id=call.id, role="main"),
+    ]
+    proposed = ev.CellProposed(run_id=run, rollout_id=rid, parent_id=call.id, turn=1, code="print(1)")
+    assert doing(fold(events, run).rollouts[rid], 0.0) == "between turns"
+    assert doing(fold([*events, proposed], run).rollouts[rid], 0.0) == "cell of turn 1 waits for approval (d)"
+    decided = ev.OperatorAction(run_id=run, rollout_id=rid, action="skip", text="no")
+    assert fold([*events, proposed, decided], run).rollouts[rid].waiting is None

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fake_openai import FakeOpenAI, Reply, code_call, root_turn
+from pilot import until
 from rlm_tui import events as ev
 from rlm_tui.store import open_db, read_events
+from rlm_tui.tui.app import RlmApp
+from rlm_tui.tui.screens.child import ChildScreen
+from rlm_tui.tui.screens.rollout import RolloutScreen
+from rlm_tui.tui.widgets.subtree import SubTree
+from rlm_tui.tui.widgets.timeline import Timeline
 from test_fork import cli, stored_runs
+from test_tui_approve import transcript
 
 ROOT = [
     'parts = rlm_batch(["abc", "hello"])\nprint(parts)',
@@ -121,3 +130,49 @@ def test_the_offline_model_hands_its_chunks_to_child_rlms_at_depth_2(tmp_path, c
     (children,) = [b for b in r.batches if b.rlm]
     assert children.size == 4 and all(len(c.child_turns) == 2 for c in children.calls)
     assert r.reward == 1.0 and r.final_metrics["sub_rlm_call_count"] == 4
+
+
+@pytest.fixture
+def offline_depth_2(tmp_path, capsys):
+    db = tmp_path / "a.db"
+    argv = ["run", "verbatim-copy", "--headless", "-n", "1", "--max-depth", "2", "--scripted-errors", "0"]
+    code, _, err = cli(capsys, *argv, "--db", str(db))
+    assert code == 0, err
+    (state,) = stored_runs(db)
+    return db, state
+
+
+async def test_the_app_opens_a_child_rlms_transcript_from_the_sub_llm_tree(offline_depth_2):
+    db, state = offline_depth_2
+    (r,) = state.rollouts.values()
+    app = RlmApp(db, run_id=state.id, rollout_id=r.id, follow=False)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await until(pilot, lambda: app.session.replay is not None)
+        await pilot.press("G")
+        tree = app.screen.query_one(SubTree)
+        await until(pilot, lambda: len(tree.root.children) == 1)  # the children's own batches are theirs to show
+        (batch,) = tree.root.children
+        assert "rlm_batch #0" in str(batch.label) and "4/4 done" in str(batch.label)
+        batch.expand()
+        await until(pilot, lambda: len(batch.children) == 4)
+        assert "child RLM · 2 turns" in str(batch.children[1].label)
+        tree.focus()
+        tree.select_node(batch.children[1])
+        await until(pilot, lambda: isinstance(app.screen, ChildScreen))
+        timeline = app.screen.query_one(Timeline)
+        await until(pilot, lambda: timeline.turn_count == 2)
+        shown = " ".join(transcript(timeline).split())
+        assert "print(len(context))" in shown and "llm_batch #0 · 1 prompts" in shown
+        assert "child RLM #1 of rlm_batch #0 · depth 1 · 2 turns" in str(app.screen.query_one("#child-head").render())
+        await pilot.press("escape")
+        assert isinstance(app.screen, RolloutScreen)
+
+
+def test_a_damaged_stored_depth_or_approve_is_read_as_the_default():
+    from rlm_tui.engine.run import RunConfig
+
+    for depth, approve in (("2", "yes"), (True, 1), (9, None), (0, [])):
+        config = RunConfig.from_dict({"env": "verbatim-copy", "rollout": {"max_depth": depth, "approve": approve}})
+        assert (config.rollout.max_depth, config.rollout.approve) == (1, False)
+    config = RunConfig.from_dict({"env": "verbatim-copy", "rollout": {"max_depth": 3, "approve": True}})
+    assert (config.rollout.max_depth, config.rollout.approve) == (3, True)

@@ -98,6 +98,7 @@ def test_a_real_data_run_records_an_empty_note(tmp_path, capsys):
 
 async def test_the_app_run_header_names_the_simulated_model_and_the_note(tmp_path):
     from rlm_tui.tui.app import RlmApp
+    from rlm_tui.tui.screens.rollout import RolloutScreen
     from rlm_tui.tui.screens.run import RunScreen
 
     events = run_events("note-run", rollouts=1)
@@ -108,6 +109,8 @@ async def test_the_app_run_header_names_the_simulated_model_and_the_note(tmp_pat
     async with app.run_test(size=(240, 50)) as pilot:
         await until(pilot, lambda: app.screen._ids)
         await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.session.replay is not None)
+        await pilot.press("escape")  # a run of one rollout opens on it; the title is the run view's
         await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.session.replay is not None)
         await pilot.pause()
         title = app.screen.query_one("#run-title")

@@ -231,3 +231,18 @@ def test_an_offline_ablation_of_verbatim_copy_is_not_flat(tmp_path, monkeypatch,
         main(["ablate", "verbatim-copy", "--modes", "llm", "-n", "10", "--db", "e.db", "--scripted-errors", "0"]) == 0
     )
     assert re.search(r"llm .*mean reward 1\.000", capfd.readouterr().err)
+
+
+def test_the_run_records_the_simulation_so_resume_and_fork_play_the_same_model(tmp_path):
+    from rlm_tui.engine.simulated import Simulation
+    from rlm_tui.store import list_runs
+
+    db = tmp_path / "s.db"
+    argv = ["run", "verbatim-copy", "--headless", "-n", "1", "--scripted-window", "1234", "--scripted-errors", "0"]
+    assert main([*argv, "--db", str(db)]) == 0
+    (run,) = list_runs(open_db(db))
+    config = RunConfig.from_dict(run["config"])
+    assert config.simulation == {"window": 1234, "errors": 0.0}
+    assert Simulation.recorded(7, config.simulation) == Simulation(seed=7, window=1234, errors=0.0)
+    for damaged in (None, "x", {"window": "big", "errors": -1}, {"window": True, "errors": float("nan")}):
+        assert Simulation.recorded(7, damaged) == Simulation(seed=7)  # a damaged record plays the default model

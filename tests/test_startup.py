@@ -60,7 +60,16 @@ def db(tmp_path: Path) -> str:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["envs"], ["run", "--help"], ["replay", "--help"], ["report", "--help"], ["ablate", "--help"]],
+    [
+        ["--help"],
+        ["envs"],
+        ["run", "--help"],
+        ["replay", "--help"],
+        ["report", "--help"],
+        ["ablate", "--help"],
+        ["serve", "--help"],
+        ["import", "--help"],
+    ],
 )
 def test_help_and_envs_import_no_heavy_package_no_client_and_no_app(tmp_path, args):
     assert loaded(tmp_path, *args) & (HEAVY | CLIENTS | APP) == set()

@@ -203,6 +203,30 @@ def test_list_runs_newest_first_with_counts_and_mean_reward(writer, db_path):
     assert [r["idx"] for r in list_rollouts(db_path, "old")] == [0, 1, 2]
 
 
+def test_a_run_costs_the_sum_of_its_rollouts_and_is_unknown_when_one_cost_is(writer, db_path):
+    metrics = {
+        "priced": [{"total_cost_usd": 0.25}, {"total_cost_usd": 0.5}],
+        "unpriced": [{"total_cost_usd": 0.25}, {}],
+    }
+    for run, rows in metrics.items():
+        writer.append(run_started(run))
+        for i, m in enumerate(rows):  # a rollout of an unknown model has no total_cost_usd at all
+            writer.append(RolloutQueued(run_id=run, rollout_id=f"{run}-{i}", index=i, example_id=str(i)))
+            writer.append(
+                RolloutFinished(
+                    run_id=run,
+                    rollout_id=f"{run}-{i}",
+                    status="done",
+                    stop_reason="answer_ready",
+                    answer={},
+                    reward=1.0,
+                    metrics=m,
+                )
+            )
+    writer.flush()
+    assert {r["id"]: r["cost_usd"] for r in list_runs(db_path)} == {"priced": 0.75, "unpriced": None}
+
+
 def test_migrations_are_recorded_once_in_order(db_path):
     names = [fn.__name__ for fn in MIGRATIONS]
     with open_db(db_path) as db:

@@ -74,8 +74,18 @@ def rollout(app):
 
 async def open_rollout(app, pilot):
     await until(pilot, lambda: rollout(app) is not None and rollout(app).status == "running")
-    await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.ready and app.screen.target())
-    await pilot.press("enter")
+    # a run of one rollout opens on it; a larger one waits for enter
+    await until(
+        pilot,
+        lambda: (
+            isinstance(app.screen, RolloutScreen)
+            or isinstance(app.screen, RunScreen)
+            and app.screen.ready
+            and app.screen.target()
+        ),
+    )
+    if isinstance(app.screen, RunScreen):
+        await pilot.press("enter")
     await until(pilot, lambda: isinstance(app.screen, RolloutScreen) and app.screen.ready)
     return rollout(app)
 

@@ -24,7 +24,7 @@ async def test_brackets_and_colon_move_the_view_between_turns(tmp_path):
         assert rows == sorted(rows) and len(set(rows)) == 6  # each turn starts further down
         await pilot.press("colon")
         await until(pilot, lambda: isinstance(app.screen, TextScreen))
-        app.screen.dismiss("1")
+        await pilot.press("1", "enter")  # typed as a user types it: enter goes
         await until(pilot, lambda: "turn 1 of 6" in app.screen.query_one(Timeline).border_title)
         assert timeline.turn_on_screen() == 1 and round(timeline.scroll_offset.y) == rows[0]
         await pilot.press("right_square_bracket", "right_square_bracket")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from contextlib import closing
 from dataclasses import replace
+from typing import Any
 
 from rlm_tui.commands.common import UserError, argtype, at_most, db_path_of, id_prefix, not_empty, run_id
 from rlm_tui.text import printable
@@ -28,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument(
         "--approve", action="store_true", help="each cell the model proposes after the fork waits for the operator"
     )
-    p.add_argument("--headless", action="store_true", help="no app: a summary table when the fork ends (the default)")
+    p.add_argument("--headless", action="store_true", help="no app: a summary table when the fork ends")
     p.add_argument("--run-id", type=argtype(run_id), help=argparse.SUPPRESS)  # set by the app when it forks
     p.set_defaults(handler=cmd_fork)
 
@@ -94,7 +95,11 @@ def cmd_fork(args: argparse.Namespace) -> int:
         raise UserError(
             f"example {point.example_id} of rollout {rollout_id} is no longer among {config.env}'s examples"
         )
-    client = make_client(env, settings.model, config.base_url, simulation=Simulation(seed=config.seed))
+    if not args.headless and sys.stdin.isatty() and sys.stdout.isatty() and sys.stderr.isatty():
+        return _fork_in_app(args, rollout_id, path, config)
+    client = make_client(
+        env, settings.model, config.base_url, simulation=Simulation.recorded(config.seed, config.simulation)
+    )
     with recording(path) as recorder:
         new_run, state = recorder.run(config, env, client, fork=fork, run_id=args.run_id)
     print_summary(state)
@@ -110,3 +115,22 @@ def cmd_fork(args: argparse.Namespace) -> int:
         print(f"rlm-tui: error: run {new_run.id} {state.status}: {printable(str(new_run.error))}", file=sys.stderr)
         return 1
     return 0
+
+
+def _fork_in_app(args: argparse.Namespace, rollout_id: str, path: Any, config: Any) -> int:
+    """The fork as a headless engine of its own, with the app open on its run, as `run` does."""
+    from pathlib import Path
+
+    from rlm_tui.events import new_id
+    from rlm_tui.tui.launch import run_in_app
+
+    run = new_id()
+    argv = [sys.executable, "-m", "rlm_tui.cli", "fork", rollout_id, "--at-turn", str(args.at_turn), "--headless"]
+    for flag, value in (("--message", args.message), ("--edit-code", args.edit_code), ("--model", args.model)):
+        if value is not None:
+            argv += [flag, str(Path(value).resolve()) if flag == "--edit-code" else value]
+    argv += ["--base-url", args.base_url] if args.base_url else []
+    argv += ["--approve"] if args.approve else []
+    full = Path(path).resolve()
+    argv += ["--db", str(full), "--run-id", run]
+    return run_in_app(full, run, argv, context_limit=config.context_limit or 128_000)

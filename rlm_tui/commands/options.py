@@ -441,6 +441,7 @@ class RunOptions:
             rollout=settings,
             run_budget=run_budget,
             prices_date=table.date,
+            simulation={"window": self.scripted_window, "errors": self.scripted_errors},
             **extra,
         )
 

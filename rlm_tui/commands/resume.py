@@ -54,7 +54,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
             print(f"run {run_id}: every rollout is done already; nothing to resume", file=sys.stderr)
             return 0
     env = load_environment(config.env, config.env_args)
-    client = make_client(env, config.rollout.model, config.base_url, simulation=Simulation(seed=config.seed))
+    client = make_client(
+        env, config.rollout.model, config.base_url, simulation=Simulation.recorded(config.seed, config.simulation)
+    )
     with recording(path) as recorder:
         run, state = recorder.run(config, env, client, run_id=run_id, history=history, continued=continued)
     print_summary(state)

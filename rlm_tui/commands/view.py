@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import closing
 
@@ -30,6 +31,8 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
 def _need_terminal(command: str) -> None:
     """Without a terminal the app would draw into a pipe or a file forever (it draws on stderr)."""
+    if os.environ.get("TEXTUAL_DRIVER", "").endswith(":WebDriver"):  # `rlm-tui serve`: it speaks over pipes
+        return
     if not (sys.stdin.isatty() and sys.stdout.isatty() and sys.stderr.isatty()):
         raise UserError(f"{command} needs a terminal; use `rlm-tui show` or `rlm-tui export` instead")
 

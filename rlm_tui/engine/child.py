@@ -48,20 +48,7 @@ class ChildRLM(Steps):
     async def run(self, prompt: str, stats: dict[str, Any]) -> str:
         s = self.settings
         deeper = self.depth + 1 < s.max_depth
-        self.subs = SubLLMs(
-            client=self.client,
-            model=s.sub_model,
-            tools=self.tools,
-            concurrency=s.sub_concurrency,
-            emit=self._emit,
-            run_id=self.run_id,
-            rollout_id=self.id,
-            generation=s.sub_generation,
-            price=s.sub_price,
-            refuses=self._refuses,
-            depth=self.depth + 1,
-            child=children(self, self.depth + 1) if deeper else None,
-        )
+        self.subs = sub_llms(self, self.tools, self.depth + 1)
 
         def system(protocol: str) -> dict[str, str]:
             text = prompts.rlm_system_prompt(
@@ -127,6 +114,25 @@ def _count(stats: dict[str, Any], reply: Any, s: RolloutSettings) -> None:
     stats["completion_tokens"] += reply.completion_tokens
     cost = call_cost(reply, s.price)
     stats["cost_usd"] = None if cost is None or stats["cost_usd"] is None else stats["cost_usd"] + cost
+
+
+def sub_llms(steps: Steps, tools: list[Tool], depth: int) -> SubLLMs:
+    """What answers a REPL's llm_batch at `depth` (1 under the root), and its rlm_batch while the run goes deeper."""
+    s = steps.settings
+    return SubLLMs(
+        client=steps.client,
+        model=s.sub_model,
+        tools=tools,
+        concurrency=s.sub_concurrency,
+        emit=steps._emit,
+        run_id=steps.run_id,
+        rollout_id=steps.id,
+        generation=s.sub_generation,
+        price=s.sub_price,
+        refuses=steps._refuses,
+        depth=depth,
+        child=children(steps, depth) if depth < s.max_depth else None,
+    )
 
 
 def children(parent: Steps, depth: int) -> ChildRunner:

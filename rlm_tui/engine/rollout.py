@@ -10,13 +10,13 @@ from typing import Any
 
 from rlm_tui import events as ev
 from rlm_tui.engine import prompts
-from rlm_tui.engine.child import children
+from rlm_tui.engine.child import sub_llms
 from rlm_tui.engine.control import DECISIONS, Command, RolloutControl
 from rlm_tui.engine.fork import Fork, ForkPoint, edited_reply, parent_messages, rebuild, rebuild_quietly
 from rlm_tui.engine.judge import RunJudge
 from rlm_tui.engine.replies import ModelClient, tool_call_message
 from rlm_tui.engine.steps import FatalRunError, RolloutSettings, Steps, Stop, ToolsRefused, one_line
-from rlm_tui.engine.sub_llm import SubLLMs, run_tool
+from rlm_tui.engine.sub_llm import run_tool
 from rlm_tui.env import Environment, Example, Judge
 from rlm_tui.sandbox import Sandbox, SandboxError
 
@@ -197,19 +197,7 @@ class Rollout(Steps):
             self.emit(ev.RolloutStarted, system_prompt=system_prompt(), user_prompt=user, context_chars=context_chars)
         else:
             self.answer = dict(self._state().answer)  # as the budget left it: the rebuilt REPL starts from it
-        self.subs = SubLLMs(
-            client=self.client,
-            model=s.sub_model,
-            tools=sub_tools,
-            concurrency=s.sub_concurrency,
-            emit=self._emit,
-            run_id=self.run_id,
-            rollout_id=self.id,
-            generation=s.sub_generation,
-            price=s.sub_price,
-            refuses=self._refuses,
-            child=children(self, 1) if s.max_depth > 1 else None,
-        )
+        self.subs = sub_llms(self, sub_tools, 1)
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": system_prompt()},
             {"role": "user", "content": user},

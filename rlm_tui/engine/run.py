@@ -46,6 +46,7 @@ class RunConfig:
     forked_from: dict[str, Any] | None = None  # {rollout_id, run_id, turn}: this run is a fork of that rollout
     run_budget: Budget = Budget()  # the whole run's: see --run-max-usd and the others
     prices_date: str = ""  # the date of the price table the run's prices came from
+    simulation: dict[str, Any] | None = None  # the offline model's window and error scale, for resume and fork
 
     @property
     def stall_after(self) -> float:
@@ -73,6 +74,11 @@ class RunConfig:
             rollout[key] = Generation.from_dict(rollout.get(key))
         if "tool_protocol" not in rollout:  # recorded before the protocols: native calls, no reminder
             rollout.update(tool_protocol="native", max_nudges=0)
+        depth, approve = rollout.get("max_depth", 1), rollout.get("approve", False)
+        rollout["max_depth"] = (
+            depth if isinstance(depth, int) and not isinstance(depth, bool) and 1 <= depth <= 4 else 1
+        )
+        rollout["approve"] = approve is True  # the stored config is untrusted: anything else is not approve mode
         data["rollout"] = RolloutSettings(**rollout)
         if data.get("example_ids") is not None:
             data["example_ids"] = tuple(data["example_ids"])

@@ -36,6 +36,21 @@ class Simulation:
     window: int = DEFAULT_WINDOW  # tokens it can read in llm mode
     errors: float = 1.0  # 0: a model that never slips; 2: twice as sloppy (rates are capped at 1)
 
+    @classmethod
+    def recorded(cls, seed: int, knobs: Any) -> Simulation:
+        """The simulation a stored run recorded (untrusted: what is not a number in range keeps its default)."""
+        knobs = knobs if isinstance(knobs, dict) else {}
+        window, errors = knobs.get("window"), knobs.get("errors")
+        return cls(
+            seed=seed,
+            window=window
+            if isinstance(window, int) and not isinstance(window, bool) and window > 0
+            else DEFAULT_WINDOW,
+            errors=float(errors)
+            if isinstance(errors, (int, float)) and not isinstance(errors, bool) and 0 <= errors <= 100
+            else 1.0,
+        )
+
     def rng(self, *parts: Any) -> random.Random:
         """A generator for one decision, from the seed and what the decision is about: order never matters."""
         return random.Random(":".join(["simulated", str(self.seed), *map(str, parts)]))

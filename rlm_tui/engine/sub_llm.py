@@ -215,10 +215,24 @@ class SubLLMs:
                 ev.ModelRetry(run_id=self.run_id, rollout_id=self.rollout_id, parent_id=call_id, role="sub", **retry)
             )
 
+        t0 = time.perf_counter()
         reply = await self.client.complete(self.model, messages, tools, on_retry=on_retry, generation=self.generation)
         stats["turns"] += 1
         stats["prompt_tokens"] += reply.prompt_tokens
         stats["completion_tokens"] += reply.completion_tokens
         cost = call_cost(reply, self.price)
         stats["cost_usd"] = None if cost is None or stats["cost_usd"] is None else stats["cost_usd"] + cost
+        # one event a turn, so a running call's header counts turns and tokens live; the text comes at the call's end
+        self.emit(
+            ev.ModelCallFinished(
+                run_id=self.run_id,
+                rollout_id=self.rollout_id,
+                parent_id=call_id,
+                role="sub",
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+                latency_s=time.perf_counter() - t0,
+                cost_usd=cost,
+            )
+        )
         return reply

@@ -37,8 +37,9 @@ GROUP BY runs.id
 ORDER BY runs.started DESC, runs.rowid DESC
 """
 
-# a rollout whose cost is known: the metrics column is untrusted text, so json_extract only where it is JSON
-_PRICED = "(json_valid(r.metrics) AND json_type(r.metrics, '$.total_cost_usd') IN ('real', 'integer'))"
+# a rollout whose cost is known: the metrics column is untrusted text, so json_extract only where it is JSON;
+# a missing key gives NULL, which would count neither as priced nor as unpriced, so it is made false
+_PRICED = "coalesce(json_valid(r.metrics) AND json_type(r.metrics, '$.total_cost_usd') IN ('real', 'integer'), 0)"
 _RUNS_SQL = _RUNS_SQL.replace("{priced}", _PRICED)
 
 # Kinds from a newer writer are skipped in SQL, so that seq still advances past them

@@ -35,8 +35,10 @@ class RlmApp(App):
     TITLE = "rlm-tui"
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+c", "quit", "Quit", id="app.interrupt", show=False, priority=True),  # the same choice as q
         Binding("question_mark", "help", "Help", id="app.help"),
     ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # narrow screens stack the rollout view's panes
 
     def __init__(
         self,
@@ -285,8 +287,18 @@ class RlmApp(App):
             )
         yield SystemCommand("app: theme", "Change the colours", self.action_change_theme)
         yield SystemCommand(
-            "app: screenshot", "Save an SVG screenshot", lambda: self.set_timer(0.1, self.deliver_screenshot)
+            "app: screenshot", "Save an SVG screenshot", lambda: self.set_timer(0.1, self.save_screenshot_here)
         )
+
+    def save_screenshot_here(self) -> None:
+        """Beside the database, a folder that exists (~/Downloads may not), and the toast says where."""
+        folder = self.session.db_path.resolve().parent
+        try:
+            saved = self.save_screenshot(path=str(folder))
+        except OSError as exc:
+            self.notify(f"could not save a screenshot in {folder}: {exc}", severity="error", markup=False)
+            return
+        self.notify(f"screenshot saved to {saved}", title="screenshot", markup=False)
 
     async def _run_bound(self, action: str, node: Any) -> None:
         await self.run_action(action, node)

@@ -252,6 +252,16 @@ class Session:
             target and (target.id, target.status, target.paused, target.approving, target.waiting is not None),
         )
 
+    def banner(self) -> str:
+        """What to do about a followed run whose engine went away, as rich markup; empty otherwise."""
+        if not self.interrupted or self.feed is None:
+            return ""
+        run_id = self.feed.run_id
+        return (
+            f"[bold red]the engine is gone: run {run_id} was interrupted[/] · "
+            f"[b]rlm-tui resume {run_id}[/b] runs its unfinished rollouts again, in this run"
+        )
+
     def replay_line(self) -> str:
         """▶ ×2 · event 1,234/5,678 · 0:12/1:30, as rich markup; empty unless replaying."""
         if self.mode != "replay":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -36,6 +36,7 @@ CONTROL_BINDINGS = [
     Binding("P", "run_pause", "Pause run", id="run.pause", tooltip="Pause every rollout of the run"),
     Binding("P", "run_resume", "Resume run", id="run.resume", tooltip="Let every rollout of the run go on"),
 ]
+FIRST_KEYS = ("app.quit", "app.help")
 REPLAY_BINDINGS = [
     Binding(
         "space",
@@ -60,7 +61,12 @@ REPLAY_BINDINGS = [
 class RunBase(SessionView, Screen):
     """A view of the open run; subclasses say which rollout the controls act on."""
 
-    BINDINGS = [Binding("escape", "back", "Back", id="view.back"), *CONTROL_BINDINGS, *REPLAY_BINDINGS]
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="view.back"),
+        Binding("w", "widen", "Wide", id="view.widen", tooltip="The transcript at full width, or beside its panes"),
+        *CONTROL_BINDINGS,
+        *REPLAY_BINDINGS,
+    ]
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -83,18 +89,30 @@ class RunBase(SessionView, Screen):
             self.app.refresh_bindings()
 
     def show_replay_bar(self) -> None:
-        """The replay position, redrawn only when its text changes (an update costs a layout)."""
-        text = self.session.replay_line()
+        """The engine's death or the replay position, redrawn only when its text changes (an update costs a layout)."""
+        text = self.session.banner() or self.session.replay_line()
         if text != self._replay_text:
             self._replay_text = text
             bar = self.query_one("#replay-bar", Static)
             bar.update(text)
             bar.display = bool(text)
 
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """Quit and help first, so that a narrow footer still shows them."""
+        bindings = super().active_bindings
+        first = {k: b for k, b in bindings.items() if b.binding.id in FIRST_KEYS}
+        return first | bindings
+
     def action_back(self) -> None:
         self.app.pop_screen()
 
+    def action_widen(self) -> None:
+        self.toggle_class("-transcript-wide")
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "widen":
+            return bool(self.query("#ro-side"))  # only the rollout view has panes beside its transcript
         return self.session.allows(action, self.target())
 
     # --- controls -----------------------------------------------------------------------------

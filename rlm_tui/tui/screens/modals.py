@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Static, TextArea
+from textual.widgets import Button, Footer, Input, Static, TextArea
 from textual.widgets.button import ButtonVariant
 
 from rlm_tui.state import Cell, RolloutState, SubCall
@@ -163,7 +163,7 @@ class InspectScreen(SessionView, ModalScreen):
 
 
 class TextScreen(ModalScreen[str | None]):
-    """Multi-line text: an injected message, or a new answer."""
+    """Text from the operator: a message or a new answer (several lines), or a turn number or query (`one_line`)."""
 
     CSS_PATH = "modals.tcss"
     BINDINGS = [
@@ -171,32 +171,35 @@ class TextScreen(ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", id="text.cancel", priority=True),
     ]
 
-    def __init__(self, title: str, text: str, verb: str) -> None:
+    def __init__(self, title: str, text: str, verb: str, one_line: bool = False) -> None:
         super().__init__()
-        self.title_text, self.text, self.verb = title, text, verb
+        self.title_text, self.text, self.verb, self.one_line = title, text, verb, one_line
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="-small"):
-            yield Static(
-                Content.assemble(
-                    (self.title_text, "bold"), " ", (f"· ctrl+s {self.verb.lower()} · escape cancel", "dim")
-                )
-            )
-            yield TextArea(self.text, id="text", soft_wrap=True)
+        keys = f"· {'enter' if self.one_line else 'ctrl+s'} {self.verb.lower()} · escape cancel"
+        with Vertical(id="dialog", classes="-tiny" if self.one_line else "-small"):
+            yield Static(Content.assemble((self.title_text, "bold"), " ", (keys, "dim")))
+            yield Input(self.text, id="text") if self.one_line else TextArea(self.text, id="text", soft_wrap=True)
             with Horizontal(classes="buttons"):
                 yield Button(self.verb, variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        area = self.query_one(TextArea)
-        area.focus()
-        area.move_cursor(area.document.end)
+        field = self.query_one("#text")
+        field.focus()
+        if isinstance(field, TextArea):
+            field.move_cursor(field.document.end)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_submit() if event.button.id == "ok" else self.action_cancel()
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
     def action_submit(self) -> None:
-        self.dismiss(self.query_one(TextArea).text)
+        field = self.query_one("#text")
+        self.dismiss(field.value if isinstance(field, Input) else field.text if isinstance(field, TextArea) else "")
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -327,7 +330,10 @@ class CallScreen(ModalScreen):
     """One sub-LLM call in full: prompt, tool calls, response."""
 
     CSS_PATH = "modals.tcss"
-    BINDINGS = [Binding("escape,q", "close", "Close", id="call.close")]
+    BINDINGS = [
+        Binding("escape,q", "close", "Close", id="call.close"),
+        Binding("y", "copy", "Copy", id="call.copy", tooltip="Copy the whole call"),
+    ]
 
     def __init__(self, call: SubCall) -> None:
         super().__init__()
@@ -350,8 +356,11 @@ class CallScreen(ModalScreen):
             RichBlock("p", 0, Text("prompt", style="bold cyan")),
             TextBlock("prompt", 0, c.prompt, indent=2),
         ]
-        for i, tool in enumerate(c.tools):
+        for i, tool in enumerate(c.tools):  # the tree cuts a tool call to a line; here it is whole, wrapped
             blocks.append(RichBlock(("tool", i), 0, tool_label(tool)))
+            for name, value in tool.arguments.items():
+                blocks.append(TextBlock(("arg", i, name), 0, f"{name} = {value!r}", style="yellow", indent=2))
+            blocks.append(TextBlock(("result", i), 0, tool.error or tool.result, indent=4))
         blocks.append(
             RichBlock("r", 0, Text("error" if c.error else "response", style="bold red" if c.error else "bold green"))
         )
@@ -359,6 +368,11 @@ class CallScreen(ModalScreen):
         view = self.query_one(Console)
         view.set_blocks(blocks)
         view.focus()
+
+    def action_copy(self) -> None:
+        from rlm_tui.tui import copy
+
+        copy.copy(self.app, copy.call_text(self.call), f"sub-LLM call #{self.call.index}")
 
     def action_close(self) -> None:
         self.dismiss()

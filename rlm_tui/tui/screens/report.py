@@ -48,6 +48,7 @@ class ReportScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Content.assemble(("report", "bold"), " ", ("· reading…", "dim")), id="report-title")
         with VerticalScroll(id="report-body"):
+            yield Static(id="report-tables")  # first: the numbers fit the first screen, the charts follow
             with Horizontal(id="report-charts"):
                 with Vertical(classes="chart"):
                     yield Static(id="legend-reward", classes="legend")
@@ -58,7 +59,6 @@ class ReportScreen(Screen):
             with Vertical(classes="chart", id="report-scatter"):
                 yield Static(id="legend-scatter", classes="legend")
                 yield PlotextPlot(id="chart-scatter")
-            yield Static(id="report-tables")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -129,7 +129,10 @@ class ReportScreen(Screen):
         envs, modes = stats.envs(rows), stats.modes(rows)
         cells = {(r["env"], r["mode"]): r["reward"] for r in table}
         colors = [MODE_COLORS.get(m, "green") for m in modes]
-        plt.multiple_bar(envs, [[_zero(cells.get((e, m))) for e in envs] for m in modes], color=colors)
+        values = [[_zero(cells.get((e, m))) for e in envs] for m in modes]
+        # each label carries its values: a bar of 0.000 draws nothing, and the chart must still say 0
+        labels = [f"{e} " + "/".join(f"{v[i]:.3f}" for v in values) for i, e in enumerate(envs)]
+        plt.multiple_bar(labels, values, color=colors)
         plt.ylim(0, 1)
         self.query_one("#legend-reward", Static).update(
             _legend("mean reward by environment and mode", zip(modes, colors))

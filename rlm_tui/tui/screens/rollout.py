@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Footer, Static, Tree
 
-from rlm_tui.state import RolloutState
+from rlm_tui.state import RolloutState, SubCall
 from rlm_tui.tui import fmt
 from rlm_tui.tui.budgetbars import bars
 from rlm_tui.tui.messages import OpenRun
@@ -57,6 +59,13 @@ class RolloutScreen(RunBase):
         Binding(
             "F", "fork", "Fork", id="rollout.fork", tooltip="A new rollout from the turn on screen, its REPL rebuilt"
         ),
+        # forensics
+        Binding("y", "copy", "Copy", id="rollout.copy", tooltip="Copy the focused turn, sub-LLM call or answer"),
+        Binding("v", "answers", "Answer versions", id="answer.versions", tooltip="Step through the answer's versions"),
+        Binding("t", "batch", "Batch timeline", id="subtree.timeline", tooltip="The batch's calls against time"),
+        Binding("slash", "search", "Search", id="timeline.search", tooltip="Search the turns: code, outputs, text"),
+        Binding("n", "next_match(1)", "Next match", id="timeline.next_match", show=False),
+        Binding("N", "next_match(-1)", "Previous match", id="timeline.previous_match", show=False),
     ]
     turns_of_target = True
 
@@ -68,6 +77,9 @@ class RolloutScreen(RunBase):
         self._head = ""
         self._turn_of: dict[str, int] = {}
         self._offered: str | None = None  # the proposed cell the approve dialog last opened on by itself
+        self._query = ""
+        self._match: tuple[int, float] | None = None  # (row, rank) of the match shown
+        self._found_note = ""  # under the turns while a match is shown
 
     def compose(self) -> ComposeResult:
         yield Static("", id="ro-title")
@@ -117,7 +129,7 @@ class RolloutScreen(RunBase):
             elif text:
                 self.notify(f"not a turn number: {text.strip()[:40]!r}", severity="warning", timeout=3)
 
-        self.app.push_screen(TextScreen("Go to turn", "", "Go"), go)
+        self.app.push_screen(TextScreen("Go to turn", "", "Go", one_line=True), go)
 
     def action_fork(self) -> None:
         from rlm_tui.tui.screens.modals import TextScreen
@@ -161,11 +173,117 @@ class RolloutScreen(RunBase):
         timeline = self.query_one(Timeline)
         timeline.border_title = "turns" if turn is None else f"turns · turn {turn} of {timeline.turn_count}"
 
+    def action_answers(self) -> None:
+        from rlm_tui.tui.screens.answers import AnswerHistoryScreen
+
+        r = self.target()
+        if r is not None:
+            self.app.push_screen(AnswerHistoryScreen(r))
+
+    def action_batch(self) -> None:
+        """The timeline of the batch under the tree's cursor, or else of the latest one."""
+        from rlm_tui.tui.screens.batch import BatchScreen
+
+        r = self.target()
+        batches = [b for b in r.batches if b.owner is None] if r is not None else []
+        node = self.query_one(SubTree).cursor_node
+        at = node.data if node is not None and node.data else ""
+        if not batches:
+            self.notify("no llm_batch calls yet", severity="warning", timeout=3)
+            return
+        batch = next((b for b in batches if b.id == at or any(c.id == at for c in b.calls)), batches[-1])
+        self.app.push_screen(BatchScreen(batch, self.session.now))
+
+    def action_search(self) -> None:
+        from rlm_tui.tui.screens.modals import TextScreen
+
+        def search(text: str | None) -> None:
+            if text and text.strip("\n"):
+                self._query, self._match = text.strip("\n"), None
+                self.action_next_match(1)
+
+        self.app.push_screen(TextScreen("Search the turns", self._query, "Search", one_line=True), search)
+
+    def action_next_match(self, step: int) -> None:
+        """Step to the next (or previous) match, from the one shown or from the top of the view; wraps around."""
+        timeline = self.query_one(Timeline)
+        r = self.target()
+        if not self._query or r is None:
+            return
+        hits = self._hits(r, timeline)  # searched afresh: a live rollout grows between presses
+        if not hits:
+            self.notify(f"no match for {self._query[:40]!r}", severity="warning", timeout=3)
+            return
+        top = round(timeline.scroll_offset.y)
+        here = self._match or ((top - 1, math.inf) if step > 0 else (top, -1))
+        ahead = [i for i, hit in enumerate(hits) if (hit[:2] > here if step > 0 else hit[:2] < here)]
+        i = (ahead[0] if step > 0 else ahead[-1]) if ahead else (0 if step > 0 else len(hits) - 1)
+        row, rank, call, turn = hits[i]
+        self._match = (row, rank)
+        where = ""
+        if call is None:
+            timeline.show_found(row, self._query)
+            timeline.focus()
+        else:  # a sub-LLM call: its turn at the top, the call under the cursor of the tree
+            timeline.found = None
+            timeline.go_to_turn(turn)
+            tree = self.query_one(SubTree)
+            tree.reveal(call.id)
+            tree.focus()
+            where = f" · in sub-LLM call #{call.index} of batch #{call.batch}"
+        self._show_turn(timeline.turn_on_screen() or None)
+        self._found_note = f"match {i + 1} of {len(hits)}{where} · n next · N previous"
+        timeline.border_subtitle = self._found_note
+
+    def _hits(self, r: RolloutState, timeline: Timeline) -> list[tuple[int, float, SubCall | None, int]]:
+        """Every match as (row, rank, call, turn): a turn's rows first, then its sub-LLM calls that hold the query."""
+        from rlm_tui.tui.copy import call_text
+
+        hits: list[tuple[int, float, SubCall | None, int]] = [(row, 0, None, 0) for row in timeline.find(self._query)]
+        needle = self._query.casefold()
+        for batch in r.batches:
+            turn = self._turn_of.get(batch.cell_id or "")
+            if batch.owner is not None or turn is None:  # a child's own batches live in its transcript
+                continue
+            after = timeline.turn_row(turn + 1)
+            row = (after if after is not None else timeline.total) - 1  # the calls come after the turn's own rows
+            for call in batch.calls:
+                if needle in call_text(call).casefold():
+                    hits.append((row, len(hits) + 1, call, turn))
+        return sorted(hits, key=lambda hit: hit[:2])
+
+    def action_copy(self) -> None:
+        from rlm_tui.tui import copy
+
+        r = self.target()
+        tree = self.query_one(SubTree)
+        if r is None:
+            return
+        if self.focused is tree:
+            node = tree.cursor_node
+            call = tree.calls.get(node.data or "") if node is not None else None
+            if call is not None:
+                copy.copy(self.app, copy.call_text(call), f"sub-LLM call #{call.index}")
+            else:
+                self.notify("put the cursor on a call to copy it", severity="warning", timeout=3)
+        elif self.focused is self.query_one(AnswerView):
+            copy.copy(self.app, str(r.answer.get("content", "")), "the answer")
+        else:
+            number = self.query_one(Timeline).turn_on_screen()
+            turn = next((t for t in r.turns if t.index == number), None)
+            if turn is not None:
+                copy.copy(self.app, copy.turn_text(turn), f"turn {number}")
+
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         from rlm_tui.tui.screens.modals import CallScreen
 
         call = self.query_one(SubTree).calls.get(event.node.data or "")
-        if call is not None:
+        r = self.target()
+        if call is not None and call.rlm and r is not None:  # a child RLM: its own transcript, in place
+            from rlm_tui.tui.screens.child import ChildScreen
+
+            self.app.push_screen(ChildScreen(r, call))
+        elif call is not None:
             self.app.push_screen(CallScreen(call))
 
     def refresh_view(self) -> None:
@@ -176,13 +294,14 @@ class RolloutScreen(RunBase):
         self._update_head(r)
         self.show_replay_bar()
         timeline = self.query_one(Timeline)
-        timeline.border_subtitle = (
-            "" if timeline.following or not timeline.unseen else f"↓ {timeline.unseen:,} new lines · end follows"
-        )
+        if timeline.following:
+            self._found_note = ""  # back at the end: the search is left
+        unseen = f"↓ {timeline.unseen:,} new lines · end follows" if not timeline.following and timeline.unseen else ""
+        timeline.border_subtitle = unseen or self._found_note
         if feed is None:
             return
         version = (feed.generation, feed.versions.get(self.rollout_id, 0))
-        live = r is not None and r.status in ("queued", "running") and not r.paused
+        live = r is not None and r.status in ("queued", "running") and not r.paused and not session.interrupted
         frame = int(session.now() * 8) if live else 0  # from the view's clock: replays and snapshots stay still
         if version == self._version and frame == self._frame:
             return

@@ -14,11 +14,17 @@ from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import var
+from textual.screen import ModalScreen
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 
 # Control characters would drive the terminal; show them as their Unicode pictures instead.
 _VISIBLE = {c: 0x2400 + c for c in range(32) if c not in (9, 10)} | {127: 0x2421}
+
+
+RESIZE_SETTLE = 0.15  # seconds without a new size before the lines are wrapped again
+FOUND = Style(color="black", bgcolor="yellow", bold=True)
 
 
 class Block:
@@ -125,6 +131,8 @@ class LineView(ScrollView, can_focus=True):
         self._starts: list[int] = [0]
         self._width = 0
         self._cache: LRUCache[tuple, Strip] = LRUCache(2000)
+        self._resize_timer: Timer | None = None
+        self.found: tuple[int, str] | None = None  # (row, query) of the search match shown highlighted
 
     @property
     def total(self) -> int:
@@ -160,12 +168,24 @@ class LineView(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         width = self.scrollable_content_region.width
+        if width != self._width and self._width > 0:
+            # a dragged terminal sends many sizes and each re-wraps every block: lay out once, at the last;
+            # until then the old layout shows, cut or padded to the new width
+            if self._resize_timer is not None:
+                self._resize_timer.stop()
+            self._resize_timer = self.set_timer(RESIZE_SETTLE, self._take_width)
+        elif width != self._width:
+            self._take_width()
+        elif self.following:
+            self.scroll_end(animate=False, immediate=True)
+
+    def _take_width(self) -> None:
+        self._resize_timer = None
+        width = self.scrollable_content_region.width
         if width != self._width:
             self._width = width
             self._cache.clear()
             self._relayout(0)
-        elif self.following:
-            self.scroll_end(animate=False, immediate=True)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -175,9 +195,28 @@ class LineView(ScrollView, can_focus=True):
         elif not at_bottom and self.following and round(new) < round(old):
             self.following = False
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "follow" or not isinstance(self.screen, ModalScreen)  # a pop-up's footer keeps to its own keys
+
     def action_follow(self) -> None:
         self.following, self.unseen = True, 0
         self.scroll_end(animate=False, immediate=True)
+
+    def find(self, query: str) -> list[int]:
+        """The rows whose text holds `query`, ignoring case; a match folded across two rows is not found."""
+        needle, console, rows = query.casefold(), self.app.console, []
+        for block, start, end in zip(self.blocks, self._starts, self._starts[1:]):
+            rows.extend(
+                start + y for y in range(end - start) if needle in block.line(y, self._width, console).text.casefold()
+            )
+        return rows
+
+    def show_found(self, row: int, query: str) -> None:
+        """Highlight `query` on `row` and scroll it to the middle of the view."""
+        self.found = (row, query)
+        self.following = False
+        self.scroll_to(y=max(0, row - self.scrollable_content_region.height // 2), animate=False, immediate=True)
+        self.refresh()
 
     def render_line(self, y: int) -> Strip:
         row = round(self.scroll_offset.y) + y
@@ -192,4 +231,10 @@ class LineView(ScrollView, can_focus=True):
         if strip is None:
             strip = block.line(row - self._starts[index], self._width, self.app.console)
             strip = self._cache[key] = strip.crop_extend(0, width, style).apply_style(style)
+        if self.found is not None and self.found[0] == row:  # the search match, never cached
+            at = strip.text.casefold().find(self.found[1].casefold())
+            if at >= 0:
+                before, match, after = strip.divide([at, at + len(self.found[1]), width])
+                lit = Strip(Segment.apply_style(list(match), post_style=FOUND), match.cell_length)  # over the row's own
+                strip = Strip.join([before, lit, after])
         return strip
