@@ -88,6 +88,8 @@ def test_the_engine_gets_every_run_option_the_user_gave():
             "ray",
             "--ray-address",
             "10.0.0.1:6379",
+            "--retries",
+            "2",
             "--tool-protocol",
             "text",
             "--max-nudges",

@@ -9,6 +9,7 @@ from typing import Any
 
 from rlm_tui.commands import common as p
 from rlm_tui.engine.generation import REASONING_EFFORTS, TOOL_PROTOCOLS
+from rlm_tui.engine.ray_limits import MAX_RETRIES, cluster_address, ray_refuses
 from rlm_tui.env import MAX_EXAMPLES, MODES, http_url
 from rlm_tui.env import seed as a_seed  # the class body below has a field named seed
 
@@ -86,8 +87,17 @@ class RunOptions:
     ray_address: str | None = option(
         "--ray-address",
         default=None,
+        parse=cluster_address,
         metavar="ADDR",
-        help="the Ray cluster for --executor ray (default: RAY_ADDRESS, else a cluster on this machine)",
+        help="the Ray cluster for --executor ray: HOST:PORT, ray://HOST:PORT or auto "
+        "(default: RAY_ADDRESS, else a cluster on this machine)",
+    )
+    retries: int = option(
+        "--retries",
+        default=0,
+        parse=p.count(MAX_RETRIES),
+        metavar="N",
+        help="with --executor ray: times a rollout whose node was lost starts again on another node (default 0)",
     )
     sub_concurrency: int = option(
         "--sub-concurrency",
@@ -428,7 +438,9 @@ class RunOptions:
                     f"a dollar budget needs prices, and {unpriced[0]} has none: add --price {unpriced[0]}=IN,OUT "
                     "(USD per million tokens) or a --prices file"
                 )
-        return RunConfig(
+        if self.executor != "ray" and (self.retries or self.ray_address):
+            raise p.UserError(f"{'--retries' if self.retries else '--ray-address'} needs --executor ray")
+        config = RunConfig(
             env=env,
             env_args=dict(self.env_arg),
             num_examples=self.num_examples,
@@ -436,6 +448,7 @@ class RunOptions:
             concurrency=self.concurrency,
             executor=self.executor,
             ray_address=self.ray_address,
+            retries=self.retries,
             base_url=self.base_url,
             context_limit=self.context_limit,
             rollout=settings,
@@ -444,6 +457,9 @@ class RunOptions:
             simulation={"window": self.scripted_window, "errors": self.scripted_errors},
             **extra,
         )
+        if self.executor == "ray" and (why := ray_refuses(config)) is not None:
+            raise p.UserError(why)
+        return config
 
 
 AXES = tuple(f.name for f in fields(RunOptions) if f.metadata["sweep"])

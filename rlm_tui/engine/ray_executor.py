@@ -7,7 +7,10 @@ the driver stays the single writer of the store."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
+from collections import defaultdict
 from typing import Any
 
 import ray
@@ -16,6 +19,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from rlm_tui import events as ev
 from rlm_tui.engine.control import Command, RolloutControl
+from rlm_tui.engine.ray_limits import ClusterError, cluster_address, probe, ray_refuses
 from rlm_tui.engine.rollout import FatalRunError, one_line
 
 JAIL_RESOURCE = "nsjail"  # a node says it can jail rollouts by offering this resource (ray start --resources)
@@ -44,10 +48,10 @@ def built_client(spec: Any) -> Any:
 class RolloutWorker:
     """On one node: a Run that never executes as a whole, only the rollouts the driver hands it."""
 
-    def __init__(self, run_id: str, config: Any, env: Any, client: Any) -> None:
+    def __init__(self, run_id: str, config: Any, env: Any, client: Any, fork: Any) -> None:
         from rlm_tui.engine.run import Run
 
-        self.run = Run(config, env, built_client(client), sinks=[self._buffer], run_id=run_id)
+        self.run = Run(config, env, built_client(client), sinks=[self._buffer], run_id=run_id, fork=fork)
         self.buffers: dict[str, list[ev.Event]] = {}
         self.wakes: dict[str, asyncio.Event] = {}
         self.semaphore: asyncio.Semaphore | None = None
@@ -61,11 +65,16 @@ class RolloutWorker:
         if rollout_id in self.wakes:  # gone: `events` already saw the rollout end
             self.wakes[rollout_id].set()
 
-    async def start(self, rollout_id: str, example: Any, approve: bool) -> None:
+    async def start(self, rollout_id: str, example: Any, prelude: list[ev.Event], paused: bool, continued: Any) -> None:
+        """`prelude`: the rollout's events so far (its queueing, a resumed run's log of it), folded here only."""
         if self.semaphore is None:  # made in the actor's own loop
             self.semaphore = asyncio.Semaphore(self.run.config.concurrency)
+        for event in prelude:
+            self.run.state.apply(event)
+        if continued is not None:
+            self.run.continued[rollout_id] = continued
         self.buffers[rollout_id], self.wakes[rollout_id] = [], asyncio.Event()
-        self.run.controls[rollout_id] = RolloutControl(approve=approve)
+        self.run.controls[rollout_id] = RolloutControl(paused=paused, approve=self.run.config.rollout.approve)
         task = asyncio.create_task(self.run._one(self.semaphore, rollout_id, example))
         self.run.tasks[rollout_id] = task
         task.add_done_callback(lambda _: self._wake(rollout_id))
@@ -81,7 +90,8 @@ class RolloutWorker:
             return batch, False, None, False
         error = task.exception() if not task.cancelled() else None
         fatal = str(error) if isinstance(error, FatalRunError) else None
-        for table in (self.buffers, self.wakes, self.run.tasks, self.run.controls, self.run.state.rollouts):
+        tables = (self.buffers, self.wakes, self.run.tasks, self.run.controls, self.run.state.rollouts)
+        for table in (*tables, self.run.continued):
             table.pop(rollout_id, None)  # the driver has it all now: a long run's worker holds only the live ones
         return batch, True, fatal, rollout_id in self.run.engine_errors
 
@@ -94,69 +104,149 @@ class RolloutWorker:
 
 
 class RemoteControl:
-    """The driver's handle on a rollout's control: a command goes to the worker that runs it."""
+    """The driver's handle on a rollout's control: a command goes to the worker that runs it now."""
 
-    def __init__(self, worker: Any, rollout_id: str) -> None:
-        self.worker, self.rollout_id = worker, rollout_id
+    def __init__(self, executor: RayExecutor, rollout_id: str) -> None:
+        self.executor, self.rollout_id = executor, rollout_id
 
     def submit(self, command: Command) -> None:
-        self.worker.submit.remote(command)  # the driver's Run.submit gave it this rollout's id
+        self.executor.worker_of(self.rollout_id).submit.remote(command)  # Run.submit gave it this rollout's id
+
+
+def join(address: str | None) -> None:
+    """Connect to the cluster at `address` (else RAY_ADDRESS), or start one on this machine."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None:
+        try:
+            address = cluster_address(address)
+        except ValueError as exc:
+            raise ClusterError(str(exc)) from None
+        probe(address)
+    try:  # no cluster named: Ray starts one here, which jails as the local executor does
+        resources = None if address else {JAIL_RESOURCE: 1.0}
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, resources=resources)
+    except Exception as exc:  # not a Ray head there, or another Ray version: the run cannot start
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {one_line(exc)[:200]}") from None
+
+
+def jailing_nodes(config: Any) -> list[dict[str, Any]]:
+    """The live nodes of the cluster that can run `config`'s rollouts; ClusterError when it cannot run there."""
+    why = ray_refuses(config)
+    if why is not None:
+        raise ClusterError(why)
+    join(config.ray_address)
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(JAIL_RESOURCE, 0) >= 1]
+    if not nodes:
+        raise ClusterError(f"no live node of the Ray cluster offers the resource {JAIL_RESOURCE!r}")
+    return nodes
 
 
 class RayExecutor:
-    """The driver's side: one worker per jailing node, rollouts dealt round-robin, events pulled in order."""
+    """The driver's side: one worker per jailing node, rollouts dealt round-robin over the live ones, events pulled
+    in order; a rollout whose node is lost starts again on another up to `retries` times."""
 
     def __init__(self, run: Any) -> None:
         self.run = run
-        if not ray.is_initialized():
-            address = run.config.ray_address or os.environ.get("RAY_ADDRESS")
-            # no cluster named: Ray starts one on this machine, which jails like the local executor does
-            try:
-                ray.init(address=address, log_to_driver=False, resources=None if address else {JAIL_RESOURCE: 1})
-            except Exception as exc:  # no cluster there, or another Ray version: the run cannot start
-                raise FatalRunError(f"cannot join the Ray cluster at {address}: {one_line(exc)[:200]}") from None
-        nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(JAIL_RESOURCE, 0) >= 1]
-        if not nodes:
-            raise FatalRunError(f"no node of the Ray cluster offers the resource {JAIL_RESOURCE!r}")
+        nodes = jailing_nodes(run.config)
         actor = ray.remote(RolloutWorker)
-        self.workers = [
-            actor.options(
+        client = node_client(run.client)
+        self.workers: dict[str, Any] = {
+            str(node["NodeID"]): actor.options(
                 resources={JAIL_RESOURCE: 1},
                 num_cpus=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote(run.id, run.config, run.env, node_client(run.client))
+            ).remote(run.id, run.config, run.env, client, run.fork)
             for node in nodes
-        ]
-        self.nodes = {id(w): str(n["NodeID"]) for w, n in zip(self.workers, nodes, strict=True)}
-        self.owner: dict[str, Any] = {}
+        }
+        self.live = list(self.workers)  # nodes not seen lost
+        self.owner: dict[str, str] = {}  # rollout id -> the node that runs it
+        self.dealt = 0
+        self.preludes: dict[str, list[ev.Event]] = defaultdict(list)
+        for event in run.history:
+            if event.rollout_id is not None:
+                self.preludes[event.rollout_id].append(event)
 
     def control(self, rollout_id: str) -> RemoteControl:
-        worker = self.workers[len(self.owner) % len(self.workers)]
-        self.owner[rollout_id] = worker
-        return RemoteControl(worker, rollout_id)
+        self._deal(rollout_id)
+        return RemoteControl(self, rollout_id)
+
+    def _deal(self, rollout_id: str) -> None:
+        self.owner[rollout_id] = self.live[self.dealt % len(self.live)]
+        self.dealt += 1
 
     def node_of(self, rollout_id: str) -> str:
-        return self.nodes[id(self.owner[rollout_id])]
+        return self.owner[rollout_id]
+
+    def worker_of(self, rollout_id: str) -> Any:
+        return self.workers[self.owner[rollout_id]]
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            try:
+                ray.kill(worker)
+            except Exception:  # gone with its node, or the cluster is: nothing to free
+                pass
+
+    def _prelude(self, rollout_id: str) -> list[ev.Event]:
+        if rollout_id in self.preludes:  # a resumed run: its log of the rollout, as a local resume folds it
+            return self.preludes[rollout_id]
+        r = self.run.state.rollouts[rollout_id]
+        queued = ev.RolloutQueued(
+            run_id=self.run.id, rollout_id=r.id, index=r.index, example_id=r.example_id, info=r.info, target=r.target
+        )
+        return [queued]
 
     async def run_one(self, rollout_id: str, example: Any) -> None:
-        """Run the rollout on its worker and apply its events here; a lost node fails it, naming the node."""
-        worker, run = self.owner[rollout_id], self.run
-        try:
-            await worker.start.remote(rollout_id, example, run.config.rollout.approve)
-            while True:
-                batch, ended, fatal, engine_error = await worker.events.remote(rollout_id)
-                for event in batch:
-                    run.emit(event)
-                if fatal is not None:
-                    raise FatalRunError(fatal)
-                if ended:
-                    if engine_error:
-                        run.engine_errors.add(rollout_id)
-                    return
-        except RayActorError as exc:
-            run.engine_errors.add(rollout_id)
-            reason = f"node {self.node_of(rollout_id)} was lost: {one_line(exc)[:200]}"
-            run._end(rollout_id, "failed", "error", reason)
-        except asyncio.CancelledError:
-            worker.kill.remote(rollout_id)
-            raise
+        """Run the rollout on its node and apply its events here; a lost node has it start again on a live one
+        (its new rollout_started sets aside what the lost attempt sent, as `resume` does), past the retries it
+        fails, naming the node."""
+        run, retries = self.run, self.run.config.retries
+        for attempt in range(retries + 1):
+            node, sent = self.owner[rollout_id], [0]
+            try:
+                await self._attempt(self.workers[node], rollout_id, example, sent)
+                return
+            except RayActorError as exc:
+                lost = f"node {node} was lost: {one_line(exc)[:200]}"
+            except asyncio.CancelledError:
+                self.workers[node].kill.remote(rollout_id)
+                raise
+            if node in self.live:
+                self.live.remove(node)
+            if run.state.rollouts[rollout_id].status not in ("queued", "running"):
+                return  # it had ended before its node went
+            if rollout_id in run.continued and sent[0]:
+                lost += "; a rollout that went on past a budget does not start again: `rlm-tui resume` runs it"
+                break
+            if attempt == retries or not self.live:
+                break
+            self._deal(rollout_id)
+            print(
+                f"rlm-tui: {lost}; rollout {rollout_id} starts again on node {self.owner[rollout_id]} "
+                f"(retry {attempt + 1} of {retries})",
+                file=sys.stderr,
+                flush=True,
+            )
+        if retries:
+            lost += f" (after {attempt} of {retries} retries)"
+        run.engine_errors.add(rollout_id)
+        run._end(rollout_id, "failed", "error", lost)
+
+    async def _attempt(self, worker: Any, rollout_id: str, example: Any, sent: list[int]) -> None:
+        run = self.run
+        await worker.start.remote(
+            rollout_id, example, self._prelude(rollout_id), run.paused, run.continued.get(rollout_id)
+        )
+        while True:
+            batch, ended, fatal, engine_error = await worker.events.remote(rollout_id)
+            sent[0] += len(batch)
+            for event in batch:
+                run.emit(event)
+            if fatal is not None:
+                raise FatalRunError(fatal)
+            if ended:
+                if engine_error:
+                    run.engine_errors.add(rollout_id)
+                return

@@ -36,6 +36,7 @@ class RunConfig:
     concurrency: int = 8  # per worker under --executor ray
     executor: str = "local"  # "ray": the rollouts run on a Ray cluster's nodes (engine/ray_executor.py)
     ray_address: str | None = None
+    retries: int = 0  # under --executor ray: times a rollout whose node was lost starts again on another
     base_url: str | None = None
     context_limit: int | None = None  # the root model's context window, recorded for the app's gauge
     rollout: RolloutSettings = RolloutSettings()
@@ -80,6 +81,8 @@ class RunConfig:
         )
         rollout["approve"] = approve is True  # the stored config is untrusted: anything else is not approve mode
         data["rollout"] = RolloutSettings(**rollout)
+        retries = data.get("retries", 0)
+        data["retries"] = retries if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0 else 0
         if data.get("example_ids") is not None:
             data["example_ids"] = tuple(data["example_ids"])
         return cls(**data)
@@ -110,6 +113,7 @@ class Run:
         for event in history or ():
             self.state.apply(event)
         self.resumed = bool(history)
+        self.history = history or []  # a remote rollout's node folds its share of it (engine/ray_executor.py)
         self.error: str | None = None
         self.controls: dict[str, RolloutControl] = {}
         self.tasks: dict[str, asyncio.Task] = {}
@@ -204,6 +208,8 @@ class Run:
                     await asyncio.shield(ending)
                 except asyncio.CancelledError:
                     status, self.error = "killed", "the run was stopped"
+            if self.remote is not None:
+                self.remote.close()  # its workers hold their nodes' nsjail slots: the next run needs them
             if self.store_error is not None:
                 status, self.error = "failed", self.store_error
             cut = self._close_unfinished(status)  # none when every rollout ran to its end
