@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -207,6 +208,22 @@ def test_a_pause_sent_through_the_store_stops_a_rollout_on_its_remote_node(clust
     assert acted == [sent["pause"], sent["resume"]]  # the store's commands, by id, acted on the remote node
     assert run.remote.node_of(sent["rollout"]) in {n.node_id for n in cluster[1]}
     assert all(r.status == "done" for r in stored.rollouts.values())
+
+
+def test_ablate_runs_its_cells_one_after_another_on_the_cluster_with_its_retries(cluster, tmp_path):
+    """A cell's workers free their nodes' nsjail slots when it ends: the next cell's workers need them."""
+    c, _ = cluster
+    db = tmp_path / "grid.db"
+    grid = ["ablate", "verbatim-copy", "--modes", "llm,rlm", "-n", "2", "--model", "scripted", "--db", str(db)]
+    done = cli(*grid, "--executor", "ray", "--ray-address", c.address, "--retries", "2")
+    assert done.returncode == 0, done.stderr
+    configs = [json.loads(row[0]) for row in open_db(db).execute("SELECT config FROM runs ORDER BY started")]
+    assert [(x["rollout"]["mode"], x["executor"], x["retries"]) for x in configs] == [
+        ("llm", "ray", 2),
+        ("rlm", "ray", 2),
+    ]
+    statuses = [row[0] for row in open_db(db).execute("SELECT status FROM rollouts")]
+    assert statuses == ["done"] * 4
 
 
 def test_with_retries_a_lost_nodes_rollouts_start_again_on_a_live_one_and_end_once(cluster, tmp_path):
