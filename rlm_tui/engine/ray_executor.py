@@ -23,6 +23,7 @@ from rlm_tui.engine.ray_limits import ClusterError, cluster_address, probe, ray_
 from rlm_tui.engine.rollout import FatalRunError, one_line
 
 JAIL_RESOURCE = "nsjail"  # a node says it can jail rollouts by offering this resource (ray start --resources)
+LINGER_SECONDS = 0.02  # a node's events wait this long to travel together: fewer, larger messages
 
 
 def node_client(client: Any) -> Any:
@@ -46,24 +47,31 @@ def built_client(spec: Any) -> Any:
 
 
 class RolloutWorker:
-    """On one node: a Run that never executes as a whole, only the rollouts the driver hands it."""
+    """On one node: a Run that never executes as a whole, only the rollouts the driver hands it. Their events go
+    back in one stream per node, a batch per `pull`, in the order they happened."""
 
     def __init__(self, run_id: str, config: Any, env: Any, client: Any, fork: Any) -> None:
         from rlm_tui.engine.run import Run
 
         self.run = Run(config, env, built_client(client), sinks=[self._buffer], run_id=run_id, fork=fork)
-        self.buffers: dict[str, list[ev.Event]] = {}
-        self.wakes: dict[str, asyncio.Event] = {}
+        self.outbox: list[ev.Event] = []
+        self.ended: list[tuple[str, str | None, bool]] = []  # (rollout id, a fatal run error, an engine error)
+        self.wake = asyncio.Event()
         self.semaphore: asyncio.Semaphore | None = None
 
     def _buffer(self, event: ev.Event) -> None:
-        if event.rollout_id in self.buffers:
-            self.buffers[event.rollout_id].append(event)
-            self.wakes[event.rollout_id].set()
+        self.outbox.append(event)
+        self.wake.set()
 
-    def _wake(self, rollout_id: str) -> None:
-        if rollout_id in self.wakes:  # gone: `events` already saw the rollout end
-            self.wakes[rollout_id].set()
+    def _end(self, rollout_id: str, task: asyncio.Task) -> None:
+        """After the rollout's last event: the driver learns it ended in the same batch or a later one."""
+        error = task.exception() if not task.cancelled() else None
+        fatal = str(error) if isinstance(error, FatalRunError) else None
+        self.ended.append((rollout_id, fatal, rollout_id in self.run.engine_errors))
+        self.wake.set()
+        for table in (self.run.tasks, self.run.controls, self.run.state.rollouts, self.run.continued):
+            table.pop(rollout_id, None)  # the driver has it all now: a long run's worker holds only the live ones
+        self.run.engine_errors.discard(rollout_id)
 
     async def start(self, rollout_id: str, example: Any, prelude: list[ev.Event], paused: bool, continued: Any) -> None:
         """`prelude`: the rollout's events so far (its queueing, a resumed run's log of it), folded here only."""
@@ -73,27 +81,20 @@ class RolloutWorker:
             self.run.state.apply(event)
         if continued is not None:
             self.run.continued[rollout_id] = continued
-        self.buffers[rollout_id], self.wakes[rollout_id] = [], asyncio.Event()
         self.run.controls[rollout_id] = RolloutControl(paused=paused, approve=self.run.config.rollout.approve)
         task = asyncio.create_task(self.run._one(self.semaphore, rollout_id, example))
         self.run.tasks[rollout_id] = task
-        task.add_done_callback(lambda _: self._wake(rollout_id))
+        task.add_done_callback(lambda done: self._end(rollout_id, done))
 
-    async def events(self, rollout_id: str) -> tuple[list[ev.Event], bool, str | None, bool]:
-        """(the rollout's events since the last call, whether it ended, a fatal run error, an engine error)."""
-        task, wake = self.run.tasks[rollout_id], self.wakes[rollout_id]
-        if not self.buffers[rollout_id] and not task.done():
-            await wake.wait()
-        wake.clear()
-        batch, self.buffers[rollout_id] = self.buffers[rollout_id], []
-        if not task.done():  # no await since the take: a done task has emitted all it will
-            return batch, False, None, False
-        error = task.exception() if not task.cancelled() else None
-        fatal = str(error) if isinstance(error, FatalRunError) else None
-        tables = (self.buffers, self.wakes, self.run.tasks, self.run.controls, self.run.state.rollouts)
-        for table in (*tables, self.run.continued):
-            table.pop(rollout_id, None)  # the driver has it all now: a long run's worker holds only the live ones
-        return batch, True, fatal, rollout_id in self.run.engine_errors
+    async def pull(self) -> tuple[list[ev.Event], list[tuple[str, str | None, bool]]]:
+        """(every event since the last pull, the rollouts that ended since); waits for at least one of either,
+        then LINGER_SECONDS more, so that a busy node sends a few messages of many events, not one per event."""
+        while not self.outbox and not self.ended:
+            self.wake.clear()
+            await self.wake.wait()
+        await asyncio.sleep(LINGER_SECONDS)
+        events, ended, self.outbox, self.ended = self.outbox, self.ended, [], []
+        return events, ended
 
     async def submit(self, command: Command) -> None:
         if command.rollout_id in self.run.controls:
@@ -101,6 +102,10 @@ class RolloutWorker:
 
     async def kill(self, rollout_id: str) -> None:
         self.run._kill(rollout_id)
+
+
+class NodeLost(Exception):
+    """The node of a rollout's attempt is gone; the message is one line."""
 
 
 class RemoteControl:
@@ -163,6 +168,9 @@ class RayExecutor:
         self.live = list(self.workers)  # nodes not seen lost
         self.owner: dict[str, str] = {}  # rollout id -> the node that runs it
         self.dealt = 0
+        self.waiting: dict[str, asyncio.Future] = {}  # rollout id -> the end of its attempt under way
+        self.sent: dict[str, int] = {}  # rollout id -> events its attempt under way has sent
+        self.pumps: dict[str, asyncio.Task] = {}  # node -> the task that applies its stream of events
         self.preludes: dict[str, list[ev.Event]] = defaultdict(list)
         for event in run.history:
             if event.rollout_id is not None:
@@ -183,6 +191,8 @@ class RayExecutor:
         return self.workers[self.owner[rollout_id]]
 
     def close(self) -> None:
+        for pump in self.pumps.values():
+            pump.cancel()
         for worker in self.workers.values():
             try:
                 ray.kill(worker)
@@ -199,16 +209,16 @@ class RayExecutor:
         return [queued]
 
     async def run_one(self, rollout_id: str, example: Any) -> None:
-        """Run the rollout on its node and apply its events here; a lost node has it start again on a live one
+        """Run the rollout on its node, its events applied here; a lost node has it start again on a live one
         (its new rollout_started sets aside what the lost attempt sent, as `resume` does), past the retries it
         fails, naming the node."""
         run, retries = self.run, self.run.config.retries
         for attempt in range(retries + 1):
-            node, sent = self.owner[rollout_id], [0]
+            node = self.owner[rollout_id]
             try:
-                await self._attempt(self.workers[node], rollout_id, example, sent)
+                await self._attempt(node, rollout_id, example)
                 return
-            except RayActorError as exc:
+            except (RayActorError, NodeLost) as exc:
                 lost = f"node {node} was lost: {one_line(exc)[:200]}"
             except asyncio.CancelledError:
                 self.workers[node].kill.remote(rollout_id)
@@ -217,7 +227,7 @@ class RayExecutor:
                 self.live.remove(node)
             if run.state.rollouts[rollout_id].status not in ("queued", "running"):
                 return  # it had ended before its node went
-            if rollout_id in run.continued and sent[0]:
+            if rollout_id in run.continued and self.sent[rollout_id]:
                 lost += "; a rollout that went on past a budget does not start again: `rlm-tui resume` runs it"
                 break
             if attempt == retries or not self.live:
@@ -234,19 +244,42 @@ class RayExecutor:
         run.engine_errors.add(rollout_id)
         run._end(rollout_id, "failed", "error", lost)
 
-    async def _attempt(self, worker: Any, rollout_id: str, example: Any, sent: list[int]) -> None:
+    async def _attempt(self, node: str, rollout_id: str, example: Any) -> None:
         run = self.run
-        await worker.start.remote(
-            rollout_id, example, self._prelude(rollout_id), run.paused, run.continued.get(rollout_id)
-        )
-        while True:
-            batch, ended, fatal, engine_error = await worker.events.remote(rollout_id)
-            sent[0] += len(batch)
-            for event in batch:
-                run.emit(event)
-            if fatal is not None:
-                raise FatalRunError(fatal)
-            if ended:
-                if engine_error:
-                    run.engine_errors.add(rollout_id)
-                return
+        self.waiting[rollout_id] = ended = asyncio.get_running_loop().create_future()
+        self.sent[rollout_id] = 0
+        if node not in self.pumps:
+            self.pumps[node] = asyncio.create_task(self._pump(node))
+        try:
+            prelude = self._prelude(rollout_id)
+            await self.workers[node].start.remote(
+                rollout_id, example, prelude, run.paused, run.continued.get(rollout_id)
+            )
+            fatal, engine_error = await ended
+        finally:
+            del self.waiting[rollout_id]  # a killed attempt's last events are the driver's to write, not the node's
+        if fatal is not None:
+            raise FatalRunError(fatal)
+        if engine_error:
+            run.engine_errors.add(rollout_id)
+
+    async def _pump(self, node: str) -> None:
+        """Apply the node's events as they come, each to its rollout's attempt under way there; end attempts."""
+        worker = self.workers[node]
+        try:
+            while True:
+                events, ended = await worker.pull.remote()
+                for event in events:
+                    rid = event.rollout_id
+                    if rid in self.waiting and self.owner[rid] == node:
+                        self.sent[rid] += 1
+                        self.run.emit(event)
+                for rid, fatal, engine_error in ended:
+                    future = self.waiting.get(rid)
+                    if future is not None and self.owner[rid] == node and not future.done():
+                        future.set_result((fatal, engine_error))
+        except Exception as exc:  # the node is gone (or its stream broke): so are its attempts under way
+            why = one_line(exc)
+            for rid, future in self.waiting.items():
+                if self.owner[rid] == node and not future.done():
+                    future.set_exception(NodeLost(why))
