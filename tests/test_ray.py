@@ -226,6 +226,47 @@ def test_ablate_runs_its_cells_one_after_another_on_the_cluster_with_its_retries
     assert statuses == ["done"] * 4
 
 
+def test_resume_goes_on_from_a_budget_stop_on_the_nodes_as_it_does_locally(cluster, tmp_path):
+    """Each node folds its rollouts' stored events first: the raised budget counts what was spent before."""
+    c, _ = cluster
+    outcomes = {}
+    for executor in ("local", "ray"):
+        db = str(tmp_path / f"{executor}.db")
+        where = ["--executor", "ray", "--ray-address", c.address] if executor == "ray" else []
+        first = cli(
+            "run",
+            "verbatim-copy",
+            "--headless",
+            "-n",
+            "2",
+            "--model",
+            "scripted",
+            "--scripted-errors",
+            "0",
+            "--max-tokens-total",
+            "1500",
+            "--db",
+            db,
+            *where,
+        )
+        assert first.returncode == 0, first.stderr
+        (run_id,) = [row[0] for row in open_db(db).execute("SELECT id FROM runs")]
+        stopped = fold([e for _, e in read_events(open_db(db), run_id=run_id)], run_id)
+        assert {r.stop_reason for r in stopped.rollouts.values()} == {"budget_tokens"}
+        again = cli("resume", run_id, "--max-tokens-total", "4000", "--db", db)
+        assert again.returncode == 0, again.stderr
+        events = [e for _, e in read_events(open_db(db), run_id=run_id)]
+        state = fold(events, run_id)
+        outcomes[executor] = (
+            sorted(
+                (r.example_id, r.stop_reason, r.reward, len(r.turns), r.main_tokens) for r in state.rollouts.values()
+            ),
+            sum(isinstance(e, ev.RolloutResumed) for e in events),
+        )
+    assert outcomes["ray"] == outcomes["local"] and outcomes["ray"][1] == 2
+    assert all(turns > 2 for _, _, _, turns, _ in outcomes["ray"][0])  # it went on past where the budget stopped it
+
+
 def test_with_retries_a_lost_nodes_rollouts_start_again_on_a_live_one_and_end_once(cluster, tmp_path):
     c, _ = cluster
     lost: dict = {}
