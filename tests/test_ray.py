@@ -267,6 +267,38 @@ def test_resume_goes_on_from_a_budget_stop_on_the_nodes_as_it_does_locally(clust
     assert all(turns > 2 for _, _, _, turns, _ in outcomes["ray"][0])  # it went on past where the budget stopped it
 
 
+def test_a_fork_of_a_ray_rollout_starts_at_its_turn_on_a_node_as_a_local_fork_does(cluster, tmp_path):
+    c, _ = cluster
+    outcomes = {}
+    for executor in ("local", "ray"):
+        db = str(tmp_path / f"{executor}.db")
+        where = ["--executor", "ray", "--ray-address", c.address] if executor == "ray" else []
+        parent = cli("run", "verbatim-copy", "--headless", "-n", "1", "--model", "scripted", "--db", db, *where)
+        assert parent.returncode == 0, parent.stderr
+        (rollout_id,) = [row[0] for row in open_db(db).execute("SELECT id FROM rollouts")]
+        fork = cli("fork", rollout_id, "--at-turn", "2", "--message", "check it twice", "--headless", "--db", db)
+        assert fork.returncode == 0, fork.stderr
+        (forked,) = [
+            row[0]
+            for row in open_db(db).execute(
+                "SELECT id FROM runs WHERE id != (SELECT run_id FROM rollouts WHERE id = ?)", [rollout_id]
+            )
+        ]
+        (config,) = [
+            json.loads(row[0]) for row in open_db(db).execute("SELECT config FROM runs WHERE id = ?", [forked])
+        ]
+        assert config["executor"] == executor  # the fork runs where its parent ran
+        events = [e for _, e in read_events(open_db(db), run_id=forked)]
+        (r,) = fold(events, forked).rollouts.values()
+        outcomes[executor] = (
+            r.status,
+            r.reward,
+            len(r.turns),
+            [type(e).__name__ for e in events if isinstance(e, ev.RolloutForked)],
+        )
+    assert outcomes["ray"] == outcomes["local"] and outcomes["ray"][3] == ["RolloutForked"]
+
+
 def test_with_retries_a_lost_nodes_rollouts_start_again_on_a_live_one_and_end_once(cluster, tmp_path):
     c, _ = cluster
     lost: dict = {}
