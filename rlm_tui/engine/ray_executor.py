@@ -1,8 +1,8 @@
 """`--executor ray`: a run's rollouts on the nodes of a Ray cluster, its events back to the one driver.
 
 One `RolloutWorker` actor per node that offers the custom resource `nsjail` runs its share of the rollouts with the
-engine's own Run machinery; the driver pulls each rollout's events in order and applies them through Run.emit, so
-the driver stays the single writer of the store."""
+engine's own Run machinery; the driver pulls each node's stream of events (in order per rollout) and applies them
+through Run.emit, so the driver stays the single writer of the store."""
 
 from __future__ import annotations
 
