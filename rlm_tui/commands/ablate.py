@@ -58,6 +58,7 @@ def cell_options(spec: GridSpec, cell: Cell) -> RunOptions:
 def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
     """Run every cell's missing examples; returns the number of runs started."""
     from rlm_tui.commands.recorded import recording
+    from rlm_tui.commands.run import check_cluster
     from rlm_tui.env import load_environment
     from rlm_tui.grid import GridError, missing_examples, save_spec
     from rlm_tui.headless import console, err
@@ -77,6 +78,8 @@ def run_grid(db_path: Path, name: str, spec: GridSpec, *, resume: bool) -> int:
             options = cell_options(spec, cell)
             client = options.client(env)
             config = options.run_config(cell.env, example_ids=tuple(missing), grid=name, cell=cell.describe())
+            if config.executor == "ray":
+                check_cluster(config)
             t0 = time.time()
             run, state = recorder.run(config, env, client)
             started += 1

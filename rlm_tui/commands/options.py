@@ -9,6 +9,7 @@ from typing import Any
 
 from rlm_tui.commands import common as p
 from rlm_tui.engine.generation import REASONING_EFFORTS, TOOL_PROTOCOLS
+from rlm_tui.engine.ray_limits import MAX_RETRIES, cluster_address, ray_refuses
 from rlm_tui.env import MAX_EXAMPLES, MODES, http_url
 from rlm_tui.env import seed as a_seed  # the class body below has a field named seed
 
@@ -76,6 +77,28 @@ class RunOptions:
         "-n", "--num-examples", default=5, parse=p.at_most(MAX_EXAMPLES), help="rollouts to run (default 5)"
     )
     concurrency: int = option("--concurrency", default=8, parse=p.at_most(256), help="rollouts at once (default 8)")
+    executor: str = option(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="where rollouts run: local (this process, the default) or ray (the nodes of a Ray cluster with nsjail; "
+        "see docs/scale-out.md)",
+    )
+    ray_address: str | None = option(
+        "--ray-address",
+        default=None,
+        parse=cluster_address,
+        metavar="ADDR",
+        help="the Ray cluster for --executor ray: HOST:PORT, ray://HOST:PORT or auto "
+        "(default: RAY_ADDRESS, else a cluster on this machine)",
+    )
+    retries: int = option(
+        "--retries",
+        default=0,
+        parse=p.count(MAX_RETRIES),
+        metavar="N",
+        help="with --executor ray: times a rollout whose node was lost starts again on another node (default 0)",
+    )
     sub_concurrency: int = option(
         "--sub-concurrency",
         default=64,
@@ -415,12 +438,17 @@ class RunOptions:
                     f"a dollar budget needs prices, and {unpriced[0]} has none: add --price {unpriced[0]}=IN,OUT "
                     "(USD per million tokens) or a --prices file"
                 )
-        return RunConfig(
+        if self.executor != "ray" and (self.retries or self.ray_address):
+            raise p.UserError(f"{'--retries' if self.retries else '--ray-address'} needs --executor ray")
+        config = RunConfig(
             env=env,
             env_args=dict(self.env_arg),
             num_examples=self.num_examples,
             seed=self.seed,
             concurrency=self.concurrency,
+            executor=self.executor,
+            ray_address=self.ray_address,
+            retries=self.retries,
             base_url=self.base_url,
             context_limit=self.context_limit,
             rollout=settings,
@@ -429,6 +457,9 @@ class RunOptions:
             simulation={"window": self.scripted_window, "errors": self.scripted_errors},
             **extra,
         )
+        if self.executor == "ray" and (why := ray_refuses(config)) is not None:
+            raise p.UserError(why)
+        return config
 
 
 AXES = tuple(f.name for f in fields(RunOptions) if f.metadata["sweep"])

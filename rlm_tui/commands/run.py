@@ -46,6 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     client = options.client(env)
     config = options.run_config(args.env)
     path = db_path_of(args)
+    if config.executor == "ray":
+        check_cluster(config)
     with recording(path) as recorder:
         run, state = recorder.run(config, env, client, run_id=args.run_id)
     print_summary(state)
@@ -60,6 +62,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"rlm-tui: run {run.id} was stopped; what it did is in {path}", file=sys.stderr)
         return 130
     return 0
+
+
+def check_cluster(config: object) -> None:
+    """Before a Ray run is stored: the cluster must be there and able to jail, else one line, exit 2."""
+    from rlm_tui.engine.ray_executor import jailing_nodes
+    from rlm_tui.engine.ray_limits import ClusterError
+
+    try:
+        jailing_nodes(config)
+    except ClusterError as exc:
+        raise UserError(str(exc)) from None
 
 
 def engine_argv(env: str, options: RunOptions, *, run_id: str, db: str) -> list[str]:

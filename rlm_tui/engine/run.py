@@ -33,7 +33,10 @@ class RunConfig:
     env_args: dict[str, str] = field(default_factory=dict)
     num_examples: int = 5
     seed: int = 0
-    concurrency: int = 8
+    concurrency: int = 8  # per worker under --executor ray
+    executor: str = "local"  # "ray": the rollouts run on a Ray cluster's nodes (engine/ray_executor.py)
+    ray_address: str | None = None
+    retries: int = 0  # under --executor ray: times a rollout whose node was lost starts again on another
     base_url: str | None = None
     context_limit: int | None = None  # the root model's context window, recorded for the app's gauge
     rollout: RolloutSettings = RolloutSettings()
@@ -78,6 +81,8 @@ class RunConfig:
         )
         rollout["approve"] = approve is True  # the stored config is untrusted: anything else is not approve mode
         data["rollout"] = RolloutSettings(**rollout)
+        retries = data.get("retries", 0)
+        data["retries"] = retries if isinstance(retries, int) and not isinstance(retries, bool) and retries >= 0 else 0
         if data.get("example_ids") is not None:
             data["example_ids"] = tuple(data["example_ids"])
         return cls(**data)
@@ -108,6 +113,7 @@ class Run:
         for event in history or ():
             self.state.apply(event)
         self.resumed = bool(history)
+        self.history = history or []  # a remote rollout's node folds its share of it (engine/ray_executor.py)
         self.error: str | None = None
         self.controls: dict[str, RolloutControl] = {}
         self.tasks: dict[str, asyncio.Task] = {}
@@ -118,6 +124,7 @@ class Run:
         self.store_error: str | None = None  # the store stopped taking events: the run stops
         self.last_event: dict[str, tuple[str, float]] = {}  # rollout id -> (kind, ts) of its latest event
         self.last_ts = time.time()
+        self.remote: Any = None  # the RayExecutor under --executor ray
 
     def emit(self, event: ev.Event) -> None:
         self.state.apply(event)
@@ -147,6 +154,10 @@ class Run:
             if e.id not in earlier or earlier[e.id].status != "done" or earlier[e.id].id in self.continued
         ]
         total = len(set(earlier) | {e.id for e in examples})
+        if c.executor == "ray":  # the seam: rollouts run on a cluster's nodes, their events come back here
+            from rlm_tui.engine.ray_executor import RayExecutor
+
+            self.remote = RayExecutor(self)  # before the run starts: a cluster it cannot use fails it unstarted
         self.emit(
             ev.RunStarted(
                 run_id=self.id,
@@ -176,6 +187,8 @@ class Run:
                 )
             rollouts.append((rollout_id, example))
             self.controls[rollout_id] = RolloutControl(approve=s.approve)
+        if self.remote is not None:  # each rollout's commands go to the node that runs it
+            self.controls = {rid: self.remote.control(rid) for rid, _ in rollouts}
         semaphore = asyncio.Semaphore(c.concurrency)
         self.tasks = {rid: asyncio.create_task(self._one(semaphore, rid, ex)) for rid, ex in rollouts}
         helpers = [asyncio.create_task(self._watch())] + ([asyncio.create_task(self._poll())] if self.commands else [])
@@ -195,6 +208,8 @@ class Run:
                     await asyncio.shield(ending)
                 except asyncio.CancelledError:
                     status, self.error = "killed", "the run was stopped"
+            if self.remote is not None:
+                self.remote.close()  # its workers hold their nodes' nsjail slots: the next run needs them
             if self.store_error is not None:
                 status, self.error = "failed", self.store_error
             cut = self._close_unfinished(status)  # none when every rollout ran to its end
@@ -266,6 +281,9 @@ class Run:
         if self.store_error is not None:
             return  # the store failed before this rollout was scheduled
         try:
+            if self.remote is not None:
+                await self.remote.run_one(rollout_id, example)
+                return
             async with semaphore:
                 client: ModelClient = self.client.for_rollout(example, self.config.rollout.mode)
                 rollout = Rollout(
