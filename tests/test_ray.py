@@ -13,21 +13,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import ray  # the ray extra is part of .[test]: without it these tests fail, they do not skip
+from ray.cluster_utils import Cluster
 
-ray = pytest.importorskip("ray", reason="the ray extra (pip install .[ray]) is part of .[test]")
-from ray.cluster_utils import Cluster  # noqa: E402
-
-from rlm_tui import events as ev  # noqa: E402
-from rlm_tui.engine.control import queued_commands  # noqa: E402
-from rlm_tui.engine.prices import Price  # noqa: E402
-from rlm_tui.engine.rollout import RolloutSettings  # noqa: E402
-from rlm_tui.engine.run import Run, RunConfig  # noqa: E402
-from rlm_tui.engine.scripted import ScriptedClient  # noqa: E402
-from rlm_tui.engine.simulated import Simulation  # noqa: E402
-from rlm_tui.env import load_environment  # noqa: E402
-from rlm_tui.state import fold  # noqa: E402
-from rlm_tui.store import EventWriter, open_db, read_events  # noqa: E402
-from rlm_tui.store.commands import send_command  # noqa: E402
+from rlm_tui import events as ev
+from rlm_tui.engine.control import queued_commands
+from rlm_tui.engine.prices import Price
+from rlm_tui.engine.rollout import RolloutSettings
+from rlm_tui.engine.run import Run, RunConfig
+from rlm_tui.engine.scripted import ScriptedClient
+from rlm_tui.engine.simulated import Simulation
+from rlm_tui.env import load_environment
+from rlm_tui.state import fold
+from rlm_tui.store import EventWriter, open_db, read_events
+from rlm_tui.store.commands import send_command
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 
