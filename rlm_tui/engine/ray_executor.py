@@ -10,7 +10,10 @@ import asyncio
 import logging
 import os
 import sys
+import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ray
@@ -129,11 +132,30 @@ def join(address: str | None) -> None:
         except ValueError as exc:
             raise ClusterError(str(exc)) from None
         probe(address)
-    try:  # no cluster named: Ray starts one here, which jails as the local executor does
-        resources = None if address else {JAIL_RESOURCE: 1.0}
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, resources=resources)
-    except Exception as exc:  # not a Ray head there, or another Ray version: the run cannot start
-        raise ClusterError(f"cannot join the Ray cluster at {address}: {one_line(exc)[:200]}") from None
+    resources = None if address else {JAIL_RESOURCE: 1.0}  # no cluster named: Ray starts one here, which jails
+    with tempfile.TemporaryFile() as said:
+        try:
+            with _stderr_to(said):  # Ray's core logs each failed try to fd 2
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, resources=resources)
+            return
+        except Exception as exc:  # not a Ray head there, or another Ray version: the run cannot start
+            why = one_line(exc)[:200]
+        said.seek(0)
+        if b"InvalidAuthToken" in said.read(1 << 20) and os.environ.get("RAY_AUTH_MODE") != "token":
+            why = "the cluster asks for a token: set RAY_AUTH_MODE=token here (the token is ~/.ray/auth_token)"
+    raise ClusterError(f"cannot join the Ray cluster at {address}: {why}")
+
+
+@contextmanager
+def _stderr_to(file: Any) -> Iterator[None]:
+    """File descriptor 2 into `file` meanwhile: the error says in one line what the logs say in many."""
+    saved = os.dup(2)
+    try:
+        os.dup2(file.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def jailing_nodes(config: Any) -> list[dict[str, Any]]:
