@@ -53,10 +53,9 @@ class RolloutWorker:
     """On one node: a Run that never executes as a whole, only the rollouts the driver hands it. Their events go
     back in one stream per node, a batch per `pull`, in the order they happened."""
 
-    def __init__(self, run_id: str, config: Any, env: Any, client: Any, fork: Any) -> None:
-        from rlm_tui.engine.run import Run
-
-        self.run = Run(config, env, built_client(client), sinks=[self._buffer], run_id=run_id, fork=fork)
+    def __init__(self, run_class: type, run_id: str, config: Any, env: Any, client: Any, fork: Any) -> None:
+        # the driver's Run class travels by name: this module does not import the one that imports it
+        self.run = run_class(config, env, built_client(client), sinks=[self._buffer], run_id=run_id, fork=fork)
         self.outbox: list[ev.Event] = []
         self.ended: list[tuple[str, str | None, bool]] = []  # (rollout id, a fatal run error, an engine error)
         self.wake = asyncio.Event()
@@ -184,7 +183,7 @@ class RayExecutor:
                 resources={JAIL_RESOURCE: 1},
                 num_cpus=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote(run.id, run.config, run.env, client, run.fork)
+            ).remote(type(run), run.id, run.config, run.env, client, run.fork)
             for node in nodes
         }
         self.live = list(self.workers)  # nodes not seen lost
