@@ -27,6 +27,7 @@ SCRIPTS = (
     "bench_tui.py",
     "bench_mission.py",
     "bench_quit.py",
+    "bench_ray.py",
     "bench_stress.py",
     "bench_environments.py",
     "bench_report.py",
