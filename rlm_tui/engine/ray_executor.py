@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import ray
@@ -134,7 +134,8 @@ def join(address: str | None) -> None:
     resources = None if address else {JAIL_RESOURCE: 1.0}  # no cluster named: Ray starts one here, which jails
     with tempfile.TemporaryFile() as said:
         try:
-            with _stderr_to(said):  # Ray's core logs each failed try to fd 2
+            # Ray's core logs each failed try to fd 2; not when it starts a cluster, whose daemons would inherit it
+            with _stderr_to(said) if address else nullcontext():
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, resources=resources)
             return
         except Exception as exc:  # not a Ray head there, or another Ray version: the run cannot start
