@@ -144,28 +144,18 @@ def test_approve_mode_holds_each_cell_on_its_remote_node_until_the_store_approve
 STEPS = (ev.CellProposed, ev.OperatorAction, ev.CellStarted)
 
 
-def run_args(tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "run",
-        "verbatim-copy",
-        "--headless",
-        "-n",
-        "2",
-        "--model",
-        "scripted",
-        "--db",
-        str(tmp_path / "cli.db"),
-        *extra,
-    ]
+def run_args(db: Path | str, *extra: str) -> list[str]:
+    """`rlm-tui run` of two verbatim-copy rollouts on the scripted model into `db`."""
+    return ["run", "verbatim-copy", "--headless", "-n", "2", "--model", "scripted", "--db", str(db), *extra]
 
 
 def test_the_command_line_refuses_what_a_ray_run_cannot_keep_yet_in_one_line(tmp_path):
-    budget = cli(*run_args(tmp_path, "--executor", "ray", "--run-max-tokens-total", "1000"))
+    budget = cli(*run_args(tmp_path / "cli.db", "--executor", "ray", "--run-max-tokens-total", "1000"))
     assert budget.returncode == 2 and len(budget.stderr.splitlines()) == 1
     assert budget.stderr.startswith("rlm-tui: error: the run-wide budgets (--run-max-*) are not kept across the nodes")
-    local = cli(*run_args(tmp_path, "--retries", "1"))
+    local = cli(*run_args(tmp_path / "cli.db", "--retries", "1"))
     assert (local.returncode, local.stderr) == (2, "rlm-tui: error: --retries needs --executor ray\n")
-    address = cli(*run_args(tmp_path, "--executor", "ray", "--ray-address", "head"))
+    address = cli(*run_args(tmp_path / "cli.db", "--executor", "ray", "--ray-address", "head"))
     assert address.returncode == 2 and "a Ray address is HOST:PORT, ray://HOST:PORT or auto" in address.stderr
     assert not (tmp_path / "cli.db").exists()
 
@@ -174,7 +164,7 @@ def test_an_unreachable_cluster_ends_the_run_with_one_line_and_exit_2(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))  # bound, never listening: a connection is refused
         address = f"127.0.0.1:{s.getsockname()[1]}"
-        done = cli(*run_args(tmp_path, "--executor", "ray", "--ray-address", address))
+        done = cli(*run_args(tmp_path / "cli.db", "--executor", "ray", "--ray-address", address))
     assert done.returncode == 2
     assert done.stderr == f"rlm-tui: error: cannot reach the Ray cluster at {address}: Connection refused\n"
     assert list(read_events(open_db(tmp_path / "cli.db"))) == []  # the run never started
@@ -232,22 +222,7 @@ def test_resume_goes_on_from_a_budget_stop_on_the_nodes_as_it_does_locally(clust
     for executor in ("local", "ray"):
         db = str(tmp_path / f"{executor}.db")
         where = ["--executor", "ray", "--ray-address", c.address] if executor == "ray" else []
-        first = cli(
-            "run",
-            "verbatim-copy",
-            "--headless",
-            "-n",
-            "2",
-            "--model",
-            "scripted",
-            "--scripted-errors",
-            "0",
-            "--max-tokens-total",
-            "1500",
-            "--db",
-            db,
-            *where,
-        )
+        first = cli(*run_args(db, "--scripted-errors", "0", "--max-tokens-total", "1500", *where))
         assert first.returncode == 0, first.stderr
         (run_id,) = [row[0] for row in open_db(db).execute("SELECT id FROM runs")]
         stopped = fold([e for _, e in read_events(open_db(db), run_id=run_id)], run_id)
@@ -352,6 +327,6 @@ def test_a_cluster_with_no_jailing_node_ends_the_run_with_one_line_and_exit_2(cl
     c, _ = cluster
     for node in list(c.worker_nodes):
         c.remove_node(node)
-    done = cli(*run_args(tmp_path, "--executor", "ray", "--ray-address", c.address))
+    done = cli(*run_args(tmp_path / "cli.db", "--executor", "ray", "--ray-address", c.address))
     assert done.returncode == 2
     assert done.stderr == "rlm-tui: error: no live node of the Ray cluster offers the resource 'nsjail'\n"
